@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs everything kiln needs to build and test on Debian 12 (run as root, or with sudo).
+# Only Debian packages: no other downloads.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build ccache pkg-config git python3 python3-numpy \
+  libprotobuf-dev protobuf-compiler libonnx-dev libonnx-testdata \
+  libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libfmt-dev \
+  >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,179 @@
+#include <unordered_map>
+
+#include "backends/ref/kernel.h"
+#include "ir/ops/families.h"
+
+namespace kiln {
+
+// Values of one (sub)graph execution; captured outer-scope values resolve by name
+// through the parent chain.
+struct RefScope {
+  const Graph* graph = nullptr;
+  std::vector<RValue>* values = nullptr;
+  const RefScope* parent = nullptr;
+
+  const RValue* Lookup(const std::string& name) const {
+    for (const RefScope* s = this; s != nullptr; s = s->parent) {
+      auto id = s->graph->FindValue(name);
+      if (id && static_cast<size_t>(*id) < s->values->size()) {
+        const RValue& v = (*s->values)[static_cast<size_t>(*id)];
+        if (!v.is_none() || s->graph->value(*id).producer >= 0) return &v;
+      }
+    }
+    return nullptr;
+  }
+};
+
+RefContext::RefContext(const Graph& graph, const Node& node, NodeId id, std::vector<const RValue*> inputs,
+                       RefExecutor* executor, const RefScope* scope)
+    : graph_(graph), node_(node), id_(id), inputs_(std::move(inputs)), outputs_(node.outputs.size()),
+      executor_(executor), scope_(scope) {}
+
+bool RefContext::has_input(int i) const {
+  return i >= 0 && i < num_inputs() && inputs_[static_cast<size_t>(i)] != nullptr &&
+         !inputs_[static_cast<size_t>(i)]->is_none();
+}
+
+const Tensor& RefContext::input(int i) const { return inputs_[static_cast<size_t>(i)]->tensor; }
+
+const RValue& RefContext::input_value(int i) const {
+  static const RValue kNone;
+  if (i < 0 || i >= num_inputs() || inputs_[static_cast<size_t>(i)] == nullptr) return kNone;
+  return *inputs_[static_cast<size_t>(i)];
+}
+
+Status RefContext::RequireTensor(int i) const {
+  if (!has_input(i)) return InvalidArgument("input ", i, " is required");
+  if (!input_value(i).is_tensor()) return InvalidArgument("input ", i, " must be a tensor");
+  return Status::OK();
+}
+
+bool RefContext::has_output(int i) const {
+  return i >= 0 && i < num_outputs() && node_.outputs[static_cast<size_t>(i)] != kNoValue;
+}
+
+void RefContext::set_output_value(int i, RValue v) {
+  if (i >= 0 && i < num_outputs()) outputs_[static_cast<size_t>(i)] = std::move(v);
+}
+
+StatusOr<std::vector<RValue>> RefContext::RunSubgraph(const Graph& body, std::vector<RValue> inputs) const {
+  (void)graph_;
+  (void)id_;
+  return executor_->RunScoped(body, std::move(inputs), scope_);
+}
+
+const RefKernelRegistry& RefKernelRegistry::Global() {
+  static const RefKernelRegistry* registry = [] {
+    auto* r = new RefKernelRegistry();
+#define KILN_REGISTER_(F) Register##F##Kernels(*r);
+    KILN_OP_FAMILIES(KILN_REGISTER_)
+#undef KILN_REGISTER_
+    return r;
+  }();
+  return *registry;
+}
+
+void RefKernelRegistry::Add(const std::string& domain, const std::string& op_type, RefKernelFn fn) {
+  kernels_[{domain, op_type}] = fn;
+}
+
+RefKernelFn RefKernelRegistry::Find(const std::string& domain, const std::string& op_type) const {
+  auto it = kernels_.find({domain == "ai.onnx" ? "" : domain, op_type});
+  return it == kernels_.end() ? nullptr : it->second;
+}
+
+namespace {
+
+// Checks a computed tensor against the statically inferred type.
+Status CheckAgainstInferred(const Tensor& t, const TypeInfo& type) {
+  if (type.kind != TypeInfo::Kind::kTensor) return Status::OK();
+  if (type.dtype != DType::kUndefined && type.dtype != t.dtype())
+    return Internal("computed ", t.ShapeString(), " but inference said ", type.ToString());
+  if (!type.shape.has_rank()) return Status::OK();
+  if (type.shape.rank() != t.rank())
+    return Internal("computed ", t.ShapeString(), " but inference said ", type.ToString());
+  for (int i = 0; i < t.rank(); ++i) {
+    const Dim& d = type.shape.dim(i);
+    if (d.known() && d.value != t.dim(i))
+      return Internal("computed ", t.ShapeString(), " but inference said ", type.ToString());
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+StatusOr<std::vector<RValue>> RefExecutor::Run(const Graph& graph, std::vector<RValue> inputs) {
+  return RunScoped(graph, std::move(inputs), nullptr);
+}
+
+StatusOr<std::vector<RValue>> RefExecutor::RunScoped(const Graph& graph, std::vector<RValue> inputs,
+                                                     const RefScope* parent) {
+  if (inputs.size() != graph.inputs().size())
+    return InvalidArgument("graph '", graph.name, "' takes ", graph.inputs().size(), " inputs, got ", inputs.size());
+  std::vector<RValue> values(static_cast<size_t>(graph.num_values()));
+  RefScope scope{&graph, &values, parent};
+  for (int v = 0; v < graph.num_values(); ++v)
+    if (graph.value(v).constant) values[static_cast<size_t>(v)] = RValue(*graph.value(v).constant);
+  for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(graph.inputs()[i])] = std::move(inputs[i]);
+  for (ValueId c : graph.captures()) {
+    const RValue* outer = parent ? parent->Lookup(graph.value(c).name) : nullptr;
+    if (outer == nullptr)
+      return InvalidArgument("graph '", graph.name, "': outer-scope value '", graph.value(c).name, "' not found");
+    values[static_cast<size_t>(c)] = *outer;
+  }
+
+  KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, graph.TopologicalOrder());
+  const RefKernelRegistry& kernels = RefKernelRegistry::Global();
+  for (NodeId id : order) {
+    const Node& node = graph.node(id);
+    RefKernelFn fn = kernels.Find(node.domain, node.op_type);
+    if (fn == nullptr)
+      return Unimplemented("node ", node.DisplayName(id), ": no reference kernel for this op");
+    std::vector<const RValue*> ins;
+    ins.reserve(node.inputs.size());
+    for (ValueId v : node.inputs) ins.push_back(v == kNoValue ? nullptr : &values[static_cast<size_t>(v)]);
+    RefContext ctx(graph, node, id, std::move(ins), this, &scope);
+    Status st = fn(ctx);
+    if (!st.ok()) return Status(st.code(), StrCat("node ", node.DisplayName(id), ": ", st.message()));
+    for (size_t o = 0; o < node.outputs.size(); ++o) {
+      ValueId v = node.outputs[o];
+      if (v == kNoValue) continue;
+      RValue& out = ctx.outputs()[o];
+      if (out.is_tensor() && options_.check_inferred_types) {
+        Status c = CheckAgainstInferred(out.tensor, graph.value(v).type);
+        if (!c.ok())
+          return Internal("node ", node.DisplayName(id), ", output '", graph.value(v).name, "': ", c.message());
+      }
+      values[static_cast<size_t>(v)] = std::move(out);
+    }
+  }
+  std::vector<RValue> outs;
+  outs.reserve(graph.outputs().size());
+  for (ValueId v : graph.outputs()) outs.push_back(values[static_cast<size_t>(v)]);
+  return outs;
+}
+
+StatusOr<std::vector<Tensor>> RefExecutor::EvaluateNode(const Graph& graph, NodeId id,
+                                                        const std::vector<const Tensor*>& inputs) {
+  const Node& node = graph.node(id);
+  RefKernelFn fn = RefKernelRegistry::Global().Find(node.domain, node.op_type);
+  if (fn == nullptr) return Unimplemented("node ", node.DisplayName(id), ": no reference kernel for this op");
+  std::vector<RValue> holders(inputs.size());
+  std::vector<const RValue*> ins(inputs.size(), nullptr);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i] == nullptr) continue;
+    holders[i] = RValue(*inputs[i]);
+    ins[i] = &holders[i];
+  }
+  RefContext ctx(graph, node, id, std::move(ins), this, nullptr);
+  Status st = fn(ctx);
+  if (!st.ok()) return Status(st.code(), StrCat("node ", node.DisplayName(id), ": ", st.message()));
+  std::vector<Tensor> outs;
+  for (RValue& v : ctx.outputs()) {
+    if (!v.is_tensor()) return Unimplemented("constant evaluation of non-tensor outputs");
+    outs.push_back(std::move(v.tensor));
+  }
+  return outs;
+}
+
+}  // namespace kiln

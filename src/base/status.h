@@ -1,0 +1,63 @@
+// Internal error helpers on top of the public Status.
+#pragma once
+
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "kiln/status.h"
+
+namespace kiln {
+
+// Concatenates anything that has operator<< into a string.
+template <typename... Args>
+std::string StrCat(const Args&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  return os.str();
+}
+
+template <typename... Args>
+Status InvalidArgument(const Args&... args) {
+  return Status(StatusCode::kInvalidArgument, StrCat(args...));
+}
+template <typename... Args>
+Status Unimplemented(const Args&... args) {
+  return Status(StatusCode::kUnimplemented, StrCat(args...));
+}
+template <typename... Args>
+Status NotFound(const Args&... args) {
+  return Status(StatusCode::kNotFound, StrCat(args...));
+}
+template <typename... Args>
+Status OutOfRange(const Args&... args) {
+  return Status(StatusCode::kOutOfRange, StrCat(args...));
+}
+template <typename... Args>
+Status Internal(const Args&... args) {
+  return Status(StatusCode::kInternal, StrCat(args...));
+}
+template <typename... Args>
+Status IoError(const Args&... args) {
+  return Status(StatusCode::kIoError, StrCat(args...));
+}
+
+}  // namespace kiln
+
+#define KILN_CONCAT_INNER_(a, b) a##b
+#define KILN_CONCAT_(a, b) KILN_CONCAT_INNER_(a, b)
+
+// Returns the Status of `expr` from the enclosing function if it is not OK.
+#define KILN_RETURN_IF_ERROR(expr)                 \
+  do {                                             \
+    ::kiln::Status kiln_status_ = (expr);          \
+    if (!kiln_status_.ok()) return kiln_status_;   \
+  } while (0)
+
+// `lhs = value of expr` or return its error. lhs may be a declaration: `auto x`.
+#define KILN_ASSIGN_OR_RETURN(lhs, expr) \
+  KILN_ASSIGN_OR_RETURN_IMPL_(KILN_CONCAT_(kiln_statusor_, __LINE__), lhs, expr)
+#define KILN_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                                \
+  if (!tmp.ok()) return tmp.status();               \
+  lhs = std::move(tmp).value()

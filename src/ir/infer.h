@@ -1,0 +1,31 @@
+// Type and shape inference over a whole graph (and its subgraphs).
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "base/status.h"
+#include "ir/graph.h"
+
+namespace kiln {
+
+// Computes a node's outputs from constant inputs (constant folding for data propagation,
+// e.g. Shape -> Gather -> Concat -> Reshape). Provided by the reference backend; the IR
+// layer does not know kernels.
+using ConstantEvaluator =
+    std::function<StatusOr<std::vector<Tensor>>(const Graph&, NodeId, const std::vector<const Tensor*>&)>;
+
+struct InferOptions {
+  // When set, nodes whose inputs are all constant and small are evaluated so later
+  // shape computations see their values (the results are stored as Value::constant only
+  // if fold_constants is true; otherwise kept aside for inference).
+  const ConstantEvaluator* evaluator = nullptr;
+  int64_t max_fold_elements = 1 << 16;
+};
+
+// Infers the type of every node output in topological order, merging with the types the
+// model declared: a declared dim that contradicts an inferred one is an error naming the
+// value and node. Unknown ops are an Unimplemented error naming the node.
+Status InferTypes(Graph& graph, const InferOptions& options = {});
+
+}  // namespace kiln

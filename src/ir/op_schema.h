@@ -1,0 +1,99 @@
+// Op schemas: arity, fusion class and type/shape inference for every op kiln knows.
+// Registration is explicit: each family file under src/ir/ops/ defines a
+// Register<Family>Schemas(OpRegistry&) that op_registry.cc calls (no static initializers).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "ir/graph.h"
+
+namespace kiln {
+
+// How an op may take part in fusion (used by the optimizer).
+enum class FusionClass {
+  kOpaque,            // never fused
+  kElementwise,       // out[i] = f(in[i]) with identical shapes
+  kBroadcast,         // elementwise with broadcasting
+  kInjective,         // each output element reads one input element (Transpose, Slice...)
+  kReduction,
+  kComplexOutFusable, // Conv, MatMul, Gemm: elementwise epilogues can fuse into them
+};
+
+class InferenceContext {
+ public:
+  // known_values: constant values of non-initializer values found by the driver (may be null).
+  InferenceContext(const Graph& graph, const Node& node, NodeId id,
+                   const std::vector<std::optional<Tensor>>* known_values = nullptr);
+
+  const Node& node() const { return node_; }
+  const AttrMap& attrs() const { return node_.attrs; }
+  const Graph& graph() const { return graph_; }
+
+  int num_inputs() const { return static_cast<int>(node_.inputs.size()); }
+  int num_outputs() const { return static_cast<int>(node_.outputs.size()); }
+  // False for an omitted optional input or an index past the end.
+  bool has_input(int i) const;
+  bool has_output(int i) const;
+  const TypeInfo& input_type(int i) const;   // requires has_input(i)
+  // Constant value of input i when known at build time (initializer or folded), else nullptr.
+  const Tensor* input_value(int i) const;
+
+  // Set the inferred type of output i (ignored for an omitted output).
+  void set_output_type(int i, TypeInfo t) { outputs_[static_cast<size_t>(i)] = std::move(t); }
+  void set_output(int i, DType dt, Shape s) { set_output_type(i, TypeInfo::Tensor(dt, std::move(s))); }
+  const TypeInfo& output_type(int i) const { return outputs_[static_cast<size_t>(i)]; }
+
+  // Infers a subgraph (If/Loop/Scan bodies) given its input types; returns its output types.
+  // Set by the inference driver.
+  std::function<StatusOr<std::vector<TypeInfo>>(const Graph&, const std::vector<TypeInfo>&)> infer_subgraph;
+
+  std::vector<TypeInfo>& outputs() { return outputs_; }
+
+ private:
+  const Graph& graph_;
+  const Node& node_;
+  NodeId id_;
+  const std::vector<std::optional<Tensor>>* known_values_;
+  std::vector<TypeInfo> outputs_;
+};
+
+using InferFn = Status (*)(InferenceContext&);
+
+struct OpSchema {
+  std::string op_type;
+  std::string domain;      // "" = ai.onnx
+  int min_inputs = 0;
+  int max_inputs = 0;      // kVariadic for unbounded
+  int min_outputs = 1;
+  int max_outputs = 1;
+  InferFn infer = nullptr;
+  FusionClass fusion = FusionClass::kOpaque;
+};
+inline constexpr int kVariadic = 1 << 20;
+
+class OpRegistry {
+ public:
+  // The registry with every schema of src/ir/ops/ (built once, thread-safe).
+  static const OpRegistry& Global();
+  void Add(OpSchema s);
+  const OpSchema* Find(const std::string& domain, const std::string& op_type) const;
+  std::vector<const OpSchema*> All() const;
+
+ private:
+  std::map<std::pair<std::string, std::string>, OpSchema> schemas_;
+};
+
+// Shared inference rules for the families.
+Status InferSameAsInput0(InferenceContext& ctx);           // output 0 = type of input 0
+StatusOr<Shape> BroadcastShapes(const std::vector<Shape>& shapes);  // NumPy rules, symbolic-aware
+Status InferBroadcast(InferenceContext& ctx);              // output 0: dtype of input 0, broadcast of all inputs
+Status InferBroadcastBool(InferenceContext& ctx);          // comparisons: bool output
+// Normalizes an axis in [-rank, rank) to [0, rank); error naming `what` otherwise.
+StatusOr<int> NormalizeAxis(int64_t axis, int rank, const char* what = "axis");
+
+}  // namespace kiln

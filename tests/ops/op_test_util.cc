@@ -1,0 +1,124 @@
+#include "ops/op_test_util.h"
+
+#include <sstream>
+
+namespace kiln::testing {
+
+namespace {
+
+ConstantEvaluator MakeEvaluator() {
+  return [](const Graph& g, NodeId id, const std::vector<const Tensor*>& ins) {
+    RefExecutor ex;
+    return ex.EvaluateNode(g, id, ins);
+  };
+}
+
+OpRun Build(const std::string& op_type, const std::vector<RValue>& inputs, const std::vector<TypeInfo>& types,
+            const std::vector<bool>& is_const, const AttrMap& attrs, int num_outputs, const std::string& domain) {
+  OpRun r;
+  Graph& g = r.graph;
+  g.name = "test_" + op_type;
+  Node n;
+  n.name = op_type + "_node";
+  n.op_type = op_type;
+  n.domain = domain;
+  n.attrs = attrs;
+  std::vector<RValue> feeds;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const RValue& in = inputs[i];
+    if (in.is_tensor() && !in.tensor.defined()) {
+      n.inputs.push_back(kNoValue);
+      continue;
+    }
+    std::string name = "in" + std::to_string(i);
+    if (is_const[i] && in.is_tensor()) {
+      n.inputs.push_back(*g.AddConstant(name, in.tensor));
+    } else {
+      ValueId v = *g.AddValue(name, types[i]);
+      g.inputs().push_back(v);
+      n.inputs.push_back(v);
+      feeds.push_back(in);
+    }
+  }
+  for (int o = 0; o < num_outputs; ++o) {
+    ValueId v = *g.AddValue("out" + std::to_string(o));
+    n.outputs.push_back(v);
+    g.outputs().push_back(v);
+  }
+  auto added = g.AddNode(std::move(n));
+  if (!added.ok()) {
+    r.status = added.status();
+    return r;
+  }
+  ConstantEvaluator eval = MakeEvaluator();
+  InferOptions opts;
+  opts.evaluator = &eval;
+  r.status = InferTypes(g, opts);
+  if (!r.status.ok()) return r;
+  RefExecutor ex;
+  auto outs = ex.Run(g, feeds);
+  if (!outs.ok()) {
+    r.status = outs.status();
+    return r;
+  }
+  r.outputs = std::move(*outs);
+  return r;
+}
+
+}  // namespace
+
+OpRun RunOp(const std::string& op_type, const std::vector<Tensor>& inputs, const AttrMap& attrs, int num_outputs,
+            const std::vector<int>& constant_inputs, const std::string& domain) {
+  std::vector<RValue> vals;
+  std::vector<TypeInfo> types;
+  std::vector<bool> is_const(inputs.size(), false);
+  for (int c : constant_inputs) is_const[static_cast<size_t>(c)] = true;
+  for (const Tensor& t : inputs) {
+    vals.emplace_back(t);
+    types.push_back(t.defined() ? TypeInfo::Tensor(t.dtype(), Shape::FromDims(t.dims())) : TypeInfo{});
+  }
+  return Build(op_type, vals, types, is_const, attrs, num_outputs, domain);
+}
+
+OpRun RunOpValues(const std::string& op_type, const std::vector<RValue>& inputs, const std::vector<TypeInfo>& types,
+                  const AttrMap& attrs, int num_outputs, const std::string& domain) {
+  std::vector<bool> is_const(inputs.size(), false);
+  return Build(op_type, inputs, types, is_const, attrs, num_outputs, domain);
+}
+
+::testing::AssertionResult TensorsClose(const Tensor& actual, const Tensor& expected, double rtol, double atol) {
+  if (actual.dtype() != expected.dtype())
+    return ::testing::AssertionFailure() << "dtype " << DTypeName(actual.dtype()) << " vs expected "
+                                         << DTypeName(expected.dtype());
+  if (actual.dims() != expected.dims())
+    return ::testing::AssertionFailure() << "shape " << actual.ShapeString() << " vs expected "
+                                         << expected.ShapeString();
+  if (actual.dtype() == DType::kString) {
+    for (int64_t i = 0; i < actual.numel(); ++i)
+      if (actual.data<std::string>()[i] != expected.data<std::string>()[i])
+        return ::testing::AssertionFailure() << "string [" << i << "] '" << actual.data<std::string>()[i]
+                                             << "' vs '" << expected.data<std::string>()[i] << "'";
+    return ::testing::AssertionSuccess();
+  }
+  int64_t bad = 0, worst = -1;
+  double worst_excess = 0;
+  for (int64_t i = 0; i < actual.numel(); ++i) {
+    double a = actual.GetAsDouble(i), e = expected.GetAsDouble(i);
+    if (std::isnan(a) && std::isnan(e)) continue;
+    if (a == e) continue;
+    double excess = std::fabs(a - e) - (atol + rtol * std::fabs(e));
+    if (!(excess <= 0)) {
+      ++bad;
+      if (worst < 0 || excess > worst_excess || std::isnan(excess)) { worst = i; worst_excess = excess; }
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << bad << "/" << actual.numel() << " values differ; worst [" << worst
+                                       << "] got " << actual.GetAsDouble(worst) << " expected "
+                                       << expected.GetAsDouble(worst);
+}
+
+Tensor F32(std::vector<float> v, std::vector<int64_t> dims) { return Tensor::FromVector(v, std::move(dims)); }
+Tensor I64(std::vector<int64_t> v, std::vector<int64_t> dims) { return Tensor::FromVector(v, std::move(dims)); }
+
+}  // namespace kiln::testing
