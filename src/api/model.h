@@ -1,0 +1,24 @@
+// Ties the builder-side layers together: import an ONNX file, infer every type (with the
+// reference backend evaluating constant subgraphs for data propagation), run it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "frontend/onnx/importer.h"
+#include "ir/rvalue.h"
+
+namespace kiln {
+
+// Import + type inference. Errors name the file and the node/tensor at fault.
+StatusOr<OnnxModel> LoadOnnxModel(const std::string& path);
+
+// Runs the graph on the reference backend. `inputs` are in graph-input order; each is
+// checked against the input's declared type (dtype, rank, known dims) with a message
+// naming the input.
+StatusOr<std::vector<RValue>> RunReference(const Graph& graph, std::vector<RValue> inputs);
+
+// Checks a value against a graph input's declared type.
+Status CheckInputMatches(const Value& input, const RValue& v);
+
+}  // namespace kiln

@@ -1,0 +1,147 @@
+#include "api/tensor_io.h"
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "base/checked_math.h"
+#include "frontend/onnx/tensor_proto.h"
+
+namespace kiln {
+
+namespace {
+
+struct NpyType {
+  const char* descr;
+  DType dtype;
+};
+constexpr NpyType kNpyTypes[] = {
+    {"|b1", DType::kBool},    {"|u1", DType::kUInt8},   {"|i1", DType::kInt8},     {"<u2", DType::kUInt16},
+    {"<i2", DType::kInt16},   {"<u4", DType::kUInt32},  {"<i4", DType::kInt32},    {"<u8", DType::kUInt64},
+    {"<i8", DType::kInt64},   {"<f2", DType::kFloat16}, {"<f4", DType::kFloat32},  {"<f8", DType::kFloat64},
+    {"<c8", DType::kComplex64}, {"<c16", DType::kComplex128},
+};
+
+// Extracts the value of 'key' from a NumPy header dict: "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }".
+std::string HeaderField(const std::string& h, const std::string& key) {
+  size_t k = h.find("'" + key + "'");
+  if (k == std::string::npos) return {};
+  size_t colon = h.find(':', k);
+  if (colon == std::string::npos) return {};
+  size_t start = h.find_first_not_of(' ', colon + 1);
+  if (start == std::string::npos) return {};
+  if (h[start] == '\'') {
+    size_t end = h.find('\'', start + 1);
+    return end == std::string::npos ? std::string() : h.substr(start + 1, end - start - 1);
+  }
+  if (h[start] == '(') {
+    size_t end = h.find(')', start);
+    return end == std::string::npos ? std::string() : h.substr(start, end - start + 1);
+  }
+  size_t end = h.find_first_of(",}", start);
+  return h.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+}  // namespace
+
+StatusOr<Tensor> ReadNpy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return IoError(path, ": cannot open");
+  char magic[8];
+  if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+    return InvalidArgument(path, ": not a .npy file (bad magic)");
+  uint32_t header_len = 0;
+  if (magic[6] == 1) {
+    uint8_t b[2];
+    if (!in.read(reinterpret_cast<char*>(b), 2)) return InvalidArgument(path, ": truncated header");
+    header_len = b[0] | (uint32_t{b[1]} << 8);
+  } else if (magic[6] == 2 || magic[6] == 3) {
+    uint8_t b[4];
+    if (!in.read(reinterpret_cast<char*>(b), 4)) return InvalidArgument(path, ": truncated header");
+    header_len = b[0] | (uint32_t{b[1]} << 8) | (uint32_t{b[2]} << 16) | (uint32_t{b[3]} << 24);
+  } else {
+    return InvalidArgument(path, ": unsupported .npy version ", int(magic[6]));
+  }
+  if (header_len > (1u << 20)) return InvalidArgument(path, ": header too large");
+  std::string header(header_len, '\0');
+  if (!in.read(header.data(), header_len)) return InvalidArgument(path, ": truncated header");
+  std::string descr = HeaderField(header, "descr");
+  if (HeaderField(header, "fortran_order") == "True")
+    return Unimplemented(path, ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
+  DType dtype = DType::kUndefined;
+  for (const NpyType& t : kNpyTypes)
+    if (descr == t.descr || (descr.size() == 3 && descr[0] == '=' && descr.substr(1) == std::string(t.descr).substr(1)))
+      dtype = t.dtype;
+  if (dtype == DType::kUndefined) return Unimplemented(path, ": unsupported dtype '", descr, "'");
+  std::string shape = HeaderField(header, "shape");
+  if (shape.empty() || shape.front() != '(') return InvalidArgument(path, ": bad shape field");
+  std::vector<int64_t> dims;
+  for (size_t i = 1; i < shape.size();) {
+    size_t j = shape.find_first_of(",)", i);
+    if (j == std::string::npos) break;
+    std::string tok = shape.substr(i, j - i);
+    tok.erase(0, tok.find_first_not_of(' '));
+    if (!tok.empty()) {
+      char* end = nullptr;
+      long long d = std::strtoll(tok.c_str(), &end, 10);
+      if (*end != '\0' && *end != ' ') return InvalidArgument(path, ": bad shape '", shape, "'");
+      dims.push_back(d);
+    }
+    i = j + 1;
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::Create(dtype, dims, path));
+  if (!in.read(static_cast<char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes())))
+    return InvalidArgument(path, ": truncated data (need ", t.nbytes(), " bytes for ", t.ShapeString(), ")");
+  return t;
+}
+
+Status WriteNpy(const std::string& path, const Tensor& tensor) {
+  Tensor t = tensor;
+  if (t.dtype() == DType::kBFloat16) {
+    KILN_ASSIGN_OR_RETURN(t, tensor.CastTo(DType::kFloat32));
+  }
+  const char* descr = nullptr;
+  for (const NpyType& nt : kNpyTypes)
+    if (nt.dtype == t.dtype()) descr = nt.descr;
+  if (descr == nullptr) return Unimplemented(path, ": cannot write ", DTypeName(t.dtype()), " to .npy");
+  std::string shape = "(";
+  for (int64_t d : t.dims()) shape += std::to_string(d) + ", ";
+  if (t.rank() > 1) shape.resize(shape.size() - 2);
+  else if (t.rank() == 1) shape.resize(shape.size() - 1);
+  shape += ")";
+  std::string header = StrCat("{'descr': '", descr, "', 'fortran_order': False, 'shape': ", shape, ", }");
+  size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header.push_back('\n');
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return IoError(path, ": cannot write");
+    out.write("\x93NUMPY\x01\x00", 8);
+    uint16_t len = static_cast<uint16_t>(header.size());
+    char lb[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+    out.write(lb, 2);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    out.write(static_cast<const char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes()));
+    if (!out) {
+      std::remove(tmp.c_str());
+      return IoError(path, ": write failed");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    return IoError(path, ": ", ec.message());
+  }
+  return Status::OK();
+}
+
+StatusOr<Tensor> ReadTensorFile(const std::string& path) {
+  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0) return ReadNpy(path);
+  if (path.size() >= 3 && path.compare(path.size() - 3, 3, ".pb") == 0) return ReadTensorProtoFile(path);
+  return InvalidArgument(path, ": unknown tensor file type (expected .npy or .pb)");
+}
+
+}  // namespace kiln

@@ -1,0 +1,333 @@
+#include "frontend/onnx/importer.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <google/protobuf/io/coded_stream.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "frontend/onnx/normalize.h"
+#include "frontend/onnx/tensor_proto.h"
+
+namespace kiln {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class GraphImporter {
+ public:
+  GraphImporter(const std::map<std::string, int64_t>& opsets, const ExternalDataPolicy& policy)
+      : opsets_(opsets), policy_(policy) {}
+
+  // outer: enclosing graphs (innermost last) for name resolution of captured values.
+  Status Convert(const onnx::GraphProto& gp, Graph& g, std::vector<Graph*> outer);
+
+ private:
+  StatusOr<Attr> ConvertAttr(const onnx::AttributeProto& ap, const std::string& where, std::vector<Graph*> outer);
+  Status ConvertConstantNode(const onnx::NodeProto& np, Graph& g, const std::string& where);
+  StatusOr<ValueId> ResolveInput(Graph& g, const std::string& name, const std::vector<Graph*>& outer);
+
+  const std::map<std::string, int64_t>& opsets_;
+  const ExternalDataPolicy& policy_;
+};
+
+std::string NodeWhere(const onnx::NodeProto& np, int index) {
+  std::string n = np.name().empty() ? StrCat("#", index) : StrCat("'", np.name(), "'");
+  return StrCat("node ", n, " (", np.domain().empty() ? "" : np.domain() + ".", np.op_type(), ")");
+}
+
+StatusOr<ValueId> GraphImporter::ResolveInput(Graph& g, const std::string& name, const std::vector<Graph*>& outer) {
+  if (auto v = g.FindValue(name)) return *v;
+  for (auto it = outer.rbegin(); it != outer.rend(); ++it) {
+    if (auto ov = (*it)->FindValue(name)) {
+      // A capture of an enclosing graph's value: a value of the same name in this graph,
+      // resolved at run time through the scope chain.
+      KILN_ASSIGN_OR_RETURN(ValueId v, g.AddValue(name, (*it)->value(*ov).type));
+      g.captures().push_back(v);
+      return v;
+    }
+  }
+  return NotFound("input '", name, "' is not produced by any node, graph input or initializer");
+}
+
+StatusOr<Attr> GraphImporter::ConvertAttr(const onnx::AttributeProto& ap, const std::string& where,
+                                          std::vector<Graph*> outer) {
+  using AP = onnx::AttributeProto;
+  std::string what = StrCat(where, ", attribute '", ap.name(), "'");
+  AP::AttributeType type = ap.type();
+  if (type == AP::UNDEFINED) {  // very old models: infer from the field that is set
+    if (ap.has_f()) type = AP::FLOAT;
+    else if (ap.has_i()) type = AP::INT;
+    else if (ap.has_s()) type = AP::STRING;
+    else if (ap.has_t()) type = AP::TENSOR;
+    else if (ap.has_g()) type = AP::GRAPH;
+    else if (ap.floats_size()) type = AP::FLOATS;
+    else if (ap.ints_size()) type = AP::INTS;
+    else if (ap.strings_size()) type = AP::STRINGS;
+    else if (ap.tensors_size()) type = AP::TENSORS;
+    else if (ap.graphs_size()) type = AP::GRAPHS;
+    else return InvalidArgument(what, ": has no type and no value");
+  }
+  Attr a;
+  switch (type) {
+    case AP::FLOAT: a = Attr::Float(ap.f()); break;
+    case AP::INT: a = Attr::Int(ap.i()); break;
+    case AP::STRING: a = Attr::String(ap.s()); break;
+    case AP::FLOATS: a = Attr::Floats({ap.floats().begin(), ap.floats().end()}); break;
+    case AP::INTS: a = Attr::Ints({ap.ints().begin(), ap.ints().end()}); break;
+    case AP::STRINGS: a = Attr::Strings({ap.strings().begin(), ap.strings().end()}); break;
+    case AP::TENSOR: {
+      KILN_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(ap.t(), policy_, what));
+      a = Attr::TensorValue(std::move(t));
+      break;
+    }
+    case AP::TENSORS: {
+      a.type = Attr::Type::kTensors;
+      for (const auto& tp : ap.tensors()) {
+        KILN_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(tp, policy_, what));
+        a.tensors.push_back(std::move(t));
+      }
+      break;
+    }
+    case AP::GRAPH: {
+      auto sub = std::make_shared<Graph>();
+      KILN_RETURN_IF_ERROR(Convert(ap.g(), *sub, outer).WithPrefix(what));
+      a = Attr::GraphValue(std::move(sub));
+      break;
+    }
+    case AP::GRAPHS: {
+      a.type = Attr::Type::kGraphs;
+      for (const auto& gp : ap.graphs()) {
+        auto sub = std::make_shared<Graph>();
+        KILN_RETURN_IF_ERROR(Convert(gp, *sub, outer).WithPrefix(what));
+        a.graphs.push_back(std::move(sub));
+      }
+      break;
+    }
+    case AP::TYPE_PROTO: {
+      a.type = Attr::Type::kTypeProto;
+      KILN_ASSIGN_OR_RETURN(TypeInfo t, TypeFromProto(ap.tp(), what));
+      // Stored as the dtype code (tensor element type) in i; Optional/SequenceEmpty need only that.
+      const TypeInfo* e = &t;
+      while (e->kind != TypeInfo::Kind::kTensor && e->elem) e = e->elem.get();
+      a.i = static_cast<int64_t>(e->dtype);
+      a.s = t.kind == TypeInfo::Kind::kSequence ? "sequence" : t.kind == TypeInfo::Kind::kOptional ? "optional" : "tensor";
+      break;
+    }
+    default:
+      return Unimplemented(what, ": attribute type ", static_cast<int>(type), " is not supported");
+  }
+  return a;
+}
+
+// Constant nodes become initializers: their value is known at import.
+Status GraphImporter::ConvertConstantNode(const onnx::NodeProto& np, Graph& g, const std::string& where) {
+  if (np.output_size() != 1) return InvalidArgument(where, ": must have exactly one output");
+  if (np.attribute_size() != 1)
+    return InvalidArgument(where, ": must have exactly one value attribute, has ", np.attribute_size());
+  const auto& ap = np.attribute(0);
+  std::string what = StrCat(where, ", attribute '", ap.name(), "'");
+  Tensor t;
+  if (ap.name() == "value") {
+    if (!ap.has_t()) return InvalidArgument(what, ": must be a TENSOR");
+    KILN_ASSIGN_OR_RETURN(t, TensorFromProto(ap.t(), policy_, what));
+  } else if (ap.name() == "value_float") {
+    t = Tensor::Scalar(ap.f());
+  } else if (ap.name() == "value_floats") {
+    t = Tensor::FromVector(std::vector<float>(ap.floats().begin(), ap.floats().end()));
+  } else if (ap.name() == "value_int") {
+    t = Tensor::Scalar<int64_t>(ap.i());
+  } else if (ap.name() == "value_ints") {
+    t = Tensor::FromVector(std::vector<int64_t>(ap.ints().begin(), ap.ints().end()));
+  } else if (ap.name() == "value_string") {
+    t = Tensor::Scalar<std::string>(ap.s());
+  } else if (ap.name() == "value_strings") {
+    t = Tensor::FromVector(std::vector<std::string>(ap.strings().begin(), ap.strings().end()));
+  } else if (ap.name() == "sparse_value") {
+    const auto& sp = ap.sparse_tensor();
+    KILN_ASSIGN_OR_RETURN(Tensor values, TensorFromProto(sp.values(), policy_, what + " values"));
+    KILN_ASSIGN_OR_RETURN(Tensor indices, TensorFromProto(sp.indices(), policy_, what + " indices"));
+    std::vector<int64_t> dims(sp.dims().begin(), sp.dims().end());
+    KILN_ASSIGN_OR_RETURN(t, Tensor::Create(values.dtype(), dims, what));
+    KILN_ASSIGN_OR_RETURN(std::vector<int64_t> idx, indices.ToInt64Vector());
+    const int64_t nnz = values.numel();
+    const bool flat = indices.rank() == 1;
+    if (static_cast<int64_t>(idx.size()) != (flat ? nnz : nnz * static_cast<int64_t>(dims.size())))
+      return InvalidArgument(what, ": indices do not match the number of values");
+    std::vector<int64_t> strides = StridesOf(dims);
+    const size_t esize = DTypeSize(values.dtype());
+    for (int64_t k = 0; k < nnz; ++k) {
+      int64_t off = 0;
+      if (flat) off = idx[static_cast<size_t>(k)];
+      else
+        for (size_t d = 0; d < dims.size(); ++d) {
+          int64_t i = idx[static_cast<size_t>(k) * dims.size() + d];
+          if (i < 0 || i >= dims[d]) return InvalidArgument(what, ": index out of range");
+          off += i * strides[d];
+        }
+      if (off < 0 || off >= t.numel()) return InvalidArgument(what, ": index out of range");
+      std::memcpy(static_cast<char*>(t.raw_data()) + off * esize, static_cast<const char*>(values.raw_data()) + k * esize, esize);
+    }
+  } else {
+    return InvalidArgument(what, ": unknown Constant attribute");
+  }
+  ValueId v = *g.FindValue(np.output(0));
+  Value& val = g.value(v);
+  val.type = TypeInfo::Tensor(t.dtype(), Shape::FromDims(t.dims()));
+  val.constant = std::move(t);
+  return Status::OK();
+}
+
+Status GraphImporter::Convert(const onnx::GraphProto& gp, Graph& g, std::vector<Graph*> outer) {
+  g.name = gp.name();
+  for (const auto& init : gp.initializer()) {
+    KILN_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(init, policy_, StrCat("initializer '", init.name(), "'")));
+    KILN_RETURN_IF_ERROR(g.AddConstant(init.name(), std::move(t)).status());
+  }
+  if (gp.sparse_initializer_size() > 0) return Unimplemented("sparse initializers are not supported");
+  for (const auto& vi : gp.input()) {
+    if (g.FindValue(vi.name())) continue;  // IR < 4: initializers are listed as inputs too
+    KILN_ASSIGN_OR_RETURN(TypeInfo t, TypeFromProto(vi.type(), StrCat("graph input '", vi.name(), "'")));
+    if (t.kind == TypeInfo::Kind::kTensor && t.dtype == DType::kUndefined)
+      return InvalidArgument("graph input '", vi.name(), "' has no element type");
+    KILN_ASSIGN_OR_RETURN(ValueId v, g.AddValue(vi.name(), std::move(t)));
+    g.inputs().push_back(v);
+  }
+  // Values of all node outputs first, so node order in the file does not matter (the
+  // topological order is checked later) and duplicates are caught.
+  for (int i = 0; i < gp.node_size(); ++i) {
+    const auto& np = gp.node(i);
+    for (const std::string& o : np.output()) {
+      if (o.empty()) continue;
+      auto added = g.AddValue(o);
+      if (!added.ok()) return added.status().WithPrefix(NodeWhere(np, i));
+    }
+  }
+  std::vector<Graph*> inner = outer;
+  inner.push_back(&g);
+  for (int i = 0; i < gp.node_size(); ++i) {
+    const auto& np = gp.node(i);
+    const std::string where = NodeWhere(np, i);
+    const std::string domain = np.domain() == "ai.onnx" ? "" : np.domain();
+    if (domain.empty() && np.op_type() == "Constant") {
+      KILN_RETURN_IF_ERROR(ConvertConstantNode(np, g, where));
+      continue;
+    }
+    Node node;
+    node.name = np.name();
+    node.op_type = np.op_type();
+    node.domain = domain;
+    for (const std::string& in : np.input()) {
+      if (in.empty()) { node.inputs.push_back(kNoValue); continue; }
+      auto v = ResolveInput(g, in, outer);
+      if (!v.ok()) return v.status().WithPrefix(where);
+      node.inputs.push_back(*v);
+    }
+    for (const std::string& o : np.output()) node.outputs.push_back(o.empty() ? kNoValue : *g.FindValue(o));
+    for (const auto& ap : np.attribute()) {
+      KILN_ASSIGN_OR_RETURN(Attr a, ConvertAttr(ap, where, inner));
+      node.attrs.set(ap.name(), std::move(a));
+    }
+    auto opset_it = opsets_.find(domain);
+    if (opset_it == opsets_.end())
+      return InvalidArgument(where, ": the model imports no opset for domain '", domain.empty() ? "ai.onnx" : domain, "'");
+    if (NormalizeFn fn = NormalizerTable::Global().Find(domain, node.op_type)) {
+      NormalizeContext nctx(g, node, static_cast<int>(opset_it->second));
+      KILN_RETURN_IF_ERROR(fn(nctx).WithPrefix(where));
+    }
+    auto added = g.AddNode(std::move(node));
+    if (!added.ok()) return added.status().WithPrefix(where);
+  }
+  // Declared types: graph outputs and value_info annotate values produced above.
+  auto annotate = [&](const onnx::ValueInfoProto& vi, const char* kind) -> Status {
+    auto v = g.FindValue(vi.name());
+    if (!v) return Status::OK();
+    if (!vi.has_type()) return Status::OK();
+    KILN_ASSIGN_OR_RETURN(TypeInfo t, TypeFromProto(vi.type(), StrCat(kind, " '", vi.name(), "'")));
+    Value& val = g.value(*v);
+    if (val.constant) return Status::OK();
+    if (val.type.kind == TypeInfo::Kind::kTensor && val.type.dtype == DType::kUndefined && !val.type.shape.has_rank())
+      val.type = std::move(t);
+    return Status::OK();
+  };
+  for (const auto& vi : gp.value_info()) KILN_RETURN_IF_ERROR(annotate(vi, "value_info"));
+  for (const auto& vi : gp.output()) {
+    auto v = g.FindValue(vi.name());
+    if (!v) {
+      auto r = ResolveInput(g, vi.name(), outer);  // a subgraph may return an outer value
+      if (!r.ok()) return NotFound("graph output '", vi.name(), "' is not produced by any node, input or initializer");
+      v = *r;
+    }
+    KILN_RETURN_IF_ERROR(annotate(vi, "graph output"));
+    g.outputs().push_back(*v);
+  }
+  // Structure: every value read is defined; no cycles.
+  for (int n = 0; n < g.num_nodes(); ++n)
+    for (ValueId in : g.node(n).inputs) {
+      if (in == kNoValue) continue;
+      const Value& v = g.value(in);
+      bool is_input = std::find(g.inputs().begin(), g.inputs().end(), in) != g.inputs().end();
+      bool is_capture = std::find(g.captures().begin(), g.captures().end(), in) != g.captures().end();
+      if (v.producer < 0 && !v.constant && !is_input && !is_capture)
+        return InvalidArgument(g.node(n).DisplayName(n), ": input '", v.name, "' is never produced");
+    }
+  return g.TopologicalOrder().status();
+}
+
+}  // namespace
+
+StatusOr<OnnxModel> ImportOnnxBytes(const void* data, size_t size, const std::string& base_dir,
+                                    const std::string& source) {
+  if (size > static_cast<size_t>(kMaxModelBytes))
+    return InvalidArgument(source, ": model is larger than 2 GiB; store weights as external data");
+  onnx::ModelProto mp;
+  google::protobuf::io::CodedInputStream stream(static_cast<const uint8_t*>(data), static_cast<int>(size));
+  stream.SetTotalBytesLimit(static_cast<int>(kMaxModelBytes));
+  if (!mp.ParseFromCodedStream(&stream) || !stream.ConsumedEntireMessage())
+    return InvalidArgument(source, ": not a valid ONNX model (protobuf parse failed: truncated or not ONNX)");
+  if (!mp.has_graph()) return InvalidArgument(source, ": model has no graph");
+  OnnxModel model;
+  model.ir_version = mp.ir_version();
+  model.producer = mp.producer_name() + (mp.producer_version().empty() ? "" : " " + mp.producer_version());
+  for (const auto& os : mp.opset_import()) {
+    std::string d = os.domain() == "ai.onnx" ? "" : os.domain();
+    model.opsets[d] = os.version();
+  }
+  if (mp.opset_import_size() == 0) model.opsets[""] = 1;  // IR version 1/2 models
+  auto def = model.opsets.find("");
+  if (def != model.opsets.end()) {
+    if (def->second > kMaxKnownOpset)
+      model.warnings.push_back(StrCat(source, ": model uses opset ", def->second, ", newer than the newest kiln knows (",
+                                      kMaxKnownOpset, "); importing with opset ", kMaxKnownOpset, " semantics"));
+    if (def->second < 7)
+      model.warnings.push_back(StrCat(source, ": model uses opset ", def->second, " (< 7): only partly supported"));
+  }
+  ExternalDataPolicy policy{base_dir};
+  model.graph = std::make_unique<Graph>();
+  GraphImporter gi(model.opsets, policy);
+  Status st = gi.Convert(mp.graph(), *model.graph, {});
+  if (!st.ok()) return st.WithPrefix(source);
+  return model;
+}
+
+StatusOr<OnnxModel> ImportOnnxFile(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return IoError(path, ": no such file");
+  if (fs::is_directory(path, ec)) return InvalidArgument(path, ": is a directory, not an ONNX model");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return IoError(path, ": cannot open");
+  in.seekg(0, std::ios::end);
+  const int64_t size = static_cast<int64_t>(in.tellg());
+  if (size <= 0) return InvalidArgument(path, ": file is empty");
+  if (size > kMaxModelBytes) return InvalidArgument(path, ": model is larger than 2 GiB; store weights as external data");
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  in.read(bytes.data(), size);
+  if (!in) return IoError(path, ": short read");
+  fs::path dir = fs::path(path).parent_path();
+  return ImportOnnxBytes(bytes.data(), bytes.size(), dir.empty() ? "." : dir.string(), path);
+}
+
+}  // namespace kiln

@@ -1,0 +1,36 @@
+// ONNX model import: protobuf (Debian's libonnx protos) -> IR graph with declared types,
+// opset-normalized ops and validated structure. Types are completed afterwards by
+// InferTypes (see src/api/model.h, which ties import, inference and folding together).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "ir/graph.h"
+
+namespace kiln {
+
+struct OnnxModel {
+  std::unique_ptr<Graph> graph;
+  int64_t ir_version = 0;
+  std::map<std::string, int64_t> opsets;  // domain ("" = ai.onnx) -> version
+  std::string producer;                   // "pytorch 1.13.1"
+  std::vector<std::string> warnings;      // e.g. a newer opset than kiln knows
+};
+
+// The newest ai.onnx opset whose ops kiln knows (ONNX 1.12).
+inline constexpr int64_t kMaxKnownOpset = 17;
+// Largest model file accepted (protobuf's 2 GiB limit); weights beyond that go in external data.
+inline constexpr int64_t kMaxModelBytes = (int64_t{1} << 31) - 1;
+
+// Every error names the file, then the node/op/tensor/field at fault.
+StatusOr<OnnxModel> ImportOnnxFile(const std::string& path);
+// From bytes already in memory; `base_dir` resolves external data ("" forbids it);
+// `source` names the model in errors.
+StatusOr<OnnxModel> ImportOnnxBytes(const void* data, size_t size, const std::string& base_dir,
+                                    const std::string& source);
+
+}  // namespace kiln

@@ -1,0 +1,41 @@
+// ONNX protobuf messages -> IR values: TensorProto, TypeProto, SequenceProto, OptionalProto.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+#include "ir/shape.h"
+#include "ir/tensor.h"
+
+namespace onnx {
+class TensorProto;
+class TypeProto;
+class SequenceProto;
+class OptionalProto;
+}  // namespace onnx
+
+namespace kiln {
+
+struct RValue;
+
+// Where external-data files of a model may live: only inside `base_dir` (the model's
+// directory). Absolute paths and paths that escape it ("..", symlinks) are rejected.
+struct ExternalDataPolicy {
+  std::string base_dir;  // empty: external data is an error
+};
+
+// Converts a TensorProto (raw_data, typed fields or external data) into a Tensor.
+// Every size is checked against the declared dims; `what` names the tensor in errors.
+StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const ExternalDataPolicy& policy,
+                                 const std::string& what);
+
+// TypeProto -> TypeInfo (tensor, sequence, optional; maps/sparse are Unimplemented).
+StatusOr<TypeInfo> TypeFromProto(const onnx::TypeProto& proto, const std::string& what);
+
+// Reads a serialized TensorProto / SequenceProto / OptionalProto file (ONNX test data).
+StatusOr<Tensor> ReadTensorProtoFile(const std::string& path);
+// Reads a .pb file holding a TensorProto, SequenceProto or OptionalProto; `hint` picks the
+// message kind when known (from the model's input/output type), else a TensorProto is tried.
+StatusOr<RValue> ReadValueProtoFile(const std::string& path, const TypeInfo* hint);
+
+}  // namespace kiln

@@ -1,0 +1,144 @@
+// `kiln run MODEL.onnx [FILE...] [--input NAME=FILE]... [--output-dir DIR]`
+// Imports the model, runs it on the reference backend and writes one .npy per output.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include "api/model.h"
+#include "api/tensor_io.h"
+#include "tools/cli/commands.h"
+
+namespace kiln::cli {
+
+namespace {
+
+struct RunArgs {
+  std::string model;
+  std::vector<std::string> positional;
+  std::vector<std::string> named;
+  std::string output_dir;
+  int iterations = 1;
+};
+
+double MsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string SafeFileName(const std::string& s) {
+  std::string out;
+  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
+  return out.empty() ? "output" : out;
+}
+
+StatusOr<std::vector<RValue>> BindInputs(const Graph& g, const RunArgs& a) {
+  const size_t n = g.inputs().size();
+  std::vector<RValue> inputs(n);
+  std::vector<bool> bound(n, false);
+  if (a.positional.size() > n)
+    return InvalidArgument("the model takes ", n, " inputs, but ", a.positional.size(), " input files were given");
+  for (size_t i = 0; i < a.positional.size(); ++i) {
+    KILN_ASSIGN_OR_RETURN(Tensor t, ReadTensorFile(a.positional[i]));
+    inputs[i] = RValue(std::move(t));
+    bound[i] = true;
+  }
+  for (const std::string& spec : a.named) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) return InvalidArgument("--input '", spec, "': expected NAME=FILE");
+    std::string name = spec.substr(0, eq);
+    size_t idx = n;
+    for (size_t i = 0; i < n; ++i)
+      if (g.value(g.inputs()[i]).name == name) idx = i;
+    if (idx == n) {
+      std::string names;
+      for (ValueId v : g.inputs()) names += (names.empty() ? "" : ", ") + g.value(v).name;
+      return InvalidArgument("--input '", spec, "': the model has no input named '", name, "' (inputs: ", names, ")");
+    }
+    if (bound[idx]) return InvalidArgument("input '", name, "' is given twice");
+    KILN_ASSIGN_OR_RETURN(Tensor t, ReadTensorFile(spec.substr(eq + 1)));
+    inputs[idx] = RValue(std::move(t));
+    bound[idx] = true;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (bound[i]) continue;
+    const Value& v = g.value(g.inputs()[i]);
+    if (v.type.kind == TypeInfo::Kind::kOptional) continue;  // an absent optional input
+    return InvalidArgument("input '", v.name, "' (", v.type.ToString(), ") is missing: pass it as a positional file or --input ",
+                           v.name, "=FILE");
+  }
+  return inputs;
+}
+
+int Run(const RunArgs& a) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = LoadOnnxModel(a.model);
+  if (!model.ok()) {
+    std::cerr << "error: " << model.status().message() << "\n";
+    return 1;
+  }
+  for (const std::string& w : model->warnings) std::cerr << "warning: " << w << "\n";
+  double load_ms = MsSince(t0);
+  const Graph& g = *model->graph;
+  auto inputs = BindInputs(g, a);
+  if (!inputs.ok()) {
+    std::cerr << "error: " << a.model << ": " << inputs.status().message() << "\n";
+    return 1;
+  }
+  std::vector<double> times;
+  StatusOr<std::vector<RValue>> outs = std::vector<RValue>{};
+  for (int it = 0; it < std::max(1, a.iterations); ++it) {
+    auto t1 = std::chrono::steady_clock::now();
+    outs = RunReference(g, *inputs);
+    times.push_back(MsSince(t1));
+    if (!outs.ok()) break;
+  }
+  if (!outs.ok()) {
+    std::cerr << "error: " << a.model << ": " << outs.status().message() << "\n";
+    return 1;
+  }
+  if (!a.output_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(a.output_dir, ec);
+    if (ec) {
+      std::cerr << "error: cannot create output directory '" << a.output_dir << "': " << ec.message() << "\n";
+      return 1;
+    }
+  }
+  for (size_t i = 0; i < outs->size(); ++i) {
+    const std::string& name = g.value(g.outputs()[i]).name;
+    const RValue& v = (*outs)[i];
+    if (!v.is_tensor()) {
+      std::printf("%s: %s\n", name.c_str(), v.is_sequence() ? StrCat("sequence of ", v.sequence.size()).c_str() : "none");
+      continue;
+    }
+    std::printf("%s: %s %s\n", name.c_str(), DTypeName(v.tensor.dtype()), DimsToString(v.tensor.dims()).c_str());
+    if (!a.output_dir.empty()) {
+      std::string path = (std::filesystem::path(a.output_dir) / StrCat(i, "_", SafeFileName(name), ".npy")).string();
+      Status st = WriteNpy(path, v.tensor);
+      if (!st.ok()) {
+        std::cerr << "error: " << st.message() << "\n";
+        return 1;
+      }
+    }
+  }
+  std::sort(times.begin(), times.end());
+  std::fprintf(stderr, "load %.1f ms, inference %.2f ms (median of %zu, reference backend)\n", load_ms,
+               times[times.size() / 2], times.size());
+  return 0;
+}
+
+}  // namespace
+
+Command AddRunCommand(CLI::App& app) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Run a model on given inputs and write its outputs as .npy");
+  cmd->add_option("model", args->model, "ONNX model file")->required();
+  cmd->add_option("inputs", args->positional, "Input tensors (.npy or TensorProto .pb), bound to graph inputs in order");
+  cmd->add_option("-i,--input", args->named, "NAME=FILE: bind an input by name (repeatable)");
+  cmd->add_option("-o,--output-dir", args->output_dir, "Write DIR/<i>_<name>.npy per graph output");
+  cmd->add_option("-n,--iterations", args->iterations, "Run N times and report the median time")->check(CLI::PositiveNumber);
+  return {cmd, [args] { return Run(*args); }};
+}
+
+}  // namespace kiln::cli
