@@ -1,0 +1,44 @@
+"""Writes small broken (and a few valid edge-case) ONNX models for cli_test.sh."""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+out = sys.argv[1]
+X = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])
+Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+
+
+def save(name, nodes, inputs=(X,), outputs=(Y,), inits=(), opset=13):
+    g = helper.make_graph(nodes, name, list(inputs), list(outputs), list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.save(m, os.path.join(out, name + ".onnx"))
+
+
+save("unknown_op", [helper.make_node("FancyOp", ["input"], ["y"], name="n0")])
+save("bad_attr", [helper.make_node("LeakyRelu", ["input"], ["y"], name="lr", alpha="oops")])
+save("dangling", [helper.make_node("Add", ["input", "nowhere"], ["y"], name="add")])
+A = helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3])
+B = helper.make_tensor_value_info("b", TensorProto.FLOAT, [4, 5])
+save("shape_mismatch", [helper.make_node("Add", ["a", "b"], ["y"], name="add")], inputs=(A, B))
+big = helper.make_tensor("w", TensorProto.FLOAT, [1 << 31, 1 << 31, 8], vals=[], raw=True)
+save("overflow", [helper.make_node("Identity", ["w"], ["y"], name="id")], inputs=(), inits=(big,))
+for name, loc in (("escape", "../secret.bin"), ("absolute", "/etc/passwd")):
+    t = helper.make_tensor("w", TensorProto.FLOAT, [4], vals=[], raw=True)
+    t.ClearField("raw_data")
+    t.data_location = TensorProto.EXTERNAL
+    e = t.external_data.add(); e.key, e.value = "location", loc
+    save(name, [helper.make_node("Identity", ["w"], ["y"], name="id")], inputs=(), inits=(t,))
+t = helper.make_tensor("w", TensorProto.FLOAT, [4], vals=[], raw=True)
+t.ClearField("raw_data")
+t.data_location = TensorProto.EXTERNAL
+e = t.external_data.add(); e.key, e.value = "location", "weights.bin"
+np.arange(4, dtype=np.float32).tofile(os.path.join(out, "weights.bin"))
+save("external_ok", [helper.make_node("Identity", ["w"], ["y"], name="id")], inputs=(), inits=(t,))
+save("cycle", [helper.make_node("Relu", ["input", ], ["a"], name="r1"),
+               helper.make_node("Add", ["a", "b"], ["c"], name="add1"),
+               helper.make_node("Relu", ["c"], ["b"], name="r2"),
+               helper.make_node("Identity", ["c"], ["y"], name="id")])
+save("newer_opset", [helper.make_node("Relu", ["input"], ["y"], name="r")], opset=99)
