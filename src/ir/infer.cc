@@ -70,7 +70,11 @@ class Inferrer {
     KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, graph.TopologicalOrder());
     const OpRegistry& registry = OpRegistry::Global();
     for (NodeId id : order) {
-      Node& node = graph.node(id);
+      // A fused node is inferred as its main op, then its epilogue on top.
+      const Attr* epilogue = graph.node(id).attrs.find(kEpilogueAttr);
+      Node main_part;
+      if (epilogue) main_part = MainPartOf(graph.node(id));
+      const Node& node = epilogue ? main_part : graph.node(id);
       auto fail = [&](const Status& s) { return Status(s.code(), StrCat("node ", node.DisplayName(id), ": ", s.message())); };
       const OpSchema* schema = registry.Find(node.domain, node.op_type);
       if (schema == nullptr)
@@ -113,6 +117,17 @@ class Inferrer {
       if (schema->infer == nullptr) return fail(Internal("op has no inference function"));
       Status st = schema->infer(ctx);
       if (!st.ok()) return fail(st);
+      if (epilogue) {
+        if (!epilogue->g) return fail(Internal("epilogue attribute holds no graph"));
+        std::vector<TypeInfo> in_types = {ctx.output_type(0)};
+        const Node& full = graph.node(id);
+        for (size_t i = node.inputs.size(); i < full.inputs.size(); ++i)
+          in_types.push_back(graph.value(full.inputs[i]).type);
+        auto outs = ctx.infer_subgraph(*epilogue->g, in_types);
+        if (!outs.ok()) return fail(outs.status().WithPrefix("epilogue"));
+        if (outs->size() != 1) return fail(Internal("epilogue must have one output"));
+        ctx.set_output_type(0, (*outs)[0]);
+      }
       for (int o = 0; o < nout; ++o) {
         ValueId v = node.outputs[static_cast<size_t>(o)];
         if (v == kNoValue) continue;
@@ -121,7 +136,7 @@ class Inferrer {
         if (!merged.ok()) return fail(merged.status().WithPrefix(StrCat("output '", val.name, "'")));
         val.type = std::move(*merged);
       }
-      if (options_.evaluator != nullptr && !IsNondeterministic(node) && !node.attrs.has("then_branch") &&
+      if (options_.evaluator != nullptr && !epilogue && !IsNondeterministic(node) && !node.attrs.has("then_branch") &&
           !node.attrs.has("body")) {
         std::vector<const Tensor*> ins;
         bool all_known = nin > 0;

@@ -109,6 +109,16 @@ Status InferBroadcastBool(InferenceContext& ctx) {
   return Status::OK();
 }
 
+Node MainPartOf(const Node& node) {
+  Node main = node;
+  const Attr* n = node.attrs.find(kEpilogueMainInputs);
+  if (n != nullptr && n->i >= 0 && static_cast<size_t>(n->i) <= main.inputs.size())
+    main.inputs.resize(static_cast<size_t>(n->i));
+  main.attrs.erase(kEpilogueAttr);
+  main.attrs.erase(kEpilogueMainInputs);
+  return main;
+}
+
 StatusOr<int> NormalizeAxis(int64_t axis, int rank, const char* what) {
   if (axis < -rank || axis >= rank)
     return InvalidArgument(what, " ", axis, " is out of range for rank ", rank);

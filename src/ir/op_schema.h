@@ -97,3 +97,19 @@ Status InferBroadcastBool(InferenceContext& ctx);          // comparisons: bool 
 StatusOr<int> NormalizeAxis(int64_t axis, int rank, const char* what = "axis");
 
 }  // namespace kiln
+
+namespace kiln {
+
+// Vertical fusion: any node may carry an elementwise epilogue, a subgraph applied to its
+// output 0. Its inputs are [output 0 of the op, extra_0, extra_1, ...], where the extras are
+// the node's inputs past the first `kEpilogueMainInputs` (attribute) ones; its single output
+// replaces the node's output 0. The reference executor and type inference handle it for
+// every op, so one fusion rule serves Conv+bias+ReLU, MatMul+GELU, residual adds and plain
+// elementwise chains alike.
+inline constexpr const char* kEpilogueAttr = "kiln.epilogue";
+inline constexpr const char* kEpilogueMainInputs = "kiln.main_inputs";
+
+// The node as its op sees it: without the epilogue, its extra inputs and attributes.
+Node MainPartOf(const Node& node);
+
+}  // namespace kiln

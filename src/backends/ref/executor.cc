@@ -1,6 +1,7 @@
 #include <unordered_map>
 
 #include "backends/ref/kernel.h"
+#include "ir/op_schema.h"
 #include "ir/ops/families.h"
 
 namespace kiln {
@@ -129,12 +130,25 @@ StatusOr<std::vector<RValue>> RefExecutor::RunScoped(const Graph& graph, std::ve
     RefKernelFn fn = kernels.Find(node.domain, node.op_type);
     if (fn == nullptr)
       return Unimplemented("node ", node.DisplayName(id), ": no reference kernel for this op");
+    // A fused node runs as its main op, then its epilogue subgraph on output 0.
+    const Attr* epilogue = node.attrs.find(kEpilogueAttr);
+    Node main_part;
+    if (epilogue) main_part = MainPartOf(node);
+    const Node& op = epilogue ? main_part : node;
     std::vector<const RValue*> ins;
-    ins.reserve(node.inputs.size());
-    for (ValueId v : node.inputs) ins.push_back(v == kNoValue ? nullptr : &values[static_cast<size_t>(v)]);
-    RefContext ctx(graph, node, id, std::move(ins), this, &scope);
+    ins.reserve(op.inputs.size());
+    for (ValueId v : op.inputs) ins.push_back(v == kNoValue ? nullptr : &values[static_cast<size_t>(v)]);
+    RefContext ctx(graph, op, id, std::move(ins), this, &scope);
     Status st = fn(ctx);
     if (!st.ok()) return Status(st.code(), StrCat("node ", node.DisplayName(id), ": ", st.message()));
+    if (epilogue) {
+      std::vector<RValue> epi_in = {std::move(ctx.outputs()[0])};
+      for (size_t i = op.inputs.size(); i < node.inputs.size(); ++i)
+        epi_in.push_back(values[static_cast<size_t>(node.inputs[i])]);
+      auto r = RunScoped(*epilogue->g, std::move(epi_in), &scope);
+      if (!r.ok()) return Status(r.status().code(), StrCat("node ", node.DisplayName(id), ", epilogue: ", r.status().message()));
+      ctx.outputs()[0] = std::move((*r)[0]);
+    }
     for (size_t o = 0; o < node.outputs.size(); ++o) {
       ValueId v = node.outputs[o];
       if (v == kNoValue) continue;

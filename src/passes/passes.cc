@@ -1,0 +1,20 @@
+#include "passes/passes.h"
+
+namespace kiln {
+
+std::span<const PassInfo> DefaultPasses() {
+  static const PassInfo kPasses[] = {
+      {"fold_constants", "evaluate nodes whose inputs are all constant", &FoldConstants},
+      {"remove_no_ops", "remove Identity, inference Dropout, same-type Cast, same-shape Reshape, identity Transpose",
+       &RemoveNoOps},
+      {"fold_transpose_pairs", "merge two consecutive Transposes into one", &FoldTransposePairs},
+      {"eliminate_common_subexpressions", "merge nodes with the same op, attributes and inputs",
+       &EliminateCommonSubexpressions},
+      {"fuse_elementwise_epilogue", "fuse elementwise ops into the epilogue of their producer",
+       &FuseElementwiseEpilogue},
+      {"eliminate_dead_nodes", "remove nodes whose outputs reach no graph output", &EliminateDeadNodes},
+  };
+  return kPasses;
+}
+
+}  // namespace kiln

@@ -1,0 +1,30 @@
+// The pass catalog, in pipeline order. Each pass lives in src/passes/<name>.cc.
+#pragma once
+
+#include <span>
+
+#include "passes/pass.h"
+
+namespace kiln {
+
+// Nodes whose outputs nobody reads (and that have no side effects) are removed.
+StatusOr<bool> EliminateDeadNodes(Graph& graph, PassContext& ctx);
+// Identity, Dropout (inference), Cast to the same type, Reshape/Flatten to the same shape,
+// Transpose with the identity permutation: their output is replaced by their input.
+StatusOr<bool> RemoveNoOps(Graph& graph, PassContext& ctx);
+// Transpose(Transpose(x, p1), p2) -> Transpose(x, p1∘p2) (removed by RemoveNoOps when identity).
+StatusOr<bool> FoldTransposePairs(Graph& graph, PassContext& ctx);
+// Nodes whose inputs are all constant are evaluated once (reference kernels) and become
+// initializers; covers Shape->Gather->Unsqueeze->Concat chains once shapes are known.
+StatusOr<bool> FoldConstants(Graph& graph, PassContext& ctx);
+// Two nodes with the same op, attributes and inputs compute the same thing: keep one.
+StatusOr<bool> EliminateCommonSubexpressions(Graph& graph, PassContext& ctx);
+
+// Vertical fusion: elementwise ops join the epilogue of the node producing their input
+// (Conv/Gemm/MatMul + bias + activation + residual add, and elementwise chains).
+StatusOr<bool> FuseElementwiseEpilogue(Graph& graph, PassContext& ctx);
+
+// The default pipeline, in order.
+std::span<const PassInfo> DefaultPasses();
+
+}  // namespace kiln
