@@ -4,6 +4,11 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
 
 namespace kiln::cli {
 
@@ -15,5 +20,11 @@ struct Command {
 };
 
 Command AddRunCommand(CLI::App& app);
+Command AddInspectCommand(CLI::App& app);
+
+// "NAME=1x3x224x224" -> {NAME, {1,3,224,224}}.
+StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseShapeSpec(const std::string& spec);
+// Number of nodes in the ONNX file's main graph (Constant nodes included); -1 if unreadable.
+int CountOnnxNodes(const std::string& path);
 
 }  // namespace kiln::cli

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<kiln::cli::Command> commands = {
       kiln::cli::AddRunCommand(app),
+      kiln::cli::AddInspectCommand(app),
   };
   try {
     app.parse(argc, argv);

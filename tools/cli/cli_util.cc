@@ -1,0 +1,35 @@
+#include <onnx/onnx_pb.h>
+
+#include <fstream>
+
+#include "tools/cli/commands.h"
+
+namespace kiln::cli {
+
+StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseShapeSpec(const std::string& spec) {
+  size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) return InvalidArgument("shape '", spec, "': expected NAME=1x3x224x224");
+  std::vector<int64_t> dims;
+  std::string rest = spec.substr(eq + 1);
+  size_t pos = 0;
+  while (pos <= rest.size() && !rest.empty()) {
+    size_t x = rest.find('x', pos);
+    std::string tok = rest.substr(pos, x == std::string::npos ? std::string::npos : x - pos);
+    char* end = nullptr;
+    long long d = std::strtoll(tok.c_str(), &end, 10);
+    if (tok.empty() || *end != '\0' || d < 0) return InvalidArgument("shape '", spec, "': bad dimension '", tok, "'");
+    dims.push_back(d);
+    if (x == std::string::npos) break;
+    pos = x + 1;
+  }
+  return std::make_pair(spec.substr(0, eq), dims);
+}
+
+int CountOnnxNodes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  onnx::ModelProto mp;
+  if (!in || !mp.ParseFromIstream(&in)) return -1;
+  return mp.graph().node_size();
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,152 @@
+// `kiln inspect MODEL.onnx [--json] [--shapes NAME=1x3x224x224]... [--disable-pass NAME]... [--dump-ir DIR]`
+// Shows the model before and after optimization: node and layer counts, every fusion with
+// the source nodes it absorbed, the memory plan, and per-layer shapes and precisions.
+// The --json form is documented in docs/inspect-json.md.
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "api/model.h"
+#include "api/optimize.h"
+#include "builder/memory_planner.h"
+#include "ir/op_schema.h"
+#include "tools/cli/commands.h"
+
+namespace kiln::cli {
+
+namespace {
+
+struct InspectArgs {
+  std::string model;
+  bool json = false;
+  std::vector<std::string> shapes;
+  std::vector<std::string> disabled;
+  std::string dump_dir;
+};
+
+// Shape-only ops run as views: no kernel.
+bool IsViewOp(const Node& n) {
+  return n.domain.empty() && !n.attrs.has(kEpilogueAttr) &&
+         (n.op_type == "Reshape" || n.op_type == "Flatten" || n.op_type == "Squeeze" || n.op_type == "Unsqueeze" ||
+          n.op_type == "Identity");
+}
+
+std::string LayerOpName(const Node& n) {
+  std::string op = n.op_type;
+  if (const Attr* e = n.attrs.find(kEpilogueAttr); e && e->g) {
+    auto order = e->g->TopologicalOrder();
+    if (order.ok())
+      for (NodeId id : *order) op += "+" + e->g->node(id).op_type;
+  }
+  return op;
+}
+
+int Inspect(const InspectArgs& a) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const std::string& s : a.shapes) {
+    auto r = ParseShapeSpec(s);
+    if (!r.ok()) {
+      std::cerr << "error: " << r.status().message() << "\n";
+      return 1;
+    }
+    shapes[r->first] = r->second;
+  }
+  auto model = LoadOnnxModel(a.model);
+  if (!model.ok()) {
+    std::cerr << "error: " << model.status().message() << "\n";
+    return 1;
+  }
+  Graph& g = *model->graph;
+  const int onnx_nodes = CountOnnxNodes(a.model);
+  Status st = SetInputShapes(g, shapes);
+  if (!st.ok()) {
+    std::cerr << "error: " << a.model << ": " << st.message() << "\n";
+    return 1;
+  }
+  OptimizeOptions oo;
+  oo.disabled_passes = {a.disabled.begin(), a.disabled.end()};
+  oo.dump_dir = a.dump_dir;
+  auto report = OptimizeGraph(g, oo);
+  if (!report.ok()) {
+    std::cerr << "error: " << a.model << ": " << report.status().message() << "\n";
+    return 1;
+  }
+  auto plan = PlanMemory(g);
+  if (!plan.ok()) {
+    std::cerr << "error: " << a.model << ": " << plan.status().message() << "\n";
+    return 1;
+  }
+  auto order = g.TopologicalOrder();
+  nlohmann::json j;
+  j["model"] = a.model;
+  j["onnx_nodes"] = onnx_nodes;
+  j["imported_nodes"] = report->source_nodes;
+  j["layers"] = report->layers;
+  int kernels = 0;
+  nlohmann::json layers = nlohmann::json::array();
+  std::map<std::string, int> fusions_by_pass;
+  for (const RewriteRecord& r : report->records) fusions_by_pass[r.pass]++;
+  for (NodeId id : *order) {
+    const Node& n = g.node(id);
+    const bool view = IsViewOp(n);
+    kernels += view ? 0 : 1;
+    nlohmann::json l;
+    l["name"] = n.name.empty() ? StrCat("#", id) : n.name;
+    l["op"] = LayerOpName(n);
+    l["kernel"] = !view;
+    l["fused_from"] = n.fused_from;
+    nlohmann::json outs = nlohmann::json::array();
+    for (ValueId o : n.outputs) {
+      if (o == kNoValue) continue;
+      const TypeInfo& t = g.value(o).type;
+      outs.push_back({{"name", g.value(o).name}, {"dtype", DTypeName(t.dtype)}, {"shape", t.shape.ToString()}});
+    }
+    l["outputs"] = outs;
+    l["precision"] = "fp32";
+    layers.push_back(l);
+  }
+  j["kernels"] = kernels;
+  j["rewrites"] = fusions_by_pass;
+  j["memory"] = {{"arena_bytes", plan->arena_bytes},
+                 {"naive_bytes", plan->naive_bytes},
+                 {"ratio", plan->naive_bytes ? double(plan->arena_bytes) / double(plan->naive_bytes) : 0.0},
+                 {"tensors", plan->num_tensors},
+                 {"in_place", plan->num_in_place}};
+  j["layer_list"] = layers;
+  if (a.json) {
+    std::cout << j.dump(1) << "\n";
+    return 0;
+  }
+  std::printf("%s\n  ONNX nodes %d -> imported %d -> layers %d, kernels per inference %d\n", a.model.c_str(), onnx_nodes,
+              report->source_nodes, report->layers, kernels);
+  for (const auto& [pass, count] : fusions_by_pass) std::printf("  %-34s fired %d times\n", pass.c_str(), count);
+  std::printf("  activation arena %.2f MiB vs naive %.2f MiB (%.1f%%), %d tensors, %d in place\n",
+              plan->arena_bytes / 1048576.0, plan->naive_bytes / 1048576.0,
+              plan->naive_bytes ? 100.0 * plan->arena_bytes / plan->naive_bytes : 0.0, plan->num_tensors,
+              plan->num_in_place);
+  std::printf("\n  %-36s %-40s %-24s %s\n", "layer", "op", "output", "absorbed");
+  for (const auto& l : layers) {
+    std::string out = l["outputs"].empty() ? "" : l["outputs"][0]["shape"].get<std::string>();
+    std::string absorbed;
+    for (const auto& s : l["fused_from"]) absorbed += (absorbed.empty() ? "" : ", ") + s.get<std::string>();
+    std::printf("  %-36s %-40s %-24s %s\n", l["name"].get<std::string>().c_str(), l["op"].get<std::string>().c_str(),
+                out.c_str(), absorbed.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command AddInspectCommand(CLI::App& app) {
+  auto args = std::make_shared<InspectArgs>();
+  CLI::App* cmd = app.add_subcommand("inspect", "Show a model before and after optimization");
+  cmd->add_option("model", args->model, "ONNX model file")->required();
+  cmd->add_flag("--json", args->json, "Machine-readable output (docs/inspect-json.md)");
+  cmd->add_option("--shapes", args->shapes, "NAME=1x3x224x224: input shape to plan for (default: 1 for dynamic dims)");
+  cmd->add_option("--disable-pass", args->disabled, "Switch a pass off by name (repeatable)");
+  cmd->add_option("--dump-ir", args->dump_dir, "Write the IR after every pass that changed it into DIR");
+  return {cmd, [args] { return Inspect(*args); }};
+}
+
+}  // namespace kiln::cli
