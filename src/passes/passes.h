@@ -20,6 +20,10 @@ StatusOr<bool> FoldConstants(Graph& graph, PassContext& ctx);
 // Two nodes with the same op, attributes and inputs compute the same thing: keep one.
 StatusOr<bool> EliminateCommonSubexpressions(Graph& graph, PassContext& ctx);
 
+// BatchNormalization (inference, constant statistics) -> Mul + Add by per-channel constants.
+StatusOr<bool> DecomposeBatchNorm(Graph& graph, PassContext& ctx);
+// Conv/Gemm followed by Mul/Add by a per-output-channel constant: folded into W and bias.
+StatusOr<bool> FoldScaleBiasIntoConv(Graph& graph, PassContext& ctx);
 // Vertical fusion: elementwise ops join the epilogue of the node producing their input
 // (Conv/Gemm/MatMul + bias + activation + residual add, and elementwise chains).
 StatusOr<bool> FuseElementwiseEpilogue(Graph& graph, PassContext& ctx);
