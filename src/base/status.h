@@ -61,3 +61,12 @@ Status IoError(const Args&... args) {
   auto tmp = (expr);                                \
   if (!tmp.ok()) return tmp.status();               \
   lhs = std::move(tmp).value()
+
+// Inside a lambda returning void: on error, store the Status in `st` and return.
+#define KILN_ASSIGN_OR_RETURN_VOID_(lhs, expr, st)        \
+  auto KILN_CONCAT_(kiln_sv_, __LINE__) = (expr);         \
+  if (!KILN_CONCAT_(kiln_sv_, __LINE__).ok()) {           \
+    st = KILN_CONCAT_(kiln_sv_, __LINE__).status();       \
+    return;                                               \
+  }                                                       \
+  lhs = std::move(KILN_CONCAT_(kiln_sv_, __LINE__)).value()

@@ -104,8 +104,12 @@ To ConvertOne(From v) {
 std::string FormatFloat(double v, bool is_double) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "INF" : "-INF";
+  // Shortest text that reads back to the same value (like NumPy's repr).
   char buf[64];
-  std::snprintf(buf, sizeof buf, is_double ? "%.17g" : "%.9g", v);
+  for (int prec = 1; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (is_double ? std::strtod(buf, nullptr) == v : std::strtof(buf, nullptr) == static_cast<float>(v)) break;
+  }
   return buf;
 }
 

@@ -190,7 +190,8 @@ Status GraphImporter::Convert(const onnx::GraphProto& gp, Graph& g, std::vector<
   for (const auto& vi : gp.input()) {
     if (g.FindValue(vi.name())) continue;  // IR < 4: initializers are listed as inputs too
     KILN_ASSIGN_OR_RETURN(TypeInfo t, TypeFromProto(vi.type(), StrCat("graph input '", vi.name(), "'")));
-    if (t.kind == TypeInfo::Kind::kTensor && t.dtype == DType::kUndefined)
+    // Subgraph inputs may leave their type to the op (Loop/Scan bodies); the main graph's may not.
+    if (outer.empty() && t.kind == TypeInfo::Kind::kTensor && t.dtype == DType::kUndefined)
       return InvalidArgument("graph input '", vi.name(), "' has no element type");
     KILN_ASSIGN_OR_RETURN(ValueId v, g.AddValue(vi.name(), std::move(t)));
     g.inputs().push_back(v);

@@ -1,8 +1,71 @@
+// Opset normalization for the elementwise family.
 #include "frontend/onnx/normalize.h"
 #include "ir/ops/families.h"
 
 namespace kiln {
 
-void RegisterElementwiseNormalizers(NormalizerTable& t) { (void)t; }
+namespace {
+
+// Clip < 11: min/max attributes -> optional inputs 1 and 2 (of the input's type).
+Status NormalizeClip(NormalizeContext& ctx) {
+  Node& n = ctx.node();
+  const DType dt = ctx.graph().value(n.inputs[0]).type.dtype == DType::kUndefined
+                       ? DType::kFloat32 : ctx.graph().value(n.inputs[0]).type.dtype;
+  if (n.attrs.has("min")) KILN_RETURN_IF_ERROR(ctx.MoveFloatAttrToInput("min", 1, dt));
+  if (n.attrs.has("max")) {
+    if (n.inputs.size() < 2) n.inputs.resize(2, kNoValue);
+    KILN_RETURN_IF_ERROR(ctx.MoveFloatAttrToInput("max", 2, dt));
+  }
+  return Status::OK();
+}
+
+// Dropout < 12: `ratio` attribute -> input 1; is_test/consumed_inputs dropped (inference).
+Status NormalizeDropout(NormalizeContext& ctx) {
+  Node& n = ctx.node();
+  n.attrs.erase("is_test");
+  n.attrs.erase("consumed_inputs");
+  if (n.attrs.has("ratio")) KILN_RETURN_IF_ERROR(ctx.MoveFloatAttrToInput("ratio", 1, DType::kFloat32));
+  return Status::OK();
+}
+
+// Opset < 7 binary ops with legacy broadcasting (`broadcast`, `axis`): NumPy broadcasting
+// gives the same result when B aligns with A's trailing dims; other alignments would need
+// a reshape of B, which kiln does only for constant B.
+Status NormalizeLegacyBroadcast(NormalizeContext& ctx) {
+  Node& n = ctx.node();
+  n.attrs.erase("consumed_inputs");
+  if (!n.attrs.has("broadcast")) return Status::OK();
+  n.attrs.erase("broadcast");
+  if (!n.attrs.has("axis")) return Status::OK();
+  KILN_ASSIGN_OR_RETURN(int64_t axis, n.attrs.GetInt("axis", 0));
+  n.attrs.erase("axis");
+  const TypeInfo& a = ctx.graph().value(n.inputs[0]).type;
+  Value& b = ctx.graph().value(n.inputs[1]);
+  if (!a.shape.has_rank()) return Unimplemented("legacy broadcast with 'axis' needs a known input rank");
+  const int64_t rank = a.shape.rank();
+  if (axis < 0) axis += rank;
+  if (!b.constant) return Unimplemented("legacy broadcast with 'axis' on a non-constant input");
+  std::vector<int64_t> dims = b.constant->dims();
+  while (static_cast<int64_t>(dims.size()) + axis < rank) dims.push_back(1);
+  return ctx.SetConstantInput(1, b.constant->Reshaped(dims));
+}
+
+// Opset < 6 ops carried `consumed_inputs`; nothing else changed for inference.
+Status DropConsumedInputs(NormalizeContext& ctx) {
+  ctx.node().attrs.erase("consumed_inputs");
+  return Status::OK();
+}
+
+}  // namespace
+
+void RegisterElementwiseNormalizers(NormalizerTable& t) {
+  t.Add("Clip", &NormalizeClip);
+  t.Add("Dropout", &NormalizeDropout);
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater", "Less", "PRelu"})
+    t.Add(op, &NormalizeLegacyBroadcast);
+  for (const char* op : {"Abs", "Ceil", "Exp", "Floor", "Log", "Neg", "Reciprocal", "Relu", "Sigmoid", "Sqrt", "Tanh",
+                         "Elu", "LeakyRelu", "HardSigmoid", "Selu", "Max", "Min", "Mean", "Sum"})
+    t.Add(op, &DropConsumedInputs);
+}
 
 }  // namespace kiln
