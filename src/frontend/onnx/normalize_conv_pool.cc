@@ -1,8 +1,52 @@
+// Opset normalization for convolution, pooling and resampling.
 #include "frontend/onnx/normalize.h"
 #include "ir/ops/families.h"
 
 namespace kiln {
 
-void RegisterConvPoolNormalizers(NormalizerTable& t) { (void)t; }
+namespace {
+
+// Upsample (deprecated; opset 7: `scales` attribute, opset 9: scales input) and Resize-10
+// become Resize with the semantics they had: asymmetric coordinates, nearest = floor.
+Status NormalizeUpsample(NormalizeContext& ctx) {
+  Node& n = ctx.node();
+  const bool is_upsample = n.op_type == "Upsample";
+  if (!is_upsample && ctx.opset() >= 11) return Status::OK();
+  KILN_ASSIGN_OR_RETURN(std::string mode, n.attrs.GetString("mode", "nearest"));
+  if (mode == "bilinear") mode = "linear";
+  n.attrs.set("mode", Attr::String(mode));
+  ValueId scales = kNoValue;
+  if (n.attrs.has("scales")) {
+    KILN_ASSIGN_OR_RETURN(std::vector<float> s, n.attrs.GetFloats("scales"));
+    n.attrs.erase("scales");
+    n.inputs.resize(1);
+    KILN_RETURN_IF_ERROR(ctx.SetConstantInput(2, Tensor::FromVector(s)));
+    scales = n.inputs[2];
+  } else if (n.inputs.size() >= 2) {
+    scales = n.inputs[1];
+  }
+  if (n.attrs.has("height_scale") || n.attrs.has("width_scale"))
+    return Unimplemented("Upsample-1 (height_scale/width_scale) is not supported");
+  n.op_type = "Resize";
+  n.inputs = {n.inputs[0], kNoValue, scales};
+  n.attrs.set("coordinate_transformation_mode", Attr::String("asymmetric"));
+  if (mode == "nearest") n.attrs.set("nearest_mode", Attr::String("floor"));
+  return Status::OK();
+}
+
+// Ops before opset 7/10/11 differ only in defaults that the current form keeps.
+Status DropLegacyAttrs(NormalizeContext& ctx) {
+  ctx.node().attrs.erase("consumed_inputs");
+  return Status::OK();
+}
+
+}  // namespace
+
+void RegisterConvPoolNormalizers(NormalizerTable& t) {
+  t.Add("Upsample", &NormalizeUpsample);
+  t.Add("Resize", &NormalizeUpsample);
+  t.Add("MaxPool", &DropLegacyAttrs);
+  t.Add("AveragePool", &DropLegacyAttrs);
+}
 
 }  // namespace kiln

@@ -34,6 +34,17 @@ Status NormalizeDropout(NormalizeContext& ctx) {
 Status NormalizeLegacyBroadcast(NormalizeContext& ctx) {
   Node& n = ctx.node();
   n.attrs.erase("consumed_inputs");
+  // PRelu < 7: a 1-D slope of C values applies per channel (axis 1).
+  if (n.op_type == "PRelu" && ctx.opset() < 7 && n.inputs.size() == 2) {
+    Value& slope = ctx.graph().value(n.inputs[1]);
+    const TypeInfo& x = ctx.graph().value(n.inputs[0]).type;
+    if (slope.constant && slope.constant->rank() == 1 && slope.constant->numel() > 1 && x.shape.has_rank() &&
+        x.shape.rank() > 2) {
+      std::vector<int64_t> dims(static_cast<size_t>(x.shape.rank() - 1), 1);
+      dims[0] = slope.constant->numel();
+      return ctx.SetConstantInput(1, slope.constant->Reshaped(dims));
+    }
+  }
   if (!n.attrs.has("broadcast")) return Status::OK();
   n.attrs.erase("broadcast");
   if (!n.attrs.has("axis")) return Status::OK();

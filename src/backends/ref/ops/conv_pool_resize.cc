@@ -1,0 +1,187 @@
+// Resize (and Upsample, normalized to Resize at import), following ONNX's reference
+// implementation: separable 1-D interpolation along every axis, neighbours taken from the
+// edge-padded input, coefficients per mode (nearest / linear / cubic).
+#include <cmath>
+
+#include "backends/ref/kernel.h"
+#include "backends/ref/ops/broadcast.h"
+#include "backends/ref/ops/tensor_util.h"
+#include "ir/op_schema.h"
+
+namespace kiln {
+
+namespace {
+
+struct ResizeOptions {
+  std::string mode, coord, nearest;
+  double cubic_a = -0.75, extrapolation = 0;
+  bool exclude_outside = false;
+};
+
+// The taps (input index, weight) of output coordinate `x` along one axis; false when the
+// coordinate falls outside the crop (tf_crop_and_resize).
+bool AxisTaps(const ResizeOptions& o, int64_t in, double scale, double x, double roi_start, double roi_end,
+              std::vector<std::pair<int64_t, double>>& taps) {
+  const double out_w = scale * double(in);
+  double xo;
+  if (o.coord == "align_corners") xo = out_w == 1 ? 0 : x * double(in - 1) / (out_w - 1);
+  else if (o.coord == "asymmetric") xo = x / scale;
+  else if (o.coord == "tf_crop_and_resize") {
+    xo = out_w == 1 ? (roi_end - roi_start) * double(in - 1) / 2 : x * (roi_end - roi_start) * double(in - 1) / (out_w - 1);
+    xo += roi_start * double(in - 1);
+    if (xo < 0 || xo > double(in - 1)) return false;
+  } else if (o.coord == "pytorch_half_pixel") xo = out_w == 1 ? -0.5 : (x + 0.5) / scale - 0.5;
+  else if (o.coord == "tf_half_pixel_for_nn") xo = (x + 0.5) / scale;
+  else xo = (x + 0.5) / scale - 0.5;  // half_pixel
+  const double fl = std::floor(xo);
+  const bool integral = xo == fl;
+  const double ratio = integral ? 1.0 : xo - fl;
+  const int64_t left = static_cast<int64_t>(integral ? xo - 1 : fl);  // neighbour at or left of x, ratio in (0, 1]
+  std::vector<double> coeffs;
+  int64_t first;
+  if (o.mode == "nearest") {
+    first = left;
+    bool right;
+    if (integral) right = true;
+    else if (o.nearest == "round_prefer_ceil") right = ratio >= 0.5;
+    else if (o.nearest == "floor") right = false;
+    else if (o.nearest == "ceil") right = true;
+    else right = ratio > 0.5;  // round_prefer_floor
+    coeffs = {right ? 0.0 : 1.0, right ? 1.0 : 0.0};
+  } else if (o.mode == "linear") {
+    first = left;
+    coeffs = {1 - ratio, ratio};
+  } else {  // cubic
+    first = left - 1;
+    const double a = o.cubic_a, r = ratio, s = 1 - ratio;
+    coeffs = {((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a, ((a + 2) * r - (a + 3)) * r * r + 1,
+              ((a + 2) * s - (a + 3)) * s * s + 1, ((a * (s + 1) - 5 * a) * (s + 1) + 8 * a) * (s + 1) - 4 * a};
+  }
+  if (o.exclude_outside) {
+    double sum = 0;
+    for (size_t i = 0; i < coeffs.size(); ++i) {
+      int64_t idx = first + static_cast<int64_t>(i);
+      if (idx < 0 || idx >= in) coeffs[i] = 0;
+      sum += coeffs[i];
+    }
+    if (sum != 0) for (double& c : coeffs) c /= sum;
+  }
+  taps.clear();
+  for (size_t i = 0; i < coeffs.size(); ++i) {
+    if (coeffs[i] == 0) continue;
+    int64_t idx = std::min(std::max<int64_t>(first + static_cast<int64_t>(i), 0), in - 1);  // edge padding
+    taps.emplace_back(idx, coeffs[i]);
+  }
+  return true;
+}
+
+Status ResizeKernel(RefContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
+  const Tensor& x = ctx.input(0);
+  const int r = x.rank();
+  ResizeOptions o;
+  KILN_ASSIGN_OR_RETURN(o.mode, ctx.attrs().GetString("mode", "nearest"));
+  KILN_ASSIGN_OR_RETURN(o.coord, ctx.attrs().GetString("coordinate_transformation_mode", "half_pixel"));
+  KILN_ASSIGN_OR_RETURN(o.nearest, ctx.attrs().GetString("nearest_mode", "round_prefer_floor"));
+  KILN_ASSIGN_OR_RETURN(float a, ctx.attrs().GetFloat("cubic_coeff_a", -0.75f));
+  KILN_ASSIGN_OR_RETURN(float ev, ctx.attrs().GetFloat("extrapolation_value", 0.f));
+  KILN_ASSIGN_OR_RETURN(int64_t excl, ctx.attrs().GetInt("exclude_outside", 0));
+  KILN_ASSIGN_OR_RETURN(std::string policy, ctx.attrs().GetString("keep_aspect_ratio_policy", "stretch"));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> axes, ctx.attrs().GetInts("axes"));
+  o.cubic_a = a;
+  o.extrapolation = ev;
+  o.exclude_outside = excl != 0;
+  if (o.mode != "nearest" && o.mode != "linear" && o.mode != "cubic") return InvalidArgument("unknown mode '", o.mode, "'");
+  if (policy != "stretch") return Unimplemented("keep_aspect_ratio_policy '", policy, "'");
+  if (axes.empty()) for (int i = 0; i < r; ++i) axes.push_back(i);
+  std::vector<double> scales(static_cast<size_t>(r), 1.0);
+  std::vector<int64_t> od = x.dims();
+  if (ctx.has_input(3) && ctx.input(3).numel() > 0) {
+    KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sizes, ctx.input(3).ToInt64Vector());
+    if (sizes.size() != axes.size()) return InvalidArgument("'sizes' has the wrong length");
+    for (size_t i = 0; i < axes.size(); ++i) {
+      KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axes[i], r, "axes"));
+      od[static_cast<size_t>(ax)] = sizes[i];
+      scales[static_cast<size_t>(ax)] = double(sizes[i]) / double(x.dim(ax));
+    }
+  } else if (ctx.has_input(2) && ctx.input(2).numel() > 0) {
+    const Tensor& s = ctx.input(2);
+    if (s.numel() != static_cast<int64_t>(axes.size())) return InvalidArgument("'scales' has the wrong length");
+    for (size_t i = 0; i < axes.size(); ++i) {
+      KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axes[i], r, "axes"));
+      double sc = s.GetAsDouble(static_cast<int64_t>(i));
+      if (!(sc > 0)) return InvalidArgument("'scales' must be positive");
+      scales[static_cast<size_t>(ax)] = sc;
+      od[static_cast<size_t>(ax)] = static_cast<int64_t>(std::floor(double(x.dim(ax)) * sc));
+    }
+  } else {
+    return InvalidArgument("one of 'scales' and 'sizes' is required");
+  }
+  std::vector<double> roi(static_cast<size_t>(2 * r), 0.0);
+  for (int i = 0; i < r; ++i) roi[static_cast<size_t>(r + i)] = 1.0;
+  if (o.coord == "tf_crop_and_resize" && ctx.has_input(1) && ctx.input(1).numel() > 0) {
+    const Tensor& rt = ctx.input(1);
+    if (rt.numel() == 2 * r) for (int i = 0; i < 2 * r; ++i) roi[static_cast<size_t>(i)] = rt.GetAsDouble(i);
+    else if (rt.numel() == 2 * static_cast<int64_t>(axes.size()))
+      for (size_t i = 0; i < axes.size(); ++i) {
+        roi[static_cast<size_t>(axes[i])] = rt.GetAsDouble(static_cast<int64_t>(i));
+        roi[static_cast<size_t>(r + axes[i])] = rt.GetAsDouble(static_cast<int64_t>(i + axes.size()));
+      }
+    else return InvalidArgument("'roi' has the wrong length");
+  }
+  Tensor y(x.dtype(), od);
+  // Taps per axis and output coordinate (separable).
+  std::vector<std::vector<std::vector<std::pair<int64_t, double>>>> taps(static_cast<size_t>(r));
+  std::vector<std::vector<bool>> inside(static_cast<size_t>(r));
+  for (int ax = 0; ax < r; ++ax) {
+    const size_t a = static_cast<size_t>(ax);
+    taps[a].resize(static_cast<size_t>(od[a]));
+    inside[a].resize(static_cast<size_t>(od[a]));
+    for (int64_t i = 0; i < od[a]; ++i) {
+      if (scales[a] == 1.0 && od[a] == x.dim(ax) && o.coord != "tf_crop_and_resize") {
+        taps[a][static_cast<size_t>(i)] = {{i, 1.0}};
+        inside[a][static_cast<size_t>(i)] = true;
+        continue;
+      }
+      inside[a][static_cast<size_t>(i)] = AxisTaps(o, x.dim(ax), scales[a], double(i), roi[a], roi[a + static_cast<size_t>(r)],
+                                                    taps[a][static_cast<size_t>(i)]);
+    }
+  }
+  const std::vector<int64_t> strides = StridesOf(x.dims());
+  std::vector<int64_t> pos;
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    ref::Unravel(i, od, pos);
+    bool ok = true;
+    for (int ax = 0; ax < r && ok; ++ax) ok = inside[static_cast<size_t>(ax)][static_cast<size_t>(pos[static_cast<size_t>(ax)])];
+    if (!ok) { ref::StoreDouble(y, i, o.extrapolation); continue; }
+    // Sum over the tensor product of the per-axis taps.
+    double acc = 0;
+    std::vector<size_t> k(static_cast<size_t>(r), 0);
+    while (true) {
+      double w = 1;
+      int64_t off = 0;
+      for (int ax = 0; ax < r; ++ax) {
+        const auto& t = taps[static_cast<size_t>(ax)][static_cast<size_t>(pos[static_cast<size_t>(ax)])][k[static_cast<size_t>(ax)]];
+        w *= t.second;
+        off += t.first * strides[static_cast<size_t>(ax)];
+      }
+      acc += w * x.GetAsDouble(off);
+      int ax = r - 1;
+      for (; ax >= 0; --ax) {
+        size_t& kk = k[static_cast<size_t>(ax)];
+        if (++kk < taps[static_cast<size_t>(ax)][static_cast<size_t>(pos[static_cast<size_t>(ax)])].size()) break;
+        kk = 0;
+      }
+      if (ax < 0) break;
+    }
+    ref::StoreDouble(y, i, IsFloat(x.dtype()) ? acc : std::nearbyint(acc));
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+}  // namespace
+
+void RegisterResizeKernels(RefKernelRegistry& r) { r.Add("", "Resize", &ResizeKernel); }
+
+}  // namespace kiln
