@@ -1,8 +1,48 @@
+// Reductions (and, as they arrive, recurrent, signal and text ops).
 #include "ir/op_schema.h"
 #include "ir/ops/families.h"
 
 namespace kiln {
 
-void RegisterReduceRnnSignalSchemas(OpRegistry& r) { (void)r; }
+namespace {
+
+// Reduce*: axes as optional input 1 (the opset-18 form every version is normalized to).
+Status InferReduce(InferenceContext& ctx) {
+  const TypeInfo& x = ctx.input_type(0);
+  KILN_ASSIGN_OR_RETURN(int64_t keep, ctx.attrs().GetInt("keepdims", 1));
+  KILN_ASSIGN_OR_RETURN(int64_t noop, ctx.attrs().GetInt("noop_with_empty_axes", 0));
+  if (!x.shape.has_rank()) { ctx.set_output(0, x.dtype, Shape()); return Status::OK(); }
+  const int r = x.shape.rank();
+  std::vector<int64_t> axes;
+  if (ctx.has_input(1)) {
+    const Tensor* a = ctx.input_value(1);
+    if (a == nullptr) {
+      ctx.set_output(0, x.dtype, keep ? Shape::OfRank(r) : Shape());
+      return Status::OK();
+    }
+    KILN_ASSIGN_OR_RETURN(axes, a->ToInt64Vector());
+  }
+  if (axes.empty() && noop) { ctx.set_output(0, x.dtype, x.shape); return Status::OK(); }
+  std::vector<bool> red(static_cast<size_t>(r), axes.empty());
+  for (int64_t a : axes) {
+    KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(a, r, "axes"));
+    red[static_cast<size_t>(ax)] = true;
+  }
+  std::vector<Dim> out;
+  for (int i = 0; i < r; ++i) {
+    if (!red[static_cast<size_t>(i)]) out.push_back(x.shape.dim(i));
+    else if (keep) out.push_back(Dim(1));
+  }
+  ctx.set_output(0, x.dtype, Shape(std::move(out)));
+  return Status::OK();
+}
+
+}  // namespace
+
+void RegisterReduceRnnSignalSchemas(OpRegistry& r) {
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                         "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
+    r.Add(OpSchema{op, "", 1, 2, 1, 1, InferReduce, FusionClass::kReduction});
+}
 
 }  // namespace kiln
