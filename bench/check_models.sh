@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the nine benchmark models (../shared/bench: 5 PyTorch exports, 4 real models) through
 # `kiln run` on the kit's reference inputs and compares kiln's outputs with ONNX Runtime's
-# (rtol 1e-3, atol 1e-4) using the kit's compare script. Needs the kit set up (see
+# (rtol 1e-3, atol 1e-4) using the kit's compare script. KILN_RUN_FLAGS=-O runs the optimizer first. Needs the kit set up (see
 # ../shared/bench/README.md). Usage: bench/check_models.sh [MODEL...]
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +30,7 @@ for m in "${models[@]}"; do
   mapfile -t ins < <($PY "$ROOT/bench/io_json.py" to-npy "$ref" "$WORK/$m/npy")
   shape=$($PY -c "import json;print(' '.join('x'.join(map(str,t['shape'])) for t in json.load(open('$ref/io.json'))['inputs']))")
   t0=$EPOCHREALTIME
-  if ! "$KILN" run "$onnx" "${ins[@]}" --output-dir "$WORK/$m/out" >"$WORK/$m/run.log" 2>&1; then
+  if ! "$KILN" run $KILN_RUN_FLAGS "$onnx" "${ins[@]}" --output-dir "$WORK/$m/out" >"$WORK/$m/run.log" 2>&1; then
     echo "| $m | $shape | | kiln failed: $(grep -m1 error "$WORK/$m/run.log") | no |"
     status=1
     continue

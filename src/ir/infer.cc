@@ -136,6 +136,8 @@ class Inferrer {
         if (!merged.ok()) return fail(merged.status().WithPrefix(StrCat("output '", val.name, "'")));
         val.type = std::move(*merged);
       }
+      for (size_t o = 0; o < ctx.output_values().size() && o < node.outputs.size(); ++o)
+        if (ctx.output_values()[o] && node.outputs[o] != kNoValue) known[static_cast<size_t>(node.outputs[o])] = ctx.output_values()[o];
       if (options_.evaluator != nullptr && !epilogue && !IsNondeterministic(node) && !node.attrs.has("then_branch") &&
           !node.attrs.has("body")) {
         std::vector<const Tensor*> ins;

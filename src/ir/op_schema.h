@@ -47,6 +47,13 @@ class InferenceContext {
   void set_output_type(int i, TypeInfo t) { outputs_[static_cast<size_t>(i)] = std::move(t); }
   void set_output(int i, DType dt, Shape s) { set_output_type(i, TypeInfo::Tensor(dt, std::move(s))); }
   const TypeInfo& output_type(int i) const { return outputs_[static_cast<size_t>(i)]; }
+  // Data propagation: an inference function that can compute an output's value from
+  // static information alone (e.g. Shape of a statically shaped tensor) sets it here.
+  void set_output_value(int i, Tensor t) {
+    if (output_values_.size() <= static_cast<size_t>(i)) output_values_.resize(static_cast<size_t>(i) + 1);
+    output_values_[static_cast<size_t>(i)] = std::move(t);
+  }
+  const std::vector<std::optional<Tensor>>& output_values() const { return output_values_; }
 
   // Infers a subgraph (If/Loop/Scan bodies) given its input types; returns its output types.
   // Set by the inference driver.
@@ -60,6 +67,7 @@ class InferenceContext {
   NodeId id_;
   const std::vector<std::optional<Tensor>>* known_values_;
   std::vector<TypeInfo> outputs_;
+  std::vector<std::optional<Tensor>> output_values_;
 };
 
 using InferFn = Status (*)(InferenceContext&);

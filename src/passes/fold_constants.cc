@@ -1,8 +1,32 @@
 // Evaluates nodes whose inputs are all constant, once, at build time.
+#include <algorithm>
+#include <optional>
+
 #include "passes/graph_util.h"
 #include "passes/passes.h"
 
 namespace kiln {
+
+namespace {
+
+// Shape and Size only read their input's (static) shape, not its values.
+std::optional<Tensor> FoldShapeOf(const Graph& graph, const Node& node) {
+  if (!node.domain.empty() || (node.op_type != "Shape" && node.op_type != "Size") || node.inputs.empty()) return std::nullopt;
+  const TypeInfo& t = graph.value(node.inputs[0]).type;
+  if (!t.is_tensor() || !t.shape.IsStatic()) return std::nullopt;
+  const std::vector<int64_t> dims = t.shape.Sizes();
+  if (node.op_type == "Size") return Tensor::Scalar<int64_t>(*t.shape.Numel());
+  const int64_t r = static_cast<int64_t>(dims.size());
+  auto start = node.attrs.GetInt("start", 0);
+  auto end = node.attrs.GetInt("end", r);
+  if (!start.ok() || !end.ok()) return std::nullopt;
+  int64_t s = *start < 0 ? *start + r : *start, e = *end < 0 ? *end + r : *end;
+  s = std::clamp<int64_t>(s, 0, r);
+  e = std::clamp<int64_t>(e, 0, r);
+  return Tensor::FromVector(std::vector<int64_t>(dims.begin() + s, dims.begin() + std::max(s, e)));
+}
+
+}  // namespace
 
 StatusOr<bool> FoldConstants(Graph& graph, PassContext& ctx) {
   if (ctx.evaluator == nullptr) return false;
@@ -11,6 +35,16 @@ StatusOr<bool> FoldConstants(Graph& graph, PassContext& ctx) {
   for (NodeId n : order) {
     Node& node = graph.node(n);
     if (IsNondeterministicOp(node) || HasSubgraph(node)) continue;  // incl. fused nodes (epilogue graph)
+    if (std::optional<Tensor> shape = FoldShapeOf(graph, node)) {
+      const ValueId out = node.outputs[0];
+      const std::string name = node.name;
+      graph.RemoveNode(n);
+      graph.value(out).constant = std::move(*shape);
+      graph.value(out).type = TypeInfo::Tensor(DType::kInt64, Shape::FromDims(graph.value(out).constant->dims()));
+      ctx.records.push_back({"fold_constants", name, {name}});
+      changed = true;
+      continue;
+    }
     std::vector<const Tensor*> ins;
     bool all_const = !node.inputs.empty();
     for (ValueId v : node.inputs) {

@@ -3,6 +3,8 @@
 // of another node's output 0 becomes part of that node's epilogue (see kEpilogueAttr).
 // Conv+BiasAdd+ReLU, Conv+Add(residual)+ReLU, Gemm+GELU pieces and plain elementwise chains
 // all come out of it, applied to a fixed point.
+#include <algorithm>
+
 #include "ir/op_schema.h"
 #include "passes/graph_util.h"
 #include "passes/passes.h"
@@ -109,7 +111,7 @@ StatusOr<bool> FuseElementwiseEpilogue(Graph& graph, PassContext& ctx) {
     epi->outputs()[0] = y_inner;
 
     // Rewire the outer graph: e disappears, p now produces y.
-    std::string e_name = e.name;
+    const std::vector<std::string> absorbed = AbsorbedNames(e);
     graph.RemoveNode(eid);
     Node& fused = graph.node(pid);
     fused.attrs.set(kEpilogueAttr, Attr::GraphValue(epi));
@@ -121,8 +123,9 @@ StatusOr<bool> FuseElementwiseEpilogue(Graph& graph, PassContext& ctx) {
     graph.value(y).producer = pid;
     graph.value(x).producer = -1;
     if (fused.fused_from.empty()) fused.fused_from.push_back(fused.name);
-    fused.fused_from.push_back(e_name);
-    ctx.records.push_back({"fuse_elementwise_epilogue", fused.name, {e_name}});
+    for (const std::string& a : absorbed)
+      if (std::find(fused.fused_from.begin(), fused.fused_from.end(), a) == fused.fused_from.end()) fused.fused_from.push_back(a);
+    ctx.records.push_back({"fuse_elementwise_epilogue", fused.name, absorbed});
     changed = true;
   }
   return changed;

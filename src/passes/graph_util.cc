@@ -77,3 +77,12 @@ bool HasControlFlowSubgraph(const Node& node) {
 }
 
 }  // namespace kiln
+
+namespace kiln {
+
+std::vector<std::string> AbsorbedNames(const Node& node) {
+  if (!node.fused_from.empty()) return node.fused_from;
+  return {node.name};
+}
+
+}  // namespace kiln

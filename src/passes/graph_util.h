@@ -28,3 +28,11 @@ bool HasSubgraph(const Node& node);
 bool HasControlFlowSubgraph(const Node& node);
 
 }  // namespace kiln
+
+namespace kiln {
+
+// The source node names a node stands for: its provenance list if it has one (a node made
+// by an earlier rewrite), else its own name.
+std::vector<std::string> AbsorbedNames(const Node& node);
+
+}  // namespace kiln

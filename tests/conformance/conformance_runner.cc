@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "api/model.h"
+#include "api/optimize.h"
 #include "backends/ref/kernel.h"
 #include "frontend/onnx/tensor_proto.h"
 
@@ -41,6 +42,7 @@ struct Options {
   double rtol = 1e-3, atol = 1e-7;
   int timeout_s = 60;
   bool verbose = false;
+  bool optimize = false;  // run the optimizer's default pipeline before executing
 };
 
 // Statuses, in table order.
@@ -140,6 +142,10 @@ Result RunTest(const fs::path& dir, const Options& o) {
     const Status& s = model.status();
     return {s.code() == StatusCode::kUnimplemented ? "unsupported" : "error", s.message()};
   }
+  if (o.optimize) {
+    auto report = OptimizeGraph(*model->graph);
+    if (!report.ok()) return {"error", "optimizer: " + report.status().message()};
+  }
   const Graph& g = *model->graph;
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(dir))
@@ -227,9 +233,10 @@ std::set<std::string> ReadList(const std::string& path) {
 void Usage() {
   std::cout << "usage: kiln_conformance [--data-dir DIR] [--suites a,b] [--filter REGEX] [--failures FILE]\n"
                "                        [--json FILE] [--md FILE] [--expect FILE] [--write-expect FILE]\n"
-               "                        [--ort-json FILE] [--timeout S] [-v]\n"
+               "                        [--ort-json FILE] [--timeout S] [-O] [-v]\n"
                "Runs ONNX backend test data through kiln (reference backend), rtol 1e-3 / atol 1e-7.\n"
                "--expect FILE: exit 1 if a test listed there (suite/test per line) does not pass.\n"
+               "-O, --optimize: run kiln's graph optimizer first (results must not change).\n"
                "--ort-json FILE: ONNX Runtime's results (../shared/bench/conformance) for a side-by-side table.\n";
 }
 
@@ -257,6 +264,7 @@ int main(int argc, char** argv) {
     else if (a == "--ort-json") o.ort_json = next();
     else if (a == "--timeout") o.timeout_s = std::stoi(next());
     else if (a == "-v" || a == "--verbose") o.verbose = true;
+    else if (a == "-O" || a == "--optimize") o.optimize = true;
     else if (a == "-h" || a == "--help") { Usage(); return 0; }
     else { std::cerr << "unknown argument " << a << "\n"; Usage(); return 2; }
   }

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "api/model.h"
+#include "api/optimize.h"
 #include "api/tensor_io.h"
 #include "tools/cli/commands.h"
 
@@ -20,6 +21,7 @@ struct RunArgs {
   std::vector<std::string> named;
   std::string output_dir;
   int iterations = 1;
+  bool optimize = false;
 };
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
@@ -78,6 +80,13 @@ int Run(const RunArgs& a) {
     return 1;
   }
   for (const std::string& w : model->warnings) std::cerr << "warning: " << w << "\n";
+  if (a.optimize) {
+    auto report = OptimizeGraph(*model->graph);
+    if (!report.ok()) {
+      std::cerr << "error: " << a.model << ": " << report.status().message() << "\n";
+      return 1;
+    }
+  }
   double load_ms = MsSince(t0);
   const Graph& g = *model->graph;
   auto inputs = BindInputs(g, a);
@@ -137,6 +146,7 @@ Command AddRunCommand(CLI::App& app) {
   cmd->add_option("inputs", args->positional, "Input tensors (.npy or TensorProto .pb), bound to graph inputs in order");
   cmd->add_option("-i,--input", args->named, "NAME=FILE: bind an input by name (repeatable)");
   cmd->add_option("-o,--output-dir", args->output_dir, "Write DIR/<i>_<name>.npy per graph output");
+  cmd->add_flag("-O,--optimize", args->optimize, "Run the graph optimizer (fusion, folding) before executing");
   cmd->add_option("-n,--iterations", args->iterations, "Run N times and report the median time")->check(CLI::PositiveNumber);
   return {cmd, [args] { return Run(*args); }};
 }

@@ -388,11 +388,17 @@ Status InferShape(InferenceContext& ctx) {
   start = std::clamp<int64_t>(start, 0, r);
   end = std::clamp<int64_t>(end, 0, r);
   ctx.set_output(0, DType::kInt64, Shape::FromDims({std::max<int64_t>(0, end - start)}));
+  // Known dims propagate as a value (Shape -> Gather -> Concat -> Reshape chains).
+  if (x.shape.IsStatic()) {
+    const std::vector<int64_t> dims = x.shape.Sizes();
+    ctx.set_output_value(0, Tensor::FromVector(std::vector<int64_t>(dims.begin() + start, dims.begin() + std::max(start, end))));
+  }
   return Status::OK();
 }
 
 Status InferSize(InferenceContext& ctx) {
   ctx.set_output(0, DType::kInt64, Shape::FromDims({}));
+  if (auto n = ctx.input_type(0).shape.Numel()) ctx.set_output_value(0, Tensor::Scalar<int64_t>(*n));
   return Status::OK();
 }
 
