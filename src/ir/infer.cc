@@ -12,6 +12,8 @@ StatusOr<TypeInfo> MergeTypes(const TypeInfo& declared, const TypeInfo& inferred
     if (declared.kind == TypeInfo::Kind::kTensor && declared.dtype == DType::kUndefined) return inferred;
     if (declared.kind == TypeInfo::Kind::kOptional && declared.elem && inferred.kind == declared.elem->kind)
       return declared;  // an optional holding a value
+    if (inferred.kind == TypeInfo::Kind::kOptional && inferred.elem && declared.kind == inferred.elem->kind)
+      return declared;  // the model promises the optional is present
     return InvalidArgument("declared ", declared.ToString(), " but the op produces ", inferred.ToString());
   }
   if (declared.kind != TypeInfo::Kind::kTensor) {

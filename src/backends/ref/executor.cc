@@ -139,7 +139,12 @@ StatusOr<std::vector<RValue>> RefExecutor::RunScoped(const Graph& graph, std::ve
     ins.reserve(op.inputs.size());
     for (ValueId v : op.inputs) ins.push_back(v == kNoValue ? nullptr : &values[static_cast<size_t>(v)]);
     RefContext ctx(graph, op, id, std::move(ins), this, &scope);
-    Status st = fn(ctx);
+    Status st;
+    try {
+      st = fn(ctx);
+    } catch (const std::bad_alloc&) {  // a size from the model too large to allocate
+      st = Status(StatusCode::kOutOfRange, "out of memory allocating an output");
+    }
     if (!st.ok()) return Status(st.code(), StrCat("node ", node.DisplayName(id), ": ", st.message()));
     if (epilogue) {
       std::vector<RValue> epi_in = {std::move(ctx.outputs()[0])};

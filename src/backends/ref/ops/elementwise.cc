@@ -166,8 +166,9 @@ Status UnaryKernel(RefContext& ctx) {
 // ---------------------------------------------------------------- binary
 
 // Wide type in which T's arithmetic is done.
+// fp32/fp16/bf16 arithmetic runs in float (IEEE fp32 semantics, as other runtimes do), fp64 in double.
 template <typename T>
-using Wide = std::conditional_t<kIsFloatLike<T>, double,
+using Wide = std::conditional_t<kIsFloatLike<T>, std::conditional_t<std::is_same_v<T, double>, double, float>,
                                 std::conditional_t<std::is_same_v<T, bool>, int64_t,
                                                    std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>>>;
 
@@ -211,7 +212,7 @@ struct BinaryArith {
     } else if (op == "Max") r = std::isnan(ToDouble(ta)) || std::isnan(ToDouble(tb)) ? W(NAN) : std::max(a, b);
     else if (op == "Min") r = std::isnan(ToDouble(ta)) || std::isnan(ToDouble(tb)) ? W(NAN) : std::min(a, b);
     else if (op == "Mod") {
-      if constexpr (kIsFloatLike<T>) r = std::fmod(a, b);
+      if constexpr (kIsFloatLike<T>) r = static_cast<W>(std::fmod(a, b));
       else r = fmod ? (b == 0 ? 0 : a % b) : PythonMod(a, b);
     } else if (op == "PRelu") r = a < 0 ? a * b : a;
     else if constexpr (!kIsFloatLike<T>) {
@@ -220,7 +221,7 @@ struct BinaryArith {
       else if (op == "BitwiseOr" || op == "Or") r = a | b;
       else if (op == "BitwiseXor" || op == "Xor") r = a ^ b;
     }
-    if constexpr (kIsFloatLike<T>) return FromDouble<T>(r);
+    if constexpr (kIsFloatLike<T>) return FromDouble<T>(static_cast<double>(r));
     else return static_cast<T>(r);
   }
 };
