@@ -37,9 +37,28 @@ Status InferReduce(InferenceContext& ctx) {
   return Status::OK();
 }
 
+Status InferWindow(InferenceContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(int64_t dt, ctx.attrs().GetInt("output_datatype", 1));
+  if (!IsValidDType(static_cast<int32_t>(dt))) return InvalidArgument("attribute 'output_datatype' is not a valid type");
+  const Tensor* n = ctx.input_value(0);
+  ctx.set_output(static_cast<int>(0), static_cast<DType>(dt),
+                 n && n->numel() == 1 ? Shape::FromDims({static_cast<int64_t>(n->GetAsDouble(0))}) : Shape::OfRank(1));
+  return Status::OK();
+}
+
+Status InferStringNormalizer(InferenceContext& ctx) {
+  const TypeInfo& x = ctx.input_type(0);
+  if (x.dtype != DType::kString) return InvalidArgument("input must be a string tensor");
+  ctx.set_output(0, DType::kString, x.shape.has_rank() ? Shape::OfRank(x.shape.rank()) : Shape());
+  return Status::OK();
+}
+
 }  // namespace
 
 void RegisterReduceRnnSignalSchemas(OpRegistry& r) {
+  for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"})
+    r.Add(OpSchema{op, "", 1, 1, 1, 1, InferWindow, FusionClass::kOpaque});
+  r.Add(OpSchema{"StringNormalizer", "", 1, 1, 1, 1, InferStringNormalizer, FusionClass::kOpaque});
   for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
                          "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
     r.Add(OpSchema{op, "", 1, 2, 1, 1, InferReduce, FusionClass::kReduction});

@@ -72,9 +72,66 @@ Status ReduceKernel(RefContext& ctx) {
   return Status::OK();
 }
 
+// Hann / Hamming / Blackman windows (periodic: N' = size, symmetric: N' = size - 1).
+Status WindowKernel(RefContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
+  if (ctx.input(0).numel() != 1) return InvalidArgument("size must be a scalar");
+  const int64_t size = static_cast<int64_t>(ctx.input(0).GetAsDouble(0));
+  if (size < 0 || size > (int64_t{1} << 30)) return InvalidArgument("window size ", size, " out of range");
+  KILN_ASSIGN_OR_RETURN(int64_t periodic, ctx.attrs().GetInt("periodic", 1));
+  KILN_ASSIGN_OR_RETURN(int64_t dt, ctx.attrs().GetInt("output_datatype", 1));
+  const std::string& op = ctx.node().op_type;
+  const double n_den = periodic ? double(size) : double(size - 1);
+  Tensor y(static_cast<DType>(dt), {size});
+  for (int64_t i = 0; i < size; ++i) {
+    const double x = n_den > 0 ? 2 * M_PI * double(i) / n_den : 0.0;
+    double v;
+    if (op == "HannWindow") v = 0.5 - 0.5 * std::cos(x);
+    else if (op == "HammingWindow") v = 25.0 / 46.0 - (1 - 25.0 / 46.0) * std::cos(x);
+    else v = 0.42 - 0.5 * std::cos(x) + 0.08 * std::cos(2 * x);
+    ref::StoreDouble(y, i, v);
+  }
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
+// Case folding for ASCII and Latin-1 letters encoded as UTF-8 (what the en_US locale changes
+// in these inputs); other bytes pass through unchanged.
+std::string ChangeCase(const std::string& s, bool upper) {
+  std::string out = s;
+  for (char& c : out) c = static_cast<char>(upper ? std::toupper(static_cast<unsigned char>(c)) : std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+Status StringNormalizerKernel(RefContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
+  const Tensor& x = ctx.input(0);
+  if (x.dtype() != DType::kString) return InvalidArgument("input must be a string tensor");
+  if (x.rank() > 2 || (x.rank() == 2 && x.dim(0) != 1)) return InvalidArgument("input must be [C] or [1, C]");
+  KILN_ASSIGN_OR_RETURN(std::string action, ctx.attrs().GetString("case_change_action", "NONE"));
+  KILN_ASSIGN_OR_RETURN(int64_t sensitive, ctx.attrs().GetInt("is_case_sensitive", 0));
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> stop, ctx.attrs().GetStrings("stopwords"));
+  if (action != "NONE" && action != "LOWER" && action != "UPPER") return InvalidArgument("bad case_change_action '", action, "'");
+  std::vector<std::string> kept;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const std::string& w = x.data<std::string>()[i];
+    bool drop = false;
+    for (const std::string& sw : stop) drop = drop || (sensitive ? w == sw : ChangeCase(w, false) == ChangeCase(sw, false));
+    if (drop) continue;
+    kept.push_back(action == "NONE" ? w : ChangeCase(w, action == "UPPER"));
+  }
+  if (kept.empty()) kept.push_back("");
+  const int64_t n = static_cast<int64_t>(kept.size());
+  Tensor y = Tensor::FromVector(kept, x.rank() == 2 ? std::vector<int64_t>{1, n} : std::vector<int64_t>{n});
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
 }  // namespace
 
 void RegisterReduceRnnSignalKernels(RefKernelRegistry& r) {
+  for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"}) r.Add("", op, &WindowKernel);
+  r.Add("", "StringNormalizer", &StringNormalizerKernel);
   for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
                          "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
     r.Add("", op, &ReduceKernel);
