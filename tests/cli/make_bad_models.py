@@ -23,16 +23,25 @@ save("dangling", [helper.make_node("Add", ["input", "nowhere"], ["y"], name="add
 A = helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3])
 B = helper.make_tensor_value_info("b", TensorProto.FLOAT, [4, 5])
 save("shape_mismatch", [helper.make_node("Add", ["a", "b"], ["y"], name="add")], inputs=(A, B))
-big = helper.make_tensor("w", TensorProto.FLOAT, [1 << 31, 1 << 31, 8], vals=[], raw=True)
+
+
+def raw_tensor(name, dims):
+    """A TensorProto built by hand: helper.make_tensor refuses inconsistent sizes, which is the point here."""
+    t = TensorProto()
+    t.name = name
+    t.data_type = TensorProto.FLOAT
+    t.dims.extend(dims)
+    return t
+
+
+big = raw_tensor("w", [1 << 31, 1 << 31, 8])
 save("overflow", [helper.make_node("Identity", ["w"], ["y"], name="id")], inputs=(), inits=(big,))
 for name, loc in (("escape", "../secret.bin"), ("absolute", "/etc/passwd")):
-    t = helper.make_tensor("w", TensorProto.FLOAT, [4], vals=[], raw=True)
-    t.ClearField("raw_data")
+    t = raw_tensor("w", [4])
     t.data_location = TensorProto.EXTERNAL
     e = t.external_data.add(); e.key, e.value = "location", loc
     save(name, [helper.make_node("Identity", ["w"], ["y"], name="id")], inputs=(), inits=(t,))
-t = helper.make_tensor("w", TensorProto.FLOAT, [4], vals=[], raw=True)
-t.ClearField("raw_data")
+t = raw_tensor("w", [4])
 t.data_location = TensorProto.EXTERNAL
 e = t.external_data.add(); e.key, e.value = "location", "weights.bin"
 np.arange(4, dtype=np.float32).tofile(os.path.join(out, "weights.bin"))
