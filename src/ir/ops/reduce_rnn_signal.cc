@@ -53,9 +53,15 @@ Status InferStringNormalizer(InferenceContext& ctx) {
   return Status::OK();
 }
 
+Status InferNms(InferenceContext& ctx) {
+  ctx.set_output(0, DType::kInt64, Shape({Dim::Unknown(), Dim(3)}));
+  return Status::OK();
+}
+
 }  // namespace
 
 void RegisterReduceRnnSignalSchemas(OpRegistry& r) {
+  r.Add(OpSchema{"NonMaxSuppression", "", 2, 5, 1, 1, InferNms, FusionClass::kOpaque});
   for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"})
     r.Add(OpSchema{op, "", 1, 1, 1, 1, InferWindow, FusionClass::kOpaque});
   r.Add(OpSchema{"StringNormalizer", "", 1, 1, 1, 1, InferStringNormalizer, FusionClass::kOpaque});

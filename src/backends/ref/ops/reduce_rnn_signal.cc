@@ -1,4 +1,5 @@
 // Reference kernels: reductions (accumulated in double).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -127,9 +128,72 @@ Status StringNormalizerKernel(RefContext& ctx) {
   return Status::OK();
 }
 
+// Greedy non-maximum suppression per (batch, class): highest score first (lower box index
+// on ties), dropping boxes whose IoU with a selected box exceeds iou_threshold.
+Status NmsKernel(RefContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
+  KILN_RETURN_IF_ERROR(ctx.RequireTensor(1));
+  const Tensor& boxes = ctx.input(0);
+  const Tensor& scores = ctx.input(1);
+  if (boxes.rank() != 3 || boxes.dim(2) != 4) return InvalidArgument("boxes must be [batch, boxes, 4], got ", boxes.ShapeString());
+  if (scores.rank() != 3 || scores.dim(0) != boxes.dim(0) || scores.dim(2) != boxes.dim(1))
+    return InvalidArgument("scores must be [batch, classes, boxes], got ", scores.ShapeString());
+  KILN_ASSIGN_OR_RETURN(int64_t center, ctx.attrs().GetInt("center_point_box", 0));
+  const int64_t max_out = ctx.has_input(2) && ctx.input(2).numel() > 0 ? static_cast<int64_t>(ctx.input(2).GetAsDouble(0)) : 0;
+  const double iou_th = ctx.has_input(3) && ctx.input(3).numel() > 0 ? ctx.input(3).GetAsDouble(0) : 0.0;
+  const bool has_score_th = ctx.has_input(4) && ctx.input(4).numel() > 0;
+  const double score_th = has_score_th ? ctx.input(4).GetAsDouble(0) : 0.0;
+  const int64_t nb = boxes.dim(0), nc = scores.dim(1), n = boxes.dim(1);
+  auto corners = [&](int64_t b, int64_t i, double c[4]) {
+    double v[4];
+    for (int k = 0; k < 4; ++k) v[k] = boxes.GetAsDouble((b * n + i) * 4 + k);
+    if (center) {
+      c[0] = v[1] - v[3] / 2; c[2] = v[1] + v[3] / 2;  // y
+      c[1] = v[0] - v[2] / 2; c[3] = v[0] + v[2] / 2;  // x
+    } else {
+      c[0] = std::min(v[0], v[2]); c[2] = std::max(v[0], v[2]);
+      c[1] = std::min(v[1], v[3]); c[3] = std::max(v[1], v[3]);
+    }
+  };
+  std::vector<int64_t> sel;
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t c = 0; c < nc; ++c) {
+      std::vector<int64_t> order;
+      for (int64_t i = 0; i < n; ++i)
+        if (!has_score_th || scores.GetAsDouble((b * nc + c) * n + i) > score_th) order.push_back(i);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
+        return scores.GetAsDouble((b * nc + c) * n + x) > scores.GetAsDouble((b * nc + c) * n + y);
+      });
+      std::vector<int64_t> kept;
+      for (int64_t i : order) {
+        if (max_out > 0 && static_cast<int64_t>(kept.size()) >= max_out) break;
+        if (max_out == 0) break;
+        double a[4];
+        corners(b, i, a);
+        bool suppressed = false;
+        for (int64_t j : kept) {
+          double o[4];
+          corners(b, j, o);
+          const double ih = std::max(0.0, std::min(a[2], o[2]) - std::max(a[0], o[0]));
+          const double iw = std::max(0.0, std::min(a[3], o[3]) - std::max(a[1], o[1]));
+          const double inter = ih * iw;
+          const double uni = (a[2] - a[0]) * (a[3] - a[1]) + (o[2] - o[0]) * (o[3] - o[1]) - inter;
+          if (uni > 0 && inter / uni > iou_th) { suppressed = true; break; }
+        }
+        if (!suppressed) kept.push_back(i);
+      }
+      for (int64_t i : kept) sel.insert(sel.end(), {b, c, i});
+    }
+  Tensor y(DType::kInt64, {static_cast<int64_t>(sel.size() / 3), 3});
+  for (size_t i = 0; i < sel.size(); ++i) y.data<int64_t>()[i] = sel[i];
+  ctx.set_output(0, std::move(y));
+  return Status::OK();
+}
+
 }  // namespace
 
 void RegisterReduceRnnSignalKernels(RefKernelRegistry& r) {
+  r.Add("", "NonMaxSuppression", &NmsKernel);
   for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"}) r.Add("", op, &WindowKernel);
   r.Add("", "StringNormalizer", &StringNormalizerKernel);
   for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
