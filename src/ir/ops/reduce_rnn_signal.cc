@@ -58,9 +58,34 @@ Status InferNms(InferenceContext& ctx) {
   return Status::OK();
 }
 
+// RNN/GRU/LSTM: Y [seq, dirs, batch, hidden] (layout 1: [batch, seq, dirs, hidden]), Y_h (and Y_c)
+// [dirs, batch, hidden] (layout 1: [batch, dirs, hidden]).
+Status InferRecurrent(InferenceContext& ctx) {
+  const TypeInfo& x = ctx.input_type(0);
+  KILN_ASSIGN_OR_RETURN(int64_t layout, ctx.attrs().GetInt("layout", 0));
+  KILN_ASSIGN_OR_RETURN(int64_t hidden, ctx.attrs().RequireInt("hidden_size"));
+  KILN_ASSIGN_OR_RETURN(std::string dir, ctx.attrs().GetString("direction", "forward"));
+  if (hidden <= 0) return InvalidArgument("attribute 'hidden_size' must be positive");
+  const Dim dirs(dir == "bidirectional" ? 2 : 1);
+  Dim seq = Dim::Unknown(), batch = Dim::Unknown();
+  if (x.shape.has_rank()) {
+    if (x.shape.rank() != 3) return InvalidArgument("X must be 3-D, got ", x.shape.ToString());
+    seq = x.shape.dim(layout ? 1 : 0);
+    batch = x.shape.dim(layout ? 0 : 1);
+  }
+  if (ctx.has_output(0))
+    ctx.set_output(0, x.dtype, layout ? Shape({batch, seq, dirs, Dim(hidden)}) : Shape({seq, dirs, batch, Dim(hidden)}));
+  for (int i = 1; i < ctx.num_outputs(); ++i)
+    if (ctx.has_output(i)) ctx.set_output(i, x.dtype, layout ? Shape({batch, dirs, Dim(hidden)}) : Shape({dirs, batch, Dim(hidden)}));
+  return Status::OK();
+}
+
 }  // namespace
 
 void RegisterReduceRnnSignalSchemas(OpRegistry& r) {
+  r.Add(OpSchema{"RNN", "", 3, 6, 0, 2, InferRecurrent, FusionClass::kOpaque});
+  r.Add(OpSchema{"GRU", "", 3, 6, 0, 2, InferRecurrent, FusionClass::kOpaque});
+  r.Add(OpSchema{"LSTM", "", 3, 8, 0, 3, InferRecurrent, FusionClass::kOpaque});
   r.Add(OpSchema{"NonMaxSuppression", "", 2, 5, 1, 1, InferNms, FusionClass::kOpaque});
   for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"})
     r.Add(OpSchema{op, "", 1, 1, 1, 1, InferWindow, FusionClass::kOpaque});

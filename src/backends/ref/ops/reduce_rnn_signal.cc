@@ -192,7 +192,10 @@ Status NmsKernel(RefContext& ctx) {
 
 }  // namespace
 
+void RegisterRecurrentKernels(RefKernelRegistry& r);  // reduce_rnn_signal_rnn.cc
+
 void RegisterReduceRnnSignalKernels(RefKernelRegistry& r) {
+  RegisterRecurrentKernels(r);
   r.Add("", "NonMaxSuppression", &NmsKernel);
   for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"}) r.Add("", op, &WindowKernel);
   r.Add("", "StringNormalizer", &StringNormalizerKernel);
