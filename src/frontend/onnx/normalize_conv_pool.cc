@@ -12,7 +12,9 @@ Status NormalizeUpsample(NormalizeContext& ctx) {
   Node& n = ctx.node();
   const bool is_upsample = n.op_type == "Upsample";
   if (!is_upsample && ctx.opset() >= 11) return Status::OK();
-  KILN_ASSIGN_OR_RETURN(std::string mode, n.attrs.GetString("mode", "nearest"));
+  auto mode_attr = n.attrs.GetString("mode", "nearest");  // (not the macro: GCC 12 warns spuriously here)
+  if (!mode_attr.ok()) return mode_attr.status();
+  std::string mode = *mode_attr;
   if (mode == "bilinear") mode = "linear";
   n.attrs.set("mode", Attr::String(mode));
   ValueId scales = kNoValue;
