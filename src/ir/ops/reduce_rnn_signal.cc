@@ -80,9 +80,45 @@ Status InferRecurrent(InferenceContext& ctx) {
   return Status::OK();
 }
 
+Status InferDft(InferenceContext& ctx) {
+  const TypeInfo& x = ctx.input_type(0);
+  KILN_ASSIGN_OR_RETURN(int64_t axis, ctx.attrs().GetInt("axis", 1));
+  KILN_ASSIGN_OR_RETURN(int64_t onesided, ctx.attrs().GetInt("onesided", 0));
+  if (!x.shape.has_rank()) { ctx.set_output(0, x.dtype, Shape()); return Status::OK(); }
+  if (x.shape.rank() < 2) return InvalidArgument("input must have rank >= 2");
+  KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axis, x.shape.rank() - 1));
+  Shape s = x.shape;
+  Dim n = x.shape.dim(ax);
+  if (ctx.has_input(1)) {
+    const Tensor* l = ctx.input_value(1);
+    n = l && l->numel() == 1 ? Dim(static_cast<int64_t>(l->GetAsDouble(0))) : Dim::Unknown();
+  }
+  s.dims()[static_cast<size_t>(ax)] = onesided ? (n.known() ? Dim(n.value / 2 + 1) : Dim::Unknown()) : n;
+  s.dims().back() = Dim(2);
+  ctx.set_output(0, x.dtype, std::move(s));
+  return Status::OK();
+}
+
+Status InferStft(InferenceContext& ctx) {
+  const TypeInfo& x = ctx.input_type(0);
+  Dim batch = x.shape.has_rank() && x.shape.rank() == 3 ? x.shape.dim(0) : Dim::Unknown();
+  ctx.set_output(0, x.dtype, Shape({batch, Dim::Unknown(), Dim::Unknown(), Dim(2)}));
+  return Status::OK();
+}
+
+Status InferMel(InferenceContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(int64_t dt, ctx.attrs().GetInt("output_datatype", 1));
+  if (!IsValidDType(static_cast<int32_t>(dt))) return InvalidArgument("attribute 'output_datatype' is not a valid type");
+  ctx.set_output(0, static_cast<DType>(dt), Shape::OfRank(2));
+  return Status::OK();
+}
+
 }  // namespace
 
 void RegisterReduceRnnSignalSchemas(OpRegistry& r) {
+  r.Add(OpSchema{"DFT", "", 1, 2, 1, 1, InferDft, FusionClass::kOpaque});
+  r.Add(OpSchema{"STFT", "", 2, 4, 1, 1, InferStft, FusionClass::kOpaque});
+  r.Add(OpSchema{"MelWeightMatrix", "", 5, 5, 1, 1, InferMel, FusionClass::kOpaque});
   r.Add(OpSchema{"RNN", "", 3, 6, 0, 2, InferRecurrent, FusionClass::kOpaque});
   r.Add(OpSchema{"GRU", "", 3, 6, 0, 2, InferRecurrent, FusionClass::kOpaque});
   r.Add(OpSchema{"LSTM", "", 3, 8, 0, 3, InferRecurrent, FusionClass::kOpaque});

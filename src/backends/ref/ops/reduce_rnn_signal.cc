@@ -193,9 +193,11 @@ Status NmsKernel(RefContext& ctx) {
 }  // namespace
 
 void RegisterRecurrentKernels(RefKernelRegistry& r);  // reduce_rnn_signal_rnn.cc
+void RegisterSignalKernels(RefKernelRegistry& r);     // reduce_rnn_signal_signal.cc
 
 void RegisterReduceRnnSignalKernels(RefKernelRegistry& r) {
   RegisterRecurrentKernels(r);
+  RegisterSignalKernels(r);
   r.Add("", "NonMaxSuppression", &NmsKernel);
   for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"}) r.Add("", op, &WindowKernel);
   r.Add("", "StringNormalizer", &StringNormalizerKernel);
