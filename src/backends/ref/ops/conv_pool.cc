@@ -11,7 +11,9 @@
 
 namespace kiln {
 
-void RegisterResizeKernels(RefKernelRegistry& r);  // conv_pool_resize.cc
+void RegisterResizeKernels(RefKernelRegistry& r);      // conv_pool_resize.cc
+void RegisterGridSampleKernels(RefKernelRegistry& r);  // conv_pool_sampling.cc
+void RegisterRoiAlignKernels(RefKernelRegistry& r);    // conv_pool_sampling.cc
 
 namespace {
 
@@ -440,6 +442,8 @@ void RegisterConvPoolKernels(RefKernelRegistry& r) {
   r.Add("", "MaxUnpool", &MaxUnpoolKernel);
   r.Add("", "LRN", &LrnKernel);
   RegisterResizeKernels(r);
+  RegisterGridSampleKernels(r);
+  RegisterRoiAlignKernels(r);
 }
 
 }  // namespace kiln
