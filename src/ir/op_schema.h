@@ -43,13 +43,17 @@ class InferenceContext {
   // Constant value of input i when known at build time (initializer or folded), else nullptr.
   const Tensor* input_value(int i) const;
 
-  // Set the inferred type of output i (ignored for an omitted output).
-  void set_output_type(int i, TypeInfo t) { outputs_[static_cast<size_t>(i)] = std::move(t); }
+  // Set the inferred type of output i (ignored for an omitted output or one past the
+  // node's output count: an op's optional trailing outputs need not be declared).
+  void set_output_type(int i, TypeInfo t) {
+    if (i >= 0 && static_cast<size_t>(i) < outputs_.size()) outputs_[static_cast<size_t>(i)] = std::move(t);
+  }
   void set_output(int i, DType dt, Shape s) { set_output_type(i, TypeInfo::Tensor(dt, std::move(s))); }
   const TypeInfo& output_type(int i) const { return outputs_[static_cast<size_t>(i)]; }
   // Data propagation: an inference function that can compute an output's value from
   // static information alone (e.g. Shape of a statically shaped tensor) sets it here.
   void set_output_value(int i, Tensor t) {
+    if (i < 0 || i >= num_outputs()) return;
     if (output_values_.size() <= static_cast<size_t>(i)) output_values_.resize(static_cast<size_t>(i) + 1);
     output_values_[static_cast<size_t>(i)] = std::move(t);
   }
@@ -117,7 +121,18 @@ namespace kiln {
 inline constexpr const char* kEpilogueAttr = "kiln.epilogue";
 inline constexpr const char* kEpilogueMainInputs = "kiln.main_inputs";
 
-// The node as its op sees it: without the epilogue, its extra inputs and attributes.
+// Horizontal fusion: a node may compute several sibling layers at once and hand each its
+// slice of output 0 (after the epilogue): the result is split along kSplitAxisAttr into
+// kSplitSizesAttr pieces, which are the node's outputs. A backend writes each slice
+// straight to its own buffer, so the split costs no copy.
+inline constexpr const char* kSplitAxisAttr = "kiln.split_axis";
+inline constexpr const char* kSplitSizesAttr = "kiln.split_sizes";
+
+// True when a node carries a fusion epilogue or output split (a rewritten node).
+bool IsFusedNode(const Node& node);
+
+// The node as its op sees it: without the epilogue, its extra inputs, the output split and
+// their attributes.
 Node MainPartOf(const Node& node);
 
 }  // namespace kiln

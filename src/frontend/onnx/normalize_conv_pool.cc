@@ -1,4 +1,6 @@
 // Opset normalization for convolution, pooling and resampling.
+#include <cmath>
+
 #include "frontend/onnx/normalize.h"
 #include "ir/ops/families.h"
 
@@ -42,6 +44,25 @@ Status DropLegacyAttrs(NormalizeContext& ctx) {
   return Status::OK();
 }
 
+// LpPool-1 / GlobalLpPool-1 took `p` as a FLOAT; later opsets as an INT.
+Status NormalizeLpPool(NormalizeContext& ctx) {
+  AttrMap& attrs = ctx.node().attrs;
+  const Attr* p = attrs.find("p");
+  if (!p || p->type != Attr::Type::kFloat) return Status::OK();
+  const float v = p->f;
+  if (!(v >= 1) || v != std::floor(v) || v > 1e6f) return Unimplemented("LpPool with non-integer p = ", v);
+  attrs.set("p", Attr::Int(static_cast<int64_t>(v)));
+  return Status::OK();
+}
+
+// RoiAlign-10 had no coordinate_transformation_mode and behaved as 'output_half_pixel'
+// (no half-pixel shift); opset 16 made 'half_pixel' the default.
+Status NormalizeRoiAlign(NormalizeContext& ctx) {
+  if (ctx.opset() < 16 && !ctx.node().attrs.has("coordinate_transformation_mode"))
+    ctx.node().attrs.set("coordinate_transformation_mode", Attr::String("output_half_pixel"));
+  return Status::OK();
+}
+
 }  // namespace
 
 void RegisterConvPoolNormalizers(NormalizerTable& t) {
@@ -49,6 +70,9 @@ void RegisterConvPoolNormalizers(NormalizerTable& t) {
   t.Add("Resize", &NormalizeUpsample);
   t.Add("MaxPool", &DropLegacyAttrs);
   t.Add("AveragePool", &DropLegacyAttrs);
+  t.Add("LpPool", &NormalizeLpPool);
+  t.Add("GlobalLpPool", &NormalizeLpPool);
+  t.Add("RoiAlign", &NormalizeRoiAlign);
 }
 
 }  // namespace kiln

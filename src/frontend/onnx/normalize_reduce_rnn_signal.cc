@@ -1,5 +1,9 @@
 // Opset normalization: Reduce* before opset 18 (ReduceSum before 13) carried `axes` as an
-// attribute; the IR form takes it as input 1.
+// attribute; the IR form takes it as input 1 (an empty or absent list still means "reduce
+// all", since noop_with_empty_axes keeps its default 0).
+// The family's other ops need no rewriting across opsets 7..17: RNN/GRU/LSTM-14 only added
+// `layout` (default 0 = the older behaviour), NonMaxSuppression-11 only clarified wording,
+// and the signal and text ops have a single version.
 #include "frontend/onnx/normalize.h"
 #include "ir/ops/families.h"
 

@@ -7,7 +7,18 @@ namespace kiln {
 
 namespace {
 
-Status ReshapeShapeAttr(NormalizeContext& ctx) { return ctx.MoveIntsAttrToInput("shape", 1); }         // < 5
+// Reshape < 5: `shape` attribute -> input 1; opset 1's consumed_inputs is dropped.
+Status ReshapeShapeAttr(NormalizeContext& ctx) {
+  ctx.node().attrs.erase("consumed_inputs");
+  return ctx.MoveIntsAttrToInput("shape", 1);
+}
+
+// Concat < 4: `axis` was optional with default 1; later it is required.
+Status ConcatDefaultAxis(NormalizeContext& ctx) {
+  if (ctx.opset() < 4 && !ctx.node().attrs.has("axis")) ctx.node().attrs.set("axis", Attr::Int(1));
+  return Status::OK();
+}
+
 Status AxesAttrToInput1(NormalizeContext& ctx) { return ctx.MoveIntsAttrToInput("axes", 1); }          // Squeeze/Unsqueeze < 13
 Status SplitAttrToInput(NormalizeContext& ctx) {                                                     // < 13
   ctx.node().attrs.erase("num_outputs");  // opset 18: implied by the output count
@@ -51,6 +62,7 @@ Status TopKAttr(NormalizeContext& ctx) {
 
 void RegisterTensorNormalizers(NormalizerTable& t) {
   t.Add("Reshape", &ReshapeShapeAttr);
+  t.Add("Concat", &ConcatDefaultAxis);
   t.Add("Squeeze", &AxesAttrToInput1);
   t.Add("Unsqueeze", &AxesAttrToInput1);
   t.Add("Split", &SplitAttrToInput);

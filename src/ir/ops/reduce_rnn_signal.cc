@@ -1,8 +1,13 @@
-// Reductions (and, as they arrive, recurrent, signal and text ops).
+// Schemas of the reduce/RNN/signal family: reductions, recurrent ops and NonMaxSuppression
+// here; signal and text ops in reduce_rnn_signal_signal.cc.
+#include <string>
+
 #include "ir/op_schema.h"
 #include "ir/ops/families.h"
 
 namespace kiln {
+
+void RegisterSignalTextSchemas(OpRegistry& r);  // reduce_rnn_signal_signal.cc
 
 namespace {
 
@@ -11,50 +16,58 @@ Status InferReduce(InferenceContext& ctx) {
   const TypeInfo& x = ctx.input_type(0);
   KILN_ASSIGN_OR_RETURN(int64_t keep, ctx.attrs().GetInt("keepdims", 1));
   KILN_ASSIGN_OR_RETURN(int64_t noop, ctx.attrs().GetInt("noop_with_empty_axes", 0));
-  if (!x.shape.has_rank()) { ctx.set_output(0, x.dtype, Shape()); return Status::OK(); }
+  if (x.dtype == DType::kString || x.dtype == DType::kComplex64 || x.dtype == DType::kComplex128)
+    return InvalidArgument("input 'data' must be numeric, got ", DTypeName(x.dtype));
+  if (ctx.has_input(1)) {
+    const TypeInfo& a = ctx.input_type(1);
+    if (a.dtype != DType::kInt64 && a.dtype != DType::kInt32 && a.dtype != DType::kUndefined)
+      return InvalidArgument("input 'axes' must be int64");
+    if (a.shape.has_rank() && a.shape.rank() != 1) return InvalidArgument("input 'axes' must be 1-D");
+  }
+  if (!x.shape.has_rank()) {
+    ctx.set_output(0, x.dtype, Shape());
+    return Status::OK();
+  }
   const int r = x.shape.rank();
   std::vector<int64_t> axes;
   if (ctx.has_input(1)) {
     const Tensor* a = ctx.input_value(1);
-    if (a == nullptr) {
+    if (a == nullptr) {  // axes known only at run time: keepdims keeps the rank, nothing else is known
       ctx.set_output(0, x.dtype, keep ? Shape::OfRank(r) : Shape());
       return Status::OK();
     }
     KILN_ASSIGN_OR_RETURN(axes, a->ToInt64Vector());
   }
-  if (axes.empty() && noop) { ctx.set_output(0, x.dtype, x.shape); return Status::OK(); }
-  std::vector<bool> red(static_cast<size_t>(r), axes.empty());
+  if (axes.empty() && noop) {
+    ctx.set_output(0, x.dtype, x.shape);
+    return Status::OK();
+  }
+  std::vector<bool> reduced(static_cast<size_t>(r), axes.empty());
   for (int64_t a : axes) {
     KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(a, r, "axes"));
-    red[static_cast<size_t>(ax)] = true;
+    reduced[static_cast<size_t>(ax)] = true;
   }
   std::vector<Dim> out;
   for (int i = 0; i < r; ++i) {
-    if (!red[static_cast<size_t>(i)]) out.push_back(x.shape.dim(i));
+    if (!reduced[static_cast<size_t>(i)]) out.push_back(x.shape.dim(i));
     else if (keep) out.push_back(Dim(1));
   }
   ctx.set_output(0, x.dtype, Shape(std::move(out)));
   return Status::OK();
 }
 
-Status InferWindow(InferenceContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(int64_t dt, ctx.attrs().GetInt("output_datatype", 1));
-  if (!IsValidDType(static_cast<int32_t>(dt))) return InvalidArgument("attribute 'output_datatype' is not a valid type");
-  const Tensor* n = ctx.input_value(0);
-  ctx.set_output(static_cast<int>(0), static_cast<DType>(dt),
-                 n && n->numel() == 1 ? Shape::FromDims({static_cast<int64_t>(n->GetAsDouble(0))}) : Shape::OfRank(1));
+// Checks that a statically known dim of input `what` equals `want` (when both are known).
+Status CheckDim(const TypeInfo& t, int axis, const Dim& want, const char* what) {
+  if (!t.shape.has_rank() || axis >= t.shape.rank()) return Status::OK();
+  const Dim& d = t.shape.dim(axis);
+  if (d.known() && want.known() && d.value != want.value)
+    return InvalidArgument("input '", what, "' has dim ", axis, " = ", d.value, ", expected ", want.value);
   return Status::OK();
 }
 
-Status InferStringNormalizer(InferenceContext& ctx) {
-  const TypeInfo& x = ctx.input_type(0);
-  if (x.dtype != DType::kString) return InvalidArgument("input must be a string tensor");
-  ctx.set_output(0, DType::kString, x.shape.has_rank() ? Shape::OfRank(x.shape.rank()) : Shape());
-  return Status::OK();
-}
-
-Status InferNms(InferenceContext& ctx) {
-  ctx.set_output(0, DType::kInt64, Shape({Dim::Unknown(), Dim(3)}));
+Status CheckRank(const TypeInfo& t, int rank, const char* what) {
+  if (t.shape.has_rank() && t.shape.rank() != rank)
+    return InvalidArgument("input '", what, "' must have rank ", rank, ", got ", t.shape.ToString());
   return Status::OK();
 }
 
@@ -62,16 +75,30 @@ Status InferNms(InferenceContext& ctx) {
 // [dirs, batch, hidden] (layout 1: [batch, dirs, hidden]).
 Status InferRecurrent(InferenceContext& ctx) {
   const TypeInfo& x = ctx.input_type(0);
+  const std::string& op = ctx.node().op_type;
+  const int64_t gates = op == "RNN" ? 1 : op == "GRU" ? 3 : 4;
   KILN_ASSIGN_OR_RETURN(int64_t layout, ctx.attrs().GetInt("layout", 0));
   KILN_ASSIGN_OR_RETURN(int64_t hidden, ctx.attrs().RequireInt("hidden_size"));
   KILN_ASSIGN_OR_RETURN(std::string dir, ctx.attrs().GetString("direction", "forward"));
-  if (hidden <= 0) return InvalidArgument("attribute 'hidden_size' must be positive");
+  if (hidden <= 0 || hidden > (int64_t{1} << 24)) return InvalidArgument("attribute 'hidden_size' must be positive");
+  if (layout != 0 && layout != 1) return InvalidArgument("attribute 'layout' must be 0 or 1");
+  if (dir != "forward" && dir != "reverse" && dir != "bidirectional")
+    return InvalidArgument("attribute 'direction' must be forward, reverse or bidirectional, got '", dir, "'");
+  if (!IsFloat(x.dtype) && x.dtype != DType::kUndefined) return InvalidArgument("input 'X' must be a float tensor");
   const Dim dirs(dir == "bidirectional" ? 2 : 1);
+  KILN_RETURN_IF_ERROR(CheckRank(x, 3, "X"));
+  KILN_RETURN_IF_ERROR(CheckRank(ctx.input_type(1), 3, "W"));
+  KILN_RETURN_IF_ERROR(CheckRank(ctx.input_type(2), 3, "R"));
+  KILN_RETURN_IF_ERROR(CheckDim(ctx.input_type(1), 0, dirs, "W"));
+  KILN_RETURN_IF_ERROR(CheckDim(ctx.input_type(1), 1, Dim(gates * hidden), "W"));
+  KILN_RETURN_IF_ERROR(CheckDim(ctx.input_type(2), 0, dirs, "R"));
+  KILN_RETURN_IF_ERROR(CheckDim(ctx.input_type(2), 1, Dim(gates * hidden), "R"));
+  KILN_RETURN_IF_ERROR(CheckDim(ctx.input_type(2), 2, Dim(hidden), "R"));
   Dim seq = Dim::Unknown(), batch = Dim::Unknown();
   if (x.shape.has_rank()) {
-    if (x.shape.rank() != 3) return InvalidArgument("X must be 3-D, got ", x.shape.ToString());
     seq = x.shape.dim(layout ? 1 : 0);
     batch = x.shape.dim(layout ? 0 : 1);
+    KILN_RETURN_IF_ERROR(CheckDim(ctx.input_type(1), 2, x.shape.dim(2), "W"));
   }
   if (ctx.has_output(0))
     ctx.set_output(0, x.dtype, layout ? Shape({batch, seq, dirs, Dim(hidden)}) : Shape({seq, dirs, batch, Dim(hidden)}));
@@ -80,55 +107,34 @@ Status InferRecurrent(InferenceContext& ctx) {
   return Status::OK();
 }
 
-Status InferDft(InferenceContext& ctx) {
-  const TypeInfo& x = ctx.input_type(0);
-  KILN_ASSIGN_OR_RETURN(int64_t axis, ctx.attrs().GetInt("axis", 1));
-  KILN_ASSIGN_OR_RETURN(int64_t onesided, ctx.attrs().GetInt("onesided", 0));
-  if (!x.shape.has_rank()) { ctx.set_output(0, x.dtype, Shape()); return Status::OK(); }
-  if (x.shape.rank() < 2) return InvalidArgument("input must have rank >= 2");
-  KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axis, x.shape.rank() - 1));
-  Shape s = x.shape;
-  Dim n = x.shape.dim(ax);
-  if (ctx.has_input(1)) {
-    const Tensor* l = ctx.input_value(1);
-    n = l && l->numel() == 1 ? Dim(static_cast<int64_t>(l->GetAsDouble(0))) : Dim::Unknown();
+// Selected indices [num_selected, 3] of (batch, class, box): the count depends on the data.
+Status InferNms(InferenceContext& ctx) {
+  const TypeInfo& boxes = ctx.input_type(0);
+  const TypeInfo& scores = ctx.input_type(1);
+  KILN_RETURN_IF_ERROR(CheckRank(boxes, 3, "boxes"));
+  KILN_RETURN_IF_ERROR(CheckRank(scores, 3, "scores"));
+  KILN_RETURN_IF_ERROR(CheckDim(boxes, 2, Dim(4), "boxes"));
+  if (boxes.shape.has_rank() && scores.shape.has_rank()) {
+    KILN_RETURN_IF_ERROR(CheckDim(scores, 0, boxes.shape.dim(0), "scores"));
+    KILN_RETURN_IF_ERROR(CheckDim(scores, 2, boxes.shape.dim(1), "scores"));
   }
-  s.dims()[static_cast<size_t>(ax)] = onesided ? (n.known() ? Dim(n.value / 2 + 1) : Dim::Unknown()) : n;
-  s.dims().back() = Dim(2);
-  ctx.set_output(0, x.dtype, std::move(s));
-  return Status::OK();
-}
-
-Status InferStft(InferenceContext& ctx) {
-  const TypeInfo& x = ctx.input_type(0);
-  Dim batch = x.shape.has_rank() && x.shape.rank() == 3 ? x.shape.dim(0) : Dim::Unknown();
-  ctx.set_output(0, x.dtype, Shape({batch, Dim::Unknown(), Dim::Unknown(), Dim(2)}));
-  return Status::OK();
-}
-
-Status InferMel(InferenceContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(int64_t dt, ctx.attrs().GetInt("output_datatype", 1));
-  if (!IsValidDType(static_cast<int32_t>(dt))) return InvalidArgument("attribute 'output_datatype' is not a valid type");
-  ctx.set_output(0, static_cast<DType>(dt), Shape::OfRank(2));
+  KILN_ASSIGN_OR_RETURN(int64_t center, ctx.attrs().GetInt("center_point_box", 0));
+  if (center != 0 && center != 1) return InvalidArgument("attribute 'center_point_box' must be 0 or 1");
+  ctx.set_output(0, DType::kInt64, Shape({Dim::Unknown(), Dim(3)}));
   return Status::OK();
 }
 
 }  // namespace
 
 void RegisterReduceRnnSignalSchemas(OpRegistry& r) {
-  r.Add(OpSchema{"DFT", "", 1, 2, 1, 1, InferDft, FusionClass::kOpaque});
-  r.Add(OpSchema{"STFT", "", 2, 4, 1, 1, InferStft, FusionClass::kOpaque});
-  r.Add(OpSchema{"MelWeightMatrix", "", 5, 5, 1, 1, InferMel, FusionClass::kOpaque});
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                         "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
+    r.Add(OpSchema{op, "", 1, 2, 1, 1, InferReduce, FusionClass::kReduction});
   r.Add(OpSchema{"RNN", "", 3, 6, 0, 2, InferRecurrent, FusionClass::kOpaque});
   r.Add(OpSchema{"GRU", "", 3, 6, 0, 2, InferRecurrent, FusionClass::kOpaque});
   r.Add(OpSchema{"LSTM", "", 3, 8, 0, 3, InferRecurrent, FusionClass::kOpaque});
   r.Add(OpSchema{"NonMaxSuppression", "", 2, 5, 1, 1, InferNms, FusionClass::kOpaque});
-  for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"})
-    r.Add(OpSchema{op, "", 1, 1, 1, 1, InferWindow, FusionClass::kOpaque});
-  r.Add(OpSchema{"StringNormalizer", "", 1, 1, 1, 1, InferStringNormalizer, FusionClass::kOpaque});
-  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-                         "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
-    r.Add(OpSchema{op, "", 1, 2, 1, 1, InferReduce, FusionClass::kReduction});
+  RegisterSignalTextSchemas(r);
 }
 
 }  // namespace kiln

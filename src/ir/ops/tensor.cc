@@ -6,6 +6,7 @@
 #include "base/checked_math.h"
 #include "ir/op_schema.h"
 #include "ir/ops/families.h"
+#include "ir/ops/tensor_geometry.h"
 
 namespace kiln {
 
@@ -19,7 +20,17 @@ StatusOr<std::vector<int64_t>> ConstInts(const InferenceContext& ctx, int i) {
 
 Shape UnknownOfRank(int r) { return Shape::OfRank(r); }
 
+// Index-like inputs (indices, shapes, axes) must be int32 or int64.
+Status CheckIndexType(const InferenceContext& ctx, int i, const char* what) {
+  if (!ctx.has_input(i)) return Status::OK();
+  const DType dt = ctx.input_type(i).dtype;
+  if (dt != DType::kInt32 && dt != DType::kInt64 && dt != DType::kUndefined)
+    return InvalidArgument("input '", what, "' must be int32 or int64, got ", DTypeName(dt));
+  return Status::OK();
+}
+
 Status InferReshape(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "shape"));
   const TypeInfo& x = ctx.input_type(0);
   KILN_ASSIGN_OR_RETURN(int64_t allowzero, ctx.attrs().GetInt("allowzero", 0));
   auto shape = ConstInts(ctx, 1);
@@ -31,6 +42,8 @@ Status InferReshape(InferenceContext& ctx) {
       ctx.set_output(0, x.dtype, Shape());
     return Status::OK();
   }
+  if (allowzero && std::count(shape->begin(), shape->end(), 0) && std::count(shape->begin(), shape->end(), -1))
+    return InvalidArgument("input 'shape' has both 0 and -1 with allowzero = 1");
   std::vector<Dim> out;
   int infer_at = -1;
   for (size_t i = 0; i < shape->size(); ++i) {
@@ -93,6 +106,7 @@ Status InferFlatten(InferenceContext& ctx) {
 }
 
 Status InferSqueeze(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "axes"));
   const TypeInfo& x = ctx.input_type(0);
   std::vector<int64_t> axes;
   if (ctx.has_input(1)) {
@@ -123,6 +137,7 @@ Status InferSqueeze(InferenceContext& ctx) {
 }
 
 Status InferUnsqueeze(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "axes"));
   const TypeInfo& x = ctx.input_type(0);
   auto axes = ConstInts(ctx, 1);
   if (!axes.ok() || !x.shape.has_rank()) { ctx.set_output(0, x.dtype, Shape()); return Status::OK(); }
@@ -198,6 +213,7 @@ Status InferConcat(InferenceContext& ctx) {
 }
 
 Status InferSplit(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "split"));
   const TypeInfo& x = ctx.input_type(0);
   KILN_ASSIGN_OR_RETURN(int64_t axis, ctx.attrs().GetInt("axis", 0));
   const int n = ctx.num_outputs();
@@ -233,6 +249,10 @@ Status InferSplit(InferenceContext& ctx) {
 }
 
 Status InferSlice(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "starts"));
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 2, "ends"));
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 3, "axes"));
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 4, "steps"));
   const TypeInfo& x = ctx.input_type(0);
   if (!x.shape.has_rank()) { ctx.set_output(0, x.dtype, Shape()); return Status::OK(); }
   const int r = x.shape.rank();
@@ -256,28 +276,18 @@ Status InferSlice(InferenceContext& ctx) {
   Shape s = x.shape;
   for (size_t i = 0; i < axes.size(); ++i) {
     KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axes[i], r, "axes"));
-    int64_t step = steps[i];
-    if (step == 0) return InvalidArgument("steps must not be 0");
+    if (steps[i] == 0) return InvalidArgument("input 'steps' must not contain 0");
     const Dim& d = x.shape.dim(ax);
-    if (!d.known()) { s.dims()[static_cast<size_t>(ax)] = Dim::Unknown(); continue; }
-    int64_t n = d.value, st = (*starts)[i], en = (*ends)[i];
-    if (st < 0) st += n;
-    if (en < 0) en += n;
-    if (step > 0) {
-      st = std::clamp<int64_t>(st, 0, n);
-      en = std::clamp<int64_t>(en, 0, n);
-      s.dims()[static_cast<size_t>(ax)] = Dim(en > st ? (en - st + step - 1) / step : 0);
-    } else {
-      st = std::clamp<int64_t>(st, -1, n - 1);
-      en = std::clamp<int64_t>(en, -1, n - 1);
-      s.dims()[static_cast<size_t>(ax)] = Dim(st > en ? (st - en - step - 1) / (-step) : 0);
-    }
+    const bool whole_axis = (*starts)[i] == 0 && (*ends)[i] >= INT32_MAX && steps[i] == 1;  // keeps a symbol
+    if (d.known()) s.dims()[static_cast<size_t>(ax)] = Dim(ComputeSliceAxis((*starts)[i], (*ends)[i], steps[i], d.value).length);
+    else if (!whole_axis) s.dims()[static_cast<size_t>(ax)] = Dim::Unknown();
   }
   ctx.set_output(0, x.dtype, std::move(s));
   return Status::OK();
 }
 
 Status InferGather(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "indices"));
   const TypeInfo& x = ctx.input_type(0);
   const TypeInfo& idx = ctx.input_type(1);
   KILN_ASSIGN_OR_RETURN(int64_t axis, ctx.attrs().GetInt("axis", 0));
@@ -292,11 +302,13 @@ Status InferGather(InferenceContext& ctx) {
 }
 
 Status InferGatherElements(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "indices"));
   ctx.set_output(0, ctx.input_type(0).dtype, ctx.input_type(1).shape);
   return Status::OK();
 }
 
 Status InferGatherND(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "indices"));
   const TypeInfo& x = ctx.input_type(0);
   const TypeInfo& idx = ctx.input_type(1);
   KILN_ASSIGN_OR_RETURN(int64_t b, ctx.attrs().GetInt("batch_dims", 0));
@@ -314,6 +326,7 @@ Status InferGatherND(InferenceContext& ctx) {
 }
 
 Status InferExpand(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "shape"));
   const TypeInfo& x = ctx.input_type(0);
   auto shape = ConstInts(ctx, 1);
   if (!shape.ok()) {
@@ -330,6 +343,7 @@ Status InferExpand(InferenceContext& ctx) {
 }
 
 Status InferTile(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "repeats"));
   const TypeInfo& x = ctx.input_type(0);
   auto reps = ConstInts(ctx, 1);
   if (!x.shape.has_rank()) { ctx.set_output(0, x.dtype, Shape()); return Status::OK(); }
@@ -340,13 +354,17 @@ Status InferTile(InferenceContext& ctx) {
     int64_t rp = (*reps)[static_cast<size_t>(i)];
     if (rp < 0) return InvalidArgument("'repeats' must be non-negative");
     const Dim& d = x.shape.dim(i);
-    out.push_back(d.known() ? Dim(d.value * rp) : (rp == 1 ? d : Dim::Unknown()));
+    int64_t size = -1;
+    if (d.known() && !CheckedMul(d.value, rp, &size)) return InvalidArgument("input 'repeats' makes dimension ", i, " overflow");
+    out.push_back(d.known() ? Dim(size) : (rp == 1 ? d : Dim::Unknown()));
   }
   ctx.set_output(0, x.dtype, Shape(std::move(out)));
   return Status::OK();
 }
 
 Status InferPad(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "pads"));
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 3, "axes"));
   const TypeInfo& x = ctx.input_type(0);
   if (!x.shape.has_rank()) { ctx.set_output(0, x.dtype, Shape()); return Status::OK(); }
   const int r = x.shape.rank();
@@ -383,16 +401,16 @@ Status InferShape(InferenceContext& ctx) {
   const int r = x.shape.rank();
   KILN_ASSIGN_OR_RETURN(int64_t start, ctx.attrs().GetInt("start", 0));
   KILN_ASSIGN_OR_RETURN(int64_t end, ctx.attrs().GetInt("end", r));
-  if (start < 0) start += r;
-  if (end < 0) end += r;
-  start = std::clamp<int64_t>(start, 0, r);
-  end = std::clamp<int64_t>(end, 0, r);
-  ctx.set_output(0, DType::kInt64, Shape::FromDims({std::max<int64_t>(0, end - start)}));
+  const DimRange range = ComputeShapeRange(start, end, r);
+  ctx.set_output(0, DType::kInt64, Shape::FromDims({range.end - range.begin}));
   // Known dims propagate as a value (Shape -> Gather -> Concat -> Reshape chains).
-  if (x.shape.IsStatic()) {
-    const std::vector<int64_t> dims = x.shape.Sizes();
-    ctx.set_output_value(0, Tensor::FromVector(std::vector<int64_t>(dims.begin() + start, dims.begin() + std::max(start, end))));
+  bool all_known = true;
+  std::vector<int64_t> dims;
+  for (int64_t i = range.begin; i < range.end; ++i) {
+    all_known = all_known && x.shape.dim(static_cast<int>(i)).known();
+    dims.push_back(x.shape.dim(static_cast<int>(i)).value);
   }
+  if (all_known) ctx.set_output_value(0, Tensor::FromVector(dims));
   return Status::OK();
 }
 
@@ -422,29 +440,61 @@ Status InferConstantOfShape(InferenceContext& ctx) {
   return Status::OK();
 }
 
+// Constant's value attributes: exactly one must be present, with its declared type.
+struct ConstantForm {
+  const char* name;
+  Attr::Type type;
+  DType dtype;
+};
+constexpr ConstantForm kConstantForms[] = {
+    {"value", Attr::Type::kTensor, DType::kUndefined},  // dtype from the tensor
+    {"value_float", Attr::Type::kFloat, DType::kFloat32},
+    {"value_int", Attr::Type::kInt, DType::kInt64},
+    {"value_string", Attr::Type::kString, DType::kString},
+    {"value_floats", Attr::Type::kFloats, DType::kFloat32},
+    {"value_ints", Attr::Type::kInts, DType::kInt64},
+    {"value_strings", Attr::Type::kStrings, DType::kString},
+};
+
 Status InferConstant(InferenceContext& ctx) {
-  for (const auto& [k, a] : ctx.attrs().all()) {
-    if (k == "value") { ctx.set_output(0, a.t.dtype(), Shape::FromDims(a.t.dims())); return Status::OK(); }
-    if (k == "value_float") { ctx.set_output(0, DType::kFloat32, Shape::FromDims({})); return Status::OK(); }
-    if (k == "value_int") { ctx.set_output(0, DType::kInt64, Shape::FromDims({})); return Status::OK(); }
-    if (k == "value_string") { ctx.set_output(0, DType::kString, Shape::FromDims({})); return Status::OK(); }
-    if (k == "value_floats") { ctx.set_output(0, DType::kFloat32, Shape::FromDims({int64_t(a.floats.size())})); return Status::OK(); }
-    if (k == "value_ints") { ctx.set_output(0, DType::kInt64, Shape::FromDims({int64_t(a.ints.size())})); return Status::OK(); }
-    if (k == "value_strings") { ctx.set_output(0, DType::kString, Shape::FromDims({int64_t(a.strings.size())})); return Status::OK(); }
+  if (ctx.attrs().has("sparse_value")) return Unimplemented("Constant with attribute 'sparse_value' is not supported");
+  const ConstantForm* form = nullptr;
+  for (const ConstantForm& f : kConstantForms) {
+    const Attr* a = ctx.attrs().find(f.name);
+    if (a == nullptr) continue;
+    if (form != nullptr) return InvalidArgument("Constant has both '", form->name, "' and '", f.name, "'");
+    if (a->type != f.type) return InvalidArgument("attribute '", f.name, "' must be ", AttrTypeName(f.type));
+    form = &f;
   }
-  return InvalidArgument("Constant has no value attribute");
+  if (form == nullptr) return InvalidArgument("Constant needs one of the attributes value, value_float(s), value_int(s), value_string(s)");
+  const Attr& a = *ctx.attrs().find(form->name);
+  switch (form->type) {
+    case Attr::Type::kTensor:
+      if (!a.t.defined()) return InvalidArgument("attribute 'value' holds no tensor");
+      ctx.set_output(0, a.t.dtype(), Shape::FromDims(a.t.dims()));
+      break;
+    case Attr::Type::kFloats: ctx.set_output(0, form->dtype, Shape::FromDims({static_cast<int64_t>(a.floats.size())})); break;
+    case Attr::Type::kInts: ctx.set_output(0, form->dtype, Shape::FromDims({static_cast<int64_t>(a.ints.size())})); break;
+    case Attr::Type::kStrings: ctx.set_output(0, form->dtype, Shape::FromDims({static_cast<int64_t>(a.strings.size())})); break;
+    default: ctx.set_output(0, form->dtype, Shape::FromDims({})); break;
+  }
+  return Status::OK();
 }
 
 Status InferRange(InferenceContext& ctx) {
   const DType dt = ctx.input_type(0).dtype;
+  for (int i = 1; i < 3; ++i)
+    if (ctx.input_type(i).dtype != dt) return InvalidArgument("start, limit and delta must have one type");
+  if (!IsInteger(dt) && !IsFloat(dt)) return InvalidArgument("Range needs numeric inputs, got ", DTypeName(dt));
   const Tensor* s = ctx.input_value(0);
   const Tensor* l = ctx.input_value(1);
   const Tensor* d = ctx.input_value(2);
   if (s && l && d && s->numel() == 1 && l->numel() == 1 && d->numel() == 1) {
     double st = s->GetAsDouble(0), li = l->GetAsDouble(0), de = d->GetAsDouble(0);
-    if (de == 0) return InvalidArgument("delta must not be 0");
-    double n = std::ceil((li - st) / de);
-    ctx.set_output(0, dt, Shape::FromDims({std::max<int64_t>(0, static_cast<int64_t>(n))}));
+    if (de == 0) return InvalidArgument("input 'delta' must not be 0");
+    const double n = std::max(0.0, std::ceil((li - st) / de));
+    if (!(n <= static_cast<double>(kMaxElements))) return InvalidArgument("Range would produce ", n, " elements");
+    ctx.set_output(0, dt, Shape::FromDims({static_cast<int64_t>(n)}));
   } else {
     ctx.set_output(0, dt, UnknownOfRank(1));
   }
@@ -459,7 +509,11 @@ Status InferOneHot(InferenceContext& ctx) {
   const int r = idx.shape.rank() + 1;
   KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axis, r));
   Dim depth = Dim::Unknown();
-  if (const Tensor* d = ctx.input_value(1); d && d->numel() == 1) depth = Dim(static_cast<int64_t>(d->GetAsDouble(0)));
+  if (const Tensor* d = ctx.input_value(1); d && d->numel() == 1) {
+    const double v = d->GetAsDouble(0);
+    if (!(v >= 1 && v <= static_cast<double>(kMaxElements))) return InvalidArgument("input 'depth' must be positive, got ", v);
+    depth = Dim(static_cast<int64_t>(v));
+  }
   std::vector<Dim> out = idx.shape.dims();
   out.insert(out.begin() + ax, depth);
   ctx.set_output(0, dt, Shape(std::move(out)));
@@ -473,6 +527,10 @@ Status InferDepthSpace(InferenceContext& ctx) {
   if (!x.shape.has_rank()) { ctx.set_output(0, x.dtype, UnknownOfRank(4)); return Status::OK(); }
   if (x.shape.rank() != 4) return InvalidArgument("input must be 4-D");
   const bool d2s = ctx.node().op_type == "DepthToSpace";
+  if (d2s) {
+    KILN_ASSIGN_OR_RETURN(std::string mode, ctx.attrs().GetString("mode", "DCR"));
+    if (mode != "DCR" && mode != "CRD") return InvalidArgument("attribute 'mode' must be DCR or CRD, got '", mode, "'");
+  }
   auto f = [](const Dim& d, int64_t m, bool mul) {
     return d.known() ? Dim(mul ? d.value * m : d.value / m) : Dim::Unknown();
   };
@@ -492,6 +550,8 @@ Status InferNonZero(InferenceContext& ctx) {
 
 Status InferCompress(InferenceContext& ctx) {
   const TypeInfo& x = ctx.input_type(0);
+  const Shape& cond = ctx.input_type(1).shape;
+  if (cond.has_rank() && cond.rank() != 1) return InvalidArgument("input 'condition' must be 1-D");
   if (!ctx.attrs().has("axis") || !x.shape.has_rank()) { ctx.set_output(0, x.dtype, UnknownOfRank(1)); return Status::OK(); }
   KILN_ASSIGN_OR_RETURN(int64_t axis, ctx.attrs().GetInt("axis", 0));
   KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axis, x.shape.rank()));
@@ -504,7 +564,10 @@ Status InferCompress(InferenceContext& ctx) {
 Status InferEyeLike(InferenceContext& ctx) {
   const TypeInfo& x = ctx.input_type(0);
   KILN_ASSIGN_OR_RETURN(int64_t dt, ctx.attrs().GetInt("dtype", static_cast<int64_t>(x.dtype)));
-  if (x.shape.has_rank() && x.shape.rank() != 2) return InvalidArgument("input must be 2-D");
+  const DType out = static_cast<DType>(dt);
+  if (!IsValidDType(static_cast<int32_t>(dt)) || (!IsInteger(out) && !IsFloat(out) && out != DType::kBool))
+    return InvalidArgument("attribute 'dtype' ", dt, " is not a numeric type");
+  if (x.shape.has_rank() && x.shape.rank() != 2) return InvalidArgument("input must be 2-D, got ", x.shape.ToString());
   ctx.set_output(0, static_cast<DType>(dt), x.shape.has_rank() ? x.shape : UnknownOfRank(2));
   return Status::OK();
 }
@@ -515,8 +578,15 @@ Status InferTopK(InferenceContext& ctx) {
   Shape s = x.shape;
   if (s.has_rank()) {
     KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axis, s.rank()));
-    const Tensor* k = ctx.input_value(1);
-    s.dims()[static_cast<size_t>(ax)] = k && k->numel() == 1 ? Dim(static_cast<int64_t>(k->GetAsDouble(0))) : Dim::Unknown();
+    s.dims()[static_cast<size_t>(ax)] = Dim::Unknown();
+    if (const Tensor* k = ctx.input_value(1)) {
+      KILN_ASSIGN_OR_RETURN(std::vector<int64_t> kv, k->ToInt64Vector());
+      if (kv.size() != 1) return InvalidArgument("input 'K' must have one element");
+      const Dim& n = x.shape.dim(ax);
+      if (kv[0] < 0 || (n.known() && kv[0] > n.value))
+        return InvalidArgument("input 'K' = ", kv[0], " is out of range for an axis of ", n.ToString());
+      s.dims()[static_cast<size_t>(ax)] = Dim(kv[0]);
+    }
   }
   ctx.set_output(0, x.dtype, s);
   ctx.set_output(1, DType::kInt64, s);
@@ -554,7 +624,37 @@ Status InferUnique(InferenceContext& ctx) {
 }
 
 Status InferScatter(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "indices"));
   if (ctx.input_type(2).dtype != ctx.input_type(0).dtype) return InvalidArgument("updates must have the data's element type");
+  return InferSameAsInput0(ctx);
+}
+
+Status InferTrilu(InferenceContext& ctx) {
+  const Shape& s = ctx.input_type(0).shape;
+  if (s.has_rank() && s.rank() < 2) return InvalidArgument("input must have rank >= 2, got ", s.ToString());
+  KILN_RETURN_IF_ERROR(ctx.attrs().GetInt("upper", 1).status());  // a bad attribute fails at build time
+  return InferSameAsInput0(ctx);
+}
+
+Status InferCumSum(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "axis"));
+  const Shape& s = ctx.input_type(0).shape;
+  if (const Tensor* axis = ctx.input_value(1); axis != nullptr && s.has_rank()) {
+    KILN_ASSIGN_OR_RETURN(std::vector<int64_t> a, axis->ToInt64Vector());
+    if (a.size() != 1) return InvalidArgument("input 'axis' must be a scalar");
+    KILN_RETURN_IF_ERROR(NormalizeAxis(a[0], s.rank()).status());
+  }
+  return InferSameAsInput0(ctx);
+}
+
+Status InferReverseSequence(InferenceContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "sequence_lens"));
+  KILN_ASSIGN_OR_RETURN(int64_t batch_axis, ctx.attrs().GetInt("batch_axis", 1));
+  KILN_ASSIGN_OR_RETURN(int64_t time_axis, ctx.attrs().GetInt("time_axis", 0));
+  if ((batch_axis != 0 && batch_axis != 1) || (time_axis != 0 && time_axis != 1) || batch_axis == time_axis)
+    return InvalidArgument("attributes 'batch_axis' and 'time_axis' must be 0 and 1");
+  const Shape& s = ctx.input_type(0).shape;
+  if (s.has_rank() && s.rank() < 2) return InvalidArgument("input must have rank >= 2");
   return InferSameAsInput0(ctx);
 }
 
@@ -586,15 +686,15 @@ void RegisterTensorSchemas(OpRegistry& r) {
   r.Add(OpSchema{"OneHot", "", 3, 3, 1, 1, InferOneHot, FusionClass::kOpaque});
   r.Add(OpSchema{"DepthToSpace", "", 1, 1, 1, 1, InferDepthSpace, FusionClass::kInjective});
   r.Add(OpSchema{"SpaceToDepth", "", 1, 1, 1, 1, InferDepthSpace, FusionClass::kInjective});
-  r.Add(OpSchema{"Trilu", "", 1, 2, 1, 1, InferSameAsInput0, FusionClass::kOpaque});
+  r.Add(OpSchema{"Trilu", "", 1, 2, 1, 1, InferTrilu, FusionClass::kOpaque});
   r.Add(OpSchema{"NonZero", "", 1, 1, 1, 1, InferNonZero, FusionClass::kOpaque});
   r.Add(OpSchema{"Compress", "", 2, 2, 1, 1, InferCompress, FusionClass::kOpaque});
   r.Add(OpSchema{"EyeLike", "", 1, 1, 1, 1, InferEyeLike, FusionClass::kOpaque});
-  r.Add(OpSchema{"CumSum", "", 2, 2, 1, 1, InferSameAsInput0, FusionClass::kOpaque});
+  r.Add(OpSchema{"CumSum", "", 2, 2, 1, 1, InferCumSum, FusionClass::kOpaque});
   r.Add(OpSchema{"TopK", "", 2, 2, 2, 2, InferTopK, FusionClass::kOpaque});
   r.Add(OpSchema{"ArgMax", "", 1, 1, 1, 1, InferArgReduce, FusionClass::kReduction});
   r.Add(OpSchema{"ArgMin", "", 1, 1, 1, 1, InferArgReduce, FusionClass::kReduction});
-  r.Add(OpSchema{"ReverseSequence", "", 2, 2, 1, 1, InferSameAsInput0, FusionClass::kOpaque});
+  r.Add(OpSchema{"ReverseSequence", "", 2, 2, 1, 1, InferReverseSequence, FusionClass::kOpaque});
   r.Add(OpSchema{"Unique", "", 1, 1, 1, 4, InferUnique, FusionClass::kOpaque});
 }
 

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "backends/ref/kernel.h"
+#include "base/checked_math.h"
 #include "backends/ref/ops/broadcast.h"
 #include "backends/ref/ops/tensor_util.h"
 #include "ir/ops/conv_pool_geometry.h"
@@ -13,7 +14,7 @@ namespace kiln {
 
 void RegisterResizeKernels(RefKernelRegistry& r);      // conv_pool_resize.cc
 void RegisterGridSampleKernels(RefKernelRegistry& r);  // conv_pool_sampling.cc
-void RegisterRoiAlignKernels(RefKernelRegistry& r);    // conv_pool_sampling.cc
+void RegisterRoiKernels(RefKernelRegistry& r);         // conv_pool_roi.cc
 
 namespace {
 
@@ -136,6 +137,8 @@ StatusOr<std::vector<double>> ZeroPoints(RefContext& ctx, int input, int64_t cha
 }
 
 Status ConvIntegerKernel(RefContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
+  KILN_RETURN_IF_ERROR(ctx.RequireTensor(1));
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   KILN_ASSIGN_OR_RETURN(ConvProblem p, SetUpConv(ctx.attrs(), x, w));
@@ -277,6 +280,7 @@ Status PoolKernel(RefContext& ctx) {
   KILN_ASSIGN_OR_RETURN(int64_t include_pad, ctx.attrs().GetInt("count_include_pad", 0));
   KILN_ASSIGN_OR_RETURN(int64_t storage_order, ctx.attrs().GetInt("storage_order", 0));
   KILN_ASSIGN_OR_RETURN(int64_t p_norm, ctx.attrs().GetInt("p", 2));
+  if (p_norm <= 0) return InvalidArgument("attribute 'p' must be positive");
   const std::vector<int64_t> in_sp = Spatial(x.dims());
   std::vector<int64_t> out_sp;
   for (int i = 0; i < spatial; ++i) {
@@ -343,6 +347,7 @@ Status GlobalPoolKernel(RefContext& ctx) {
   if (x.rank() < 3) return InvalidArgument("input must have rank >= 3");
   const std::string& op = ctx.node().op_type;
   KILN_ASSIGN_OR_RETURN(int64_t p_norm, ctx.attrs().GetInt("p", 2));
+  if (p_norm <= 0) return InvalidArgument("attribute 'p' must be positive");
   const int64_t nc = x.dim(0) * x.dim(1), sp = x.numel() / std::max<int64_t>(1, nc);
   std::vector<int64_t> od = {x.dim(0), x.dim(1)};
   for (int i = 2; i < x.rank(); ++i) od.push_back(1);
@@ -365,7 +370,10 @@ Status GlobalPoolKernel(RefContext& ctx) {
 }
 
 Status MaxUnpoolKernel(RefContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
+  KILN_RETURN_IF_ERROR(ctx.RequireTensor(1));
   const Tensor& x = ctx.input(0);
+  if (x.rank() < 3) return InvalidArgument("input X must have rank >= 3, got ", x.ShapeString());
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> idx, ctx.input(1).ToInt64Vector());
   if (static_cast<int64_t>(idx.size()) != x.numel()) return InvalidArgument("indices must have the shape of X");
   // Indices address the default output shape (the pooled op's input); an explicit
@@ -374,8 +382,8 @@ Status MaxUnpoolKernel(RefContext& ctx) {
   KILN_ASSIGN_OR_RETURN(WindowGeometry g, ReadWindowGeometry(ctx.attrs(), spatial, {}));
   std::vector<int64_t> dflt = {x.dim(0), x.dim(1)};
   for (int i = 0; i < spatial; ++i) {
-    const size_t a = static_cast<size_t>(i);
-    dflt.push_back((x.dim(i + 2) - 1) * g.strides[a] + g.kernel[a] - g.pads[a] - g.pads[a + static_cast<size_t>(spatial)]);
+    KILN_ASSIGN_OR_RETURN(int64_t o, UnpoolOutputSize(g, i, x.dim(i + 2)));
+    dflt.push_back(o);
   }
   std::vector<int64_t> od = dflt;
   if (ctx.has_input(2)) {
@@ -383,8 +391,7 @@ Status MaxUnpoolKernel(RefContext& ctx) {
     if (od.size() != dflt.size()) return InvalidArgument("output_shape must have rank ", dflt.size());
   }
   KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::Create(x.dtype(), od, "output"));
-  int64_t dflt_numel = 1;
-  for (int64_t d : dflt) dflt_numel *= d;
+  KILN_ASSIGN_OR_RETURN(int64_t dflt_numel, CheckedNumel(dflt, "unpooled output"));
   const std::vector<int64_t> ostrides = StridesOf(od);
   std::vector<int64_t> pos;
   for (int64_t i = 0; i < x.numel(); ++i) {
@@ -443,7 +450,7 @@ void RegisterConvPoolKernels(RefKernelRegistry& r) {
   r.Add("", "LRN", &LrnKernel);
   RegisterResizeKernels(r);
   RegisterGridSampleKernels(r);
-  RegisterRoiAlignKernels(r);
+  RegisterRoiKernels(r);
 }
 
 }  // namespace kiln

@@ -7,6 +7,7 @@
 #include "backends/ref/ops/broadcast.h"
 #include "backends/ref/ops/tensor_util.h"
 #include "ir/op_schema.h"
+#include "ir/ops/conv_pool_geometry.h"
 
 namespace kiln {
 
@@ -75,6 +76,18 @@ bool AxisTaps(const ResizeOptions& o, int64_t in, double scale, double x, double
   return true;
 }
 
+Status ValidateOptions(const ResizeOptions& o) {
+  if (o.mode != "nearest" && o.mode != "linear" && o.mode != "cubic")
+    return InvalidArgument("attribute 'mode' has unknown value '", o.mode, "'");
+  for (const char* c : {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_crop_and_resize", "tf_half_pixel_for_nn"})
+    if (o.coord == c) {
+      for (const char* n : {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"})
+        if (o.nearest == n) return Status::OK();
+      return InvalidArgument("attribute 'nearest_mode' has unknown value '", o.nearest, "'");
+    }
+  return InvalidArgument("attribute 'coordinate_transformation_mode' has unknown value '", o.coord, "'");
+}
+
 Status ResizeKernel(RefContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
   const Tensor& x = ctx.input(0);
@@ -87,36 +100,21 @@ Status ResizeKernel(RefContext& ctx) {
   KILN_ASSIGN_OR_RETURN(float ev, ctx.attrs().GetFloat("extrapolation_value", 0.f));
   KILN_ASSIGN_OR_RETURN(int64_t excl, ctx.attrs().GetInt("exclude_outside", 0));
   KILN_ASSIGN_OR_RETURN(std::string policy, ctx.attrs().GetString("keep_aspect_ratio_policy", "stretch"));
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> axes, ctx.attrs().GetInts("axes"));
+  KILN_ASSIGN_OR_RETURN(std::vector<int> axes, ResizeAxes(ctx.attrs(), r));
   o.cubic_a = a;
   o.extrapolation = ev;
   o.exclude_outside = excl != 0;
-  if (o.mode != "nearest" && o.mode != "linear" && o.mode != "cubic") return InvalidArgument("unknown mode '", o.mode, "'");
-  if (policy != "stretch") return Unimplemented("keep_aspect_ratio_policy '", policy, "'");
-  if (axes.empty()) for (int i = 0; i < r; ++i) axes.push_back(i);
-  std::vector<double> scales(static_cast<size_t>(r), 1.0);
-  std::vector<int64_t> od = x.dims();
-  if (ctx.has_input(3) && ctx.input(3).numel() > 0) {
-    KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sizes, ctx.input(3).ToInt64Vector());
-    if (sizes.size() != axes.size()) return InvalidArgument("'sizes' has the wrong length");
-    for (size_t i = 0; i < axes.size(); ++i) {
-      KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axes[i], r, "axes"));
-      od[static_cast<size_t>(ax)] = sizes[i];
-      scales[static_cast<size_t>(ax)] = double(sizes[i]) / double(x.dim(ax));
-    }
-  } else if (ctx.has_input(2) && ctx.input(2).numel() > 0) {
-    const Tensor& s = ctx.input(2);
-    if (s.numel() != static_cast<int64_t>(axes.size())) return InvalidArgument("'scales' has the wrong length");
-    for (size_t i = 0; i < axes.size(); ++i) {
-      KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axes[i], r, "axes"));
-      double sc = s.GetAsDouble(static_cast<int64_t>(i));
-      if (!(sc > 0)) return InvalidArgument("'scales' must be positive");
-      scales[static_cast<size_t>(ax)] = sc;
-      od[static_cast<size_t>(ax)] = static_cast<int64_t>(std::floor(double(x.dim(ax)) * sc));
-    }
-  } else {
-    return InvalidArgument("one of 'scales' and 'sizes' is required");
-  }
+  KILN_RETURN_IF_ERROR(ValidateOptions(o));
+  // An empty scales/sizes tensor counts as absent (Resize-11/13 pass sizes after an empty scales).
+  const bool has_scales = ctx.has_input(2) && ctx.input(2).numel() > 0, has_sizes = ctx.has_input(3) && ctx.input(3).numel() > 0;
+  if (has_scales == has_sizes) return InvalidArgument("exactly one of inputs 'scales' and 'sizes' must be given");
+  std::vector<double> sc;
+  std::vector<int64_t> sz;
+  if (has_scales) for (int64_t i = 0; i < ctx.input(2).numel(); ++i) sc.push_back(ctx.input(2).GetAsDouble(i));
+  if (has_sizes) { KILN_ASSIGN_OR_RETURN(sz, ctx.input(3).ToInt64Vector()); }
+  KILN_ASSIGN_OR_RETURN(ResizeTarget target, ComputeResizeTarget(x.dims(), axes, has_scales ? &sc : nullptr, has_sizes ? &sz : nullptr, policy));
+  const std::vector<int64_t>& od = target.dims;
+  const std::vector<double>& scales = target.scales;
   std::vector<double> roi(static_cast<size_t>(2 * r), 0.0);
   for (int i = 0; i < r; ++i) roi[static_cast<size_t>(r + i)] = 1.0;
   if (o.coord == "tf_crop_and_resize" && ctx.has_input(1) && ctx.input(1).numel() > 0) {
@@ -129,7 +127,7 @@ Status ResizeKernel(RefContext& ctx) {
       }
     else return InvalidArgument("'roi' has the wrong length");
   }
-  Tensor y(x.dtype(), od);
+  KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::Create(x.dtype(), od, "output"));
   // Taps per axis and output coordinate (separable).
   std::vector<std::vector<std::vector<std::pair<int64_t, double>>>> taps(static_cast<size_t>(r));
   std::vector<std::vector<bool>> inside(static_cast<size_t>(r));

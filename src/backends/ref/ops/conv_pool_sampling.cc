@@ -1,4 +1,4 @@
-// Sampling ops: GridSample (4-D) with PyTorch's grid_sampler semantics, which ONNX's test data follows:
+// GridSample (4-D) with PyTorch's grid_sampler semantics, which ONNX's test data follows:
 // unnormalize, then padding by clipping (border) or reflection, then nearest (round half
 // to even), bilinear or bicubic (A = -0.75) sampling.
 #include <algorithm>
@@ -97,79 +97,5 @@ Status GridSampleKernel(RefContext& ctx) {
 }  // namespace
 
 void RegisterGridSampleKernels(RefKernelRegistry& r) { r.Add("", "GridSample", &GridSampleKernel); }
-
-}  // namespace kiln
-
-namespace kiln {
-
-namespace {
-
-// RoiAlign (ONNX / Detectron semantics): each output bin averages (or maxes) bilinear
-// samples on a regular grid inside the bin.
-Status RoiAlignKernel(RefContext& ctx) {
-  for (int i = 0; i < 3; ++i) KILN_RETURN_IF_ERROR(ctx.RequireTensor(i));
-  const Tensor& x = ctx.input(0);
-  const Tensor& rois = ctx.input(1);
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> bidx, ctx.input(2).ToInt64Vector());
-  if (x.rank() != 4 || rois.rank() != 2 || rois.dim(1) != 4 || static_cast<int64_t>(bidx.size()) != rois.dim(0))
-    return InvalidArgument("X must be [N,C,H,W], rois [R,4] and batch_indices [R]");
-  KILN_ASSIGN_OR_RETURN(std::string mode, ctx.attrs().GetString("mode", "avg"));
-  KILN_ASSIGN_OR_RETURN(int64_t oh, ctx.attrs().GetInt("output_height", 1));
-  KILN_ASSIGN_OR_RETURN(int64_t ow, ctx.attrs().GetInt("output_width", 1));
-  KILN_ASSIGN_OR_RETURN(int64_t ratio, ctx.attrs().GetInt("sampling_ratio", 0));
-  KILN_ASSIGN_OR_RETURN(float scale, ctx.attrs().GetFloat("spatial_scale", 1.f));
-  KILN_ASSIGN_OR_RETURN(std::string ctm, ctx.attrs().GetString("coordinate_transformation_mode", "half_pixel"));
-  if (oh <= 0 || ow <= 0 || ratio < 0) return InvalidArgument("bad output size or sampling_ratio");
-  const int64_t c = x.dim(1), h = x.dim(2), w = x.dim(3), nr = rois.dim(0);
-  const double offset = ctm == "half_pixel" ? 0.5 : 0.0;
-  Tensor y(x.dtype(), {nr, c, oh, ow});
-  for (int64_t r = 0; r < nr; ++r) {
-    const int64_t b = bidx[static_cast<size_t>(r)];
-    if (b < 0 || b >= x.dim(0)) return OutOfRange("batch index ", b, " out of range");
-    const double sw = rois.GetAsDouble(r * 4) * scale - offset, sh = rois.GetAsDouble(r * 4 + 1) * scale - offset;
-    const double ew = rois.GetAsDouble(r * 4 + 2) * scale - offset, eh = rois.GetAsDouble(r * 4 + 3) * scale - offset;
-    double rw = ew - sw, rh = eh - sh;
-    if (ctm == "output_half_pixel") { rw = std::max(rw, 1.0); rh = std::max(rh, 1.0); }
-    const double bh = rh / double(oh), bw = rw / double(ow);
-    const int64_t gh = ratio > 0 ? ratio : static_cast<int64_t>(std::ceil(rh / double(oh)));
-    const int64_t gw = ratio > 0 ? ratio : static_cast<int64_t>(std::ceil(rw / double(ow)));
-    const double count = std::max<double>(1.0, double(gh * gw));
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const int64_t plane = (b * c + ch) * h * w;
-      for (int64_t ph = 0; ph < oh; ++ph)
-        for (int64_t pw = 0; pw < ow; ++pw) {
-          double acc = mode == "max" ? -INFINITY : 0.0;
-          bool any = false;
-          for (int64_t iy = 0; iy < gh; ++iy)
-            for (int64_t ix = 0; ix < gw; ++ix) {
-              double yy = sh + double(ph) * bh + (double(iy) + 0.5) * bh / double(gh);
-              double xx = sw + double(pw) * bw + (double(ix) + 0.5) * bw / double(gw);
-              if (yy < -1.0 || yy > double(h) || xx < -1.0 || xx > double(w)) {
-                if (mode == "max") { acc = std::max(acc, 0.0); any = true; }
-                continue;
-              }
-              yy = std::max(yy, 0.0);
-              xx = std::max(xx, 0.0);
-              int64_t y0 = static_cast<int64_t>(yy), x0 = static_cast<int64_t>(xx), y1, x1;
-              if (y0 >= h - 1) { y0 = y1 = h - 1; yy = double(y0); } else { y1 = y0 + 1; }
-              if (x0 >= w - 1) { x0 = x1 = w - 1; xx = double(x0); } else { x1 = x0 + 1; }
-              const double ly = yy - double(y0), lx = xx - double(x0), hy = 1 - ly, hx = 1 - lx;
-              const double v1 = hy * hx * x.GetAsDouble(plane + y0 * w + x0), v2 = hy * lx * x.GetAsDouble(plane + y0 * w + x1);
-              const double v3 = ly * hx * x.GetAsDouble(plane + y1 * w + x0), v4 = ly * lx * x.GetAsDouble(plane + y1 * w + x1);
-              if (mode == "max") { acc = std::max({acc, v1, v2, v3, v4}); any = true; }
-              else acc += v1 + v2 + v3 + v4;
-            }
-          const double v = mode == "max" ? (any ? acc : 0.0) : acc / count;
-          ref::StoreDouble(y, ((r * c + ch) * oh + ph) * ow + pw, v);
-        }
-    }
-  }
-  ctx.set_output(0, std::move(y));
-  return Status::OK();
-}
-
-}  // namespace
-
-void RegisterRoiAlignKernels(RefKernelRegistry& r) { r.Add("", "RoiAlign", &RoiAlignKernel); }
 
 }  // namespace kiln

@@ -1,7 +1,11 @@
-// Reference kernels: reductions (accumulated in double).
+// Reference kernels: the ten Reduce* ops and NonMaxSuppression; registers the family's
+// other kernel files.
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <string>
+#include <type_traits>
 
 #include "backends/ref/kernel.h"
 #include "backends/ref/ops/broadcast.h"
@@ -13,117 +17,162 @@ namespace kiln {
 
 namespace {
 
+enum class ReduceKind { kSum, kMean, kMax, kMin, kProd, kL1, kL2, kLogSum, kLogSumExp, kSumSquare };
+
+const std::map<std::string, ReduceKind>& ReduceKinds() {
+  static const std::map<std::string, ReduceKind> kinds = {
+      {"ReduceSum", ReduceKind::kSum},       {"ReduceMean", ReduceKind::kMean},
+      {"ReduceMax", ReduceKind::kMax},       {"ReduceMin", ReduceKind::kMin},
+      {"ReduceProd", ReduceKind::kProd},     {"ReduceL1", ReduceKind::kL1},
+      {"ReduceL2", ReduceKind::kL2},         {"ReduceLogSum", ReduceKind::kLogSum},
+      {"ReduceLogSumExp", ReduceKind::kLogSumExp}, {"ReduceSumSquare", ReduceKind::kSumSquare}};
+  return kinds;
+}
+
+// Element offsets into x: bases[o] is where output element o's group starts (reduced axes at
+// index 0), spans[j] the offset of the j-th combination of reduced-axis indices. Output o
+// reduces x[bases[o] + spans[j]] over all j.
+struct ReductionPlan {
+  std::vector<int64_t> bases, spans;
+};
+
+// All offsets sum(idx[d] * strides[d]) for idx ranging over `extent` (row-major order).
+std::vector<int64_t> EnumerateOffsets(const std::vector<int64_t>& extent, const std::vector<int64_t>& strides) {
+  int64_t n = 1;
+  for (int64_t e : extent) n *= e;
+  std::vector<int64_t> offsets;
+  offsets.reserve(static_cast<size_t>(n));
+  std::vector<int64_t> idx;
+  for (int64_t i = 0; i < n; ++i) {
+    ref::Unravel(i, extent, idx);
+    int64_t off = 0;
+    for (size_t d = 0; d < idx.size(); ++d) off += idx[d] * strides[d];
+    offsets.push_back(off);
+  }
+  return offsets;
+}
+
+ReductionPlan PlanReduction(const std::vector<int64_t>& dims, const std::vector<bool>& reduced) {
+  std::vector<int64_t> kept_extent = dims, reduced_extent = dims;
+  for (size_t d = 0; d < dims.size(); ++d) (reduced[d] ? kept_extent : reduced_extent)[d] = 1;
+  const std::vector<int64_t> strides = StridesOf(dims);
+  return {EnumerateOffsets(kept_extent, strides), EnumerateOffsets(reduced_extent, strides)};
+}
+
+// log(sum(exp(v))) shifted by the maximum so large inputs do not overflow.
+double LogSumExp(const std::vector<double>& v) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (double x : v) m = std::isnan(x) || x > m ? x : m;
+  if (!std::isfinite(m)) return m;  // empty (-inf), any +inf, or NaN
+  double s = 0;
+  for (double x : v) s += std::exp(x - m);
+  return m + std::log(s);
+}
+
+// The reduction of one group in double (floats, bool, and the transcendental reductions of
+// integers). Empty groups give the ONNX reference's identities: 0, 1, -inf, +inf, NaN (mean).
+double ReduceDoubles(ReduceKind k, const std::vector<double>& v) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  double acc = k == ReduceKind::kProd ? 1.0 : k == ReduceKind::kMax ? -kInf : k == ReduceKind::kMin ? kInf : 0.0;
+  if (k == ReduceKind::kLogSumExp) return LogSumExp(v);
+  for (double x : v) {
+    switch (k) {
+      case ReduceKind::kMax: acc = std::isnan(x) || x > acc ? x : acc; break;  // NaN propagates
+      case ReduceKind::kMin: acc = std::isnan(x) || x < acc ? x : acc; break;
+      case ReduceKind::kProd: acc *= x; break;
+      case ReduceKind::kL1: acc += std::fabs(x); break;
+      case ReduceKind::kL2:
+      case ReduceKind::kSumSquare: acc += x * x; break;
+      default: acc += x; break;  // Sum, Mean, LogSum
+    }
+  }
+  if (k == ReduceKind::kMean) return acc / double(v.size());
+  if (k == ReduceKind::kL2) return std::sqrt(acc);
+  if (k == ReduceKind::kLogSum) return std::log(acc);
+  return acc;
+}
+
+// Double -> integer T, saturating (NaN -> 0): log(0) = -inf must not be UB.
+template <typename T>
+T SaturateCast(double v) {
+  if (std::isnan(v)) return T(0);
+  if (v <= double(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
+  if (v >= double(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
+  return static_cast<T>(v);
+}
+
+// Integers reduce exactly in 64 bits (sums and products wrap like NumPy's fixed-width
+// arithmetic: done in uint64 to avoid signed-overflow UB); the mean truncates toward zero.
+template <typename T>
+T ReduceIntegers(ReduceKind k, const T* x, int64_t base, const std::vector<int64_t>& spans) {
+  using Wide = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
+  std::vector<Wide> v;
+  for (int64_t s : spans) v.push_back(static_cast<Wide>(x[base + s]));
+  uint64_t acc = k == ReduceKind::kProd ? 1 : 0;
+  switch (k) {
+    case ReduceKind::kMax: return v.empty() ? std::numeric_limits<T>::lowest() : static_cast<T>(*std::max_element(v.begin(), v.end()));
+    case ReduceKind::kMin: return v.empty() ? std::numeric_limits<T>::max() : static_cast<T>(*std::min_element(v.begin(), v.end()));
+    case ReduceKind::kSum: for (Wide w : v) acc += static_cast<uint64_t>(w); break;
+    case ReduceKind::kMean:
+      for (Wide w : v) acc += static_cast<uint64_t>(w);
+      return v.empty() ? T(0) : static_cast<T>(static_cast<Wide>(acc) / static_cast<Wide>(v.size()));
+    case ReduceKind::kProd: for (Wide w : v) acc *= static_cast<uint64_t>(w); break;
+    case ReduceKind::kL1: for (Wide w : v) acc += w < 0 ? 0 - static_cast<uint64_t>(w) : static_cast<uint64_t>(w); break;
+    case ReduceKind::kSumSquare: for (Wide w : v) acc += static_cast<uint64_t>(w) * static_cast<uint64_t>(w); break;
+    default: {  // L2, LogSum, LogSumExp: real-valued, truncated back to T
+      std::vector<double> d(v.begin(), v.end());
+      return SaturateCast<T>(std::trunc(ReduceDoubles(k, d)));
+    }
+  }
+  return static_cast<T>(static_cast<Wide>(acc));
+}
+
+template <typename T>
+void ReduceInto(ReduceKind k, const Tensor& x, const ReductionPlan& plan, Tensor& y) {
+  const T* in = x.data<T>();
+  T* out = y.data<T>();
+  for (size_t o = 0; o < plan.bases.size(); ++o) {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      out[o] = ReduceIntegers<T>(k, in, plan.bases[o], plan.spans);
+    } else {
+      std::vector<double> v;
+      v.reserve(plan.spans.size());
+      for (int64_t s : plan.spans) v.push_back(ToDouble(in[plan.bases[o] + s]));
+      out[o] = FromDouble<T>(ReduceDoubles(k, v));
+    }
+  }
+}
+
 Status ReduceKernel(RefContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
   const Tensor& x = ctx.input(0);
-  const std::string& op = ctx.node().op_type;
+  const ReduceKind kind = ReduceKinds().at(ctx.node().op_type);
   KILN_ASSIGN_OR_RETURN(int64_t keep, ctx.attrs().GetInt("keepdims", 1));
   KILN_ASSIGN_OR_RETURN(int64_t noop, ctx.attrs().GetInt("noop_with_empty_axes", 0));
-  const int r = x.rank();
   std::vector<int64_t> axes;
-  if (ctx.has_input(1)) { KILN_ASSIGN_OR_RETURN(axes, ctx.input(1).ToInt64Vector()); }
-  if (axes.empty() && noop) { ctx.set_output(0, x); return Status::OK(); }
-  std::vector<bool> red(static_cast<size_t>(r), axes.empty());
+  if (ctx.has_input(1)) {
+    if (ctx.input(1).rank() > 1) return InvalidArgument("input 'axes' must be 1-D");
+    KILN_ASSIGN_OR_RETURN(axes, ctx.input(1).ToInt64Vector());
+  }
+  if (axes.empty() && noop) {
+    ctx.set_output(0, x);
+    return Status::OK();
+  }
+  const int r = x.rank();
+  std::vector<bool> reduced(static_cast<size_t>(r), axes.empty());
   for (int64_t a : axes) {
     KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(a, r, "axes"));
-    red[static_cast<size_t>(ax)] = true;
+    reduced[static_cast<size_t>(ax)] = true;
   }
-  std::vector<int64_t> kept_dims, out_dims;
+  std::vector<int64_t> out_dims;
   for (int i = 0; i < r; ++i) {
-    kept_dims.push_back(red[static_cast<size_t>(i)] ? 1 : x.dim(i));
-    if (!red[static_cast<size_t>(i)]) out_dims.push_back(x.dim(i));
+    if (!reduced[static_cast<size_t>(i)]) out_dims.push_back(x.dim(i));
     else if (keep) out_dims.push_back(1);
   }
-  int64_t out_n = 1;
-  for (int64_t d : kept_dims) out_n *= d;
-  const bool is_max = op == "ReduceMax", is_min = op == "ReduceMin", is_prod = op == "ReduceProd";
-  const double init = is_max ? -std::numeric_limits<double>::infinity()
-                      : is_min ? std::numeric_limits<double>::infinity() : is_prod ? 1.0 : 0.0;
-  std::vector<double> acc(static_cast<size_t>(out_n), init);
-  std::vector<int64_t> count(static_cast<size_t>(out_n), 0);
-  const std::vector<int64_t> kstrides = StridesOf(kept_dims);
-  std::vector<int64_t> pos;
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    ref::Unravel(i, x.dims(), pos);
-    int64_t o = 0;
-    for (int d = 0; d < r; ++d)
-      if (!red[static_cast<size_t>(d)]) o += pos[static_cast<size_t>(d)] * kstrides[static_cast<size_t>(d)];
-    const double v = x.GetAsDouble(i);
-    double& a = acc[static_cast<size_t>(o)];
-    if (is_max) a = (std::isnan(v) || v > a) ? v : a;
-    else if (is_min) a = (std::isnan(v) || v < a) ? v : a;
-    else if (is_prod) a *= v;
-    else if (op == "ReduceL1") a += std::fabs(v);
-    else if (op == "ReduceL2" || op == "ReduceSumSquare") a += v * v;
-    else if (op == "ReduceLogSumExp") a += std::exp(v);
-    else a += v;  // Sum, Mean, LogSum
-    ++count[static_cast<size_t>(o)];
-  }
   Tensor y(x.dtype(), out_dims);
-  for (int64_t o = 0; o < out_n; ++o) {
-    double a = acc[static_cast<size_t>(o)];
-    if (op == "ReduceMean") a /= double(count[static_cast<size_t>(o)]);
-    else if (op == "ReduceL2") a = std::sqrt(a);
-    else if (op == "ReduceLogSum" || op == "ReduceLogSumExp") a = std::log(a);
-    if ((is_max || is_min) && count[static_cast<size_t>(o)] == 0 && IsInteger(x.dtype()))
-      a = is_max ? double(std::numeric_limits<int32_t>::min()) : double(std::numeric_limits<int32_t>::max());
-    ref::StoreDouble(y, o, IsInteger(x.dtype()) && op == "ReduceMean" ? std::trunc(a) : a);
-  }
-  ctx.set_output(0, std::move(y));
-  return Status::OK();
-}
-
-// Hann / Hamming / Blackman windows (periodic: N' = size, symmetric: N' = size - 1).
-Status WindowKernel(RefContext& ctx) {
-  KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
-  if (ctx.input(0).numel() != 1) return InvalidArgument("size must be a scalar");
-  const int64_t size = static_cast<int64_t>(ctx.input(0).GetAsDouble(0));
-  if (size < 0 || size > (int64_t{1} << 30)) return InvalidArgument("window size ", size, " out of range");
-  KILN_ASSIGN_OR_RETURN(int64_t periodic, ctx.attrs().GetInt("periodic", 1));
-  KILN_ASSIGN_OR_RETURN(int64_t dt, ctx.attrs().GetInt("output_datatype", 1));
-  const std::string& op = ctx.node().op_type;
-  const double n_den = periodic ? double(size) : double(size - 1);
-  Tensor y(static_cast<DType>(dt), {size});
-  for (int64_t i = 0; i < size; ++i) {
-    const double x = n_den > 0 ? 2 * M_PI * double(i) / n_den : 0.0;
-    double v;
-    if (op == "HannWindow") v = 0.5 - 0.5 * std::cos(x);
-    else if (op == "HammingWindow") v = 25.0 / 46.0 - (1 - 25.0 / 46.0) * std::cos(x);
-    else v = 0.42 - 0.5 * std::cos(x) + 0.08 * std::cos(2 * x);
-    ref::StoreDouble(y, i, v);
-  }
-  ctx.set_output(0, std::move(y));
-  return Status::OK();
-}
-
-// Case folding for ASCII and Latin-1 letters encoded as UTF-8 (what the en_US locale changes
-// in these inputs); other bytes pass through unchanged.
-std::string ChangeCase(const std::string& s, bool upper) {
-  std::string out = s;
-  for (char& c : out) c = static_cast<char>(upper ? std::toupper(static_cast<unsigned char>(c)) : std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-Status StringNormalizerKernel(RefContext& ctx) {
-  KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
-  const Tensor& x = ctx.input(0);
-  if (x.dtype() != DType::kString) return InvalidArgument("input must be a string tensor");
-  if (x.rank() > 2 || (x.rank() == 2 && x.dim(0) != 1)) return InvalidArgument("input must be [C] or [1, C]");
-  KILN_ASSIGN_OR_RETURN(std::string action, ctx.attrs().GetString("case_change_action", "NONE"));
-  KILN_ASSIGN_OR_RETURN(int64_t sensitive, ctx.attrs().GetInt("is_case_sensitive", 0));
-  KILN_ASSIGN_OR_RETURN(std::vector<std::string> stop, ctx.attrs().GetStrings("stopwords"));
-  if (action != "NONE" && action != "LOWER" && action != "UPPER") return InvalidArgument("bad case_change_action '", action, "'");
-  std::vector<std::string> kept;
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    const std::string& w = x.data<std::string>()[i];
-    bool drop = false;
-    for (const std::string& sw : stop) drop = drop || (sensitive ? w == sw : ChangeCase(w, false) == ChangeCase(sw, false));
-    if (drop) continue;
-    kept.push_back(action == "NONE" ? w : ChangeCase(w, action == "UPPER"));
-  }
-  if (kept.empty()) kept.push_back("");
-  const int64_t n = static_cast<int64_t>(kept.size());
-  Tensor y = Tensor::FromVector(kept, x.rank() == 2 ? std::vector<int64_t>{1, n} : std::vector<int64_t>{n});
+  const ReductionPlan plan = PlanReduction(x.dims(), reduced);
+  const bool ok = VisitNumeric(x.dtype(), [&](auto tag) { ReduceInto<typename decltype(tag)::type>(kind, x, plan, y); });
+  if (!ok) return InvalidArgument("input 'data' has unsupported type ", DTypeName(x.dtype()));
   ctx.set_output(0, std::move(y));
   return Status::OK();
 }
@@ -135,14 +184,24 @@ Status NmsKernel(RefContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.RequireTensor(1));
   const Tensor& boxes = ctx.input(0);
   const Tensor& scores = ctx.input(1);
+  if (!IsFloat(boxes.dtype()) || !IsFloat(scores.dtype())) return InvalidArgument("inputs 'boxes' and 'scores' must be float");
   if (boxes.rank() != 3 || boxes.dim(2) != 4) return InvalidArgument("boxes must be [batch, boxes, 4], got ", boxes.ShapeString());
   if (scores.rank() != 3 || scores.dim(0) != boxes.dim(0) || scores.dim(2) != boxes.dim(1))
     return InvalidArgument("scores must be [batch, classes, boxes], got ", scores.ShapeString());
   KILN_ASSIGN_OR_RETURN(int64_t center, ctx.attrs().GetInt("center_point_box", 0));
-  const int64_t max_out = ctx.has_input(2) && ctx.input(2).numel() > 0 ? static_cast<int64_t>(ctx.input(2).GetAsDouble(0)) : 0;
-  const double iou_th = ctx.has_input(3) && ctx.input(3).numel() > 0 ? ctx.input(3).GetAsDouble(0) : 0.0;
+  if (center != 0 && center != 1) return InvalidArgument("attribute 'center_point_box' must be 0 or 1");
+  // Optional scalar inputs; an omitted or empty one takes the spec's default.
+  auto scalar = [&](int i, const char* name, double dflt) -> StatusOr<double> {
+    if (!ctx.has_input(i) || ctx.input(i).numel() == 0) return dflt;
+    if (ctx.input(i).numel() != 1) return InvalidArgument("input '", name, "' must be a scalar");
+    return ctx.input(i).GetAsDouble(0);
+  };
+  KILN_ASSIGN_OR_RETURN(double max_out_d, scalar(2, "max_output_boxes_per_class", 0));
+  KILN_ASSIGN_OR_RETURN(double iou_th, scalar(3, "iou_threshold", 0));
+  KILN_ASSIGN_OR_RETURN(double score_th, scalar(4, "score_threshold", 0));
   const bool has_score_th = ctx.has_input(4) && ctx.input(4).numel() > 0;
-  const double score_th = has_score_th ? ctx.input(4).GetAsDouble(0) : 0.0;
+  if (!(iou_th >= 0 && iou_th <= 1)) return InvalidArgument("input 'iou_threshold' must be in [0, 1]");
+  const int64_t max_out = static_cast<int64_t>(std::clamp(max_out_d, 0.0, 1e15));
   const int64_t nb = boxes.dim(0), nc = scores.dim(1), n = boxes.dim(1);
   auto corners = [&](int64_t b, int64_t i, double c[4]) {
     double v[4];
@@ -166,8 +225,7 @@ Status NmsKernel(RefContext& ctx) {
       });
       std::vector<int64_t> kept;
       for (int64_t i : order) {
-        if (max_out > 0 && static_cast<int64_t>(kept.size()) >= max_out) break;
-        if (max_out == 0) break;
+        if (static_cast<int64_t>(kept.size()) >= max_out) break;
         double a[4];
         corners(b, i, a);
         bool suppressed = false;
@@ -194,16 +252,14 @@ Status NmsKernel(RefContext& ctx) {
 
 void RegisterRecurrentKernels(RefKernelRegistry& r);  // reduce_rnn_signal_rnn.cc
 void RegisterSignalKernels(RefKernelRegistry& r);     // reduce_rnn_signal_signal.cc
+void RegisterTextKernels(RefKernelRegistry& r);       // reduce_rnn_signal_text.cc
 
 void RegisterReduceRnnSignalKernels(RefKernelRegistry& r) {
   RegisterRecurrentKernels(r);
   RegisterSignalKernels(r);
+  RegisterTextKernels(r);
   r.Add("", "NonMaxSuppression", &NmsKernel);
-  for (const char* op : {"HannWindow", "HammingWindow", "BlackmanWindow"}) r.Add("", op, &WindowKernel);
-  r.Add("", "StringNormalizer", &StringNormalizerKernel);
-  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-                         "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
-    r.Add("", op, &ReduceKernel);
+  for (const auto& [op, kind] : ReduceKinds()) r.Add("", op, &ReduceKernel);
 }
 
 }  // namespace kiln

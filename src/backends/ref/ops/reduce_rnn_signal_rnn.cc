@@ -3,6 +3,9 @@
 // ([seq, batch, ...]) and 1 ([batch, seq, ...]); per-batch sequence_lens.
 #include <cmath>
 #include <functional>
+#include <span>
+#include <string>
+#include <vector>
 
 #include "backends/ref/kernel.h"
 #include "backends/ref/ops/broadcast.h"
@@ -14,22 +17,39 @@ namespace {
 
 using Act = std::function<double(double)>;
 
-StatusOr<Act> MakeActivation(std::string name, double alpha, double beta, bool has_alpha, bool has_beta) {
+// One activation with its alpha/beta taken, as ONNX Runtime does, from the front of the
+// activation_alpha/activation_beta lists only when the function uses them ("consumed in the
+// order of the activation functions"); absent values take the function's default.
+StatusOr<Act> MakeActivation(const std::string& given, std::span<const float>& alphas, std::span<const float>& betas) {
+  std::string name = given;  // matched case-insensitively
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  auto a = [&](double d) { return has_alpha ? alpha : d; };
-  auto b = [&](double d) { return has_beta ? beta : d; };
+  auto take = [](std::span<const float>& from, double dflt) {
+    if (from.empty()) return dflt;
+    const double v = from.front();
+    from = from.subspan(1);
+    return v;
+  };
   if (name == "sigmoid") return Act([](double x) { return 1 / (1 + std::exp(-x)); });
   if (name == "tanh") return Act([](double x) { return std::tanh(x); });
   if (name == "relu") return Act([](double x) { return x > 0 ? x : 0.0; });
-  if (name == "leakyrelu") { double al = a(0.01); return Act([al](double x) { return x >= 0 ? x : al * x; }); }
-  if (name == "thresholdedrelu") { double al = a(1.0); return Act([al](double x) { return x > al ? x : 0.0; }); }
-  if (name == "scaledtanh") { double al = a(1.0), be = b(1.0); return Act([al, be](double x) { return al * std::tanh(be * x); }); }
-  if (name == "hardsigmoid") { double al = a(0.2), be = b(0.5); return Act([al, be](double x) { return std::max(0.0, std::min(1.0, al * x + be)); }); }
-  if (name == "elu") { double al = a(1.0); return Act([al](double x) { return x >= 0 ? x : al * (std::exp(x) - 1); }); }
   if (name == "softsign") return Act([](double x) { return x / (1 + std::fabs(x)); });
   if (name == "softplus") return Act([](double x) { return std::log1p(std::exp(x)); });
-  if (name == "affine") { double al = a(1.0), be = b(0.0); return Act([al, be](double x) { return al * x + be; }); }
-  return InvalidArgument("unknown activation '", name, "'");
+  if (name == "leakyrelu") { double al = take(alphas, 0.01); return Act([al](double x) { return x >= 0 ? x : al * x; }); }
+  if (name == "thresholdedrelu") { double al = take(alphas, 1.0); return Act([al](double x) { return x > al ? x : 0.0; }); }
+  if (name == "elu") { double al = take(alphas, 1.0); return Act([al](double x) { return x >= 0 ? x : al * (std::exp(x) - 1); }); }
+  if (name == "scaledtanh") {
+    double al = take(alphas, 1.0), be = take(betas, 1.0);
+    return Act([al, be](double x) { return al * std::tanh(be * x); });
+  }
+  if (name == "hardsigmoid") {
+    double al = take(alphas, 0.2), be = take(betas, 0.5);
+    return Act([al, be](double x) { return std::max(0.0, std::min(1.0, al * x + be)); });
+  }
+  if (name == "affine") {
+    double al = take(alphas, 1.0), be = take(betas, 0.0);
+    return Act([al, be](double x) { return al * x + be; });
+  }
+  return InvalidArgument("attribute 'activations': unknown activation '", given, "'");
 }
 
 std::vector<double> D(const Tensor& t) {
@@ -51,15 +71,18 @@ Status RecurrentKernel(RefContext& ctx) {
   const bool has_clip = ctx.attrs().has("clip");
   KILN_ASSIGN_OR_RETURN(float clip, ctx.attrs().GetFloat("clip", 0.f));
   const Tensor& x = ctx.input(0);
-  if (x.rank() != 3) return InvalidArgument("X must be 3-D");
+  if (x.rank() != 3) return InvalidArgument("input 'X' must be 3-D, got ", x.ShapeString());
+  for (int i = 0; i < ctx.num_inputs(); ++i)  // every input but sequence_lens holds floats
+    if (i != 4 && ctx.has_input(i) && !IsFloat(ctx.input(i).dtype())) return InvalidArgument("input ", i, " must be a float tensor");
+  if (has_clip && !(clip > 0)) return InvalidArgument("attribute 'clip' must be positive");
   const int64_t seq = layout ? x.dim(1) : x.dim(0), batch = layout ? x.dim(0) : x.dim(1), in = x.dim(2);
   const int dirs = direction == "bidirectional" ? 2 : 1;
   if (direction != "forward" && direction != "reverse" && direction != "bidirectional")
     return InvalidArgument("unknown direction '", direction, "'");
   const Tensor& wt = ctx.input(1);
   const Tensor& rt = ctx.input(2);
-  if (wt.dims() != std::vector<int64_t>{dirs, gates * hidden, in}) return InvalidArgument("W must be [", dirs, ", ", gates * hidden, ", ", in, "], got ", wt.ShapeString());
-  if (rt.dims() != std::vector<int64_t>{dirs, gates * hidden, hidden}) return InvalidArgument("R must be [", dirs, ", ", gates * hidden, ", ", hidden, "]");
+  if (wt.dims() != std::vector<int64_t>{dirs, gates * hidden, in}) return InvalidArgument("input 'W' must be [", dirs, ", ", gates * hidden, ", ", in, "], got ", wt.ShapeString());
+  if (rt.dims() != std::vector<int64_t>{dirs, gates * hidden, hidden}) return InvalidArgument("input 'R' must be [", dirs, ", ", gates * hidden, ", ", hidden, "]");
   // Activations per direction.
   KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, ctx.attrs().GetStrings("activations"));
   KILN_ASSIGN_OR_RETURN(std::vector<float> alphas, ctx.attrs().GetFloats("activation_alpha"));
@@ -67,24 +90,24 @@ Status RecurrentKernel(RefContext& ctx) {
   std::vector<std::string> dflt = op == "RNN" ? std::vector<std::string>{"Tanh"} : op == "GRU" ? std::vector<std::string>{"Sigmoid", "Tanh"}
                                                                               : std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"};
   if (names.empty()) for (int d = 0; d < dirs; ++d) names.insert(names.end(), dflt.begin(), dflt.end());
-  if (static_cast<int>(names.size()) != n_act * dirs) return InvalidArgument("'activations' needs ", n_act * dirs, " entries");
+  if (static_cast<int>(names.size()) != n_act * dirs) return InvalidArgument("attribute 'activations' needs ", n_act * dirs, " entries");
   std::vector<Act> acts;
-  for (size_t i = 0; i < names.size(); ++i) {
-    KILN_ASSIGN_OR_RETURN(Act a, MakeActivation(names[i], i < alphas.size() ? alphas[i] : 0, i < betas.size() ? betas[i] : 0,
-                                                i < alphas.size(), i < betas.size()));
-    acts.push_back(a);
+  std::span<const float> alpha_left(alphas), beta_left(betas);
+  for (const std::string& name : names) {
+    KILN_ASSIGN_OR_RETURN(Act a, MakeActivation(name, alpha_left, beta_left));
+    acts.push_back(std::move(a));
   }
   const std::vector<double> xd = D(x), w = D(wt), r = D(rt);
   std::vector<double> bias(static_cast<size_t>(dirs * 2 * gates * hidden), 0.0);
   if (ctx.has_input(3)) {
-    if (ctx.input(3).numel() != static_cast<int64_t>(bias.size())) return InvalidArgument("B must be [", dirs, ", ", 2 * gates * hidden, "]");
+    if (ctx.input(3).numel() != static_cast<int64_t>(bias.size())) return InvalidArgument("input 'B' must be [", dirs, ", ", 2 * gates * hidden, "]");
     bias = D(ctx.input(3));
   }
   std::vector<int64_t> lens(static_cast<size_t>(batch), seq);
   if (ctx.has_input(4)) {
     KILN_ASSIGN_OR_RETURN(lens, ctx.input(4).ToInt64Vector());
-    if (static_cast<int64_t>(lens.size()) != batch) return InvalidArgument("sequence_lens must have ", batch, " entries");
-    for (int64_t l : lens) if (l < 0 || l > seq) return InvalidArgument("sequence_lens out of range");
+    if (static_cast<int64_t>(lens.size()) != batch) return InvalidArgument("input 'sequence_lens' must have ", batch, " entries");
+    for (int64_t l : lens) if (l < 0 || l > seq) return InvalidArgument("input 'sequence_lens' holds a length outside [0, ", seq, "]");
   }
   auto state_in = [&](int idx) -> StatusOr<std::vector<double>> {
     std::vector<double> s(static_cast<size_t>(dirs * batch * hidden), 0.0);
@@ -103,7 +126,7 @@ Status RecurrentKernel(RefContext& ctx) {
   if (op == "LSTM") {
     KILN_ASSIGN_OR_RETURN(c_state, state_in(6));
     if (ctx.has_input(7)) {
-      if (ctx.input(7).numel() != static_cast<int64_t>(peep.size())) return InvalidArgument("P must be [", dirs, ", ", 3 * hidden, "]");
+      if (ctx.input(7).numel() != static_cast<int64_t>(peep.size())) return InvalidArgument("input 'P' must be [", dirs, ", ", 3 * hidden, "]");
       peep = D(ctx.input(7));
     }
   }
