@@ -74,9 +74,10 @@ class Inferrer {
     for (NodeId id : order) {
       // A fused node is inferred as its main op, then its epilogue on top.
       const Attr* epilogue = graph.node(id).attrs.find(kEpilogueAttr);
+      const bool fused = IsFusedNode(graph.node(id));
       Node main_part;
-      if (epilogue) main_part = MainPartOf(graph.node(id));
-      const Node& node = epilogue ? main_part : graph.node(id);
+      if (fused) main_part = MainPartOf(graph.node(id));
+      const Node& node = fused ? main_part : graph.node(id);
       auto fail = [&](const Status& s) { return Status(s.code(), StrCat("node ", node.DisplayName(id), ": ", s.message())); };
       const OpSchema* schema = registry.Find(node.domain, node.op_type);
       if (schema == nullptr)
@@ -130,17 +131,33 @@ class Inferrer {
         if (outs->size() != 1) return fail(Internal("epilogue must have one output"));
         ctx.set_output_type(0, (*outs)[0]);
       }
+      // Output split (horizontal fusion): output 0 is cut into the node's outputs.
+      const Node& full_node = graph.node(id);
+      std::vector<TypeInfo> out_types = ctx.outputs();
+      if (const Attr* sizes = full_node.attrs.find(kSplitSizesAttr)) {
+        KILN_ASSIGN_OR_RETURN(int64_t axis, full_node.attrs.GetInt(kSplitAxisAttr, 0));
+        const TypeInfo whole = ctx.output_type(0);
+        if (!whole.shape.has_rank() || axis < 0 || axis >= whole.shape.rank() || sizes->ints.size() != full_node.outputs.size())
+          return fail(Internal("bad output split"));
+        out_types.clear();
+        for (int64_t sz : sizes->ints) {
+          TypeInfo t = whole;
+          t.shape.dims()[static_cast<size_t>(axis)] = Dim(sz);
+          out_types.push_back(t);
+        }
+      }
+      nout = static_cast<int>(full_node.outputs.size());
       for (int o = 0; o < nout; ++o) {
-        ValueId v = node.outputs[static_cast<size_t>(o)];
+        ValueId v = full_node.outputs[static_cast<size_t>(o)];
         if (v == kNoValue) continue;
         Value& val = graph.value(v);
-        auto merged = MergeTypes(val.type, ctx.output_type(o));
+        auto merged = MergeTypes(val.type, out_types[static_cast<size_t>(o)]);
         if (!merged.ok()) return fail(merged.status().WithPrefix(StrCat("output '", val.name, "'")));
         val.type = std::move(*merged);
       }
       for (size_t o = 0; o < ctx.output_values().size() && o < node.outputs.size(); ++o)
         if (ctx.output_values()[o] && node.outputs[o] != kNoValue) known[static_cast<size_t>(node.outputs[o])] = ctx.output_values()[o];
-      if (options_.evaluator != nullptr && !epilogue && !IsNondeterministic(node) && !node.attrs.has("then_branch") &&
+      if (options_.evaluator != nullptr && !fused && !IsNondeterministic(node) && !node.attrs.has("then_branch") &&
           !node.attrs.has("body")) {
         std::vector<const Tensor*> ins;
         bool all_known = nin > 0;

@@ -116,8 +116,13 @@ Node MainPartOf(const Node& node) {
     main.inputs.resize(static_cast<size_t>(n->i));
   main.attrs.erase(kEpilogueAttr);
   main.attrs.erase(kEpilogueMainInputs);
+  if (main.attrs.has(kSplitSizesAttr)) main.outputs.resize(1);
+  main.attrs.erase(kSplitAxisAttr);
+  main.attrs.erase(kSplitSizesAttr);
   return main;
 }
+
+bool IsFusedNode(const Node& node) { return node.attrs.has(kEpilogueAttr) || node.attrs.has(kSplitSizesAttr); }
 
 StatusOr<int> NormalizeAxis(int64_t axis, int rank, const char* what) {
   if (axis < -rank || axis >= rank)

@@ -15,6 +15,7 @@ std::span<const PassInfo> DefaultPasses() {
        &FoldScaleBiasIntoConv},
       {"fuse_elementwise_epilogue", "fuse elementwise ops into the epilogue of their producer",
        &FuseElementwiseEpilogue},
+      {"fuse_sibling_layers", "merge sibling Convs/MatMuls reading one input into one wider layer", &FuseSiblingLayers},
       {"eliminate_dead_nodes", "remove nodes whose outputs reach no graph output", &EliminateDeadNodes},
   };
   return kPasses;

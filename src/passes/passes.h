@@ -28,6 +28,10 @@ StatusOr<bool> FoldScaleBiasIntoConv(Graph& graph, PassContext& ctx);
 // (Conv/Gemm/MatMul + bias + activation + residual add, and elementwise chains).
 StatusOr<bool> FuseElementwiseEpilogue(Graph& graph, PassContext& ctx);
 
+// Horizontal fusion: sibling Convs/MatMuls on one input with the same geometry and
+// epilogue become one wider layer whose output is split into the siblings' outputs.
+StatusOr<bool> FuseSiblingLayers(Graph& graph, PassContext& ctx);
+
 // The default pipeline, in order.
 std::span<const PassInfo> DefaultPasses();
 

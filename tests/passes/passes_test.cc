@@ -130,6 +130,62 @@ TEST(PassFuseEpilogue, DoesNotFuseIntoSharedOrGrowingOutputs) {
   EXPECT_TRUE(SameOutputs(before, g));
 }
 
+TEST(PassFuseSiblingLayers, InceptionStyleConvsBecomeOneWiderConv) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 3, 6, 6});
+  std::vector<ValueId> outs;
+  // Three 1x1 branches with bias + ReLU (fused first), one 3x3 branch that must stay apart.
+  for (int i = 0; i < 3; ++i) {
+    ValueId w = b.Const(StrCat("w", i), RandomTensor({2 + i, 3, 1, 1}, 10 + i));
+    ValueId bias = b.Const(StrCat("b", i), RandomTensor({2 + i}, 20 + i));
+    ValueId c = b.Op("Conv", StrCat("conv", i), {x, w, bias});
+    outs.push_back(b.Op("Relu", StrCat("relu", i), {c}));
+  }
+  ValueId w3 = b.Const("w3", RandomTensor({2, 3, 3, 3}, 30));
+  outs.push_back(b.Op("Conv", "conv3x3", {x, w3}, Attrs({{"pads", Attr::Ints({1, 1, 1, 1})}})));
+  ValueId cat = b.Op("Concat", "cat", outs, Attrs({{"axis", Attr::Int(1)}}));
+  b.Output(cat);
+  Graph g = b.Build();
+  Graph before = g;
+  PassContext ctx;
+  RunPassToFixedPoint(&FuseElementwiseEpilogue, g, &ctx);
+  RunPassToFixedPoint(&FuseSiblingLayers, g, &ctx);
+  EXPECT_EQ(OpSequence(g), "Conv,Conv+Relu,Concat");
+  const Node* fused = nullptr;
+  for (int i = 0; i < g.num_nodes(); ++i)
+    if (!g.node(i).dead && g.node(i).attrs.has(kSplitSizesAttr)) fused = &g.node(i);
+  ASSERT_NE(fused, nullptr);
+  EXPECT_EQ(fused->attrs.find(kSplitSizesAttr)->ints, (std::vector<int64_t>{2, 3, 4}));
+  EXPECT_EQ(fused->outputs.size(), 3u);
+  EXPECT_EQ(fused->fused_from.size(), 6u);
+  EXPECT_TRUE(SameOutputs(before, g));
+}
+
+TEST(PassFuseSiblingLayers, MatMulsWithBiasesAndNotResiduals) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {2, 5, 8});
+  ValueId r = b.Input("r", DType::kFloat32, {2, 5, 4});
+  std::vector<ValueId> outs;
+  for (int i = 0; i < 3; ++i) {  // Q/K/V-style projections with per-column biases
+    ValueId w = b.Const(StrCat("w", i), RandomTensor({8, 4}, 40 + i));
+    ValueId bias = b.Const(StrCat("b", i), RandomTensor({4}, 50 + i));
+    outs.push_back(b.Op("Add", StrCat("add", i), {b.Op("MatMul", StrCat("mm", i), {x, w}), bias}));
+  }
+  // Two more siblings each with a residual input of its own: widening would misapply it.
+  for (int i = 3; i < 5; ++i) {
+    ValueId w = b.Const(StrCat("w", i), RandomTensor({8, 4}, 40 + i));
+    outs.push_back(b.Op("Add", StrCat("res", i), {b.Op("MatMul", StrCat("mm", i), {x, w}), i == 3 ? r : outs[0]}));
+  }
+  for (ValueId o : outs) b.Output(o);
+  Graph g = b.Build();
+  Graph before = g;
+  PassContext ctx;
+  RunPassToFixedPoint(&FuseElementwiseEpilogue, g, &ctx);
+  RunPassToFixedPoint(&FuseSiblingLayers, g, &ctx);
+  EXPECT_EQ(OpSequence(g), "MatMul+Add,MatMul+Add,MatMul+Add");
+  EXPECT_TRUE(SameOutputs(before, g));
+}
+
 TEST(PassEliminateDeadNodes, RemovesUnusedBranches) {
   GraphBuilder b;
   ValueId x = b.Input("x", DType::kFloat32, {4});

@@ -1,3 +1,4 @@
+#include <cstring>
 #include <unordered_map>
 
 #include "backends/ref/kernel.h"
@@ -101,6 +102,33 @@ Status CheckAgainstInferred(const Tensor& t, const TypeInfo& type) {
   return Status::OK();
 }
 
+// Cuts a horizontally fused node's result into its outputs along kSplitAxisAttr.
+StatusOr<std::vector<RValue>> SplitOutput(const RValue& whole, const Node& node, const std::vector<int64_t>& sizes) {
+  if (!whole.is_tensor()) return Internal("split of a non-tensor");
+  const Tensor& t = whole.tensor;
+  KILN_ASSIGN_OR_RETURN(int64_t axis, node.attrs.GetInt(kSplitAxisAttr, 0));
+  if (axis < 0 || axis >= t.rank()) return Internal("split axis out of range");
+  int64_t outer = 1, inner = 1, total = 0;
+  for (int d = 0; d < axis; ++d) outer *= t.dim(d);
+  for (int d = static_cast<int>(axis) + 1; d < t.rank(); ++d) inner *= t.dim(d);
+  for (int64_t s : sizes) total += s;
+  if (total != t.dim(static_cast<int>(axis))) return Internal("split sizes do not add up");
+  std::vector<RValue> parts;
+  const size_t esize = DTypeSize(t.dtype());
+  int64_t start = 0;
+  for (int64_t s : sizes) {
+    std::vector<int64_t> dims = t.dims();
+    dims[static_cast<size_t>(axis)] = s;
+    Tensor p(t.dtype(), dims);
+    for (int64_t o = 0; o < outer; ++o)
+      std::memcpy(static_cast<char*>(p.raw_data()) + o * s * inner * esize,
+                  static_cast<const char*>(t.raw_data()) + (o * total + start) * inner * esize, static_cast<size_t>(s * inner) * esize);
+    parts.emplace_back(std::move(p));
+    start += s;
+  }
+  return parts;
+}
+
 }  // namespace
 
 StatusOr<std::vector<RValue>> RefExecutor::Run(const Graph& graph, std::vector<RValue> inputs) {
@@ -132,9 +160,10 @@ StatusOr<std::vector<RValue>> RefExecutor::RunScoped(const Graph& graph, std::ve
       return Unimplemented("node ", node.DisplayName(id), ": no reference kernel for this op");
     // A fused node runs as its main op, then its epilogue subgraph on output 0.
     const Attr* epilogue = node.attrs.find(kEpilogueAttr);
+    const bool fused = IsFusedNode(node);
     Node main_part;
-    if (epilogue) main_part = MainPartOf(node);
-    const Node& op = epilogue ? main_part : node;
+    if (fused) main_part = MainPartOf(node);
+    const Node& op = fused ? main_part : node;
     std::vector<const RValue*> ins;
     ins.reserve(op.inputs.size());
     for (ValueId v : op.inputs) ins.push_back(v == kNoValue ? nullptr : &values[static_cast<size_t>(v)]);
@@ -153,6 +182,11 @@ StatusOr<std::vector<RValue>> RefExecutor::RunScoped(const Graph& graph, std::ve
       auto r = RunScoped(*epilogue->g, std::move(epi_in), &scope);
       if (!r.ok()) return Status(r.status().code(), StrCat("node ", node.DisplayName(id), ", epilogue: ", r.status().message()));
       ctx.outputs()[0] = std::move((*r)[0]);
+    }
+    if (const Attr* sizes = node.attrs.find(kSplitSizesAttr)) {
+      auto parts = SplitOutput(ctx.outputs()[0], node, sizes->ints);
+      if (!parts.ok()) return Status(parts.status().code(), StrCat("node ", node.DisplayName(id), ": ", parts.status().message()));
+      ctx.outputs() = std::move(*parts);
     }
     for (size_t o = 0; o < node.outputs.size(); ++o) {
       ValueId v = node.outputs[o];
