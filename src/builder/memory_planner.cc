@@ -24,7 +24,7 @@ bool CanRunInPlace(const Node& n) {
 
 }  // namespace
 
-StatusOr<MemoryPlan> PlanMemory(const Graph& g) {
+StatusOr<MemoryPlan> PlanMemory(const Graph& g, const MemoryPlanOptions& options) {
   KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, g.TopologicalOrder());
   MemoryPlan plan;
   plan.placements.resize(static_cast<size_t>(g.num_values()));
@@ -59,10 +59,64 @@ StatusOr<MemoryPlan> PlanMemory(const Graph& g) {
         plan.placements[static_cast<size_t>(in)].last_use = static_cast<int>(step);
   }
 
+  // Concat elimination: an input that only the Concat reads, produced by a kernel (not a
+  // view, not another Concat, not an external tensor), is written into its slice of the
+  // Concat's output. The remaining inputs (if any) are copied by the Concat.
+  std::vector<bool> pinned(static_cast<size_t>(g.num_values()), false);  // slices and their roots
+  for (size_t step = 0; options.eliminate_concats && step < order.size(); ++step) {
+    const Node& n = g.node(order[step]);
+    if (n.op_type != "Concat" || !n.domain.empty() || IsFusedNode(n) || n.outputs.size() != 1) continue;
+    const ValueId out = n.outputs[0];
+    if (out == kNoValue || !planned[static_cast<size_t>(out)] || pinned[static_cast<size_t>(out)]) continue;
+    const TypeInfo& ot = g.value(out).type;
+    auto axis_attr = n.attrs.GetInt("axis", 0);
+    if (!axis_attr.ok() || !ot.shape.has_rank()) continue;
+    const int rank = ot.shape.rank();
+    const int axis = static_cast<int>(*axis_attr < 0 ? *axis_attr + rank : *axis_attr);
+    if (axis < 0 || axis >= rank) continue;
+    const int64_t esize = static_cast<int64_t>(DTypeSize(ot.dtype));
+    int64_t rows = 1, inner = 1;
+    for (int d = 0; d < axis; ++d) rows *= ot.shape.dim(d).value;
+    for (int d = axis + 1; d < rank; ++d) inner *= ot.shape.dim(d).value;
+    const int64_t total = ot.shape.dim(axis).value;
+    TensorPlacement& po = plan.placements[static_cast<size_t>(out)];
+    int64_t at = 0, slices = 0;
+    std::vector<ValueId> seen;
+    for (ValueId in : n.inputs) {
+      const TypeInfo& it = g.value(in).type;
+      const int64_t len = it.shape.has_rank() && it.shape.rank() == rank ? it.shape.dim(axis).value : 0;
+      const Value& iv = g.value(in);
+      const bool eligible = planned[static_cast<size_t>(in)] && !pinned[static_cast<size_t>(in)] &&
+                            iv.consumers.size() == 1 && iv.producer >= 0 && !IsView(g.node(iv.producer)) &&
+                            g.node(iv.producer).op_type != "Concat" && it.dtype == ot.dtype &&
+                            std::find(seen.begin(), seen.end(), in) == seen.end();
+      seen.push_back(in);
+      if (eligible && len > 0) {
+        TensorPlacement& pi = plan.placements[static_cast<size_t>(in)];
+        pi.alias_of = out;
+        pi.concat_slice = true;
+        pi.slice_offset = at * inner * esize;
+        pi.rows = rows;
+        pi.row_bytes = len * inner * esize;
+        pi.row_pitch = total * inner * esize;
+        po.first_use = std::min(po.first_use, pi.first_use);
+        pinned[static_cast<size_t>(in)] = true;
+        ++slices;
+      }
+      at += len;
+    }
+    if (slices == 0) continue;
+    pinned[static_cast<size_t>(out)] = true;
+    plan.concat_slices += static_cast<int>(slices);
+    if (slices == static_cast<int64_t>(n.inputs.size())) plan.eliminated_concats.push_back(order[step]);
+  }
+
   // Aliases: views always; elementwise results in place when their input dies here.
   // root[v] = the value whose bytes v uses.
   std::vector<ValueId> root(static_cast<size_t>(g.num_values()));
   std::iota(root.begin(), root.end(), 0);
+  for (int v = 0; v < g.num_values(); ++v)
+    if (plan.placements[static_cast<size_t>(v)].concat_slice) root[static_cast<size_t>(v)] = plan.placements[static_cast<size_t>(v)].alias_of;
   auto find = [&](ValueId v) {
     while (root[static_cast<size_t>(v)] != v) v = root[static_cast<size_t>(v)];
     return v;
@@ -71,9 +125,10 @@ StatusOr<MemoryPlan> PlanMemory(const Graph& g) {
     const Node& n = g.node(order[step]);
     if (n.outputs.empty() || n.outputs[0] == kNoValue || !planned[static_cast<size_t>(n.outputs[0])]) continue;
     const ValueId out = n.outputs[0];
+    if (plan.placements[static_cast<size_t>(out)].concat_slice) continue;  // lives in its Concat
     const TensorPlacement& po = plan.placements[static_cast<size_t>(out)];
     for (ValueId in : n.inputs) {
-      if (in == kNoValue || !planned[static_cast<size_t>(in)]) continue;
+      if (in == kNoValue || !planned[static_cast<size_t>(in)] || plan.placements[static_cast<size_t>(in)].concat_slice) continue;
       const ValueId r = find(in);
       TensorPlacement& pr = plan.placements[static_cast<size_t>(r)];
       const TensorPlacement& pi = plan.placements[static_cast<size_t>(in)];
@@ -124,10 +179,63 @@ StatusOr<MemoryPlan> PlanMemory(const Graph& g) {
     plan.arena_bytes = std::max(plan.arena_bytes, offset + AlignUp(p.bytes));
     placed.push_back(v);
   }
-  for (int v = 0; v < g.num_values(); ++v)
-    if (planned[static_cast<size_t>(v)] && find(v) != v)
-      plan.placements[static_cast<size_t>(v)].offset = plan.placements[static_cast<size_t>(find(v))].offset;
+  for (int v = 0; v < g.num_values(); ++v) {
+    if (!planned[static_cast<size_t>(v)] || find(v) == v) continue;
+    TensorPlacement& p = plan.placements[static_cast<size_t>(v)];
+    p.offset = plan.placements[static_cast<size_t>(find(v))].offset + p.slice_offset;
+  }
   return plan;
+}
+
+Status VerifyMemoryPlan(const Graph& g, const MemoryPlan& plan) {
+  if (plan.placements.size() != static_cast<size_t>(g.num_values())) return Internal("memory plan: placement count");
+  auto root_of = [&](ValueId v) {
+    for (int guard = 0; plan.placements[static_cast<size_t>(v)].alias_of != kNoValue; ++guard) {
+      if (guard > g.num_values()) return kNoValue;  // a cycle
+      v = plan.placements[static_cast<size_t>(v)].alias_of;
+    }
+    return v;
+  };
+  auto name = [&](ValueId v) { return g.value(v).name; };
+  std::vector<ValueId> roots;
+  for (int v = 0; v < g.num_values(); ++v) {
+    const TensorPlacement& p = plan.placements[static_cast<size_t>(v)];
+    if (p.value == kNoValue) continue;
+    const ValueId r = root_of(v);
+    if (r == kNoValue) return Internal("memory plan: alias cycle at '", name(v), "'");
+    const TensorPlacement& pr = plan.placements[static_cast<size_t>(r)];
+    if (r == v) {
+      if (p.offset < 0 || p.offset + p.bytes > plan.arena_bytes || p.offset % kArenaAlignment != 0)
+        return Internal("memory plan: '", name(v), "' at ", p.offset, "+", p.bytes, " outside the arena of ", plan.arena_bytes);
+      roots.push_back(v);
+      continue;
+    }
+    if (pr.last_use < p.last_use || pr.first_use > p.first_use)
+      return Internal("memory plan: '", name(v), "' outlives the bytes of '", name(r), "'");
+    const int64_t extent = p.concat_slice ? p.slice_offset + (p.rows - 1) * p.row_pitch + p.row_bytes : p.bytes;
+    if (p.offset - pr.offset < 0 || (p.offset - pr.offset) + (p.concat_slice ? extent - p.slice_offset : p.bytes) > pr.bytes)
+      return Internal("memory plan: '", name(v), "' does not fit inside '", name(r), "'");
+  }
+  // Roots alive at the same step must not share bytes.
+  for (size_t i = 0; i < roots.size(); ++i)
+    for (size_t j = i + 1; j < roots.size(); ++j) {
+      const TensorPlacement& a = plan.placements[static_cast<size_t>(roots[i])];
+      const TensorPlacement& b = plan.placements[static_cast<size_t>(roots[j])];
+      const bool live = a.first_use <= b.last_use && b.first_use <= a.last_use;
+      const bool overlap = a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+      if (live && overlap)
+        return Internal("memory plan: '", name(roots[i]), "' and '", name(roots[j]), "' are alive together and share bytes");
+    }
+  // Slices of one Concat must be disjoint (compare their first rows: all rows share one pitch).
+  for (int v = 0; v < g.num_values(); ++v)
+    for (int w = v + 1; w < g.num_values(); ++w) {
+      const TensorPlacement& a = plan.placements[static_cast<size_t>(v)];
+      const TensorPlacement& b = plan.placements[static_cast<size_t>(w)];
+      if (!a.concat_slice || !b.concat_slice || a.alias_of != b.alias_of) continue;
+      if (a.slice_offset < b.slice_offset + b.row_bytes && b.slice_offset < a.slice_offset + a.row_bytes)
+        return Internal("memory plan: slices '", name(v), "' and '", name(w), "' overlap");
+    }
+  return Status::OK();
 }
 
 }  // namespace kiln

@@ -26,6 +26,7 @@
 
 #include "api/model.h"
 #include "api/optimize.h"
+#include "builder/memory_planner.h"
 #include "backends/ref/kernel.h"
 #include "frontend/onnx/tensor_proto.h"
 
@@ -145,6 +146,11 @@ Result RunTest(const fs::path& dir, const Options& o) {
   if (o.optimize) {
     auto report = OptimizeGraph(*model->graph);
     if (!report.ok()) return {"error", "optimizer: " + report.status().message()};
+    // The memory plan of every statically shaped model must hold its invariants.
+    if (auto plan = PlanMemory(*model->graph); plan.ok()) {
+      Status v = VerifyMemoryPlan(*model->graph, *plan);
+      if (!v.ok()) return {"error", v.message()};
+    }
   }
   const Graph& g = *model->graph;
   std::vector<fs::path> sets;

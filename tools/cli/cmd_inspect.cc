@@ -2,6 +2,7 @@
 // Shows the model before and after optimization: node and layer counts, every fusion with
 // the source nodes it absorbed, the memory plan, and per-layer shapes and precisions.
 // The --json form is documented in docs/inspect-json.md.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -73,6 +74,9 @@ int Inspect(const InspectArgs& a) {
     return 1;
   }
   auto plan = PlanMemory(g);
+  if (plan.ok()) {
+    if (Status v = VerifyMemoryPlan(g, *plan); !v.ok()) plan = v;
+  }
   if (!plan.ok()) {
     std::cerr << "error: " << a.model << ": " << plan.status().message() << "\n";
     return 1;
@@ -89,12 +93,15 @@ int Inspect(const InspectArgs& a) {
   for (const RewriteRecord& r : report->records) fusions_by_pass[r.pass]++;
   for (NodeId id : *order) {
     const Node& n = g.node(id);
-    const bool view = IsViewOp(n);
+    const bool eliminated = std::find(plan->eliminated_concats.begin(), plan->eliminated_concats.end(), id) !=
+                            plan->eliminated_concats.end();
+    const bool view = IsViewOp(n) || eliminated;
     kernels += view ? 0 : 1;
     nlohmann::json l;
     l["name"] = n.name.empty() ? StrCat("#", id) : n.name;
     l["op"] = LayerOpName(n);
     l["kernel"] = !view;
+    if (eliminated) l["eliminated"] = "concat: producers write into its slices";
     l["fused_from"] = n.fused_from;
     nlohmann::json outs = nlohmann::json::array();
     for (ValueId o : n.outputs) {
@@ -112,7 +119,9 @@ int Inspect(const InspectArgs& a) {
                  {"naive_bytes", plan->naive_bytes},
                  {"ratio", plan->naive_bytes ? double(plan->arena_bytes) / double(plan->naive_bytes) : 0.0},
                  {"tensors", plan->num_tensors},
-                 {"in_place", plan->num_in_place}};
+                 {"in_place", plan->num_in_place},
+                 {"concat_slices", plan->concat_slices},
+                 {"concats_eliminated", plan->eliminated_concats.size()}};
   j["layer_list"] = layers;
   if (a.json) {
     std::cout << j.dump(1) << "\n";
@@ -125,6 +134,8 @@ int Inspect(const InspectArgs& a) {
               plan->arena_bytes / 1048576.0, plan->naive_bytes / 1048576.0,
               plan->naive_bytes ? 100.0 * plan->arena_bytes / plan->naive_bytes : 0.0, plan->num_tensors,
               plan->num_in_place);
+  std::printf("  concat elimination: %zu Concats without a copy kernel, %d producers write into concat slices\n",
+              plan->eliminated_concats.size(), plan->concat_slices);
   std::printf("\n  %-36s %-40s %-24s %s\n", "layer", "op", "output", "absorbed");
   for (const auto& l : layers) {
     std::string out = l["outputs"].empty() ? "" : l["outputs"][0]["shape"].get<std::string>();
