@@ -32,6 +32,13 @@ StatusOr<bool> FuseElementwiseEpilogue(Graph& graph, PassContext& ctx);
 // epilogue become one wider layer whose output is split into the siblings' outputs.
 StatusOr<bool> FuseSiblingLayers(Graph& graph, PassContext& ctx);
 
+// Pattern recognition: decomposed ops as exporters write them, back into one layer each
+// (see each file's header for the exact patterns).
+StatusOr<bool> RecognizeLayerNorm(Graph& graph, PassContext& ctx);
+StatusOr<bool> RecognizeGelu(Graph& graph, PassContext& ctx);
+StatusOr<bool> RecognizeSoftmax(Graph& graph, PassContext& ctx);
+StatusOr<bool> RecognizeAttention(Graph& graph, PassContext& ctx);
+
 // The default pipeline, in order.
 std::span<const PassInfo> DefaultPasses();
 

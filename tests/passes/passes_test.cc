@@ -186,6 +186,111 @@ TEST(PassFuseSiblingLayers, MatMulsWithBiasesAndNotResiduals) {
   EXPECT_TRUE(SameOutputs(before, g));
 }
 
+Tensor Scalar(float v) { return Tensor::Scalar<float>(v); }
+Tensor Axes(std::vector<int64_t> a) { return Tensor::FromVector<int64_t>(a); }
+
+TEST(PassRecognizeLayerNorm, PyTorchDecompositionWithScaleAndBias) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {2, 3, 8});
+  ValueId axes = b.Const("axes", Axes({-1}));
+  ValueId mean = b.Op("ReduceMean", "mean", {x, axes});
+  ValueId d = b.Op("Sub", "sub", {x, mean});
+  ValueId p = b.Op("Pow", "pow", {d, b.Const("two", Scalar(2))});
+  ValueId var = b.Op("ReduceMean", "var", {p, axes});
+  ValueId s = b.Op("Sqrt", "sqrt", {b.Op("Add", "add_eps", {var, b.Const("eps", Scalar(1e-5f))})});
+  ValueId n = b.Op("Div", "div", {d, s});
+  ValueId y = b.Op("Add", "beta", {b.Op("Mul", "gamma", {n, b.Const("g", RandomTensor({8}, 3))}), b.Const("bt", RandomTensor({8}, 4))});
+  b.Output(y);
+  Graph g = b.Build();
+  Graph before = g;
+  PassContext ctx;
+  RunPassToFixedPoint(&RecognizeLayerNorm, g, &ctx);
+  EXPECT_EQ(OpSequence(g), "LayerNormalization");
+  ASSERT_EQ(ctx.records.size(), 1u);
+  EXPECT_EQ(ctx.records[0].absorbed.size(), 9u);
+  EXPECT_TRUE(SameOutputs(before, g));
+}
+
+TEST(PassRecognizeLayerNorm, LeavesPatternWhoseMeanIsReadElsewhere) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {4, 6});
+  ValueId axes = b.Const("axes", Axes({1}));
+  ValueId mean = b.Op("ReduceMean", "mean", {x, axes});
+  ValueId d = b.Op("Sub", "sub", {x, mean});
+  ValueId var = b.Op("ReduceMean", "var", {b.Op("Mul", "sq", {d, d}), axes});
+  ValueId n = b.Op("Div", "div", {d, b.Op("Sqrt", "sqrt", {b.Op("Add", "add_eps", {var, b.Const("eps", Scalar(1e-5f))})})});
+  b.Output(n);
+  b.Output(mean);  // the mean escapes: the pattern must stay
+  Graph g = b.Build();
+  RunPassToFixedPoint(&RecognizeLayerNorm, g);
+  EXPECT_EQ(g.num_live_nodes(), 7);
+}
+
+TEST(PassRecognizeGelu, BothAssociationsAndBothErfForms) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {3, 5});
+  // (x * (1 + erf(x / sqrt2))) * 0.5, as torch exports it
+  ValueId e1 = b.Op("Erf", "erf1", {b.Op("Div", "div1", {x, b.Const("sqrt2", Scalar(1.4142135f))})});
+  ValueId a1 = b.Op("Add", "add1", {e1, b.Const("one", Scalar(1))});
+  ValueId y1 = b.Op("Mul", "half1", {b.Op("Mul", "mul1", {x, a1}), b.Const("half", Scalar(0.5f))});
+  // (x * 0.5) * (1 + erf(x * 0.7071))
+  ValueId e2 = b.Op("Erf", "erf2", {b.Op("Mul", "mul_s", {x, b.Const("rsqrt2", Scalar(0.70710678f))})});
+  ValueId a2 = b.Op("Add", "add2", {b.Const("one2", Scalar(1)), e2});
+  ValueId y2 = b.Op("Mul", "mul2", {b.Op("Mul", "half2", {x, b.Const("halfb", Scalar(0.5f))}), a2});
+  // Not GELU: 0.4 instead of 0.5.
+  ValueId e3 = b.Op("Erf", "erf3", {b.Op("Div", "div3", {x, b.Const("sqrt2c", Scalar(1.4142135f))})});
+  ValueId y3 = b.Op("Mul", "m3", {b.Op("Mul", "m3a", {x, b.Op("Add", "add3", {e3, b.Const("one3", Scalar(1))})}), b.Const("q", Scalar(0.4f))});
+  b.Output(y1);
+  b.Output(y2);
+  b.Output(y3);
+  Graph g = b.Build();
+  Graph before = g;
+  RunPassToFixedPoint(&RecognizeGelu, g);
+  EXPECT_EQ(OpSequence(g), "Div,Erf,Add,Mul,Mul,Gelu,Gelu");
+  EXPECT_TRUE(SameOutputs(before, g));
+}
+
+TEST(PassRecognizeSoftmax, MaxSubtractedForm) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {2, 7, 3});
+  ValueId axes = b.Const("axes", Axes({1}));
+  ValueId e = b.Op("Exp", "exp", {b.Op("Sub", "sub", {x, b.Op("ReduceMax", "max", {x, axes})})});
+  ValueId y = b.Op("Div", "div", {e, b.Op("ReduceSum", "sum", {e, axes})});
+  b.Output(y);
+  Graph g = b.Build();
+  Graph before = g;
+  RunPassToFixedPoint(&RecognizeSoftmax, g);
+  EXPECT_EQ(OpSequence(g), "Softmax");
+  EXPECT_TRUE(SameOutputs(before, g));
+}
+
+TEST(PassRecognizeAttention, ScaledMaskedWithTransposedK) {
+  GraphBuilder b;
+  ValueId q = b.Input("q", DType::kFloat32, {2, 4, 5, 8});
+  ValueId k = b.Input("k", DType::kFloat32, {2, 4, 6, 8});
+  ValueId v = b.Input("v", DType::kFloat32, {2, 4, 6, 3});
+  ValueId mask = b.Input("mask", DType::kFloat32, {1, 1, 5, 6});
+  ValueId kt = b.Op("Transpose", "kt", {k}, Attrs({{"perm", Attr::Ints({0, 1, 3, 2})}}));
+  ValueId qs = b.Op("Div", "qs", {q, b.Const("c", Scalar(2.828427f))});
+  ValueId s = b.Op("Mul", "ss", {b.Op("MatMul", "qk", {qs, kt}), b.Const("c2", Scalar(0.5f))});
+  ValueId p = b.Op("Softmax", "sm", {b.Op("Add", "mask_add", {s, mask})}, Attrs({{"axis", Attr::Int(-1)}}));
+  ValueId y = b.Op("MatMul", "pv", {p, v});
+  b.Output(y);
+  Graph g = b.Build();
+  Graph before = g;
+  PassContext ctx;
+  RunPassToFixedPoint(&RecognizeAttention, g, &ctx);
+  EXPECT_EQ(OpSequence(g), "Attention");
+  const Node* att = nullptr;
+  for (int i = 0; i < g.num_nodes(); ++i)
+    if (!g.node(i).dead) att = &g.node(i);
+  EXPECT_EQ(att->domain, "kiln");
+  EXPECT_EQ(att->inputs.size(), 4u);
+  EXPECT_NEAR(att->attrs.find("scale")->f, 0.5 / 2.828427, 1e-6);
+  EXPECT_EQ(att->attrs.find("transpose_k")->i, 1);
+  EXPECT_TRUE(SameOutputs(before, g));
+}
+
 TEST(PassEliminateDeadNodes, RemovesUnusedBranches) {
   GraphBuilder b;
   ValueId x = b.Input("x", DType::kFloat32, {4});

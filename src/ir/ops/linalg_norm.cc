@@ -123,6 +123,40 @@ Status InferDet(InferenceContext& ctx) {
   return Status::OK();
 }
 
+// kiln.Attention(Q, K, V[, mask]): softmax(Q·Kᵀ·scale + mask)·V over the last axis, the
+// layer recognize_attention makes of an exported attention block. Q [..., L, D]; K is
+// [..., S, D] when transpose_k = 1, else already [..., D, S]; V [..., S, Dv]; mask adds to
+// the [..., L, S] scores. Batch dims broadcast. Output [..., L, Dv].
+Status InferAttention(InferenceContext& ctx) {
+  const TypeInfo& q = ctx.input_type(0);
+  const TypeInfo& k = ctx.input_type(1);
+  const TypeInfo& v = ctx.input_type(2);
+  KILN_ASSIGN_OR_RETURN(int64_t tk, ctx.attrs().GetInt("transpose_k", 0));
+  KILN_RETURN_IF_ERROR(ctx.attrs().GetFloat("scale", 1.f).status());
+  if (!q.shape.has_rank() || !k.shape.has_rank() || !v.shape.has_rank()) {
+    ctx.set_output(0, q.dtype, Shape());
+    return Status::OK();
+  }
+  const auto& qd = q.shape.dims();
+  const auto& kd = k.shape.dims();
+  const auto& vd = v.shape.dims();
+  if (qd.size() < 2 || kd.size() < 2 || vd.size() < 2) return InvalidArgument("Q, K and V must have rank >= 2");
+  const Dim& kd_d = tk ? kd[kd.size() - 1] : kd[kd.size() - 2];
+  const Dim& kd_s = tk ? kd[kd.size() - 2] : kd[kd.size() - 1];
+  const Dim& qd_d = qd.back();
+  if (qd_d.known() && kd_d.known() && qd_d.value != kd_d.value)
+    return InvalidArgument("Q ", q.shape.ToString(), " and K ", k.shape.ToString(), " disagree on the head size");
+  if (kd_s.known() && vd[vd.size() - 2].known() && kd_s.value != vd[vd.size() - 2].value)
+    return InvalidArgument("K ", k.shape.ToString(), " and V ", v.shape.ToString(), " disagree on the sequence length");
+  auto batch = [](const std::vector<Dim>& d) { return Shape(std::vector<Dim>(d.begin(), d.end() - 2)); };
+  KILN_ASSIGN_OR_RETURN(Shape b, BroadcastShapes({batch(qd), batch(kd), batch(vd)}));
+  std::vector<Dim> out = b.dims();
+  out.push_back(qd[qd.size() - 2]);
+  out.push_back(vd.back());
+  ctx.set_output(0, q.dtype, Shape(std::move(out)));
+  return Status::OK();
+}
+
 }  // namespace
 
 Status InferEinsumShape(InferenceContext& ctx);  // linalg_norm_einsum.cc
@@ -147,6 +181,7 @@ void RegisterLinalgNormSchemas(OpRegistry& r) {
   r.Add(OpSchema{"SoftmaxCrossEntropyLoss", "", 2, 3, 1, 2, InferLoss, FusionClass::kOpaque});
   r.Add(OpSchema{"Det", "", 1, 1, 1, 1, InferDet, FusionClass::kOpaque});
   r.Add(OpSchema{"Einsum", "", 1, kVariadic, 1, 1, InferEinsumShape, FusionClass::kOpaque});
+  r.Add(OpSchema{"Attention", "kiln", 3, 4, 1, 1, InferAttention, FusionClass::kOpaque});
 }
 
 }  // namespace kiln

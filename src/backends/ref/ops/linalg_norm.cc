@@ -12,6 +12,7 @@
 namespace kiln {
 
 void RegisterEinsumKernels(RefKernelRegistry& r);  // linalg_norm_einsum.cc
+void RegisterAttentionKernels(RefKernelRegistry& r);  // linalg_norm_attention.cc
 
 namespace {
 
@@ -571,6 +572,7 @@ void RegisterLinalgNormKernels(RefKernelRegistry& r) {
   r.Add("", "SoftmaxCrossEntropyLoss", &Tensors<SoftmaxCrossEntropyKernel>);
   r.Add("", "Det", &Tensors<DetKernel>);
   RegisterEinsumKernels(r);
+  RegisterAttentionKernels(r);
 }
 
 }  // namespace kiln
