@@ -41,6 +41,10 @@ template <typename... Args>
 Status IoError(const Args&... args) {
   return Status(StatusCode::kIoError, StrCat(args...));
 }
+template <typename... Args>
+Status FailedPrecondition(const Args&... args) {
+  return Status(StatusCode::kFailedPrecondition, StrCat(args...));
+}
 
 }  // namespace kiln
 

@@ -38,6 +38,17 @@ Tensor::Tensor(DType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_(st
   storage_ = Allocate(dtype_, numel_, &raw_);
 }
 
+Tensor Tensor::FromExternal(DType dtype, std::vector<int64_t> dims, void* data, std::shared_ptr<void> owner) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.dims_ = std::move(dims);
+  t.numel_ = 1;
+  for (int64_t d : t.dims_) t.numel_ *= d;
+  t.storage_ = owner ? std::move(owner) : std::shared_ptr<void>(data, [](void*) {});
+  t.raw_ = data;
+  return t;
+}
+
 StatusOr<Tensor> Tensor::Create(DType dtype, std::vector<int64_t> dims, const std::string& what) {
   if (dtype == DType::kUndefined || !IsValidDType(static_cast<int32_t>(dtype)))
     return InvalidArgument(what, ": invalid element type ", static_cast<int>(dtype));

@@ -22,6 +22,9 @@ class Tensor {
   // untrusted dims with Tensor::Create, which returns an error instead.
   Tensor(DType dtype, std::vector<int64_t> dims);
   static StatusOr<Tensor> Create(DType dtype, std::vector<int64_t> dims, const std::string& what);
+  // A tensor over bytes it does not allocate (a caller's buffer, mmapped weights): `owner`
+  // keeps them alive (may be null when the caller guarantees that). Not for strings.
+  static Tensor FromExternal(DType dtype, std::vector<int64_t> dims, void* data, std::shared_ptr<void> owner);
 
   template <typename T>
   static Tensor Scalar(T v) {

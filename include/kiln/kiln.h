@@ -1,0 +1,139 @@
+// kiln public API: load a model, run inference. Nothing else to set up.
+//
+//   #include <kiln/kiln.h>
+//   auto engine = kiln::Engine::Load("resnet50.plan");          // or "resnet50.onnx"
+//   if (!engine.ok()) { std::cerr << engine.status().ToString() << "\n"; return 1; }
+//   std::vector<float> image(1 * 3 * 224 * 224);
+//   auto outputs = (*engine)->Infer({{"input", kiln::HostTensor::Wrap(image.data(), {1, 3, 224, 224})}});
+//   if (!outputs.ok()) { std::cerr << outputs.status().ToString() << "\n"; return 1; }
+//   const kiln::HostTensor& logits = outputs->at("logits");
+//
+// An Engine is immutable and shared by any number of threads; each thread that runs it
+// concurrently uses its own ExecutionContext (Engine::Infer makes a temporary one).
+// Errors are values (Status / StatusOr), never exceptions.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/status.h"
+
+namespace kiln {
+
+enum class DataType : int {
+  kFloat32 = 1,
+  kUInt8 = 2,
+  kInt8 = 3,
+  kInt32 = 6,
+  kInt64 = 7,
+  kBool = 9,
+  kFloat16 = 10,
+  kFloat64 = 11,
+  kBFloat16 = 16,
+};  // values are ONNX's TensorProto.DataType
+
+const char* DataTypeName(DataType t);
+size_t DataTypeSize(DataType t);
+
+// A dense, row-major tensor in host memory: either owning its bytes or a view of the
+// caller's buffer (Wrap: no copy; the caller keeps the buffer alive while it is used).
+class HostTensor {
+ public:
+  HostTensor() = default;
+  static HostTensor Allocate(DataType dtype, std::vector<int64_t> shape);
+  static HostTensor Wrap(DataType dtype, std::vector<int64_t> shape, void* data);
+  static HostTensor Wrap(float* data, std::vector<int64_t> shape) { return Wrap(DataType::kFloat32, std::move(shape), data); }
+  template <typename T>
+  static HostTensor Copy(DataType dtype, std::vector<int64_t> shape, const std::vector<T>& values);
+
+  DataType dtype() const { return dtype_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int64_t numel() const;
+  size_t nbytes() const { return static_cast<size_t>(numel()) * DataTypeSize(dtype_); }
+  void* data() { return data_; }
+  const void* data() const { return data_; }
+  template <typename T>
+  T* data_as() { return static_cast<T*>(data_); }
+  template <typename T>
+  const T* data_as() const { return static_cast<const T*>(data_); }
+  bool defined() const { return data_ != nullptr || numel() == 0; }
+
+ private:
+  DataType dtype_ = DataType::kFloat32;
+  std::vector<int64_t> shape_;
+  std::shared_ptr<void> owner_;  // null for a view
+  void* data_ = nullptr;
+};
+
+// A graph input or output: name, element type, shape (-1 for a dynamic dimension).
+struct TensorInfo {
+  std::string name;
+  DataType dtype = DataType::kFloat32;
+  std::vector<int64_t> shape;
+};
+
+struct BuildOptions {
+  // Concrete shapes for inputs with dynamic dims ("input" -> {1, 3, 224, 224}); inputs
+  // not listed get 1 for every dynamic dim.
+  std::map<std::string, std::vector<int64_t>> input_shapes;
+  bool optimize = true;  // run the graph optimizer
+};
+
+class ExecutionContext;
+
+class Engine {
+ public:
+  // A .plan file (detected by its contents) or an .onnx model, which is built first.
+  static StatusOr<std::shared_ptr<const Engine>> Load(const std::string& path, const BuildOptions& options = {});
+  // Builds from an ONNX model file.
+  static StatusOr<std::shared_ptr<const Engine>> BuildFromOnnx(const std::string& path, const BuildOptions& options = {});
+
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+
+  // A context for one thread at a time; any number may exist per engine.
+  std::unique_ptr<ExecutionContext> CreateContext() const;
+  // One-shot inference on named inputs (every input must be given); outputs by name.
+  StatusOr<std::map<std::string, HostTensor>> Infer(const std::map<std::string, HostTensor>& inputs) const;
+
+  struct Impl;
+  explicit Engine(std::shared_ptr<const Impl> impl);
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+class ExecutionContext {
+ public:
+  ~ExecutionContext();
+  // Binds an input by name or index; its dtype and shape are checked against the engine.
+  // The bytes are read during Run(), not copied here.
+  Status SetInput(const std::string& name, const HostTensor& t);
+  Status SetInput(int index, const HostTensor& t);
+  Status Run();
+  // Output of the last Run(), by name or index.
+  StatusOr<HostTensor> Output(const std::string& name) const;
+  StatusOr<HostTensor> Output(int index) const;
+
+  struct State;
+  explicit ExecutionContext(std::unique_ptr<State> state);
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
+template <typename T>
+HostTensor HostTensor::Copy(DataType dtype, std::vector<int64_t> shape, const std::vector<T>& values) {
+  HostTensor t = Allocate(dtype, std::move(shape));
+  const size_t n = std::min(values.size() * sizeof(T), t.nbytes());
+  const char* src = reinterpret_cast<const char*>(values.data());
+  std::copy(src, src + n, static_cast<char*>(t.data()));
+  return t;
+}
+
+}  // namespace kiln

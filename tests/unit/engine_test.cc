@@ -1,0 +1,100 @@
+// The public Engine / ExecutionContext API (include/kiln/kiln.h): results equal the
+// reference, bad bindings are clear errors, one engine serves many threads.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+
+#include "api/tensor_io.h"
+#include "kiln/kiln.h"
+
+namespace kiln {
+namespace {
+
+const std::string kModel = std::string(KILN_SOURCE_DIR) + "/models/tiny_cnn.onnx";
+
+struct TinyCnn {
+  std::vector<int64_t> shape;
+  std::vector<float> input, expected;
+};
+
+TinyCnn LoadTinyCnnData() {
+  TinyCnn d;
+  auto in = ReadNpy(std::string(KILN_SOURCE_DIR) + "/models/tiny_cnn_input.npy");
+  auto ex = ReadNpy(std::string(KILN_SOURCE_DIR) + "/models/tiny_cnn_expected.npy");
+  EXPECT_TRUE(in.ok() && ex.ok());
+  d.shape = in->dims();
+  d.input.assign(in->data<float>(), in->data<float>() + in->numel());
+  d.expected.assign(ex->data<float>(), ex->data<float>() + ex->numel());
+  return d;
+}
+
+TEST(Engine, BuildsFromOnnxAndMatchesPyTorch) {
+  TinyCnn d = LoadTinyCnnData();
+  BuildOptions opts;
+  opts.input_shapes = {{"input", d.shape}};
+  auto engine = Engine::Load(kModel, opts);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  ASSERT_EQ((*engine)->inputs().size(), 1u);
+  ASSERT_EQ((*engine)->outputs().size(), 1u);
+  const std::string in_name = (*engine)->inputs()[0].name, out_name = (*engine)->outputs()[0].name;
+  auto out = (*engine)->Infer({{in_name, HostTensor::Wrap(d.input.data(), d.shape)}});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const HostTensor& y = out->at(out_name);
+  ASSERT_EQ(static_cast<size_t>(y.numel()), d.expected.size());
+  for (size_t i = 0; i < d.expected.size(); ++i) EXPECT_NEAR(y.data_as<float>()[i], d.expected[i], 1e-5) << i;
+}
+
+TEST(Engine, BindingErrorsNameTheInput) {
+  TinyCnn d = LoadTinyCnnData();
+  auto engine = Engine::BuildFromOnnx(kModel);
+  ASSERT_TRUE(engine.ok());
+  const std::string in_name = (*engine)->inputs()[0].name;
+  auto ctx = (*engine)->CreateContext();
+  EXPECT_EQ(ctx->Run().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ctx->Output(0).status().code(), StatusCode::kFailedPrecondition);
+  Status s = ctx->SetInput("nope", HostTensor::Wrap(d.input.data(), d.shape));
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_NE(s.message().find(in_name), std::string::npos);  // lists the real inputs
+  std::vector<int64_t> wrong = d.shape;
+  wrong.back() += 1;
+  std::vector<float> big(d.input.size() * 2);
+  s = ctx->SetInput(in_name, HostTensor::Wrap(big.data(), wrong));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(in_name), std::string::npos);
+  std::vector<int32_t> ints(d.input.size());
+  s = ctx->SetInput(in_name, HostTensor::Wrap(DataType::kInt32, d.shape, ints.data()));
+  EXPECT_NE(s.message().find("float32"), std::string::npos);
+  EXPECT_EQ(ctx->SetInput(7, HostTensor::Wrap(d.input.data(), d.shape)).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(Engine::Load("/nonexistent/model.onnx").status().code(), StatusCode::kIoError);
+}
+
+TEST(Engine, ManyThreadsShareOneEngine) {
+  TinyCnn d = LoadTinyCnnData();
+  BuildOptions opts;
+  opts.input_shapes = {{"input", d.shape}};
+  auto engine = Engine::Load(kModel, opts);
+  ASSERT_TRUE(engine.ok());
+  std::shared_ptr<const Engine> e = *engine;
+  const std::string in_name = e->inputs()[0].name;
+  constexpr int kThreads = 8, kRuns = 25;
+  std::vector<int> mismatches(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      auto ctx = e->CreateContext();
+      std::vector<float> x = d.input;  // each thread its own buffer
+      for (int r = 0; r < kRuns; ++r) {
+        if (!ctx->SetInput(in_name, HostTensor::Wrap(x.data(), d.shape)).ok() || !ctx->Run().ok()) { ++mismatches[t]; continue; }
+        auto y = ctx->Output(0);
+        if (!y.ok()) ++mismatches[t];
+        for (size_t i = 0; y.ok() && i < d.expected.size(); ++i)
+          if (std::abs(y->data_as<float>()[i] - d.expected[i]) > 1e-5f) { ++mismatches[t]; break; }
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+}
+
+}  // namespace
+}  // namespace kiln
