@@ -1,4 +1,5 @@
-// `kiln inspect MODEL.onnx [--json] [--shapes NAME=1x3x224x224]... [--disable-pass NAME]... [--dump-ir DIR]`
+// `kiln inspect MODEL.onnx [--json] [--html FILE] [--dot FILE] [--shapes NAME=1x3x224x224]... [--disable-pass NAME]...
+//  [--dump-ir DIR]`
 // Shows the model before and after optimization: node and layer counts, every fusion with
 // the source nodes it absorbed, the memory plan, and per-layer shapes and precisions.
 // The --json form is documented in docs/inspect-json.md.
@@ -13,6 +14,7 @@
 #include "builder/memory_planner.h"
 #include "ir/op_schema.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/inspect_render.h"
 
 namespace kiln::cli {
 
@@ -24,6 +26,7 @@ struct InspectArgs {
   std::vector<std::string> shapes;
   std::vector<std::string> disabled;
   std::string dump_dir;
+  std::string html_file, dot_file;
 };
 
 // Shape-only ops run as views: no kernel.
@@ -110,6 +113,10 @@ int Inspect(const InspectArgs& a) {
       outs.push_back({{"name", g.value(o).name}, {"dtype", DTypeName(t.dtype)}, {"shape", t.shape.ToString()}});
     }
     l["outputs"] = outs;
+    nlohmann::json ins = nlohmann::json::array();  // activations only: the renderers draw edges from these
+    for (ValueId v : n.inputs)
+      if (v != kNoValue && !g.value(v).constant) ins.push_back(g.value(v).name);
+    l["inputs"] = ins;
     l["precision"] = "fp32";
     layers.push_back(l);
   }
@@ -123,6 +130,15 @@ int Inspect(const InspectArgs& a) {
                  {"concat_slices", plan->concat_slices},
                  {"concats_eliminated", plan->eliminated_concats.size()}};
   j["layer_list"] = layers;
+  j["graph_inputs"] = nlohmann::json::array();
+  j["graph_outputs"] = nlohmann::json::array();
+  for (ValueId v : g.inputs())
+    if (!g.value(v).constant) j["graph_inputs"].push_back(g.value(v).name);
+  for (ValueId v : g.outputs()) j["graph_outputs"].push_back(g.value(v).name);
+  if (Status ws = WriteInspectFiles(j, a.dot_file, a.html_file); !ws.ok()) {
+    std::cerr << "error: " << ws.message() << "\n";
+    return 1;
+  }
   if (a.json) {
     std::cout << j.dump(1) << "\n";
     return 0;
@@ -157,6 +173,8 @@ Command AddInspectCommand(CLI::App& app) {
   cmd->add_option("--shapes", args->shapes, "NAME=1x3x224x224: input shape to plan for (default: 1 for dynamic dims)");
   cmd->add_option("--disable-pass", args->disabled, "Switch a pass off by name (repeatable)");
   cmd->add_option("--dump-ir", args->dump_dir, "Write the IR after every pass that changed it into DIR");
+  cmd->add_option("--html", args->html_file, "Write an HTML report with the optimized graph (needs Graphviz 'dot')");
+  cmd->add_option("--dot", args->dot_file, "Write the optimized graph as a Graphviz DOT file");
   return {cmd, [args] { return Inspect(*args); }};
 }
 
