@@ -2,6 +2,8 @@
 // the unoptimized graph on random inputs.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "passes/pass_test_util.h"
 #include "passes/passes.h"
 #include "ir/op_schema.h"
@@ -38,6 +40,49 @@ TEST(PassFoldConstants, FoldsShapeChainsAndArithmetic) {
   RunPassToFixedPoint(&FoldConstants, g);
   RunPassToFixedPoint(&EliminateDeadNodes, g);
   EXPECT_EQ(OpSequence(g), "Reshape,Mul");
+  EXPECT_TRUE(SameOutputs(before, g));
+}
+
+Tensor Positive(std::vector<int64_t> dims, uint32_t seed) {
+  Tensor t = RandomTensor(std::move(dims), seed);
+  for (float& f : t.span<float>()) f = 0.5f + std::abs(f);
+  return t;
+}
+
+TEST(PassDecomposeBatchNorm, InferenceBatchNormBecomesPerChannelMulAdd) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {2, 4, 3, 3});
+  ValueId bn = b.Op("BatchNormalization", "bn",
+                    {x, b.Const("scale", RandomTensor({4}, 5)), b.Const("bias", RandomTensor({4}, 6)),
+                     b.Const("mean", RandomTensor({4}, 7)), b.Const("var", Positive({4}, 8))},
+                    Attrs({{"epsilon", Attr::Float(1e-3f)}}));
+  b.Output(bn);
+  Graph g = b.Build();
+  Graph before = g;
+  RunPassToFixedPoint(&DecomposeBatchNorm, g);
+  EXPECT_EQ(OpSequence(g), "Mul,Add");
+  EXPECT_TRUE(SameOutputs(before, g));
+}
+
+TEST(PassFoldScaleBiasIntoConv, BatchNormAndBiasFoldIntoWeights) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 3, 6, 6});
+  ValueId conv = b.Op("Conv", "conv", {x, b.Const("w", RandomTensor({4, 3, 3, 3}, 9)), b.Const("b", RandomTensor({4}, 10))});
+  ValueId bn = b.Op("BatchNormalization", "bn",
+                    {conv, b.Const("scale", RandomTensor({4}, 11)), b.Const("bias", RandomTensor({4}, 12)),
+                     b.Const("mean", RandomTensor({4}, 13)), b.Const("var", Positive({4}, 14))});
+  ValueId y = b.Op("Mul", "scale2", {bn, b.Const("k", RandomTensor({1, 4, 1, 1}, 15))});
+  // A Gemm followed by a per-column Add folds into its bias as well.
+  ValueId flat = b.Op("Flatten", "flat", {y});
+  ValueId gemm = b.Op("Gemm", "gemm", {flat, b.Const("gw", RandomTensor({64, 5}, 16)), b.Const("gb", RandomTensor({5}, 17))});
+  ValueId out = b.Op("Add", "gemm_bias2", {gemm, b.Const("gb2", RandomTensor({5}, 18))});
+  b.Output(out);
+  Graph g = b.Build();
+  Graph before = g;
+  RunPassToFixedPoint(&DecomposeBatchNorm, g);
+  RunPassToFixedPoint(&FoldScaleBiasIntoConv, g);
+  RunPassToFixedPoint(&EliminateDeadNodes, g);
+  EXPECT_EQ(OpSequence(g), "Conv,Flatten,Gemm");
   EXPECT_TRUE(SameOutputs(before, g));
 }
 
