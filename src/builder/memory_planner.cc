@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 
 #include "ir/op_schema.h"
 
@@ -20,6 +21,86 @@ bool IsView(const Node& n) {
 bool CanRunInPlace(const Node& n) {
   const OpSchema* s = OpRegistry::Global().Find(n.domain, n.op_type);
   return s != nullptr && (s->fusion == FusionClass::kElementwise || s->fusion == FusionClass::kBroadcast);
+}
+
+// Split/Slice outputs that are contiguous ranges of their input (every dim before the
+// sliced axis is 1, unit steps): their byte offsets in the input, so they run as views.
+std::optional<std::vector<int64_t>> ContiguousSliceOffsets(const Graph& g, const Node& n) {
+  if (!n.domain.empty() || IsFusedNode(n) || (n.op_type != "Split" && n.op_type != "Slice") || n.inputs.empty()) return std::nullopt;
+  const TypeInfo& it = g.value(n.inputs[0]).type;
+  if (!it.is_tensor() || !it.shape.Numel() || it.dtype == DType::kString) return std::nullopt;
+  const int rank = it.shape.rank();
+  std::vector<int64_t> dims;
+  for (int d = 0; d < rank; ++d) dims.push_back(it.shape.dim(d).value);
+  const int64_t esize = static_cast<int64_t>(DTypeSize(it.dtype));
+  auto inner_of = [&](int axis) {
+    int64_t inner = esize;
+    for (int d = axis + 1; d < rank; ++d) inner *= dims[static_cast<size_t>(d)];
+    return inner;
+  };
+  auto outer_is_one = [&](int axis) {
+    for (int d = 0; d < axis; ++d)
+      if (dims[static_cast<size_t>(d)] != 1) return false;
+    return true;
+  };
+  std::vector<int64_t> offsets;
+  if (n.op_type == "Split") {
+    auto axis_attr = n.attrs.GetInt("axis", 0);
+    if (!axis_attr.ok() || *axis_attr < -rank || *axis_attr >= rank) return std::nullopt;
+    const int axis = static_cast<int>(*axis_attr < 0 ? *axis_attr + rank : *axis_attr);
+    if (!outer_is_one(axis)) return std::nullopt;
+    int64_t at = 0;
+    for (ValueId o : n.outputs) {
+      if (o == kNoValue) return std::nullopt;
+      const TypeInfo& ot = g.value(o).type;
+      if (!ot.shape.Numel() || ot.shape.rank() != rank) return std::nullopt;
+      offsets.push_back(at * inner_of(axis));
+      at += ot.shape.dim(axis).value;
+    }
+    return offsets;
+  }
+  // Slice(data, starts, ends[, axes[, steps]]) with constant starts/axes/steps.
+  if (n.outputs.size() != 1 || n.inputs.size() < 3) return std::nullopt;
+  const TypeInfo& ot = g.value(n.outputs[0]).type;
+  if (!ot.shape.Numel() || ot.shape.rank() != rank) return std::nullopt;
+  auto ints = [&](size_t i) -> std::optional<std::vector<int64_t>> {
+    if (i >= n.inputs.size() || n.inputs[i] == kNoValue || !g.value(n.inputs[i]).constant) return std::nullopt;
+    auto v = g.value(n.inputs[i]).constant->ToInt64Vector();
+    return v.ok() ? std::optional(*v) : std::nullopt;
+  };
+  auto starts = ints(1);
+  if (!starts) return std::nullopt;
+  std::vector<int64_t> axes(starts->size());
+  std::iota(axes.begin(), axes.end(), 0);
+  if (n.inputs.size() > 3 && n.inputs[3] != kNoValue) {
+    auto a = ints(3);
+    if (!a || a->size() != starts->size()) return std::nullopt;
+    axes = *a;
+  }
+  if (n.inputs.size() > 4 && n.inputs[4] != kNoValue) {
+    auto st = ints(4);
+    if (!st) return std::nullopt;
+    for (int64_t x : *st)
+      if (x != 1) return std::nullopt;
+  }
+  int changed = -1;
+  for (int d = 0; d < rank; ++d)
+    if (ot.shape.dim(d).value != dims[static_cast<size_t>(d)]) {
+      if (changed >= 0) return std::nullopt;
+      changed = d;
+    }
+  if (changed < 0) return std::vector<int64_t>{0};
+  if (!outer_is_one(changed)) return std::nullopt;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const int64_t a = axes[i] < 0 ? axes[i] + rank : axes[i];
+    if (a != changed) continue;
+    const int64_t dim = dims[static_cast<size_t>(changed)];
+    int64_t start = (*starts)[i];
+    if (start < 0) start += dim;
+    start = std::clamp<int64_t>(start, 0, dim);
+    return std::vector<int64_t>{start * inner_of(changed)};
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -126,6 +207,25 @@ StatusOr<MemoryPlan> PlanMemory(const Graph& g, const MemoryPlanOptions& options
     if (n.outputs.empty() || n.outputs[0] == kNoValue || !planned[static_cast<size_t>(n.outputs[0])]) continue;
     const ValueId out = n.outputs[0];
     if (plan.placements[static_cast<size_t>(out)].concat_slice) continue;  // lives in its Concat
+    // Split/Slice into contiguous ranges: every output is a view at its offset.
+    if (const ValueId in = n.inputs.empty() ? kNoValue : n.inputs[0];
+        in != kNoValue && planned[static_cast<size_t>(in)] && !plan.placements[static_cast<size_t>(in)].concat_slice) {
+      if (auto offsets = ContiguousSliceOffsets(g, n)) {
+        const ValueId r = find(in);
+        for (size_t o = 0; o < n.outputs.size(); ++o) {
+          const ValueId ov = n.outputs[o];
+          if (ov == kNoValue || !planned[static_cast<size_t>(ov)] || plan.placements[static_cast<size_t>(ov)].concat_slice) continue;
+          TensorPlacement& p = plan.placements[static_cast<size_t>(ov)];
+          root[static_cast<size_t>(ov)] = r;
+          p.alias_of = r;
+          p.slice_offset = plan.placements[static_cast<size_t>(in)].slice_offset + (*offsets)[o];
+          ++plan.num_in_place;
+          ++plan.slice_views;
+        }
+        plan.view_nodes.push_back(order[step]);
+        continue;
+      }
+    }
     const TensorPlacement& po = plan.placements[static_cast<size_t>(out)];
     for (ValueId in : n.inputs) {
       if (in == kNoValue || !planned[static_cast<size_t>(in)] || plan.placements[static_cast<size_t>(in)].concat_slice) continue;
@@ -140,6 +240,7 @@ StatusOr<MemoryPlan> PlanMemory(const Graph& g, const MemoryPlanOptions& options
       if (!view && pr.last_use > static_cast<int>(step)) continue;  // another alias still reads it
       root[static_cast<size_t>(out)] = r;
       plan.placements[static_cast<size_t>(out)].alias_of = r;
+      plan.placements[static_cast<size_t>(out)].slice_offset = pi.slice_offset;  // same bytes as its input
       pr.last_use = std::max(pr.last_use, po.last_use);
       pr.bytes = std::max(pr.bytes, po.bytes);
       ++plan.num_in_place;

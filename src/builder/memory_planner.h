@@ -37,6 +37,8 @@ struct MemoryPlan {
   int num_tensors = 0;       // intermediate tensors
   int num_in_place = 0;      // tensors that reuse their input's bytes (views + in place)
   int concat_slices = 0;     // tensors written straight into a Concat's output
+  int slice_views = 0;       // Split/Slice outputs that are views of their input (no copy)
+  std::vector<NodeId> view_nodes;  // Split/Slice nodes all of whose outputs are such views: no kernel
   std::vector<NodeId> eliminated_concats;  // Concats all of whose inputs are slices: no kernel
   std::vector<TensorPlacement> placements;  // indexed by ValueId
 };

@@ -72,6 +72,33 @@ TEST(MemoryPlanner, InputReadElsewhereIsCopiedNotSliced) {
   EXPECT_FALSE(plan->placements[static_cast<size_t>(*g.FindValue("b_out"))].concat_slice);
 }
 
+TEST(MemoryPlanner, OuterAxisSplitAndSliceAreViews) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 6, 4});
+  ValueId r = b.Op("Relu", "relu", {x});  // an arena tensor to slice
+  AttrMap split_attrs = Axis(1);
+  ValueId s0 = b.Op("Split", "split", {r, b.Const("sizes", Tensor::FromVector<int64_t>({2, 4}))}, split_attrs, 2);
+  ValueId sl = b.Op("Slice", "slice", {r, b.Const("st", Tensor::FromVector<int64_t>({-3})), b.Const("en", Tensor::FromVector<int64_t>({6})),
+                                       b.Const("ax", Tensor::FromVector<int64_t>({1}))});
+  ValueId inner = b.Op("Slice", "inner", {r, b.Const("st2", Tensor::FromVector<int64_t>({1})), b.Const("en2", Tensor::FromVector<int64_t>({3})),
+                                          b.Const("ax2", Tensor::FromVector<int64_t>({2}))});  // strided: a copy
+  b.Output(b.Op("Neg", "n0", {s0}));
+  b.Output(b.Op("Neg", "n1", {sl}));
+  b.Output(b.Op("Neg", "n2", {inner}));
+  Graph g = b.Build();
+  auto plan = PlanMemory(g);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_TRUE(VerifyMemoryPlan(g, *plan).ok()) << VerifyMemoryPlan(g, *plan).ToString();
+  EXPECT_EQ(plan->view_nodes.size(), 2u);  // split and slice, not inner
+  const ValueId rv = *g.FindValue("relu_out");
+  const auto& p1 = plan->placements[static_cast<size_t>(*g.FindValue("split_out1"))];
+  EXPECT_EQ(p1.alias_of, rv);
+  EXPECT_EQ(p1.offset, plan->placements[static_cast<size_t>(rv)].offset + 2 * 4 * 4);
+  const auto& ps = plan->placements[static_cast<size_t>(sl)];
+  EXPECT_EQ(ps.offset, plan->placements[static_cast<size_t>(rv)].offset + 3 * 4 * 4);
+  EXPECT_EQ(plan->placements[static_cast<size_t>(inner)].alias_of, kNoValue);
+}
+
 TEST(MemoryPlanner, VerifierCatchesOverlappingLiveTensors) {
   Graph g = Inception(false);
   auto plan = PlanMemory(g);

@@ -98,13 +98,16 @@ int Inspect(const InspectArgs& a) {
     const Node& n = g.node(id);
     const bool eliminated = std::find(plan->eliminated_concats.begin(), plan->eliminated_concats.end(), id) !=
                             plan->eliminated_concats.end();
-    const bool view = IsViewOp(n) || eliminated;
+    const bool slice_view =
+        std::find(plan->view_nodes.begin(), plan->view_nodes.end(), id) != plan->view_nodes.end();
+    const bool view = IsViewOp(n) || eliminated || slice_view;
     kernels += view ? 0 : 1;
     nlohmann::json l;
     l["name"] = n.name.empty() ? StrCat("#", id) : n.name;
     l["op"] = LayerOpName(n);
     l["kernel"] = !view;
     if (eliminated) l["eliminated"] = "concat: producers write into its slices";
+    if (slice_view) l["eliminated"] = "view: its outputs are contiguous ranges of its input";
     l["fused_from"] = n.fused_from;
     nlohmann::json outs = nlohmann::json::array();
     for (ValueId o : n.outputs) {
@@ -128,7 +131,8 @@ int Inspect(const InspectArgs& a) {
                  {"tensors", plan->num_tensors},
                  {"in_place", plan->num_in_place},
                  {"concat_slices", plan->concat_slices},
-                 {"concats_eliminated", plan->eliminated_concats.size()}};
+                 {"concats_eliminated", plan->eliminated_concats.size()},
+                 {"slice_views", plan->slice_views}};
   j["layer_list"] = layers;
   j["graph_inputs"] = nlohmann::json::array();
   j["graph_outputs"] = nlohmann::json::array();
