@@ -78,5 +78,96 @@ if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
   "$KILN" run "$T/external_ok.onnx" >"$T/out" 2>"$T/err" && grep -q 'y: float32 \[4\]' "$T/out" && ok || bad "external data in dir: $(cat "$T/err")"
 fi
 
+# inspect --dot / --html: the DOT is valid Graphviz input, the HTML is one self-contained file whose
+# only URLs are the SVG and XLink namespace names (identifiers that browsers never fetch).
+if "$KILN" inspect "$M" --dot "$T/g.dot" --html "$T/g.html" >"$T/out" 2>"$T/err"; then
+  dot -Tsvg "$T/g.dot" -o "$T/g.svg" 2>"$T/doterr" && ok || bad "dot rejects inspect --dot: $(cat "$T/doterr")"
+  grep -q '<svg' "$T/g.html" && ok || bad "inspect --html has no <svg>"
+  urls=$(grep -o 'https\?://[^"'"'"' <>]*' "$T/g.html" | wc -l)
+  ns=$(grep -o 'xmlns\(:[a-z]*\)\?="http://www.w3.org/[^"]*"' "$T/g.html" | wc -l)
+  [ "$urls" -eq "$ns" ] && ok || bad "inspect --html references URLs: $(grep -o 'https\?://[^"]*' "$T/g.html" | sort -u)"
+  grep -qi '<script\|<link\|<img\|@import\|src=' "$T/g.html" && bad "inspect --html loads resources" || ok
+  # Each layer's <title> (the SVG tooltip) lists the source nodes it absorbed.
+  grep -q '<title>/stem/stem.0/Conv (Conv+Relu)&#10;absorbed /stem/stem.0/Conv, /stem/stem.1/BatchNormalization' \
+    "$T/g.html" && ok || bad "inspect --html: no tooltip listing the absorbed nodes"
+  [ ! -e "$T/g.dot.tmp" ] && [ ! -e "$T/g.html.tmp" ] && ok || bad "inspect left .tmp files"
+else
+  bad "kiln inspect --dot --html: $(cat "$T/err")"
+fi
+# --json: each layer names the values it reads (constants excluded), so edges can be drawn.
+"$KILN" inspect "$M" --json | /usr/bin/python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+ls = j["layer_list"]
+made = {o["name"] for l in ls for o in l["outputs"]} | set(j["graph_inputs"])
+sys.exit(0 if ls[0]["inputs"] == ["input"] and all(v in made for l in ls for v in l["inputs"]) else 1)' &&
+  ok || bad "inspect --json layer inputs"
+expect_error "unwritable --html" "/nonexistent/dir/x.html" "$KILN" inspect "$M" --html /nonexistent/dir/x.html
+expect_error "unwritable --dot" "/nonexistent/dir/x.dot" "$KILN" inspect "$M" --dot /nonexistent/dir/x.dot
+expect_error "no graphviz" "Graphviz 'dot' not found" env PATH=/nonexistent "$KILN" inspect "$M" --html "$T/nodot.html"
+# Model strings with quotes, <, >, & and backslashes stay valid DOT and HTML, and show as written.
+if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
+  /usr/bin/python3 - "$T/weird.onnx" <<'PY'
+import sys
+from onnx import TensorProto, helper, save
+x, mid, y = 'in"put<&>', "mid & <v>", 'out<>&"'
+nodes = [helper.make_node("Relu", [x], [mid], name='relu "1" <b>&amp; back\\slash'),
+         helper.make_node("Sigmoid", [mid], [y], name="sig </title> --")]
+g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 4])],
+                      [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 4])])
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
+PY
+  if "$KILN" inspect "$T/weird.onnx" --dot "$T/w.dot" --html "$T/w.html" >"$T/out" 2>"$T/err"; then
+    dot -Tplain "$T/w.dot" >"$T/w.plain" 2>"$T/doterr" && grep -q 'relu \\"1\\" <b>&amp; back\\\\slash' "$T/w.plain" &&
+      ok || bad "weird names in DOT: $(cat "$T/doterr" "$T/w.plain")"
+    grep -q '<code>relu &quot;1&quot; &lt;b&gt;&amp;amp; back\\slash</code>' "$T/w.html" && ! grep -q '<b>\|</title> --' "$T/w.html" &&
+      ok || bad "weird names not escaped in HTML"
+  else
+    bad "kiln inspect weird names: $(cat "$T/err")"
+  fi
+fi
+
+# kiln build: the plan runs like the model it came from; damaged plans and failed builds give
+# clear errors naming the file, and a failed build leaves no file behind.
+P=$T/tiny.plan
+if "$KILN" build "$M" -o "$P" >"$T/out" 2>"$T/err"; then
+  grep -q "^$P: [0-9]* layers, arena .*, plan .*, built in" "$T/out" && ok || bad "build summary: $(cat "$T/out")"
+  grep -q '\[5/5\] write' "$T/err" && ok || bad "build progress lines: $(cat "$T/err")"
+  if "$KILN" run "$P" "$IN" --output-dir "$T/po" >"$T/pout" 2>"$T/err"; then
+    "$KILN" run "$M" "$IN" --output-dir "$T/mo" >"$T/mout" 2>/dev/null
+    cmp -s "$T/pout" "$T/mout" && ok || bad "run plan prints differently: $(cat "$T/pout")"
+    /usr/bin/python3 - "$T/po/0_probs.npy" "$T/mo/0_probs.npy" <<'PY' && ok || bad "plan outputs differ from the model's"
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+sys.exit(0 if a.shape == b.shape and a.dtype == b.dtype and np.allclose(a, b, rtol=1e-5, atol=1e-7) else 1)
+PY
+    "$KILN" run -O "$M" "$IN" --output-dir "$T/oo" >/dev/null 2>&1
+    cmp -s "$T/po/0_probs.npy" "$T/oo/0_probs.npy" && ok || bad "plan outputs not bit-exact with run -O"
+  else
+    bad "kiln run tiny.plan: $(cat "$T/err")"
+  fi
+  cp "$P" "$T/plan_named.onnx"  # recognized by its magic bytes, not its name
+  "$KILN" run "$T/plan_named.onnx" "$IN" 2>"$T/err" | grep -q '^probs: float32 \[1,10\]' && ok || bad "plan named .onnx: $(cat "$T/err")"
+  "$KILN" build "$M" -o "$T/tiny2.plan" >/dev/null 2>&1 && cmp -s "$P" "$T/tiny2.plan" && ok || bad "two builds differ"
+  head -c 5000 "$P" >"$T/trunc.plan"
+  expect_error "truncated plan" "trunc.plan: truncated" "$KILN" run "$T/trunc.plan" "$IN"
+  /usr/bin/python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[100] ^= 0xff; open(sys.argv[2], "wb").write(b)' \
+    "$P" "$T/flip.plan"
+  expect_error "damaged plan" "flip.plan: checksum mismatch" "$KILN" run "$T/flip.plan" "$IN"
+  expect_error "plan as build input" "already a plan" "$KILN" build "$P" -o "$T/again.plan"
+else
+  bad "kiln build tiny_cnn: $(cat "$T/err")"
+fi
+expect_error "build of a junk model" "junk.onnx: not a valid ONNX model" "$KILN" build "$T/junk.onnx" -o "$T/junk.plan"
+[ ! -e "$T/junk.plan" ] && ok || bad "a failed build left junk.plan"
+if [ -e "$T/unknown_op.onnx" ]; then
+  expect_error "build: unknown op" "FancyOp" "$KILN" build "$T/unknown_op.onnx" -o "$T/unknown.plan"
+  [ ! -e "$T/unknown.plan" ] && ok || bad "a failed build left unknown.plan"
+fi
+expect_error "build: unwritable output" "/nonexistent/dir/x.plan" "$KILN" build "$M" -o /nonexistent/dir/x.plan
+expect_error "build: bad --shapes" "no input named 'nope'" "$KILN" build "$M" -o "$T/s.plan" --shapes nope=1x3x32x32
+[ ! -e "$T/s.plan" ] && ok || bad "a failed build left s.plan"
+ls "$T" | grep -q '\.tmp\.' && bad "build left temporary files: $(ls "$T")" || ok
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

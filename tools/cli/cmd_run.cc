@@ -1,5 +1,6 @@
-// `kiln run MODEL.onnx [FILE...] [--input NAME=FILE]... [--output-dir DIR]`
-// Imports the model, runs it on the reference backend and writes one .npy per output.
+// `kiln run MODEL.onnx|MODEL.plan [FILE...] [--input NAME=FILE]... [--output-dir DIR]`
+// Imports the model (or loads a plan from `kiln build`, recognized by its magic bytes), runs
+// it on the reference backend and writes one .npy per output.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include "api/model.h"
 #include "api/optimize.h"
 #include "api/tensor_io.h"
+#include "plan/plan_reader.h"
 #include "tools/cli/commands.h"
 
 namespace kiln::cli {
@@ -72,15 +74,25 @@ StatusOr<std::vector<RValue>> BindInputs(const Graph& g, const RunArgs& a) {
   return inputs;
 }
 
+// A plan's graph in the importer's wrapper, so both kinds of file run the same way.
+StatusOr<OnnxModel> LoadPlanAsModel(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
+  OnnxModel m;
+  m.graph = std::move(plan.graph);  // its constants keep the file mapped
+  m.producer = "kiln " + plan.kiln_version;
+  return m;
+}
+
 int Run(const RunArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
-  auto model = LoadOnnxModel(a.model);
+  const bool is_plan = IsPlanFile(a.model);
+  auto model = is_plan ? LoadPlanAsModel(a.model) : LoadOnnxModel(a.model);
   if (!model.ok()) {
     std::cerr << "error: " << model.status().message() << "\n";
     return 1;
   }
   for (const std::string& w : model->warnings) std::cerr << "warning: " << w << "\n";
-  if (a.optimize) {
+  if (a.optimize && !is_plan) {  // a plan is optimized already
     auto report = OptimizeGraph(*model->graph);
     if (!report.ok()) {
       std::cerr << "error: " << a.model << ": " << report.status().message() << "\n";
@@ -142,7 +154,7 @@ int Run(const RunArgs& a) {
 Command AddRunCommand(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Run a model on given inputs and write its outputs as .npy");
-  cmd->add_option("model", args->model, "ONNX model file")->required();
+  cmd->add_option("model", args->model, "ONNX model or plan file (from `kiln build`)")->required();
   cmd->add_option("inputs", args->positional, "Input tensors (.npy or TensorProto .pb), bound to graph inputs in order");
   cmd->add_option("-i,--input", args->named, "NAME=FILE: bind an input by name (repeatable)");
   cmd->add_option("-o,--output-dir", args->output_dir, "Write DIR/<i>_<name>.npy per graph output");

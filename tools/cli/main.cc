@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   std::vector<kiln::cli::Command> commands = {
       kiln::cli::AddRunCommand(app),
       kiln::cli::AddInspectCommand(app),
+      kiln::cli::AddBuildCommand(app),
   };
   try {
     app.parse(argc, argv);

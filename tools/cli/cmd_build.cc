@@ -1,0 +1,151 @@
+// `kiln build MODEL.onnx -o OUT.plan [--shapes NAME=1x3x224x224]... [--disable-pass NAME]...`
+// Imports the model, fixes its input shapes, optimizes it, plans its memory and writes a
+// plan file (src/plan/FORMAT.md) that `kiln run` loads without the optimizer. The plan is
+// loaded back before the command succeeds, so a plan that builds is a plan that loads.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include "api/model.h"
+#include "api/optimize.h"
+#include "builder/memory_planner.h"
+#include "plan/plan_reader.h"
+#include "plan/plan_writer.h"
+#include "tools/cli/commands.h"
+
+namespace kiln::cli {
+
+namespace {
+
+struct BuildArgs {
+  std::string model;
+  std::string output;
+  std::vector<std::string> shapes;
+  std::vector<std::string> disabled;
+};
+
+double MsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Phase reports on stderr: a plain line per finished phase (logs, pipes), or on a terminal
+// one bar redrawn in place and wiped at the end.
+class Progress {
+ public:
+  explicit Progress(int phases) : phases_(phases), tty_(::isatty(STDERR_FILENO) != 0) {}
+
+  void Begin(const std::string& what) {
+    ++phase_;
+    what_ = what;
+    t0_ = std::chrono::steady_clock::now();
+    if (!tty_) return;
+    const int width = 20, filled = width * (phase_ - 1) / phases_;
+    std::fprintf(stderr, "\r\033[K[%s%s] %d/%d %s...", std::string(static_cast<size_t>(filled), '#').c_str(),
+                 std::string(static_cast<size_t>(width - filled), '-').c_str(), phase_, phases_, what_.c_str());
+    std::fflush(stderr);
+  }
+  void End() {
+    if (!tty_) std::fprintf(stderr, "kiln build: [%d/%d] %s: %.0f ms\n", phase_, phases_, what_.c_str(), MsSince(t0_));
+  }
+  // Clears the bar so what follows starts on a clean line.
+  void Finish() {
+    if (tty_) std::fprintf(stderr, "\r\033[K");
+  }
+
+ private:
+  int phases_;
+  int phase_ = 0;
+  bool tty_;
+  std::string what_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+std::string Mib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f MiB", bytes / 1048576.0);
+  return buf;
+}
+
+int Build(const BuildArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Progress progress(5);
+  auto fail = [&](const std::string& message) {
+    progress.Finish();
+    std::cerr << "error: " << message << "\n";
+    return 1;
+  };
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const std::string& s : a.shapes) {
+    auto r = ParseShapeSpec(s);
+    if (!r.ok()) return fail(r.status().message());
+    shapes[r->first] = r->second;
+  }
+  if (IsPlanFile(a.model)) return fail(a.model + ": is already a plan; build takes an ONNX model");
+
+  progress.Begin("import " + a.model);
+  auto model = LoadOnnxModel(a.model);
+  if (!model.ok()) return fail(model.status().message());
+  for (const std::string& w : model->warnings) std::cerr << "warning: " << w << "\n";
+  Graph& g = *model->graph;
+  progress.End();
+
+  progress.Begin("specialize input shapes");
+  if (Status st = SetInputShapes(g, shapes); !st.ok()) return fail(a.model + ": " + st.message());
+  progress.End();
+
+  progress.Begin("optimize");
+  OptimizeOptions oo;
+  oo.disabled_passes = {a.disabled.begin(), a.disabled.end()};
+  auto report = OptimizeGraph(g, oo);
+  if (!report.ok()) return fail(a.model + ": " + report.status().message());
+  progress.End();
+
+  progress.Begin("plan memory");
+  auto mem = PlanMemory(g);
+  if (mem.ok()) {
+    if (Status v = VerifyMemoryPlan(g, *mem); !v.ok()) mem = v;
+  }
+  if (!mem.ok()) return fail(a.model + ": " + mem.status().message());
+  progress.End();
+
+  progress.Begin("write " + a.output);
+  if (Status st = WritePlan(g, *mem, PlanOptions{}, a.output); !st.ok()) return fail(st.message());
+  // Load it back with the runtime's checks: a plan the runtime would refuse is a build bug,
+  // and must not be left behind for someone to deploy.
+  auto loaded = LoadPlan(a.output);
+  if (!loaded.ok()) {
+    std::error_code ec;
+    std::filesystem::remove(a.output, ec);
+    return fail("internal error: the plan just written does not load: " + loaded.status().message());
+  }
+  progress.End();
+  progress.Finish();
+
+  std::error_code ec;
+  const auto onnx_bytes = std::filesystem::file_size(a.model, ec);
+  std::printf("%s: %d layers, arena %s, plan %s (weights %s; ONNX %s), built in %.0f ms\n", a.output.c_str(),
+              report->layers, Mib(static_cast<double>(mem->arena_bytes)).c_str(),
+              Mib(static_cast<double>(loaded->file_bytes)).c_str(),
+              Mib(static_cast<double>(loaded->weights_bytes)).c_str(),
+              ec ? "?" : Mib(static_cast<double>(onnx_bytes)).c_str(), MsSince(t0));
+  return 0;
+}
+
+}  // namespace
+
+Command AddBuildCommand(CLI::App& app) {
+  auto args = std::make_shared<BuildArgs>();
+  CLI::App* cmd = app.add_subcommand("build", "Optimize an ONNX model and write a plan file for `kiln run`");
+  cmd->add_option("model", args->model, "ONNX model file")->required();
+  cmd->add_option("-o,--output", args->output, "The plan file to write")->required();
+  cmd->add_option("--shapes", args->shapes,
+                  "NAME=1x3x224x224: fix an input's shape (repeatable; other dynamic dims get 1)");
+  cmd->add_option("--disable-pass", args->disabled, "Skip an optimizer pass by name (repeatable)");
+  return {cmd, [args] { return Build(*args); }};
+}
+
+}  // namespace kiln::cli
