@@ -9,6 +9,7 @@
 #include "backends/ref/kernel.h"
 #include "builder/memory_planner.h"
 #include "kiln/kiln.h"
+#include "plan/plan_reader.h"
 
 namespace kiln {
 
@@ -95,6 +96,10 @@ Engine::Engine(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 const std::vector<TensorInfo>& Engine::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Engine::outputs() const { return impl_->outputs; }
 
+namespace {
+StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory);
+}  // namespace
+
 StatusOr<std::shared_ptr<const Engine>> Engine::BuildFromOnnx(const std::string& path, const BuildOptions& options) {
   KILN_ASSIGN_OR_RETURN(OnnxModel model, LoadOnnxModel(path));
   std::shared_ptr<Graph> g = std::move(model.graph);
@@ -104,8 +109,14 @@ StatusOr<std::shared_ptr<const Engine>> Engine::BuildFromOnnx(const std::string&
     auto report = OptimizeGraph(*g);
     if (!report.ok()) return report.status().WithPrefix(path);
   }
-  auto impl = std::make_shared<Impl>();
-  KILN_ASSIGN_OR_RETURN(impl->memory, PlanMemory(*g));
+  KILN_ASSIGN_OR_RETURN(MemoryPlan memory, PlanMemory(*g));
+  return MakeEngine(std::move(g), std::move(memory));
+}
+
+namespace {
+StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory) {
+  auto impl = std::make_shared<Engine::Impl>();
+  impl->memory = std::move(memory);
   for (ValueId v : g->inputs()) {
     if (g->value(v).constant) continue;
     KILN_ASSIGN_OR_RETURN(TensorInfo info, InfoOf(g->value(v)));
@@ -118,14 +129,15 @@ StatusOr<std::shared_ptr<const Engine>> Engine::BuildFromOnnx(const std::string&
   impl->graph = std::move(g);
   return std::make_shared<const Engine>(std::move(impl));
 }
+}  // namespace
 
 StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, const BuildOptions& options) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return Status(StatusCode::kIoError, StrCat(path, ": cannot open"));
-  char magic[8] = {};
-  f.read(magic, sizeof magic);
-  if (f.gcount() == 8 && std::string(magic, 8) == "KILNPLAN")
-    return Unimplemented(path, ": loading plan files through the Engine API is not wired up yet (use `kiln run`)");
+  if (IsPlanFile(path)) {
+    KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
+    return MakeEngine(std::shared_ptr<const Graph>(std::move(plan.graph)), std::move(plan.memory));
+  }
   return BuildFromOnnx(path, options);
 }
 

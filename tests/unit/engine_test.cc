@@ -5,7 +5,11 @@
 #include <cstring>
 #include <thread>
 
+#include "api/model.h"
+#include "api/optimize.h"
 #include "api/tensor_io.h"
+#include "builder/memory_planner.h"
+#include "plan/plan_writer.h"
 #include "kiln/kiln.h"
 
 namespace kiln {
@@ -67,6 +71,31 @@ TEST(Engine, BindingErrorsNameTheInput) {
   EXPECT_NE(s.message().find("float32"), std::string::npos);
   EXPECT_EQ(ctx->SetInput(7, HostTensor::Wrap(d.input.data(), d.shape)).code(), StatusCode::kOutOfRange);
   EXPECT_EQ(Engine::Load("/nonexistent/model.onnx").status().code(), StatusCode::kIoError);
+}
+
+TEST(Engine, LoadsAPlanAndMatchesTheOnnxEngineBitExactly) {
+  TinyCnn d = LoadTinyCnnData();
+  auto model = LoadOnnxModel(kModel);
+  ASSERT_TRUE(model.ok());
+  ASSERT_TRUE(SetInputShapes(*model->graph, {{"input", d.shape}}).ok());
+  ASSERT_TRUE(OptimizeGraph(*model->graph).ok());
+  auto mem = PlanMemory(*model->graph);
+  ASSERT_TRUE(mem.ok());
+  const std::string path = ::testing::TempDir() + "/engine_test_tiny_cnn.plan";
+  ASSERT_TRUE(WritePlan(*model->graph, *mem, PlanOptions{}, path).ok());
+  BuildOptions opts;
+  opts.input_shapes = {{"input", d.shape}};
+  auto from_plan = Engine::Load(path);
+  auto from_onnx = Engine::Load(kModel, opts);
+  ASSERT_TRUE(from_plan.ok()) << from_plan.status().ToString();
+  ASSERT_TRUE(from_onnx.ok());
+  const std::string in_name = (*from_plan)->inputs()[0].name, out_name = (*from_plan)->outputs()[0].name;
+  auto a = (*from_plan)->Infer({{in_name, HostTensor::Wrap(d.input.data(), d.shape)}});
+  auto b = (*from_onnx)->Infer({{in_name, HostTensor::Wrap(d.input.data(), d.shape)}});
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status().ToString();
+  ASSERT_EQ(a->at(out_name).nbytes(), b->at(out_name).nbytes());
+  EXPECT_EQ(std::memcmp(a->at(out_name).data(), b->at(out_name).data(), a->at(out_name).nbytes()), 0);
+  std::remove(path.c_str());
 }
 
 TEST(Engine, ManyThreadsShareOneEngine) {
