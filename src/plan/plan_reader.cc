@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <set>
+#include <type_traits>
 
 #include "base/checked_math.h"
 #include "ir/infer.h"
@@ -36,6 +38,17 @@ std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::strin
 template <typename T>
 size_t Len(const flatbuffers::Vector<T>* v) {
   return v ? v->size() : 0;
+}
+
+// A vector of scalars, copied out byte-wise. The FlatBuffers 2.0 verifier checks a vector's
+// bounds and its length field's alignment, but not that 8-byte elements are 8-byte aligned:
+// element access on a crafted buffer could be a misaligned (undefined) load.
+template <typename T>
+std::vector<T> CopyScalars(const flatbuffers::Vector<T>* v) {
+  static_assert(std::is_arithmetic_v<T> && std::endian::native == std::endian::little);
+  std::vector<T> out(Len(v));
+  if (!out.empty()) std::memcpy(out.data(), v->Data(), out.size() * sizeof(T));
+  return out;
 }
 
 // Turns the FlatBuffers tables into IR. Every index, size and offset is checked before use;
@@ -78,7 +91,8 @@ StatusOr<TypeInfo> PlanDecoder::DecodeType(const fb::Type* t, int depth, const s
       return InvalidArgument(what, ": invalid type kind ", static_cast<int>(t->kind()));
   }
   TypeInfo out = TypeInfo::Tensor(static_cast<DType>(t->dtype()), Shape());
-  const size_t rank = Len(t->dims());
+  const std::vector<int64_t> stored = CopyScalars(t->dims());
+  const size_t rank = stored.size();
   if (!t->has_rank()) {
     if (rank != 0) return InvalidArgument(what, ": dims given for a shape of unknown rank");
     return out;
@@ -89,7 +103,7 @@ StatusOr<TypeInfo> PlanDecoder::DecodeType(const fb::Type* t, int depth, const s
   std::vector<int64_t> sizes;
   dims.reserve(rank);
   for (size_t i = 0; i < rank; ++i) {
-    const int64_t d = t->dims()->Get(static_cast<flatbuffers::uoffset_t>(i));
+    const int64_t d = stored[i];
     if (d < -1) return InvalidArgument(what, ": dimension ", i, " is ", d, " (a size, or -1 for dynamic)");
     if (d >= 0) {
       dims.emplace_back(d);
@@ -110,8 +124,7 @@ StatusOr<Tensor> PlanDecoder::DecodeTensor(const fb::TensorData* td, const std::
   if (td->dtype() == 0 || !IsValidDType(td->dtype()))
     return InvalidArgument(what, ": invalid element type ", td->dtype());
   const DType dtype = static_cast<DType>(td->dtype());
-  std::vector<int64_t> dims;
-  if (td->dims()) dims.assign(td->dims()->begin(), td->dims()->end());
+  std::vector<int64_t> dims = CopyScalars(td->dims());
   KILN_ASSIGN_OR_RETURN(int64_t numel, CheckedNumel(dims, what));
   if (dtype == DType::kString) {
     // Bounded by the file: one stored string per element.
@@ -153,11 +166,9 @@ StatusOr<Attr> PlanDecoder::DecodeAttr(const fb::Attribute* fa, int depth, const
     case fb::AttrType::String:
       return Attr::String(Str(fa->s()));
     case fb::AttrType::Floats:
-      return Attr::Floats(fa->floats() ? std::vector<float>(fa->floats()->begin(), fa->floats()->end())
-                                       : std::vector<float>());
+      return Attr::Floats(CopyScalars(fa->floats()));
     case fb::AttrType::Ints:
-      return Attr::Ints(fa->ints() ? std::vector<int64_t>(fa->ints()->begin(), fa->ints()->end())
-                                   : std::vector<int64_t>());
+      return Attr::Ints(CopyScalars(fa->ints()));
     case fb::AttrType::Strings: {
       std::vector<std::string> v;
       for (size_t i = 0; i < Len(fa->strings()); ++i)

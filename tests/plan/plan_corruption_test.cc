@@ -339,6 +339,22 @@ TEST(PlanCorruption, GraphStructure) {
       },
       "graph types");
   ExpectEditRejected(
+      file, "group overflows the channel count",  // once a signed overflow in Conv's type inference
+      [&](PlanParts& p) {
+        const int conv = FindNode(g(p), "Conv");
+        ASSERT_GE(conv, 0);
+        fb::NodeT& n = *g(p).nodes[static_cast<size_t>(conv)];
+        fb::AttributeT* group = FindAttr(n, "group");
+        if (group == nullptr) {
+          n.attributes.push_back(std::make_unique<fb::AttributeT>());
+          group = n.attributes.back().get();
+          group->name = "group";
+          group->type = fb::AttrType::Int;
+        }
+        group->i = (int64_t{1} << 62) + 1;
+      },
+      "channels but W expects");
+  ExpectEditRejected(
       file, "type kind",
       [&](PlanParts& p) {
         for (auto& v : g(p).values)

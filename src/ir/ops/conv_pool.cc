@@ -1,4 +1,5 @@
 // Convolution, pooling and resampling ops.
+#include "base/checked_math.h"
 #include "ir/op_schema.h"
 #include "ir/ops/conv_pool_geometry.h"
 #include "ir/ops/families.h"
@@ -55,7 +56,8 @@ Status InferConv(InferenceContext& ctx) {
   if (group <= 0) return InvalidArgument("attribute 'group' must be positive");
   const Dim& c = x.shape.dim(1);
   const Dim& wc = w.shape.dim(1);
-  if (c.known() && wc.known() && c.value != wc.value * group)
+  int64_t wc_total = 0;  // checked: `group` comes from the model
+  if (c.known() && wc.known() && (!CheckedMul(wc.value, group, &wc_total) || c.value != wc_total))
     return InvalidArgument("X has ", c.value, " channels but W expects ", wc.value, " x group ", group);
   const Dim& m = w.shape.dim(0);
   if (m.known() && m.value % group != 0) return InvalidArgument("output channels ", m.value, " not divisible by group ", group);
@@ -90,7 +92,10 @@ Status InferConvTranspose(InferenceContext& ctx) {
     return InvalidArgument("attribute 'output_shape' has ", out_shape.size(), " entries for ", spatial, " spatial dims");
   for (int64_t v : out_shape)
     if (v <= 0) return InvalidArgument("attribute 'output_shape' must be positive");
-  std::vector<Dim> out = {x.shape.dim(0), w.shape.dim(1).known() ? Dim(w.shape.dim(1).value * group) : Dim::Unknown()};
+  int64_t out_c = -1;
+  if (w.shape.dim(1).known() && !CheckedMul(w.shape.dim(1).value, group, &out_c))
+    return InvalidArgument("attribute 'group' ", group, " is too large");
+  std::vector<Dim> out = {x.shape.dim(0), out_c >= 0 ? Dim(out_c) : Dim::Unknown()};
   for (int i = 0; i < spatial; ++i) {
     if (!out_shape.empty()) {
       out.push_back(Dim(out_shape[out_shape.size() - static_cast<size_t>(spatial) + static_cast<size_t>(i)]));
