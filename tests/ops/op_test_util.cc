@@ -67,6 +67,18 @@ OpRun Build(const std::string& op_type, const std::vector<RValue>& inputs, const
 
 }  // namespace
 
+AttrMap A(std::initializer_list<std::pair<const char*, Attr>> kv) {
+  AttrMap m;
+  for (const auto& [k, v] : kv) m.set(k, v);
+  return m;
+}
+
+bool Has(const Status& s, const std::string& text) { return !s.ok() && s.ToString().find(text) != std::string::npos; }
+
+std::string OutType(const OpRun& r, int i) {
+  return r.graph.value(r.graph.outputs()[static_cast<size_t>(i)]).type.ToString();
+}
+
 OpRun RunOp(const std::string& op_type, const std::vector<Tensor>& inputs, const AttrMap& attrs, int num_outputs,
             const std::vector<int>& constant_inputs, const std::string& domain) {
   std::vector<RValue> vals;

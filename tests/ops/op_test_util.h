@@ -24,6 +24,13 @@ struct OpRun {
 // types, and executes it. An undefined Tensor in `inputs` means an omitted optional input.
 // Inputs listed in `constant_inputs` (by index) become initializers instead of graph inputs
 // (needed by ops whose output shape depends on an input's value, e.g. Reshape).
+// Attributes in one expression: A({{"axis", Attr::Int(1)}}).
+AttrMap A(std::initializer_list<std::pair<const char*, Attr>> kv);
+// True when `s` is an error whose text contains `text`.
+bool Has(const Status& s, const std::string& text);
+// Output i's inferred type, e.g. "float32[2,3]".
+std::string OutType(const OpRun& r, int i = 0);
+
 OpRun RunOp(const std::string& op_type, const std::vector<Tensor>& inputs, const AttrMap& attrs = {},
             int num_outputs = 1, const std::vector<int>& constant_inputs = {}, const std::string& domain = "");
 

@@ -7,14 +7,6 @@
 namespace kiln::testing {
 namespace {
 
-AttrMap A(std::initializer_list<std::pair<const char*, Attr>> kv) {
-  AttrMap m;
-  for (const auto& [k, v] : kv) m.set(k, v);
-  return m;
-}
-
-bool Has(const Status& s, const std::string& text) { return s.message().find(text) != std::string::npos; }
-
 TEST(ElementwiseOps, AddBroadcastsAndInfersShape) {
   OpRun r = RunOp("Add", {F32({1, 2, 3, 4, 5, 6}, {2, 3}), F32({10, 20, 30}, {3})});
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();

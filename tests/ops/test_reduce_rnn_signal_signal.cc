@@ -10,14 +10,6 @@
 namespace kiln::testing {
 namespace {
 
-AttrMap A(std::initializer_list<std::pair<const char*, Attr>> kv) {
-  AttrMap m;
-  for (const auto& [k, v] : kv) m.set(k, v);
-  return m;
-}
-
-bool Has(const Status& s, const std::string& text) { return s.message().find(text) != std::string::npos; }
-
 std::string InferredType(const OpRun& r) { return r.graph.value(r.graph.outputs()[0]).type.ToString(); }
 
 Tensor Strings(std::vector<std::string> v, std::vector<int64_t> dims) { return Tensor::FromVector(v, std::move(dims)); }

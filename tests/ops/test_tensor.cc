@@ -9,18 +9,6 @@
 namespace kiln::testing {
 namespace {
 
-AttrMap A(std::initializer_list<std::pair<const char*, Attr>> kv) {
-  AttrMap m;
-  for (const auto& [k, v] : kv) m.set(k, v);
-  return m;
-}
-
-bool Has(const Status& s, const std::string& text) {
-  return !s.ok() && s.ToString().find(text) != std::string::npos;
-}
-
-std::string OutType(const OpRun& r, int i = 0) { return r.graph.value(r.graph.outputs()[static_cast<size_t>(i)]).type.ToString(); }
-
 // Runs only type inference on a one-node graph whose inputs have the given types; inputs
 // with a defined entry in `values` are constants. Returns the output types (or the error).
 struct Inferred {
