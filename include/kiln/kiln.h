@@ -95,6 +95,10 @@ class Engine {
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
 
+  // Writes this engine as a plan file (atomically: a failure leaves no file behind), which
+  // Load() later reads in milliseconds without the optimizer.
+  Status Save(const std::string& plan_path) const;
+
   // A context for one thread at a time; any number may exist per engine.
   std::unique_ptr<ExecutionContext> CreateContext() const;
   // One-shot inference on named inputs (every input must be given); outputs by name.

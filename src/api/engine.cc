@@ -9,7 +9,9 @@
 #include "backends/ref/kernel.h"
 #include "builder/memory_planner.h"
 #include "kiln/kiln.h"
+#include "api/engine_internal.h"
 #include "plan/plan_reader.h"
+#include "plan/plan_writer.h"
 
 namespace kiln {
 
@@ -102,15 +104,20 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
 
 StatusOr<std::shared_ptr<const Engine>> Engine::BuildFromOnnx(const std::string& path, const BuildOptions& options) {
   KILN_ASSIGN_OR_RETURN(OnnxModel model, LoadOnnxModel(path));
-  std::shared_ptr<Graph> g = std::move(model.graph);
-  Status st = SetInputShapes(*g, options.input_shapes);
-  if (!st.ok()) return st.WithPrefix(path);
-  if (options.optimize) {
-    auto report = OptimizeGraph(*g);
-    if (!report.ok()) return report.status().WithPrefix(path);
-  }
+  auto engine = BuildEngineFromGraph(std::move(model.graph), options);
+  if (!engine.ok()) return engine.status().WithPrefix(path);
+  return engine;
+}
+
+StatusOr<std::shared_ptr<const Engine>> BuildEngineFromGraph(std::shared_ptr<Graph> g, const BuildOptions& options) {
+  KILN_RETURN_IF_ERROR(SetInputShapes(*g, options.input_shapes));
+  if (options.optimize) KILN_RETURN_IF_ERROR(OptimizeGraph(*g).status());
   KILN_ASSIGN_OR_RETURN(MemoryPlan memory, PlanMemory(*g));
   return MakeEngine(std::move(g), std::move(memory));
+}
+
+Status Engine::Save(const std::string& plan_path) const {
+  return WritePlan(*impl_->graph, impl_->memory, PlanOptions{}, plan_path);
 }
 
 namespace {
