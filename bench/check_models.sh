@@ -30,7 +30,7 @@ for m in "${models[@]}"; do
   mapfile -t ins < <($PY "$ROOT/bench/io_json.py" to-npy "$ref" "$WORK/$m/npy")
   shape=$($PY -c "import json;print(' '.join('x'.join(map(str,t['shape'])) for t in json.load(open('$ref/io.json'))['inputs']))")
   t0=$EPOCHREALTIME
-  if ! "$KILN" run $KILN_RUN_FLAGS "$onnx" "${ins[@]}" --output-dir "$WORK/$m/out" >"$WORK/$m/run.log" 2>&1; then
+  if ! "$KILN" run ${KILN_RUN_FLAGS:-} "$onnx" "${ins[@]}" --output-dir "$WORK/$m/out" >"$WORK/$m/run.log" 2>&1; then
     echo "| $m | $shape | | kiln failed: $(grep -m1 error "$WORK/$m/run.log") | no |"
     status=1
     continue

@@ -81,6 +81,13 @@ struct BuildOptions {
   // not listed get 1 for every dynamic dim.
   std::map<std::string, std::vector<int64_t>> input_shapes;
   bool optimize = true;  // run the graph optimizer
+  // "cpu": oneDNN and kiln's fast kernels (layers they do not cover run the reference
+  // kernels); "ref": the reference backend only (the oracle; slow).
+  std::string backend = "cpu";
+  int threads = 0;  // threads per inference; 0 = all cores
+  // A timing-cache file: the builder reuses the kernel timings it holds (so two builds
+  // choose the same kernels) and adds the ones it measures. Empty: time afresh.
+  std::string timing_cache;
 };
 
 class ExecutionContext;
@@ -91,6 +98,7 @@ class Engine {
   static StatusOr<std::shared_ptr<const Engine>> Load(const std::string& path, const BuildOptions& options = {});
   // Builds from an ONNX model file.
   static StatusOr<std::shared_ptr<const Engine>> BuildFromOnnx(const std::string& path, const BuildOptions& options = {});
+  static StatusOr<std::shared_ptr<const Engine>> Build(const class NetworkDefinition& network, const BuildOptions& options = {});  // kiln/network.h
 
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
@@ -126,6 +134,7 @@ class ExecutionContext {
 
   struct State;
   explicit ExecutionContext(std::unique_ptr<State> state);
+  State& state() { return *state_; }
 
  private:
   std::unique_ptr<State> state_;

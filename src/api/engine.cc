@@ -6,6 +6,7 @@
 
 #include "api/model.h"
 #include "api/optimize.h"
+#include "backends/cpu/cpu_backend.h"
 #include "backends/ref/kernel.h"
 #include "builder/memory_planner.h"
 #include "kiln/kiln.h"
@@ -19,6 +20,8 @@ struct Engine::Impl {
   std::shared_ptr<const Graph> graph;
   MemoryPlan memory;
   std::vector<TensorInfo> inputs, outputs;
+  std::shared_ptr<const cpu::Program> cpu;  // null: the reference backend runs the graph
+  std::string backend_note;                 // why the reference backend runs it, when it does
 };
 
 struct ExecutionContext::State {
@@ -26,6 +29,7 @@ struct ExecutionContext::State {
   std::vector<RValue> inputs;      // bound views of the caller's buffers
   std::vector<bool> bound;
   std::vector<RValue> outputs;     // results of the last Run()
+  std::unique_ptr<cpu::Context> cpu;
 };
 
 namespace {
@@ -99,7 +103,8 @@ const std::vector<TensorInfo>& Engine::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Engine::outputs() const { return impl_->outputs; }
 
 namespace {
-StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory);
+StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
+                                                   const BuildOptions& options);
 }  // namespace
 
 StatusOr<std::shared_ptr<const Engine>> Engine::BuildFromOnnx(const std::string& path, const BuildOptions& options) {
@@ -113,16 +118,41 @@ StatusOr<std::shared_ptr<const Engine>> BuildEngineFromGraph(std::shared_ptr<Gra
   KILN_RETURN_IF_ERROR(SetInputShapes(*g, options.input_shapes));
   if (options.optimize) KILN_RETURN_IF_ERROR(OptimizeGraph(*g).status());
   KILN_ASSIGN_OR_RETURN(MemoryPlan memory, PlanMemory(*g));
-  return MakeEngine(std::move(g), std::move(memory));
+  return MakeEngine(std::move(g), std::move(memory), options);
 }
 
 Status Engine::Save(const std::string& plan_path) const {
-  return WritePlan(*impl_->graph, impl_->memory, PlanOptions{}, plan_path);
+  if (!impl_->cpu) return WritePlan(*impl_->graph, impl_->memory, PlanOptions{}, plan_path);
+  // The tactics chosen by timing go into the plan, so that loading it rebuilds the same
+  // kernels (and bit-identical results) without timing again. Constants are shared, not copied.
+  Graph g = *impl_->graph;
+  for (const cpu::StepInfo& s : cpu::Steps(*impl_->cpu))
+    if (s.node >= 0 && !s.tactic.empty()) g.node(s.node).attrs.set("kiln.tactic", Attr::String(s.tactic));
+  return WritePlan(g, impl_->memory, PlanOptions{}, plan_path);
 }
 
 namespace {
-StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory) {
+StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
+                                                   const BuildOptions& options) {
   auto impl = std::make_shared<Engine::Impl>();
+  if (options.backend == "cpu") {
+    Status ok = cpu::CheckSupported(*g);
+    if (ok.ok()) {
+      cpu::CompileOptions co;
+      co.threads = options.threads;
+      cpu::TimingCache cache;
+      if (!options.timing_cache.empty()) {
+        KILN_ASSIGN_OR_RETURN(cache, cpu::TimingCache::Load(options.timing_cache));
+        co.timing_cache = &cache;
+      }
+      KILN_ASSIGN_OR_RETURN(impl->cpu, cpu::Compile(g, co));
+      if (cache.changed) KILN_RETURN_IF_ERROR(cache.Save(options.timing_cache));
+    } else {
+      impl->backend_note = ok.message();
+    }
+  } else if (options.backend != "ref") {
+    return InvalidArgument("unknown backend '", options.backend, "' (expected cpu or ref)");
+  }
   impl->memory = std::move(memory);
   for (ValueId v : g->inputs()) {
     if (g->value(v).constant) continue;
@@ -138,21 +168,47 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
 }
 }  // namespace
 
+StatusOr<std::shared_ptr<const Engine>> MakeEngineFromOptimized(std::shared_ptr<const Graph> graph, MemoryPlan memory,
+                                                                const BuildOptions& options) {
+  return MakeEngine(std::move(graph), std::move(memory), options);
+}
+
 StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, const BuildOptions& options) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return Status(StatusCode::kIoError, StrCat(path, ": cannot open"));
   if (IsPlanFile(path)) {
     KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
-    return MakeEngine(std::shared_ptr<const Graph>(std::move(plan.graph)), std::move(plan.memory));
+    return MakeEngine(std::shared_ptr<const Graph>(std::move(plan.graph)), std::move(plan.memory), options);
   }
   return BuildFromOnnx(path, options);
 }
+
+const Graph& EngineGraph(const Engine& engine) { return *engine.impl().graph; }
+
+const cpu::Program* EngineCpuProgram(const Engine& engine) { return engine.impl().cpu.get(); }
+
+std::string EngineBackendSummary(const Engine& engine) {
+  const Engine::Impl& e = engine.impl();
+  if (!e.cpu) return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
+  std::map<std::string, int> kinds;
+  for (const cpu::StepInfo& s : cpu::Steps(*e.cpu)) {
+    std::string k = s.impl.substr(0, s.impl.find(' '));
+    if (k == "onednn:reorder" && s.op != "Reorder") k = "onednn:" + s.op;
+    ++kinds[k];
+  }
+  std::string out = StrCat("cpu (", cpu::Steps(*e.cpu).size(), " steps:");
+  for (const auto& [k, n] : kinds) out += StrCat(" ", n, " ", k);
+  return out + ")";
+}
+
+cpu::Context* ContextCpuState(ExecutionContext& context) { return context.state().cpu.get(); }
 
 std::unique_ptr<ExecutionContext> Engine::CreateContext() const {
   auto s = std::make_unique<ExecutionContext::State>();
   s->engine = impl_;
   s->inputs.resize(impl_->inputs.size());
   s->bound.assign(impl_->inputs.size(), false);
+  if (impl_->cpu) s->cpu = std::make_unique<cpu::Context>(impl_->cpu);
   return std::make_unique<ExecutionContext>(std::move(s));
 }
 
@@ -202,6 +258,16 @@ Status ExecutionContext::Run() {
   const Engine::Impl& e = *state_->engine;
   for (size_t i = 0; i < e.inputs.size(); ++i)
     if (!state_->bound[i]) return FailedPrecondition("input '", e.inputs[i].name, "' is not set");
+  if (state_->cpu) {
+    std::vector<const Tensor*> ins;
+    ins.reserve(state_->inputs.size());
+    for (const RValue& v : state_->inputs) ins.push_back(&v.tensor);
+    std::vector<Tensor> outs;
+    KILN_RETURN_IF_ERROR(state_->cpu->Run(ins, &outs));
+    state_->outputs.clear();
+    for (Tensor& t : outs) state_->outputs.emplace_back(std::move(t));
+    return Status::OK();
+  }
   RefExecutor ex;
   KILN_ASSIGN_OR_RETURN(state_->outputs, ex.Run(*e.graph, state_->inputs));
   return Status::OK();

@@ -4,13 +4,32 @@
 
 #include <memory>
 
+#include "builder/memory_planner.h"
 #include "ir/graph.h"
 #include "kiln/kiln.h"
 
 namespace kiln {
 
+namespace cpu {
+class Program;
+class Context;
+}  // namespace cpu
+
 // Specializes `graph`'s input shapes, optimizes it (unless options.optimize is false),
 // plans its memory and wraps it in an Engine. Errors name the node or value at fault.
 StatusOr<std::shared_ptr<const Engine>> BuildEngineFromGraph(std::shared_ptr<Graph> graph, const BuildOptions& options);
+
+// An engine over a graph that is optimized and memory-planned already (kiln build's phases).
+StatusOr<std::shared_ptr<const Engine>> MakeEngineFromOptimized(std::shared_ptr<const Graph> graph, MemoryPlan memory,
+                                                                const BuildOptions& options);
+
+// The engine's optimized graph (for inspect, bench profiles).
+const Graph& EngineGraph(const Engine& engine);
+// What executes the engine, for humans: "cpu (N steps: ...)" or "reference (why)".
+std::string EngineBackendSummary(const Engine& engine);
+// The compiled CPU program, or null when the reference backend runs the engine.
+const cpu::Program* EngineCpuProgram(const Engine& engine);
+// The context's CPU-backend state (profiling), or null.
+cpu::Context* ContextCpuState(ExecutionContext& context);
 
 }  // namespace kiln

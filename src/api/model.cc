@@ -5,8 +5,11 @@
 
 namespace kiln {
 
-StatusOr<OnnxModel> LoadOnnxModel(const std::string& path) {
-  KILN_ASSIGN_OR_RETURN(OnnxModel model, ImportOnnxFile(path));
+namespace {
+
+// Type inference with the reference backend evaluating constant subgraphs; errors start
+// with `source`.
+StatusOr<OnnxModel> InferModelTypes(OnnxModel model, const std::string& source) {
   ConstantEvaluator eval = [](const Graph& g, NodeId id, const std::vector<const Tensor*>& ins) {
     RefExecutor ex;
     return ex.EvaluateNode(g, id, ins);
@@ -14,8 +17,20 @@ StatusOr<OnnxModel> LoadOnnxModel(const std::string& path) {
   InferOptions options;
   options.evaluator = &eval;
   Status st = InferTypes(*model.graph, options);
-  if (!st.ok()) return st.WithPrefix(path);
+  if (!st.ok()) return st.WithPrefix(source);
   return model;
+}
+
+}  // namespace
+
+StatusOr<OnnxModel> LoadOnnxModel(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(OnnxModel model, ImportOnnxFile(path));
+  return InferModelTypes(std::move(model), path);
+}
+
+StatusOr<OnnxModel> LoadOnnxModelFromBytes(const void* data, size_t size, const std::string& source) {
+  KILN_ASSIGN_OR_RETURN(OnnxModel model, ImportOnnxBytes(data, size, "", source));
+  return InferModelTypes(std::move(model), source);
 }
 
 Status CheckInputMatches(const Value& input, const RValue& v) {

@@ -12,6 +12,8 @@ namespace kiln {
 
 // Import + type inference. Errors name the file and the node/tensor at fault.
 StatusOr<OnnxModel> LoadOnnxModel(const std::string& path);
+// The same for a model held in memory (no external data); `source` names it in errors.
+StatusOr<OnnxModel> LoadOnnxModelFromBytes(const void* data, size_t size, const std::string& source);
 
 // Runs the graph on the reference backend. `inputs` are in graph-input order; each is
 // checked against the input's declared type (dtype, rank, known dims) with a message

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 
+#include "api/engine_internal.h"
 #include "api/model.h"
 #include "api/optimize.h"
 #include "builder/memory_planner.h"
@@ -26,6 +27,9 @@ struct BuildArgs {
   std::string output;
   std::vector<std::string> shapes;
   std::vector<std::string> disabled;
+  std::string backend = "cpu";
+  int threads = 0;
+  std::string timing_cache;
 };
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
@@ -72,7 +76,7 @@ std::string Mib(double bytes) {
 
 int Build(const BuildArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
-  Progress progress(5);
+  Progress progress(6);
   auto fail = [&](const std::string& message) {
     progress.Finish();
     std::cerr << "error: " << message << "\n";
@@ -112,8 +116,17 @@ int Build(const BuildArgs& a) {
   if (!mem.ok()) return fail(a.model + ": " + mem.status().message());
   progress.End();
 
+  progress.Begin("select kernels (" + a.backend + ")");
+  BuildOptions options;
+  options.backend = a.backend;
+  options.threads = a.threads;
+  options.timing_cache = a.timing_cache;
+  const int64_t arena_bytes = mem->arena_bytes;
+  auto engine = MakeEngineFromOptimized(std::shared_ptr<const Graph>(std::move(model->graph)), std::move(*mem), options);
+  if (!engine.ok()) return fail(a.model + ": " + engine.status().message());
+  progress.End();
   progress.Begin("write " + a.output);
-  if (Status st = WritePlan(g, *mem, PlanOptions{}, a.output); !st.ok()) return fail(st.message());
+  if (Status st = (*engine)->Save(a.output); !st.ok()) return fail(st.message());
   // Load it back with the runtime's checks: a plan the runtime would refuse is a build bug,
   // and must not be left behind for someone to deploy.
   auto loaded = LoadPlan(a.output);
@@ -128,7 +141,7 @@ int Build(const BuildArgs& a) {
   std::error_code ec;
   const auto onnx_bytes = std::filesystem::file_size(a.model, ec);
   std::printf("%s: %d layers, arena %s, plan %s (weights %s; ONNX %s), built in %.0f ms\n", a.output.c_str(),
-              report->layers, Mib(static_cast<double>(mem->arena_bytes)).c_str(),
+              report->layers, Mib(static_cast<double>(arena_bytes)).c_str(),
               Mib(static_cast<double>(loaded->file_bytes)).c_str(),
               Mib(static_cast<double>(loaded->weights_bytes)).c_str(),
               ec ? "?" : Mib(static_cast<double>(onnx_bytes)).c_str(), MsSince(t0));
@@ -145,6 +158,10 @@ Command AddBuildCommand(CLI::App& app) {
   cmd->add_option("--shapes", args->shapes,
                   "NAME=1x3x224x224: fix an input's shape (repeatable; other dynamic dims get 1)");
   cmd->add_option("--disable-pass", args->disabled, "Skip an optimizer pass by name (repeatable)");
+  cmd->add_option("--backend", args->backend, "cpu (default) or ref: the backend whose kernels are chosen");
+  cmd->add_option("--threads", args->threads, "Threads the kernels are timed with (0 = all cores)");
+  cmd->add_option("--timing-cache", args->timing_cache,
+                  "FILE of kernel timings: reused (reproducible kernel choice across builds) and extended");
   return {cmd, [args] { return Build(*args); }};
 }
 

@@ -1,0 +1,314 @@
+// The Python module `kiln`: pybind11 over the public C++ API (include/kiln/kiln.h).
+//
+//   import kiln, numpy as np
+//   engine = kiln.load("models/tiny_cnn.onnx")       # or a .plan; shapes={"input": (8, 3, 32, 32)}
+//   probs = engine.run({"input": np.zeros((1, 3, 32, 32), np.float32)})["probs"]
+//
+// Inputs that are C-contiguous, aligned and of the engine's dtype are read in place (no copy);
+// others are converted when only the layout or the width differs (float64 -> float32), and
+// refused with a TypeError when the kind differs (int -> float). Outputs are NumPy arrays
+// that own the engine's result buffers (no copy). run() releases the GIL: Python threads,
+// each with its own context, run in parallel. kiln errors become Python exceptions:
+// InvalidArgument -> ValueError, NotFound -> KeyError, OutOfRange -> IndexError,
+// IoError -> OSError, Unimplemented -> NotImplementedError, others -> RuntimeError.
+// bfloat16 tensors (NumPy has no such type) are exchanged as uint16 arrays of the raw bits.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <kiln/kiln.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace {
+
+using Shapes = std::map<std::string, std::vector<int64_t>>;
+
+[[noreturn]] void Raise(const kiln::Status& s) {
+  PyObject* type = PyExc_RuntimeError;
+  switch (s.code()) {
+    case kiln::StatusCode::kInvalidArgument: type = PyExc_ValueError; break;
+    case kiln::StatusCode::kNotFound: type = PyExc_KeyError; break;
+    case kiln::StatusCode::kOutOfRange: type = PyExc_IndexError; break;
+    case kiln::StatusCode::kIoError: type = PyExc_OSError; break;
+    case kiln::StatusCode::kUnimplemented: type = PyExc_NotImplementedError; break;
+    default: break;
+  }
+  PyErr_SetString(type, s.message().c_str());
+  throw py::error_already_set();
+}
+
+void Check(const kiln::Status& s) {
+  if (!s.ok()) Raise(s);
+}
+
+template <typename T>
+T Check(kiln::StatusOr<T> r) {
+  if (!r.ok()) Raise(r.status());
+  return std::move(r).value();
+}
+
+py::dtype ToNumpy(kiln::DataType t) {
+  switch (t) {
+    case kiln::DataType::kFloat32: return py::dtype::of<float>();
+    case kiln::DataType::kUInt8: return py::dtype::of<uint8_t>();
+    case kiln::DataType::kInt8: return py::dtype::of<int8_t>();
+    case kiln::DataType::kInt32: return py::dtype::of<int32_t>();
+    case kiln::DataType::kInt64: return py::dtype::of<int64_t>();
+    case kiln::DataType::kBool: return py::dtype::of<bool>();
+    case kiln::DataType::kFloat16: return py::dtype("float16");
+    case kiln::DataType::kFloat64: return py::dtype::of<double>();
+    case kiln::DataType::kBFloat16: return py::dtype::of<uint16_t>();  // raw bits
+  }
+  throw std::runtime_error(std::string("kiln: no NumPy dtype for ") + kiln::DataTypeName(t));
+}
+
+py::tuple ToTuple(const std::vector<int64_t>& v) {
+  py::tuple t(v.size());
+  for (size_t i = 0; i < v.size(); ++i) t[i] = py::int_(v[i]);
+  return t;
+}
+
+py::list Infos(const std::vector<kiln::TensorInfo>& infos) {
+  py::list l;
+  for (const kiln::TensorInfo& i : infos) l.append(py::make_tuple(i.name, ToNumpy(i.dtype), ToTuple(i.shape)));
+  return l;
+}
+
+std::string FsPath(const py::object& p) {
+  return py::module_::import("os").attr("fsdecode")(p).cast<std::string>();
+}
+
+// An array whose bytes the engine can read in place for input `info`: `obj` itself when it is
+// a C-contiguous, aligned ndarray of the engine's dtype, else a converted copy.
+py::array AsInput(const py::handle& obj, const kiln::TensorInfo& info) {
+  py::dtype want = ToNumpy(info.dtype);
+  py::module_ np = py::module_::import("numpy");
+  py::array a = np.attr("asanyarray")(obj);
+  py::dtype got = a.dtype();
+  if (!got.equal(want) &&
+      (got.kind() != want.kind() || info.dtype == kiln::DataType::kBFloat16)) {
+    throw py::type_error("input '" + info.name + "' must be " + py::str(want).cast<std::string>() +
+                         ", got " + py::str(got).cast<std::string>());
+  }
+  return np.attr("require")(a, want, "CA");  // `a` itself when nothing needs changing
+}
+
+kiln::HostTensor View(const py::array& a, kiln::DataType dtype) {
+  std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+  return kiln::HostTensor::Wrap(dtype, std::move(shape), const_cast<void*>(a.data()));
+}
+
+// Hands the tensor's buffer to NumPy: the array keeps it alive through a capsule.
+py::array ToArray(kiln::HostTensor t) {
+  py::dtype dtype = ToNumpy(t.dtype());
+  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
+  auto owned = std::make_unique<kiln::HostTensor>(std::move(t));
+  void* data = owned->data();
+  py::capsule base(owned.get(), [](void* p) { delete static_cast<kiln::HostTensor*>(p); });
+  owned.release();
+  return py::array(dtype, shape, data, base);
+}
+
+struct PyEngine {
+  std::shared_ptr<const kiln::Engine> engine;
+
+  int InputIndex(const std::string& name) const {
+    const auto& ins = engine->inputs();
+    for (size_t i = 0; i < ins.size(); ++i)
+      if (ins[i].name == name) return static_cast<int>(i);
+    std::string names;
+    for (const kiln::TensorInfo& in : ins) names += (names.empty() ? "" : ", ") + in.name;
+    PyErr_SetString(PyExc_KeyError, ("the model has no input '" + name + "' (inputs: " + names + ")").c_str());
+    throw py::error_already_set();
+  }
+};
+
+kiln::BuildOptions Options(const std::optional<Shapes>& shapes, bool optimize) {
+  kiln::BuildOptions o;
+  if (shapes) o.input_shapes = *shapes;
+  o.optimize = optimize;
+  return o;
+}
+
+PyEngine Load(const py::object& path, const std::optional<Shapes>& shapes, bool optimize) {
+  const std::string p = FsPath(path);
+  const kiln::BuildOptions o = Options(shapes, optimize);
+  kiln::StatusOr<std::shared_ptr<const kiln::Engine>> e = kiln::Status(kiln::StatusCode::kInternal, "not run");
+  {
+    py::gil_scoped_release nogil;
+    e = kiln::Engine::Load(p, o);
+  }
+  return PyEngine{Check(std::move(e))};
+}
+
+PyEngine Build(const py::object& onnx_path, const py::object& plan_path, const std::optional<Shapes>& shapes, bool optimize) {
+  const std::string src = FsPath(onnx_path), dst = FsPath(plan_path);
+  const kiln::BuildOptions o = Options(shapes, optimize);
+  kiln::StatusOr<std::shared_ptr<const kiln::Engine>> e = kiln::Status(kiln::StatusCode::kInternal, "not run");
+  kiln::Status saved;
+  {
+    py::gil_scoped_release nogil;
+    e = kiln::Engine::BuildFromOnnx(src, o);
+    if (e.ok()) saved = (*e)->Save(dst);
+  }
+  PyEngine engine{Check(std::move(e))};
+  Check(saved);
+  return engine;
+}
+
+// One thread at a time: a second thread that uses a context while it is busy gets an error
+// instead of a data race.
+struct PyExecContext {
+  std::shared_ptr<const kiln::Engine> engine;
+  std::unique_ptr<kiln::ExecutionContext> ctx;
+  std::vector<py::object> bound;  // the arrays bound to the inputs, alive until rebound
+  std::mutex busy;
+
+  std::unique_lock<std::mutex> Lock() {
+    std::unique_lock<std::mutex> lock(busy, std::try_to_lock);
+    if (!lock.owns_lock())
+      throw std::runtime_error("kiln: this context is in use by another thread (create one context per thread)");
+    return lock;
+  }
+
+  int Index(const py::handle& key) const {
+    if (py::isinstance<py::str>(key)) return PyEngine{engine}.InputIndex(key.cast<std::string>());
+    const int i = key.cast<int>();
+    if (i < 0 || static_cast<size_t>(i) >= engine->inputs().size())
+      throw py::index_error("input index " + std::to_string(i) + " is out of range: the model has " +
+                            std::to_string(engine->inputs().size()) + " inputs");
+    return i;
+  }
+
+  void SetInput(const py::handle& key, const py::handle& value) {
+    auto lock = Lock();
+    const int i = Index(key);
+    const kiln::TensorInfo& info = engine->inputs()[static_cast<size_t>(i)];
+    py::array a = AsInput(value, info);
+    Check(ctx->SetInput(i, View(a, info.dtype)));
+    bound[static_cast<size_t>(i)] = std::move(a);
+  }
+
+  void Run() {
+    auto lock = Lock();
+    kiln::Status s;
+    {
+      py::gil_scoped_release nogil;
+      s = ctx->Run();
+    }
+    Check(s);
+  }
+
+  py::array Output(const py::handle& key) {
+    auto lock = Lock();
+    kiln::StatusOr<kiln::HostTensor> t = kiln::Status(kiln::StatusCode::kInternal, "not run");
+    if (py::isinstance<py::str>(key)) {
+      t = ctx->Output(key.cast<std::string>());
+    } else {
+      t = ctx->Output(key.cast<int>());
+    }
+    return ToArray(Check(std::move(t)));
+  }
+};
+
+PyExecContext* CreateContext(const PyEngine& e) {
+  auto c = std::make_unique<PyExecContext>();
+  c->engine = e.engine;
+  c->ctx = e.engine->CreateContext();
+  c->bound.resize(e.engine->inputs().size());
+  return c.release();
+}
+
+py::dict Run(const PyEngine& self, const py::dict& inputs) {
+  const kiln::Engine& e = *self.engine;
+  std::unique_ptr<kiln::ExecutionContext> ctx = e.CreateContext();
+  std::vector<py::array> keep;  // alive until the run is over
+  for (const auto& [key, value] : inputs) {
+    if (!py::isinstance<py::str>(key)) throw py::type_error("input names must be str");
+    const int i = self.InputIndex(key.cast<std::string>());
+    const kiln::TensorInfo& info = e.inputs()[static_cast<size_t>(i)];
+    keep.push_back(AsInput(value, info));
+    Check(ctx->SetInput(i, View(keep.back(), info.dtype)));
+  }
+  kiln::Status s;
+  std::vector<kiln::HostTensor> outs;
+  {
+    py::gil_scoped_release nogil;
+    s = ctx->Run();
+    for (size_t i = 0; s.ok() && i < e.outputs().size(); ++i) {
+      kiln::StatusOr<kiln::HostTensor> t = ctx->Output(static_cast<int>(i));
+      if (t.ok()) outs.push_back(std::move(t).value()); else s = t.status();
+    }
+  }
+  Check(s);
+  py::dict result;
+  for (size_t i = 0; i < outs.size(); ++i) result[py::str(e.outputs()[i].name)] = ToArray(std::move(outs[i]));
+  return result;
+}
+
+std::string Describe(const std::vector<kiln::TensorInfo>& infos) {
+  std::ostringstream s;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    s << (i ? ", " : "") << infos[i].name << ": " << kiln::DataTypeName(infos[i].dtype) << " [";
+    for (size_t d = 0; d < infos[i].shape.size(); ++d) s << (d ? "," : "") << infos[i].shape[d];
+    s << "]";
+  }
+  return s.str();
+}
+
+}  // namespace
+
+PYBIND11_MODULE(kiln, m) {
+  m.doc() = "kiln: load an ONNX model or a kiln plan, optimize it, and run it on NumPy arrays.";
+  m.attr("__version__") = KILN_VERSION;
+
+  py::class_<PyEngine>(m, "Engine",
+                       "A built model: immutable, shared by any number of threads. Each thread that runs it "
+                       "concurrently uses its own context (create_context()); run() makes a temporary one.")
+      .def_property_readonly("inputs", [](const PyEngine& e) { return Infos(e.engine->inputs()); },
+                             "[(name, numpy dtype, shape)] of the graph inputs; -1 marks a dynamic dimension")
+      .def_property_readonly("outputs", [](const PyEngine& e) { return Infos(e.engine->outputs()); },
+                             "[(name, numpy dtype, shape)] of the graph outputs")
+      .def("run", &Run, py::arg("inputs"),
+           "Runs the model on {name: array} (every input) and returns {name: array} of the outputs, "
+           "in graph order. Releases the GIL while it runs.")
+      .def("create_context", &CreateContext, py::return_value_policy::take_ownership,
+           "A context for one thread at a time: set_input(), run(), output().")
+      .def("save", [](const PyEngine& e, const py::object& path) {
+             const std::string p = FsPath(path);
+             kiln::Status s;
+             {
+               py::gil_scoped_release nogil;
+               s = e.engine->Save(p);
+             }
+             Check(s);
+           }, py::arg("plan_path"), "Writes the engine as a plan file, which load() reads without the optimizer.")
+      .def("__repr__", [](const PyEngine& e) {
+        return "<kiln.Engine inputs=[" + Describe(e.engine->inputs()) + "] outputs=[" + Describe(e.engine->outputs()) + "]>";
+      });
+
+  py::class_<PyExecContext>(m, "ExecutionContext",
+                        "Per-thread bindings and results of one Engine. Bound arrays are read in place during "
+                        "run(), so changing them between runs changes the next result.")
+      .def("set_input", &PyExecContext::SetInput, py::arg("name_or_index"), py::arg("array"),
+           "Binds an input by name or index (dtype and shape are checked against the engine).")
+      .def("run", &PyExecContext::Run, "Runs the model on the bound inputs. Releases the GIL while it runs.")
+      .def("output", &PyExecContext::Output, py::arg("name_or_index"),
+           "An output of the last run(), by name or index, as a new array.");
+
+  m.def("load", &Load, py::arg("path"), py::arg("shapes") = py::none(), py::arg("optimize") = true,
+        "Loads a .plan file or builds an .onnx model (shapes: {input name: shape} for inputs with "
+        "dynamic dimensions; the others get 1 for each dynamic dimension).");
+  m.def("build", &Build, py::arg("onnx_path"), py::arg("plan_path"), py::arg("shapes") = py::none(),
+        py::arg("optimize") = true,
+        "Builds an engine from an ONNX model, writes it to plan_path and returns it.");
+}

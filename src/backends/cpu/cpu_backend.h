@@ -1,0 +1,84 @@
+// The fast CPU backend: the optimized graph lowered to oneDNN primitives (convolution,
+// matmul, pooling, concat, layer norm, softmax, binary/eltwise with the fused layer's
+// post-ops in one primitive) plus kiln's reference kernels for everything else, executed
+// from one activation arena per context.
+//
+// Lifecycle (DESIGN.md): Compile() picks each layer's implementation and tactic (timing
+// the candidates on the real shapes), reorders weights into the primitive's layout and
+// plans the arena — once per engine. A Context binds an arena and oneDNN memory handles
+// once; Run() is the hot path: no allocation for fast layers, no map lookups.
+//
+// This header is the backend's whole surface; oneDNN types stay inside src/backends/cpu.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "ir/graph.h"
+#include "ir/tensor.h"
+
+namespace kiln::cpu {
+
+// Measured tactic times, keyed by the layer's problem (op, shapes, parameters, candidate):
+// reused across builds so that kernel choice is reproducible (`kiln build --timing-cache`).
+struct TimingCache {
+  std::map<std::string, double> ms;
+  bool changed = false;
+  // A text file of "<ms> <key>" lines; a missing file is an empty cache.
+  static StatusOr<TimingCache> Load(const std::string& path);
+  Status Save(const std::string& path) const;  // atomically (temp file + rename)
+};
+
+struct CompileOptions {
+  int threads = 0;          // OpenMP threads for this engine's layers; 0 = all cores
+  bool time_tactics = true;  // time the candidate implementations of each layer
+  TimingCache* timing_cache = nullptr;  // read and extended when set
+};
+
+// One executed step, for inspect/profiles.
+struct StepInfo {
+  std::string name;    // layer (node) name, or "reorder <value>"
+  std::string op;      // op type of the layer
+  std::string impl;    // "onednn:conv jit:avx512_core", "ref", "view", ...
+  std::string tactic;  // chosen candidate ("direct", "winograd") when there was a choice
+  double tactic_ms = 0;  // its measured time at build, when timed
+  int node = -1;         // the graph node it lowers (-1: a reorder/split of the backend's own)
+};
+
+class Program;
+
+// Whether the graph can run on this backend at all: static shapes, tensors only, no
+// control flow. The reason when not (the engine then runs the reference backend).
+Status CheckSupported(const Graph& graph);
+
+StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options);
+
+const std::vector<StepInfo>& Steps(const Program& program);
+int64_t ArenaBytes(const Program& program);
+
+// Per-thread execution state over a Program: its arena, scratchpad and memory handles.
+class Context {
+ public:
+  explicit Context(std::shared_ptr<const Program> program);
+  ~Context();
+  // inputs: one tensor per non-constant graph input, in graph-input order (dense,
+  // row-major, already checked against the graph). Outputs are freshly allocated tensors
+  // (row-major), one per graph output.
+  Status Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs);
+  // Per-step wall times of the last Run() in milliseconds (when profiling is on).
+  void set_profiling(bool on) { profiling_ = on; }
+  const std::vector<double>& step_ms() const { return step_ms_; }
+
+  struct State;
+
+ private:
+  std::shared_ptr<const Program> program_;
+  std::unique_ptr<State> state_;
+  bool profiling_ = false;
+  std::vector<double> step_ms_;
+};
+
+}  // namespace kiln::cpu

@@ -1,0 +1,659 @@
+// Lowering of the heavy layers onto oneDNN primitives: convolution (with the tactic
+// choice between direct and Winograd), matmul/Gemm, pooling, concat, layer norm, softmax,
+// and elementwise ops with their fused epilogues as post-ops.
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+#include "backends/cpu/lower_util.h"
+#include "ir/op_schema.h"
+#include "ir/ops/conv_pool_geometry.h"
+
+namespace kiln::cpu {
+
+using tag = dnnl::memory::format_tag;
+using mdt = dnnl::memory::data_type;
+
+namespace {
+
+dnnl::primitive_attr BaseAttr() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+
+std::string ImplName(const dnnl::primitive_desc_base& pd, const char* what) {
+  return std::string("onednn:") + what + " " + pd.impl_info_str();
+}
+
+// The node's epilogue as post-ops (empty when it has none), registered on `k`.
+bool PostOpsFor(Compiler& c, const Node& node, const std::vector<int64_t>& out_dims, dnnl::primitive_attr* attr,
+                PrimitiveKernel* k) {
+  auto ops = TranslateEpilogue(c.graph(), node, static_cast<int>(out_dims.size()));
+  if (!ops) return false;
+  return ApplyPostOps(c, *ops, out_dims, attr, &k->slot_args, &k->const_args, &k->reads).ok();
+}
+
+// A common activation format of `md`, when it has one (so split parts keep the layout).
+std::optional<tag> ActivationTag(const dnnl::memory::desc& md) {
+  const int nd = md.data.ndims;
+  std::vector<tag> cands;
+  if (nd == 4) cands = {tag::nchw, tag::nhwc, tag::nChw16c, tag::nChw8c};
+  if (nd == 3) cands = {tag::ncw, tag::nwc, tag::nCw16c, tag::nCw8c};
+  if (nd == 5) cands = {tag::ncdhw, tag::ndhwc, tag::nCdhw16c, tag::nCdhw8c};
+  if (nd == 2) cands = {tag::nc};
+  dnnl::memory::dims dims(md.data.dims, md.data.dims + nd);
+  for (tag t : cands)
+    if (dnnl::memory::desc(dims, md.data_type(), t) == md) return t;
+  return std::nullopt;
+}
+
+// Writes `whole` (dims `dims`) into the node's outputs, split along `axis` by `sizes`.
+void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::vector<int64_t>& sizes) {
+  const Slot& w = c.program().slots[static_cast<size_t>(whole)];
+  const std::vector<int64_t> dims = w.dims;
+  const dnnl::memory::desc wmd = w.md;
+  auto t = ActivationTag(wmd);
+  int64_t start = 0;
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    std::vector<int64_t> part = dims;
+    part[static_cast<size_t>(axis)] = sizes[k];
+    dnnl::memory::dims offs(dims.size(), 0);
+    offs[static_cast<size_t>(axis)] = start;
+    start += sizes[k];
+    if (k >= node.outputs.size() || node.outputs[k] == kNoValue) continue;
+    dnnl::memory::desc src_md, dst_md;
+    int src = whole;
+    try {
+      src_md = wmd.submemory_desc(ToDnnl(part), offs);
+      dst_md = t ? dnnl::memory::desc(ToDnnl(part), mdt::f32, *t) : PlainMd(part);
+    } catch (const dnnl::error&) {
+      src = c.Plain(whole);
+      src_md = c.program().slots[static_cast<size_t>(src)].md.submemory_desc(ToDnnl(part), offs);
+      dst_md = PlainMd(part);
+    }
+    int view = c.ViewMd(src, src_md, part);
+    int out = c.NewSlot(node.outputs[k], dst_md, part);
+    auto r = std::make_unique<PrimitiveKernel>();
+    dnnl::reorder::primitive_desc pd(c.program().engine, src_md, c.program().engine, dst_md);
+    r->prim = dnnl::reorder(pd);
+    r->slot_args = {{DNNL_ARG_SRC, view}, {DNNL_ARG_DST, out}};
+    r->reads = {view};
+    r->writes = {out};
+    r->info = {"split " + c.graph().value(node.outputs[k]).name, "Split", ImplName(pd, "reorder"), "", 0};
+    c.AddKernel(std::move(r));
+  }
+}
+
+// Output dims of a (possibly horizontally fused) node: output 0, or the whole before the split.
+std::vector<int64_t> WholeOutputDims(const Graph& g, const Node& node, int* split_axis, std::vector<int64_t>* sizes) {
+  std::vector<int64_t> dims = DimsOf(g, node.outputs[0]);
+  *split_axis = -1;
+  if (const Attr* s = node.attrs.find(kSplitSizesAttr)) {
+    auto ax = node.attrs.GetInt(kSplitAxisAttr, 0);
+    *split_axis = ax.ok() ? static_cast<int>(*ax) : 0;
+    *sizes = s->ints;
+    int64_t total = 0;
+    for (int64_t v : s->ints) total += v;
+    dims[static_cast<size_t>(*split_axis)] = total;
+  }
+  return dims;
+}
+
+// Registers the output of a primitive: straight into the node's value, or into a whole
+// buffer then split.
+int OutputSlot(Compiler& c, const Node& node, const dnnl::memory::desc& md, const std::vector<int64_t>& dims, int split_axis) {
+  return c.NewSlot(split_axis < 0 ? node.outputs[0] : kNoValue, md, dims);
+}
+
+bool OnlyOutput0Used(const Graph& g, const Node& node) {
+  for (size_t o = 1; o < node.outputs.size(); ++o)
+    if (node.outputs[o] != kNoValue && (!g.value(node.outputs[o]).consumers.empty())) return false;
+  for (size_t o = 1; o < node.outputs.size(); ++o)
+    for (ValueId v : g.outputs())
+      if (v == node.outputs[o]) return false;
+  return true;
+}
+
+}  // namespace
+
+StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  if (node.op_type != "Conv") return false;
+  const Node main = MainPartOf(node);
+  if (main.inputs.size() < 2 || !IsF32(g, main.inputs[0]) || !IsF32(g, main.inputs[1])) return false;
+  const Value& wv = g.value(main.inputs[1]);
+  if (!wv.constant) return false;
+  const Tensor& w = *wv.constant;
+  const Tensor* bias = nullptr;
+  if (main.inputs.size() > 2 && main.inputs[2] != kNoValue) {
+    const Value& bv = g.value(main.inputs[2]);
+    if (!bv.constant || bv.constant->dtype() != DType::kFloat32) return false;
+    bias = &*bv.constant;
+  }
+  const std::vector<int64_t> x_dims = DimsOf(g, main.inputs[0]);
+  const int rank = static_cast<int>(x_dims.size()), spatial = rank - 2;
+  if (spatial < 1 || spatial > 3 || w.rank() != rank) return false;
+  KILN_ASSIGN_OR_RETURN(int64_t group, main.attrs.GetInt("group", 1));
+  std::vector<int64_t> kernel(w.dims().begin() + 2, w.dims().end());
+  KILN_ASSIGN_OR_RETURN(WindowGeometry geo, ReadWindowGeometry(main.attrs, spatial, kernel));
+  int split_axis;
+  std::vector<int64_t> split_sizes;
+  const std::vector<int64_t> out_dims = WholeOutputDims(g, node, &split_axis, &split_sizes);
+  dnnl::memory::dims strides, dil, pl, pr;
+  for (int i = 0; i < spatial; ++i) {
+    KILN_ASSIGN_OR_RETURN(int64_t o, WindowOutputSize(geo, i, x_dims[static_cast<size_t>(i + 2)]));
+    if (o != out_dims[static_cast<size_t>(i + 2)]) return false;
+    const int64_t s = geo.strides[static_cast<size_t>(i)], d = geo.dilations[static_cast<size_t>(i)];
+    const int64_t ext = (kernel[static_cast<size_t>(i)] - 1) * d + 1;
+    const int64_t left = geo.pads[static_cast<size_t>(i)];
+    const int64_t right = (o - 1) * s + ext - x_dims[static_cast<size_t>(i + 2)] - left;
+    strides.push_back(s);
+    dil.push_back(d - 1);
+    pl.push_back(left);
+    pr.push_back(right);
+  }
+  const int64_t oc = w.dim(0), icg = w.dim(1);
+  dnnl::memory::dims wdims;
+  if (group == 1) {
+    wdims = ToDnnl(w.dims());
+  } else {
+    wdims = {group, oc / group, icg};
+    wdims.insert(wdims.end(), kernel.begin(), kernel.end());
+  }
+  auto k = std::make_unique<PrimitiveKernel>();
+  dnnl::primitive_attr attr = BaseAttr();
+  if (!PostOpsFor(c, node, out_dims, &attr, k.get())) return false;
+  const dnnl::memory::desc src_any(ToDnnl(x_dims), mdt::f32, tag::any), dst_any(ToDnnl(out_dims), mdt::f32, tag::any);
+  const dnnl::memory::desc w_any(wdims, mdt::f32, tag::any), b_md({oc}, mdt::f32, tag::x);
+  struct Candidate {
+    const char* name;
+    dnnl::algorithm alg;
+  };
+  std::vector<Candidate> cands = {{"direct", dnnl::algorithm::convolution_direct}};
+  const bool wino_shape = spatial == 2 && group == 1 && kernel[0] == 3 && kernel[1] == 3 && strides[0] == 1 &&
+                          strides[1] == 1 && dil[0] == 0 && dil[1] == 0;
+  if (wino_shape) cands.push_back({"winograd", dnnl::algorithm::convolution_winograd});
+  // A tactic recorded in the graph (a plan built earlier) is taken as is.
+  std::string forced;
+  if (const Attr* t = node.attrs.find("kiln.tactic")) forced = t->s;
+  std::vector<int> timing_args = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+  if (bias) timing_args.push_back(DNNL_ARG_BIAS);
+  for (const auto& [arg, s] : k->slot_args) timing_args.push_back(arg);
+  for (const auto& [arg, m] : k->const_args) timing_args.push_back(arg);
+  std::optional<dnnl::convolution_forward::primitive_desc> best;
+  const char* best_name = "";
+  double best_ms = 0;
+  int viable = 0;
+  for (const Candidate& cand : cands) {
+    if (!forced.empty() && forced != cand.name) continue;
+    std::optional<dnnl::convolution_forward::primitive_desc> pd;
+    try {
+      auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, cand.alg, src_any, w_any, b_md,
+                                                      dst_any, strides, dil, pl, pr)
+                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, cand.alg, src_any, w_any,
+                                                      dst_any, strides, dil, pl, pr);
+      pd.emplace(d, attr, c.program().engine);
+    } catch (const dnnl::error&) {
+      continue;
+    }
+    ++viable;
+    double ms = 0;
+    if (c.options().time_tactics && forced.empty() && cands.size() > 1) {
+      std::ostringstream key;
+      key << "conv " << cand.name << " x" << DimsToString(x_dims) << " w" << DimsToString(w.dims()) << " g" << group
+          << " s" << DimsToString(std::vector<int64_t>(strides.begin(), strides.end())) << " p"
+          << DimsToString(std::vector<int64_t>(pl.begin(), pl.end()))
+          << DimsToString(std::vector<int64_t>(pr.begin(), pr.end())) << " d"
+          << DimsToString(std::vector<int64_t>(dil.begin(), dil.end())) << " post" << attr.get_post_ops().len()
+          << " t" << c.program().threads;
+      TimingCache* cache = c.options().timing_cache;
+      auto hit = cache ? cache->ms.find(key.str()) : std::map<std::string, double>::iterator();
+      if (cache && hit != cache->ms.end()) {
+        ms = hit->second;
+      } else {
+        ms = c.TimePrimitive(dnnl::convolution_forward(*pd), *pd, timing_args);
+        if (cache) {
+          cache->ms[key.str()] = ms;
+          cache->changed = true;
+        }
+      }
+    }
+    if (!best || ms < best_ms) {
+      best = pd;
+      best_name = cand.name;
+      best_ms = ms;
+    }
+  }
+  if (!best) return false;
+  const auto& pd = *best;
+  k->prim = dnnl::convolution_forward(pd);
+  const int src = c.InLayout(c.SlotOf(main.inputs[0]), pd.src_desc());
+  dnnl::memory::desc w_plain = group == 1 ? PlainMd(w.dims()) : PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()));
+  k->const_args.push_back({DNNL_ARG_WEIGHTS, c.ConstantMemory(w, w_plain, pd.weights_desc())});
+  if (bias) k->const_args.push_back({DNNL_ARG_BIAS, c.ConstantMemory(*bias, b_md, pd.bias_desc())});
+  const int dst = OutputSlot(c, node, pd.dst_desc(), out_dims, split_axis);
+  k->slot_args.push_back({DNNL_ARG_SRC, src});
+  k->slot_args.push_back({DNNL_ARG_DST, dst});
+  k->reads.push_back(src);
+  k->writes.push_back(dst);
+  k->info = {node.name, node.op_type, ImplName(pd, "conv"), viable > 1 || !forced.empty() ? best_name : "", best_ms, id};
+  c.AddKernel(std::move(k));
+  if (split_axis >= 0) SplitInto(c, node, dst, split_axis, split_sizes);
+  return true;
+}
+
+StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  const bool gemm = node.op_type == "Gemm";
+  if (node.op_type != "MatMul" && !gemm) return false;
+  const Node main = MainPartOf(node);
+  if (main.inputs.size() < 2 || !IsF32(g, main.inputs[0]) || !IsF32(g, main.inputs[1])) return false;
+  int split_axis;
+  std::vector<int64_t> split_sizes;
+  const std::vector<int64_t> out_dims = WholeOutputDims(g, node, &split_axis, &split_sizes);
+  std::vector<int64_t> a_dims = DimsOf(g, main.inputs[0]), b_dims = DimsOf(g, main.inputs[1]);
+  if (a_dims.size() < 2 || b_dims.size() < 2) return false;
+  const Value& bv = g.value(main.inputs[1]);
+  const int out_rank = static_cast<int>(out_dims.size());
+  auto ops = TranslateEpilogue(g, node, out_rank);
+  if (!ops) return false;
+  float alpha = 1, beta = 1;
+  const Tensor* gemm_c = nullptr;
+  bool trans_b = false;
+  if (gemm) {
+    KILN_ASSIGN_OR_RETURN(int64_t ta, main.attrs.GetInt("transA", 0));
+    KILN_ASSIGN_OR_RETURN(int64_t tb, main.attrs.GetInt("transB", 0));
+    KILN_ASSIGN_OR_RETURN(alpha, main.attrs.GetFloat("alpha", 1.0f));
+    KILN_ASSIGN_OR_RETURN(beta, main.attrs.GetFloat("beta", 1.0f));
+    if (ta != 0 || !bv.constant) return false;
+    trans_b = tb != 0;
+    if (main.inputs.size() > 2 && main.inputs[2] != kNoValue) {
+      const Value& cv = g.value(main.inputs[2]);
+      if (!cv.constant || cv.constant->dtype() != DType::kFloat32) return false;
+      gemm_c = &*cv.constant;
+    }
+  }
+  auto k = std::make_unique<PrimitiveKernel>();
+  // Constant 2-D weights: fold the batch dims of A into M, so the weights pack once.
+  const bool const_w = bv.constant.has_value() && b_dims.size() == 2;
+  std::vector<int64_t> src_dims, w_dims, dst_dims;
+  const int64_t k_dim = trans_b ? b_dims[0] : b_dims[1];
+  (void)k_dim;
+  if (const_w) {
+    const int64_t kk = a_dims.back(), n = out_dims.back();
+    src_dims = {Numel(a_dims) / kk, kk};
+    w_dims = {kk, n};
+    dst_dims = {Numel(out_dims) / n, n};
+    // Binary operands must map onto the 2-D output: full shape, or broadcast along rows.
+    for (PostOp& op : *ops) {
+      if (op.kind != PostOp::Kind::kBinary) continue;
+      if (op.src1_dims == out_dims) {
+        op.src1_dims = dst_dims;
+      } else {
+        for (size_t i = 0; i + 1 < op.src1_dims.size(); ++i)
+          if (op.src1_dims[i] != 1) return false;
+        op.src1_dims = {1, op.src1_dims.back()};
+      }
+    }
+  } else {
+    if (bv.constant && b_dims.size() != 2) { /* batched constant weights: plain */ }
+    src_dims = LeftPad(a_dims, out_rank);
+    w_dims = LeftPad(b_dims, out_rank);
+    dst_dims = out_dims;
+  }
+  dnnl::primitive_attr attr = BaseAttr();
+  std::vector<PostOp> all_ops;
+  std::vector<float> bias_data;
+  std::vector<int64_t> bias_dims;
+  if (gemm_c) {
+    // beta * C: the matmul bias when it broadcasts along rows, else a binary post-op first.
+    std::vector<float> cdata(gemm_c->data<float>(), gemm_c->data<float>() + gemm_c->numel());
+    for (float& v : cdata) v *= beta;
+    std::vector<int64_t> cd = LeftPad(gemm_c->dims(), 2);
+    if (cd[0] == 1) {
+      bias_data = cdata;
+      bias_dims = {1, cd[1]};
+      if (cd[1] != dst_dims[1] && cd[1] != 1) return false;
+      if (cd[1] == 1) {  // a scalar bias: broadcast it over N
+        bias_data.assign(static_cast<size_t>(dst_dims[1]), cdata[0]);
+        bias_dims = {1, dst_dims[1]};
+      }
+    } else {
+      PostOp p;
+      p.kind = PostOp::Kind::kBinary;
+      p.alg = dnnl::algorithm::binary_add;
+      p.src1_dims = cd;
+      p.src1_const = cdata;
+      all_ops.push_back(p);
+    }
+  }
+  all_ops.insert(all_ops.end(), ops->begin(), ops->end());
+  KILN_RETURN_IF_ERROR(ApplyPostOps(c, all_ops, dst_dims, &attr, &k->slot_args, &k->const_args, &k->reads));
+  const dnnl::memory::desc src_md = PlainMd(src_dims), dst_md = PlainMd(dst_dims);
+  const dnnl::memory::desc w_md = const_w ? dnnl::memory::desc(ToDnnl(w_dims), mdt::f32, tag::any) : PlainMd(w_dims);
+  std::optional<dnnl::matmul::primitive_desc> pd;
+  if (!bias_data.empty()) {
+    const dnnl::memory::desc b_md = PlainMd(bias_dims);
+    pd.emplace(dnnl::matmul::desc(src_md, w_md, b_md, dst_md), attr, c.program().engine);
+    dnnl::memory bm(b_md, c.program().engine);
+    std::memcpy(bm.get_data_handle(), bias_data.data(), bias_data.size() * sizeof(float));
+    k->const_args.push_back({DNNL_ARG_BIAS, bm});
+  } else {
+    pd.emplace(dnnl::matmul::desc(src_md, w_md, dst_md), attr, c.program().engine);
+  }
+  k->prim = dnnl::matmul(*pd);
+  const int a_slot = c.View(c.Plain(c.SlotOf(main.inputs[0])), src_dims);
+  k->slot_args.push_back({DNNL_ARG_SRC, a_slot});
+  k->reads.push_back(a_slot);
+  if (const_w) {
+    const Tensor& bt = *bv.constant;
+    std::vector<float> scaled;
+    const Tensor* wt = &bt;
+    Tensor tmp;
+    if (alpha != 1.0f) {
+      tmp = bt.Clone();
+      for (float& v : tmp.span<float>()) v *= alpha;
+      wt = &tmp;
+    }
+    const dnnl::memory::desc from = trans_b ? dnnl::memory::desc(ToDnnl(w_dims), mdt::f32, tag::ba) : PlainMd(w_dims);
+    k->const_args.push_back({DNNL_ARG_WEIGHTS, c.ConstantMemory(*wt, from, pd->weights_desc())});
+  } else {
+    const int b_slot = c.View(c.Plain(c.SlotOf(main.inputs[1])), w_dims);
+    k->slot_args.push_back({DNNL_ARG_WEIGHTS, b_slot});
+    k->reads.push_back(b_slot);
+  }
+  const int whole = c.NewSlot(split_axis < 0 ? node.outputs[0] : kNoValue, PlainMd(out_dims), out_dims);
+  const int dst = c.View(whole, dst_dims);
+  k->slot_args.push_back({DNNL_ARG_DST, dst});
+  k->writes.push_back(dst);
+  k->info = {node.name, node.op_type, ImplName(*pd, "matmul"), "", 0};
+  c.AddKernel(std::move(k));
+  if (split_axis >= 0) SplitInto(c, node, whole, split_axis, split_sizes);
+  return true;
+}
+
+StatusOr<bool> LowerPool(Compiler& c, NodeId id) {
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  const std::string& op = node.op_type;
+  const bool global = op == "GlobalAveragePool" || op == "GlobalMaxPool";
+  if (op != "MaxPool" && op != "AveragePool" && !global) return false;
+  const Node main = MainPartOf(node);
+  if (main.inputs.empty() || !IsF32(g, main.inputs[0]) || !OnlyOutput0Used(g, node) || node.attrs.has(kSplitSizesAttr))
+    return false;
+  const std::vector<int64_t> x_dims = DimsOf(g, main.inputs[0]), out_dims = DimsOf(g, node.outputs[0]);
+  const int spatial = static_cast<int>(x_dims.size()) - 2;
+  if (spatial < 1 || spatial > 3) return false;
+  dnnl::memory::dims kernel, strides, dil, pl, pr;
+  bool include_pad = false;
+  if (global) {
+    for (int i = 0; i < spatial; ++i) {
+      kernel.push_back(x_dims[static_cast<size_t>(i + 2)]);
+      strides.push_back(1);
+      dil.push_back(0);
+      pl.push_back(0);
+      pr.push_back(0);
+    }
+  } else {
+    KILN_ASSIGN_OR_RETURN(WindowGeometry geo, ReadWindowGeometry(main.attrs, spatial, {}));
+    KILN_ASSIGN_OR_RETURN(int64_t cip, main.attrs.GetInt("count_include_pad", 0));
+    include_pad = cip != 0 && op == "AveragePool";
+    for (int i = 0; i < spatial; ++i) {
+      KILN_ASSIGN_OR_RETURN(int64_t o, WindowOutputSize(geo, i, x_dims[static_cast<size_t>(i + 2)]));
+      if (o != out_dims[static_cast<size_t>(i + 2)]) return false;
+      const int64_t s = geo.strides[static_cast<size_t>(i)], d = geo.dilations[static_cast<size_t>(i)];
+      const int64_t kk = geo.kernel[static_cast<size_t>(i)], ext = (kk - 1) * d + 1;
+      const int64_t left = geo.pads[static_cast<size_t>(i)];
+      const int64_t right = (o - 1) * s + ext - x_dims[static_cast<size_t>(i + 2)] - left;
+      // ceil_mode's extra window tail counts as padding for oneDNN's include-padding average.
+      if (include_pad && right != geo.pads[static_cast<size_t>(i + spatial)]) return false;
+      if (right < 0) return false;
+      kernel.push_back(kk);
+      strides.push_back(s);
+      dil.push_back(d - 1);
+      pl.push_back(left);
+      pr.push_back(right);
+    }
+  }
+  const dnnl::algorithm a = (op == "MaxPool" || op == "GlobalMaxPool") ? dnnl::algorithm::pooling_max
+                            : include_pad ? dnnl::algorithm::pooling_avg_include_padding
+                                          : dnnl::algorithm::pooling_avg_exclude_padding;
+  auto k = std::make_unique<PrimitiveKernel>();
+  dnnl::primitive_attr attr = BaseAttr();
+  if (!PostOpsFor(c, node, out_dims, &attr, k.get())) return false;
+  const int src = c.SlotOf(main.inputs[0]);
+  const dnnl::memory::desc src_md = c.program().slots[static_cast<size_t>(src)].md;
+  const dnnl::memory::desc dst_any(ToDnnl(out_dims), mdt::f32, tag::any);
+  dnnl::pooling_v2_forward::primitive_desc pd(
+      dnnl::pooling_v2_forward::desc(dnnl::prop_kind::forward_inference, a, src_md, dst_any, strides, kernel, dil, pl, pr),
+      attr, c.program().engine);
+  k->prim = dnnl::pooling_v2_forward(pd);
+  const int dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+  k->slot_args.push_back({DNNL_ARG_SRC, src});
+  k->slot_args.push_back({DNNL_ARG_DST, dst});
+  k->reads.push_back(src);
+  k->writes.push_back(dst);
+  k->info = {node.name, op, ImplName(pd, "pool"), "", 0};
+  c.AddKernel(std::move(k));
+  return true;
+}
+
+StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  if (node.op_type != "Concat" || IsFusedNode(node) || !IsF32(g, node.outputs[0])) return false;
+  const std::vector<int64_t> out_dims = DimsOf(g, node.outputs[0]);
+  KILN_ASSIGN_OR_RETURN(int64_t axis, node.attrs.GetInt("axis", 0));
+  if (axis < 0) axis += static_cast<int64_t>(out_dims.size());
+  std::vector<dnnl::memory::desc> mds;
+  std::vector<int> srcs;
+  for (ValueId v : node.inputs) {
+    if (v == kNoValue || !IsF32(g, v)) return false;
+    if (Numel(DimsOf(g, v)) == 0) continue;  // empty pieces add nothing
+    int s = c.SlotOf(v);
+    srcs.push_back(s);
+    mds.push_back(c.program().slots[static_cast<size_t>(s)].md);
+  }
+  if (srcs.empty() || out_dims.empty()) return false;
+  // Mixed layouts: bring every piece to the first one's.
+  for (size_t i = 1; i < srcs.size(); ++i) {
+    if (ActivationTag(mds[i]) == ActivationTag(mds[0])) continue;
+    srcs[i] = c.Plain(srcs[i]);
+    srcs[0] = c.Plain(srcs[0]);
+  }
+  for (size_t i = 0; i < srcs.size(); ++i) mds[i] = c.program().slots[static_cast<size_t>(srcs[i])].md;
+  dnnl::concat::primitive_desc pd(static_cast<int>(axis), mds, c.program().engine, BaseAttr());
+  auto k = std::make_unique<PrimitiveKernel>();
+  k->prim = dnnl::concat(pd);
+  for (size_t i = 0; i < srcs.size(); ++i) {
+    k->slot_args.push_back({DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), srcs[i]});
+    k->reads.push_back(srcs[i]);
+  }
+  const int dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+  k->slot_args.push_back({DNNL_ARG_DST, dst});
+  k->writes.push_back(dst);
+  k->info = {node.name, node.op_type, ImplName(pd, "concat"), "", 0};
+  c.AddKernel(std::move(k));
+  return true;
+}
+
+StatusOr<bool> LowerNormSoftmax(Compiler& c, NodeId id) {
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  const std::string& op = node.op_type;
+  if (op != "LayerNormalization" && op != "Softmax" && op != "LogSoftmax") return false;
+  if (IsFusedNode(node) || node.inputs.empty() || !IsF32(g, node.inputs[0]) || !OnlyOutput0Used(g, node)) return false;
+  const std::vector<int64_t> dims = DimsOf(g, node.inputs[0]);
+  const int rank = static_cast<int>(dims.size());
+  if (rank == 0) return false;
+  auto k = std::make_unique<PrimitiveKernel>();
+  const int in = c.Plain(c.SlotOf(node.inputs[0]));
+  const int out = c.NewSlot(node.outputs[0], PlainMd(dims), dims);
+  if (op == "LayerNormalization") {
+    KILN_ASSIGN_OR_RETURN(int64_t axis, node.attrs.GetInt("axis", -1));
+    KILN_ASSIGN_OR_RETURN(float eps, node.attrs.GetFloat("epsilon", 1e-5f));
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) return false;
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < rank; ++i) (i < axis ? outer : inner) *= dims[static_cast<size_t>(i)];
+    const Tensor* scale = nullptr;
+    const Tensor* shift = nullptr;
+    if (node.inputs.size() > 1 && node.inputs[1] != kNoValue) {
+      if (!g.value(node.inputs[1]).constant) return false;
+      scale = &*g.value(node.inputs[1]).constant;
+    }
+    if (node.inputs.size() > 2 && node.inputs[2] != kNoValue) {
+      if (!g.value(node.inputs[2]).constant) return false;
+      shift = &*g.value(node.inputs[2]).constant;
+    }
+    if ((scale && (scale->dtype() != DType::kFloat32 || scale->numel() != inner)) ||
+        (shift && (shift->dtype() != DType::kFloat32 || shift->numel() != inner)))
+      return false;  // broadcast scale/shift: reference kernel
+    const std::vector<int64_t> d2 = {outer, inner};
+    const int in2 = c.View(in, d2), out2 = c.View(out, d2);
+    dnnl::normalization_flags flags = dnnl::normalization_flags::none;
+    if (scale) flags |= dnnl::normalization_flags::use_scale;
+    if (shift) flags |= dnnl::normalization_flags::use_shift;
+    dnnl::layer_normalization_forward::primitive_desc pd(
+        dnnl::layer_normalization_forward::desc(dnnl::prop_kind::forward_inference, PlainMd(d2), eps, flags), BaseAttr(),
+        c.program().engine);
+    k->prim = dnnl::layer_normalization_forward(pd);
+    const dnnl::memory::desc v_md = PlainMd({inner});
+    if (scale) k->const_args.push_back({DNNL_ARG_SCALE, c.ConstantMemory(*scale, v_md, v_md)});
+    if (shift) k->const_args.push_back({DNNL_ARG_SHIFT, c.ConstantMemory(*shift, v_md, v_md)});
+    k->slot_args = {{DNNL_ARG_SRC, in2}, {DNNL_ARG_DST, out2}};
+    k->reads = {in2};
+    k->writes = {out2};
+    k->info = {node.name, op, ImplName(pd, "layer_norm"), "", 0};
+  } else {
+    KILN_ASSIGN_OR_RETURN(int64_t axis, node.attrs.GetInt("axis", -1));
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) return false;
+    const dnnl::memory::desc md = PlainMd(dims);
+    dnnl::softmax_v2_forward::primitive_desc pd(
+        dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
+                                       op == "Softmax" ? dnnl::algorithm::softmax_accurate : dnnl::algorithm::softmax_log,
+                                       md, md, static_cast<int>(axis)),
+        BaseAttr(), c.program().engine);
+    k->prim = dnnl::softmax_v2_forward(pd);
+    k->slot_args = {{DNNL_ARG_SRC, in}, {DNNL_ARG_DST, out}};
+    k->reads = {in};
+    k->writes = {out};
+    k->info = {node.name, op, ImplName(pd, "softmax"), "", 0};
+  }
+  c.AddKernel(std::move(k));
+  return true;
+}
+
+StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  if (node.attrs.has(kSplitSizesAttr) || node.outputs.size() != 1 || !IsF32(g, node.outputs[0])) return false;
+  const Node main = MainPartOf(node);
+  const std::vector<int64_t> out_dims = DimsOf(g, node.outputs[0]);
+  const int rank = static_cast<int>(out_dims.size());
+  if (rank == 0) return false;
+  auto k = std::make_unique<PrimitiveKernel>();
+  dnnl::primitive_attr attr = BaseAttr();
+  if (auto u = UnaryAlgorithm(g, main)) {
+    if (main.inputs.empty() || !IsF32(g, main.inputs[0]) || DimsOf(g, main.inputs[0]) != out_dims) return false;
+    if (!PostOpsFor(c, node, out_dims, &attr, k.get())) return false;
+    const int src = c.SlotOf(main.inputs[0]);
+    const dnnl::memory::desc md = c.program().slots[static_cast<size_t>(src)].md;
+    dnnl::eltwise_forward::primitive_desc pd(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, u->alg, md, u->alpha, u->beta), attr,
+        c.program().engine);
+    k->prim = dnnl::eltwise_forward(pd);
+    const int dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+    k->slot_args.push_back({DNNL_ARG_SRC, src});
+    k->slot_args.push_back({DNNL_ARG_DST, dst});
+    k->reads.push_back(src);
+    k->writes.push_back(dst);
+    k->info = {node.name, node.op_type, ImplName(pd, "eltwise"), "", 0};
+    c.AddKernel(std::move(k));
+    return true;
+  }
+  auto b = BinaryAlgorithm(main.op_type);
+  if (!b || main.inputs.size() != 2 || !IsF32(g, main.inputs[0]) || !IsF32(g, main.inputs[1])) return false;
+  ValueId a0 = main.inputs[0], a1 = main.inputs[1];
+  if (DimsOf(g, a0) != out_dims) {
+    const bool commutative = main.op_type == "Add" || main.op_type == "Mul" || main.op_type == "Max" || main.op_type == "Min";
+    if (!commutative || DimsOf(g, a1) != out_dims) return false;
+    std::swap(a0, a1);
+  }
+  if (!PostOpsFor(c, node, out_dims, &attr, k.get())) return false;
+  int s0 = c.SlotOf(a0), s1;
+  const std::vector<int64_t> d1 = DimsOf(g, a1);
+  if (static_cast<int>(d1.size()) > rank) return false;
+  if (d1 == out_dims) {
+    s1 = c.InLayout(c.SlotOf(a1), c.program().slots[static_cast<size_t>(s0)].md);
+  } else {
+    s0 = c.Plain(s0);
+    s1 = c.View(c.Plain(c.SlotOf(a1)), LeftPad(d1, rank));
+  }
+  const dnnl::memory::desc md0 = c.program().slots[static_cast<size_t>(s0)].md;
+  dnnl::binary::primitive_desc pd(dnnl::binary::desc(*b, md0, c.program().slots[static_cast<size_t>(s1)].md, md0), attr,
+                                  c.program().engine);
+  k->prim = dnnl::binary(pd);
+  const int dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+  k->slot_args.push_back({DNNL_ARG_SRC_0, s0});
+  k->slot_args.push_back({DNNL_ARG_SRC_1, s1});
+  k->slot_args.push_back({DNNL_ARG_DST, dst});
+  k->reads.push_back(s0);
+  k->reads.push_back(s1);
+  k->writes.push_back(dst);
+  k->info = {node.name, node.op_type, ImplName(pd, "binary"), "", 0};
+  c.AddKernel(std::move(k));
+  return true;
+}
+
+StatusOr<bool> LowerView(Compiler& c, NodeId id) {
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  static const std::set<std::string> kViews = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"};
+  if (!kViews.count(node.op_type) || IsFusedNode(node) || node.inputs.empty() || node.outputs.size() != 1) return false;
+  const ValueId in = node.inputs[0];
+  if (in == kNoValue || DTypeOfValue(g, in) != DTypeOfValue(g, node.outputs[0])) return false;
+  const std::vector<int64_t> out_dims = DimsOf(g, node.outputs[0]);
+  if (Numel(out_dims) != Numel(DimsOf(g, in))) return false;
+  const int s = c.View(c.Plain(c.SlotOf(in)), out_dims);
+  c.SetValueSlot(node.outputs[0], s);
+  return true;
+}
+
+StatusOr<bool> LowerTranspose(Compiler& c, NodeId id) {
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  if (node.op_type != "Transpose" || IsFusedNode(node) || !IsF32(g, node.inputs[0])) return false;
+  const std::vector<int64_t> in_dims = DimsOf(g, node.inputs[0]), out_dims = DimsOf(g, node.outputs[0]);
+  const int rank = static_cast<int>(in_dims.size());
+  if (rank == 0) return false;
+  std::vector<int64_t> perm;
+  KILN_ASSIGN_OR_RETURN(perm, node.attrs.GetInts("perm", {}));
+  if (perm.empty())
+    for (int i = rank - 1; i >= 0; --i) perm.push_back(i);
+  if (static_cast<int>(perm.size()) != rank) return false;
+  std::vector<int64_t> in_strides(static_cast<size_t>(rank), 1);
+  for (int i = rank - 2; i >= 0; --i) in_strides[static_cast<size_t>(i)] = in_strides[static_cast<size_t>(i) + 1] * in_dims[static_cast<size_t>(i) + 1];
+  dnnl::memory::dims strides;
+  for (int64_t p : perm) strides.push_back(in_strides[static_cast<size_t>(p)]);
+  const int src = c.Plain(c.SlotOf(node.inputs[0]));
+  const dnnl::memory::desc src_md(ToDnnl(out_dims), mdt::f32, strides);
+  const int view = c.ViewMd(src, src_md, out_dims);
+  const int dst = c.NewSlot(node.outputs[0], PlainMd(out_dims), out_dims);
+  dnnl::reorder::primitive_desc pd(c.program().engine, src_md, c.program().engine, PlainMd(out_dims));
+  auto k = std::make_unique<PrimitiveKernel>();
+  k->prim = dnnl::reorder(pd);
+  k->slot_args = {{DNNL_ARG_SRC, view}, {DNNL_ARG_DST, dst}};
+  k->reads = {view};
+  k->writes = {dst};
+  k->info = {node.name, node.op_type, ImplName(pd, "reorder"), "", 0};
+  c.AddKernel(std::move(k));
+  return true;
+}
+
+}  // namespace kiln::cpu

@@ -1,0 +1,41 @@
+// Helpers shared by the CPU backend's lowering functions.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/program.h"
+
+namespace kiln::cpu {
+
+struct EltwiseOp {
+  dnnl::algorithm alg;
+  float alpha, beta;
+};
+
+// The oneDNN eltwise algorithm computing a unary ONNX op (with its attributes and
+// constant inputs), or nullopt.
+std::optional<EltwiseOp> UnaryAlgorithm(const Graph& g, const Node& n);
+std::optional<dnnl::algorithm> BinaryAlgorithm(const std::string& op);
+// dims with leading 1s up to `rank`.
+std::vector<int64_t> LeftPad(std::vector<int64_t> dims, int rank);
+
+// Static dims and dtype of a value (CheckSupported guarantees them for activations).
+inline std::vector<int64_t> DimsOf(const Graph& g, ValueId v) {
+  const Value& val = g.value(v);
+  if (val.constant) return val.constant->dims();
+  return val.type.shape.Sizes();
+}
+inline DType DTypeOfValue(const Graph& g, ValueId v) {
+  const Value& val = g.value(v);
+  return val.constant ? val.constant->dtype() : val.type.dtype;
+}
+inline bool IsF32(const Graph& g, ValueId v) { return v != kNoValue && DTypeOfValue(g, v) == DType::kFloat32; }
+inline int64_t Numel(const std::vector<int64_t>& d) {
+  int64_t n = 1;
+  for (int64_t x : d) n *= x;
+  return n;
+}
+
+}  // namespace kiln::cpu

@@ -1,0 +1,466 @@
+// The CPU backend's compiler driver, arena planner and executor (see cpu_backend.h).
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <new>
+#include <sstream>
+#include <unordered_map>
+
+#include "backends/cpu/program.h"
+#include "ir/op_schema.h"
+
+namespace kiln::cpu {
+
+using dt = dnnl::memory::data_type;
+
+dnnl::memory::dims ToDnnl(const std::vector<int64_t>& v) {
+  if (v.empty()) return {1};
+  return dnnl::memory::dims(v.begin(), v.end());
+}
+
+dnnl::memory::desc PlainMd(const std::vector<int64_t>& dims, dnnl::memory::data_type type) {
+  dnnl::memory::dims d = ToDnnl(dims);
+  dnnl::memory::dims strides(d.size(), 1);
+  for (int i = static_cast<int>(d.size()) - 2; i >= 0; --i)
+    strides[static_cast<size_t>(i)] = strides[static_cast<size_t>(i) + 1] * std::max<int64_t>(d[static_cast<size_t>(i) + 1], 1);
+  return dnnl::memory::desc(d, type, strides);
+}
+
+bool IsPlain(const Slot& s) { return !s.has_md || s.md == PlainMd(s.dims); }
+
+std::string MdString(const dnnl::memory::desc& md) {
+  const dnnl_memory_desc_t& d = md.data;
+  std::ostringstream os;
+  os << d.ndims << ":" << static_cast<int>(d.data_type) << ":" << static_cast<int>(d.format_kind) << ":" << d.offset0;
+  for (int i = 0; i < d.ndims; ++i) os << "," << d.dims[i] << "/" << d.padded_dims[i] << "/" << d.padded_offsets[i];
+  if (d.format_kind == dnnl_blocked) {
+    const auto& b = d.format_desc.blocking;
+    os << "|s";
+    for (int i = 0; i < d.ndims; ++i) os << "," << b.strides[i];
+    os << "|b";
+    for (int i = 0; i < b.inner_nblks; ++i) os << "," << b.inner_idxs[i] << "x" << b.inner_blks[i];
+  }
+  return os.str();
+}
+
+// ---- PrimitiveKernel ----
+
+void PrimitiveKernel::Bind(ExecContext& ctx, int index) const {
+  auto& args = ctx.args[static_cast<size_t>(index)];
+  auto& owned = ctx.owned[static_cast<size_t>(index)];
+  for (const auto& [arg, slot] : slot_args) args.push_back({arg, ctx.mems[static_cast<size_t>(slot)].get()});
+  for (const auto& [arg, mem] : const_args) args.push_back({arg, mem.get()});
+  if (scratchpad) {
+    owned.emplace_back(*scratchpad, ctx.program->engine, ctx.scratch);
+    args.push_back({DNNL_ARG_SCRATCHPAD, owned.back().get()});
+  }
+}
+
+Status PrimitiveKernel::Execute(ExecContext& ctx, int index) const {
+  const auto& args = ctx.args[static_cast<size_t>(index)];
+  dnnl_status_t st = dnnl_primitive_execute(prim.get(), ctx.stream.get(), static_cast<int>(args.size()), args.data());
+  if (st != dnnl_success) return Internal("oneDNN primitive failed with status ", static_cast<int>(st));
+  return Status::OK();
+}
+
+// ---- Compiler ----
+
+int Compiler::NewSlot(ValueId v, const dnnl::memory::desc& md, const std::vector<int64_t>& dims, DType dtype) {
+  Slot s;
+  s.name = v == kNoValue ? std::string("tmp") : graph().value(v).name;
+  s.dtype = dtype;
+  s.dims = dims;
+  s.has_md = true;
+  s.md = md;
+  s.bytes = static_cast<int64_t>(md.get_size());
+  p_.slots.push_back(std::move(s));
+  const int id = static_cast<int>(p_.slots.size()) - 1;
+  if (v != kNoValue) value_slot_[v] = id;
+  return id;
+}
+
+int Compiler::NewRawSlot(ValueId v, const std::vector<int64_t>& dims, DType dtype) {
+  if (dtype == DType::kFloat32) return NewSlot(v, PlainMd(dims), dims);
+  Slot s;
+  s.name = v == kNoValue ? std::string("tmp") : graph().value(v).name;
+  s.dtype = dtype;
+  s.dims = dims;
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  s.bytes = n * static_cast<int64_t>(DTypeSize(dtype));
+  p_.slots.push_back(std::move(s));
+  const int id = static_cast<int>(p_.slots.size()) - 1;
+  if (v != kNoValue) value_slot_[v] = id;
+  return id;
+}
+
+int Compiler::SlotOf(ValueId v) {
+  auto it = value_slot_.find(v);
+  if (it != value_slot_.end()) return it->second;
+  const Value& val = graph().value(v);
+  // Only constants are created lazily; activations get their slot from their producer.
+  const Tensor& t = *val.constant;
+  int s = NewRawSlot(v, t.dims(), t.dtype());
+  p_.slots[static_cast<size_t>(s)].kind = Slot::Kind::kConstant;
+  p_.slots[static_cast<size_t>(s)].constant = t.raw_data();
+  return s;
+}
+
+int Compiler::InLayout(int slot, const dnnl::memory::desc& md) {
+  const Slot& s = p_.slots[static_cast<size_t>(slot)];
+  if (s.md == md) return slot;
+  const std::string key = MdString(md);
+  auto it = layout_cache_.find({slot, key});
+  if (it != layout_cache_.end()) return it->second;
+  const std::vector<int64_t> dims = s.dims;
+  const dnnl::memory::desc src_md = s.md;
+  const std::string name = s.name;
+  int out = NewSlot(kNoValue, md, dims);
+  p_.slots[static_cast<size_t>(out)].name = name;
+  auto k = std::make_unique<PrimitiveKernel>();
+  dnnl::reorder::primitive_desc pd(p_.engine, src_md, p_.engine, md);
+  k->prim = dnnl::reorder(pd);
+  k->slot_args = {{DNNL_ARG_SRC, slot}, {DNNL_ARG_DST, out}};
+  k->reads = {slot};
+  k->writes = {out};
+  k->info = {"reorder " + name, "Reorder", std::string("onednn:reorder ") + pd.impl_info_str(), "", 0};
+  AddKernel(std::move(k));
+  layout_cache_[{slot, key}] = out;
+  return out;
+}
+
+int Compiler::View(int slot, const std::vector<int64_t>& dims) {
+  const Slot& s = p_.slots[static_cast<size_t>(slot)];
+  if (s.dims == dims) return slot;
+  if (s.dtype != DType::kFloat32) {
+    int v = NewRawSlot(kNoValue, dims, s.dtype);
+    p_.slots[static_cast<size_t>(v)].alias_of = slot;
+    p_.slots[static_cast<size_t>(v)].name = p_.slots[static_cast<size_t>(slot)].name;
+    return v;
+  }
+  return ViewMd(slot, PlainMd(dims), dims);
+}
+
+int Compiler::ViewMd(int slot, const dnnl::memory::desc& md, const std::vector<int64_t>& dims) {
+  const std::string name = p_.slots[static_cast<size_t>(slot)].name;
+  const DType dtype = p_.slots[static_cast<size_t>(slot)].dtype;
+  int v = NewSlot(kNoValue, md, dims, dtype);
+  p_.slots[static_cast<size_t>(v)].alias_of = slot;
+  p_.slots[static_cast<size_t>(v)].name = name;
+  return v;
+}
+
+int Compiler::slot_md_plain(int slot) {
+  const Slot& s = p_.slots[static_cast<size_t>(slot)];
+  if (IsPlain(s)) return slot;
+  return InLayout(slot, PlainMd(s.dims));
+}
+
+void Compiler::AddKernel(std::unique_ptr<Kernel> k) {
+  if (auto* pk = dynamic_cast<PrimitiveKernel*>(k.get())) {
+    // The scratchpad each primitive needs (user mode: one buffer per context, sized for the
+    // largest), through the C API: the C++ one has no query on a bare primitive.
+    const_dnnl_primitive_desc_t cpd = nullptr;
+    if (dnnl_primitive_get_primitive_desc(pk->prim.get(), &cpd) == dnnl_success && cpd != nullptr) {
+      const dnnl_memory_desc_t* sp = dnnl_primitive_desc_query_md(cpd, dnnl_query_scratchpad_md, 0);
+      if (sp != nullptr && dnnl_memory_desc_get_size(sp) > 0) {
+        pk->scratchpad = dnnl::memory::desc(*sp);
+        p_.scratch_bytes = std::max<int64_t>(p_.scratch_bytes, static_cast<int64_t>(dnnl_memory_desc_get_size(sp)));
+      }
+    }
+  }
+  p_.kernels.push_back(std::move(k));
+}
+
+dnnl::memory Compiler::ConstantMemory(const Tensor& t, const dnnl::memory::desc& from, const dnnl::memory::desc& want) {
+  dnnl::memory src(from, p_.engine, const_cast<void*>(t.raw_data()));
+  dnnl::memory dst(want, p_.engine);
+  dnnl::stream s(p_.engine);
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  s.wait();
+  return dst;
+}
+
+double Compiler::TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
+                               const std::vector<int>& arg_ids) {
+  std::unordered_map<int, dnnl::memory> args;
+  for (int a : arg_ids) {
+    dnnl::memory::desc md = pd.query_md(dnnl::query::exec_arg_md, a);
+    dnnl::memory m(md, p_.engine);
+    std::memset(m.get_data_handle(), 0, md.get_size());
+    args[a] = m;
+  }
+  dnnl::memory::desc sp = pd.scratchpad_desc();
+  if (sp.get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(sp, p_.engine);
+  dnnl::stream s(p_.engine);
+  std::vector<double> ms;
+  for (int i = 0; i < 6; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    prim.execute(s, args);
+    s.wait();
+    if (i > 0) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+Status Compiler::LowerNode(NodeId id) {
+  const Node& n = graph().node(id);
+  using Lower = StatusOr<bool> (*)(Compiler&, NodeId);
+  static const Lower kLowerings[] = {&LowerConv, &LowerMatMul, &LowerPool, &LowerConcat, &LowerNormSoftmax,
+                                     &LowerElementwise, &LowerView, &LowerTranspose};
+  if (n.domain.empty() || n.domain == "ai.onnx") {
+    for (Lower f : kLowerings) {
+      StatusOr<bool> r = false;
+      try {
+        r = f(*this, id);
+      } catch (const dnnl::error& e) {
+        r = false;  // oneDNN has no implementation for this case: use the reference kernel
+      }
+      if (!r.ok()) return r.status().WithPrefix(StrCat("node ", n.DisplayName(id)));
+      if (*r) return Status::OK();
+    }
+  }
+  Status st = LowerReference(*this, id);
+  if (!st.ok()) return st.WithPrefix(StrCat("node ", n.DisplayName(id)));
+  return st;
+}
+
+Status Compiler::Run() {
+  if (options_.threads > 0) omp_set_num_threads(options_.threads);
+  p_.threads = options_.threads;
+  const Graph& g = graph();
+  for (ValueId v : g.inputs()) {
+    const Value& val = g.value(v);
+    if (val.constant) continue;
+    int s = NewRawSlot(v, val.type.shape.Sizes(), val.type.dtype);
+    p_.slots[static_cast<size_t>(s)].kind = Slot::Kind::kInput;
+    p_.slots[static_cast<size_t>(s)].input_index = static_cast<int>(p_.input_slots.size());
+    p_.input_slots.push_back(s);
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, g.TopologicalOrder());
+  for (NodeId id : order) KILN_RETURN_IF_ERROR(LowerNode(id));
+  for (ValueId v : g.outputs()) {
+    if (!value_slot_.count(v) && !g.value(v).constant)
+      return Internal("graph output '", g.value(v).name, "' is not computed by any layer");
+    p_.output_slots.push_back(Plain(SlotOf(v)));
+  }
+  KILN_RETURN_IF_ERROR(PlanArena());
+  for (const auto& k : p_.kernels) p_.steps.push_back(k->info);
+  return Status::OK();
+}
+
+// Greedy-by-size offsets for the arena roots over their [first write, last read] steps.
+Status Compiler::PlanArena() {
+  const int n = static_cast<int>(p_.slots.size());
+  const int end = static_cast<int>(p_.kernels.size());
+  std::vector<int> first(static_cast<size_t>(n), end + 1), last(static_cast<size_t>(n), -1);
+  for (int k = 0; k < end; ++k) {
+    for (int s : p_.kernels[static_cast<size_t>(k)]->writes) {
+      int r = p_.Root(s);
+      first[static_cast<size_t>(r)] = std::min(first[static_cast<size_t>(r)], k);
+      last[static_cast<size_t>(r)] = std::max(last[static_cast<size_t>(r)], k);
+    }
+    for (int s : p_.kernels[static_cast<size_t>(k)]->reads) {
+      int r = p_.Root(s);
+      last[static_cast<size_t>(r)] = std::max(last[static_cast<size_t>(r)], k);
+      first[static_cast<size_t>(r)] = std::min(first[static_cast<size_t>(r)], k);
+    }
+  }
+  for (int s : p_.output_slots) last[static_cast<size_t>(p_.Root(s))] = end;
+  std::vector<int> roots;
+  for (int s = 0; s < n; ++s)
+    if (p_.slots[static_cast<size_t>(s)].alias_of < 0 && p_.slots[static_cast<size_t>(s)].kind == Slot::Kind::kArena &&
+        last[static_cast<size_t>(s)] >= 0)
+      roots.push_back(s);
+  // An alias may be larger than its root's record (never: views keep the bytes); size by root.
+  std::stable_sort(roots.begin(), roots.end(), [&](int a, int b) {
+    return p_.slots[static_cast<size_t>(a)].bytes > p_.slots[static_cast<size_t>(b)].bytes;
+  });
+  std::vector<int> placed;
+  int64_t arena = 0;
+  for (int s : roots) {
+    Slot& slot = p_.slots[static_cast<size_t>(s)];
+    const int64_t size = (slot.bytes + 63) / 64 * 64;
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (int o : placed) {
+      if (last[static_cast<size_t>(o)] < first[static_cast<size_t>(s)] || last[static_cast<size_t>(s)] < first[static_cast<size_t>(o)])
+        continue;
+      const Slot& os = p_.slots[static_cast<size_t>(o)];
+      busy.push_back({os.offset, os.offset + (os.bytes + 63) / 64 * 64});
+    }
+    std::sort(busy.begin(), busy.end());
+    int64_t off = 0;
+    for (const auto& [b, e] : busy) {
+      if (off + size <= b) break;
+      off = std::max(off, e);
+    }
+    slot.offset = off;
+    arena = std::max(arena, off + size);
+    placed.push_back(s);
+  }
+  p_.arena_bytes = arena;
+  return Status::OK();
+}
+
+// ---- public surface ----
+
+StatusOr<TimingCache> TimingCache::Load(const std::string& path) {
+  TimingCache c;
+  std::ifstream f(path);
+  if (!f) return c;  // a new cache
+  std::string line;
+  int n = 0;
+  while (std::getline(f, line)) {
+    ++n;
+    if (line.empty() || line[0] == '#') continue;
+    const size_t sp = line.find(' ');
+    char* end = nullptr;
+    const double ms = sp == std::string::npos ? 0 : std::strtod(line.c_str(), &end);
+    if (sp == std::string::npos || end != line.c_str() + sp || !(ms >= 0))
+      return InvalidArgument(path, ":", n, ": not a timing-cache line (expected '<ms> <key>')");
+    c.ms[line.substr(sp + 1)] = ms;
+  }
+  return c;
+}
+
+Status TimingCache::Save(const std::string& path) const {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << "# kiln timing cache: measured milliseconds per layer problem and kernel candidate\n";
+    for (const auto& [k, v] : ms) f << v << " " << k << "\n";
+    if (!f) {
+      std::remove(tmp.c_str());
+      return Status(StatusCode::kIoError, StrCat(path, ": cannot write the timing cache"));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status(StatusCode::kIoError, StrCat(path, ": cannot write the timing cache"));
+  }
+  return Status::OK();
+}
+
+Status CheckSupported(const Graph& g) {
+  for (int n = 0; n < g.num_nodes(); ++n) {
+    const Node& node = g.node(n);
+    if (node.dead) continue;
+    for (const auto& [name, a] : node.attrs.all())
+      if ((a.type == Attr::Type::kGraph && name != kEpilogueAttr) || a.type == Attr::Type::kGraphs)
+        return Unimplemented("node ", node.DisplayName(n), " has a subgraph (control flow)");
+    for (ValueId v : node.outputs) {
+      if (v == kNoValue) continue;
+      const TypeInfo& t = g.value(v).type;
+      if (!t.is_tensor() || t.dtype == DType::kUndefined || t.dtype == DType::kString || !t.shape.IsStatic())
+        return Unimplemented("value '", g.value(v).name, "' of type ", t.ToString(), " has no static tensor shape");
+    }
+  }
+  for (ValueId v : g.inputs()) {
+    const TypeInfo& t = g.value(v).type;
+    if (!t.is_tensor() || t.dtype == DType::kString || !t.shape.IsStatic())
+      return Unimplemented("graph input '", g.value(v).name, "' has no static tensor shape");
+  }
+  for (ValueId v : g.outputs())
+    if (!g.value(v).type.is_tensor() || g.value(v).type.dtype == DType::kString)
+      return Unimplemented("graph output '", g.value(v).name, "' is not a numeric tensor");
+  return Status::OK();
+}
+
+StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options) {
+  KILN_RETURN_IF_ERROR(CheckSupported(*graph));
+  auto p = std::make_shared<Program>();
+  p->graph = std::move(graph);
+  Compiler c(*p, options);
+  try {
+    KILN_RETURN_IF_ERROR(c.Run());
+  } catch (const dnnl::error& e) {
+    return Internal("oneDNN: ", e.what());
+  }
+  return std::shared_ptr<const Program>(std::move(p));
+}
+
+const std::vector<StepInfo>& Steps(const Program& p) { return p.steps; }
+int64_t ArenaBytes(const Program& p) { return p.arena_bytes; }
+
+struct Context::State {
+  ExecContext ctx;
+  std::shared_ptr<char> arena, scratch;
+  std::vector<std::vector<int>> input_users;  // per input: slots rooted at it
+};
+
+namespace {
+std::shared_ptr<char> AlignedBuffer(int64_t bytes) {
+  void* p = ::operator new(static_cast<size_t>(std::max<int64_t>(bytes, 64)), std::align_val_t{64});
+  return std::shared_ptr<char>(static_cast<char*>(p), [](char* q) { ::operator delete(q, std::align_val_t{64}); });
+}
+}  // namespace
+
+Context::Context(std::shared_ptr<const Program> program) : program_(std::move(program)), state_(std::make_unique<State>()) {
+  const Program& p = *program_;
+  ExecContext& c = state_->ctx;
+  c.program = &p;
+  c.stream = dnnl::stream(p.engine);
+  state_->arena = AlignedBuffer(p.arena_bytes);
+  state_->scratch = AlignedBuffer(p.scratch_bytes);
+  c.scratch = state_->scratch.get();
+  const size_t n = p.slots.size();
+  c.ptrs.assign(n, nullptr);
+  c.mems.resize(n);
+  state_->input_users.resize(p.input_slots.size());
+  for (size_t s = 0; s < n; ++s) {
+    const Slot& root = p.slots[static_cast<size_t>(p.Root(static_cast<int>(s)))];
+    char* ptr = nullptr;
+    if (root.kind == Slot::Kind::kArena) ptr = state_->arena.get() + std::max<int64_t>(root.offset, 0);
+    if (root.kind == Slot::Kind::kConstant) ptr = static_cast<char*>(const_cast<void*>(root.constant));
+    if (root.kind == Slot::Kind::kInput) state_->input_users[static_cast<size_t>(root.input_index)].push_back(static_cast<int>(s));
+    c.ptrs[s] = ptr;
+    if (p.slots[s].has_md) c.mems[s] = dnnl::memory(p.slots[s].md, p.engine, ptr != nullptr ? ptr : state_->arena.get());
+  }
+  c.args.resize(p.kernels.size());
+  c.owned.resize(p.kernels.size());
+  for (size_t k = 0; k < p.kernels.size(); ++k) p.kernels[k]->Bind(c, static_cast<int>(k));
+}
+
+Context::~Context() = default;
+
+Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs) {
+  const Program& p = *program_;
+  ExecContext& c = state_->ctx;
+  if (inputs.size() != p.input_slots.size()) return Internal("expected ", p.input_slots.size(), " inputs, got ", inputs.size());
+  if (p.threads > 0) omp_set_num_threads(p.threads);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    char* ptr = static_cast<char*>(const_cast<void*>(inputs[i]->raw_data()));
+    for (int s : state_->input_users[i]) {
+      c.ptrs[static_cast<size_t>(s)] = ptr;
+      if (p.slots[static_cast<size_t>(s)].has_md) c.mems[static_cast<size_t>(s)].set_data_handle(ptr);
+    }
+  }
+  if (profiling_) step_ms_.assign(p.kernels.size(), 0.0);
+  for (size_t k = 0; k < p.kernels.size(); ++k) {
+    std::chrono::steady_clock::time_point t0;
+    if (profiling_) t0 = std::chrono::steady_clock::now();
+    Status st = p.kernels[k]->Execute(c, static_cast<int>(k));
+    if (!st.ok()) return st.WithPrefix(p.kernels[k]->info.name);
+    if (profiling_) {
+      c.stream.wait();
+      step_ms_[k] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
+  }
+  c.stream.wait();
+  outputs->clear();
+  for (int s : p.output_slots) {
+    const Slot& slot = p.slots[static_cast<size_t>(s)];
+    Tensor t(slot.dtype, slot.dims);
+    if (t.nbytes() > 0) std::memcpy(t.raw_data(), c.ptrs[static_cast<size_t>(s)], t.nbytes());
+    outputs->push_back(std::move(t));
+  }
+  return Status::OK();
+}
+
+}  // namespace kiln::cpu

@@ -1,0 +1,165 @@
+// Internal to the CPU backend: the compiled program (slots, kernels) and the compiler
+// that lowers graph nodes onto them. Includes oneDNN; nothing outside src/backends/cpu
+// includes this.
+#pragma once
+
+#include <dnnl.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/cpu_backend.h"
+#include "ir/graph.h"
+
+namespace kiln::cpu {
+
+// A buffer the program reads or writes: a graph value in one physical layout, or a
+// temporary (a reordered copy). Non-f32 values have no oneDNN descriptor (has_md false):
+// only reference kernels touch them, always row-major.
+struct Slot {
+  std::string name;
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> dims;
+  bool has_md = false;
+  dnnl::memory::desc md;
+  int64_t bytes = 0;
+  enum class Kind { kArena, kInput, kConstant } kind = Kind::kArena;
+  int input_index = -1;           // kInput: index among the non-constant graph inputs
+  const void* constant = nullptr;  // kConstant: the graph's tensor data
+  int alias_of = -1;               // shares the root slot's bytes (a view: same bytes, other dims)
+  int64_t offset = -1;             // kArena roots: offset in the arena
+};
+
+struct ExecContext;
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  std::vector<int> reads, writes;  // slots, for the arena's lifetimes
+  StepInfo info;
+  // Per-context setup (memory handles, argument arrays); called once per context.
+  virtual void Bind(ExecContext& ctx, int index) const {}
+  virtual Status Execute(ExecContext& ctx, int index) const = 0;
+};
+
+class Program {
+ public:
+  std::shared_ptr<const Graph> graph;  // owns the constants that slots point to
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  int threads = 0;
+  std::vector<Slot> slots;
+  std::vector<std::unique_ptr<Kernel>> kernels;
+  std::vector<StepInfo> steps;
+  std::vector<int> input_slots;   // per non-constant graph input
+  std::vector<int> output_slots;  // per graph output (row-major)
+  int64_t arena_bytes = 0;
+  int64_t scratch_bytes = 0;
+
+  int Root(int s) const {
+    while (slots[static_cast<size_t>(s)].alias_of >= 0) s = slots[static_cast<size_t>(s)].alias_of;
+    return s;
+  }
+};
+
+// Per-context execution state.
+struct ExecContext {
+  const Program* program = nullptr;
+  dnnl::stream stream;
+  std::vector<char*> ptrs;                 // per slot
+  std::vector<dnnl::memory> mems;          // per slot with has_md
+  void* scratch = nullptr;
+  std::vector<std::vector<dnnl_exec_arg_t>> args;  // per kernel (PrimitiveKernel)
+  std::vector<std::vector<dnnl::memory>> owned;    // per kernel: memories its args point at
+};
+
+// Row-major descriptor of `dims` (a rank-0 tensor is {1}).
+dnnl::memory::desc PlainMd(const std::vector<int64_t>& dims, dnnl::memory::data_type dt = dnnl::memory::data_type::f32);
+bool IsPlain(const Slot& s);
+std::string MdString(const dnnl::memory::desc& md);
+
+// A oneDNN primitive with its arguments: slots (bound per context) and constants (owned).
+class PrimitiveKernel : public Kernel {
+ public:
+  dnnl::primitive prim;
+  std::vector<std::pair<int, int>> slot_args;              // (DNNL_ARG_*, slot)
+  std::vector<std::pair<int, dnnl::memory>> const_args;    // weights, bias, post-op constants
+  std::optional<dnnl::memory::desc> scratchpad;
+  void Bind(ExecContext& ctx, int index) const override;
+  Status Execute(ExecContext& ctx, int index) const override;
+};
+
+// Holds the compile state: slot per graph value, layout conversions, constants.
+class Compiler {
+ public:
+  Compiler(Program& p, const CompileOptions& o) : p_(p), options_(o) {}
+  Status Run();
+
+  // --- used by the lowering functions (lower_*.cc) ---
+  const Graph& graph() const { return *p_.graph; }
+  Program& program() { return p_; }
+  const CompileOptions& options() const { return options_; }
+  // The slot holding value v in its current layout (created on first use).
+  int SlotOf(ValueId v);
+  // A slot with v's data in layout `md`: the same slot, or a reordered copy (cached).
+  int InLayout(int slot, const dnnl::memory::desc& md);
+  int Plain(int slot) { return slot_md_plain(slot); }
+  // A row-major view of a row-major slot with other dims (same element count).
+  int View(int plain_slot, const std::vector<int64_t>& dims);
+  // A view of a row-major slot through an explicit descriptor over the same bytes.
+  int ViewMd(int plain_slot, const dnnl::memory::desc& md, const std::vector<int64_t>& dims);
+  // A new arena slot for value v (or a temporary when v is kNoValue).
+  int NewSlot(ValueId v, const dnnl::memory::desc& md, const std::vector<int64_t>& dims, DType dt = DType::kFloat32);
+  int NewRawSlot(ValueId v, const std::vector<int64_t>& dims, DType dt);
+  void SetValueSlot(ValueId v, int slot) { value_slot_[v] = slot; }
+  void AddKernel(std::unique_ptr<Kernel> k);
+  // A constant's data as a oneDNN memory in layout `want` (reordered from row-major `from`).
+  dnnl::memory ConstantMemory(const Tensor& t, const dnnl::memory::desc& from, const dnnl::memory::desc& want);
+  // Times a primitive on scratch buffers (median of a few runs), in ms.
+  double TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd, const std::vector<int>& arg_ids);
+
+ private:
+  int slot_md_plain(int slot);
+  Status LowerNode(NodeId id);
+  Status PlanArena();
+
+  Program& p_;
+  CompileOptions options_;
+  std::map<ValueId, int> value_slot_;
+  std::map<std::pair<int, std::string>, int> layout_cache_;  // (slot, md string) -> slot
+};
+
+// Lowering functions: true when the node was lowered, false to fall back (no error).
+StatusOr<bool> LowerConv(Compiler& c, NodeId id);
+StatusOr<bool> LowerMatMul(Compiler& c, NodeId id);
+StatusOr<bool> LowerPool(Compiler& c, NodeId id);
+StatusOr<bool> LowerConcat(Compiler& c, NodeId id);
+StatusOr<bool> LowerNormSoftmax(Compiler& c, NodeId id);
+StatusOr<bool> LowerElementwise(Compiler& c, NodeId id);
+StatusOr<bool> LowerView(Compiler& c, NodeId id);
+StatusOr<bool> LowerTranspose(Compiler& c, NodeId id);
+// Every node: the reference kernel on row-major slots.
+Status LowerReference(Compiler& c, NodeId id);
+
+// A fused node's epilogue as oneDNN post-ops, or nullopt when some op has no post-op.
+struct PostOp {
+  enum class Kind { kEltwise, kBinary } kind = Kind::kEltwise;
+  dnnl::algorithm alg = dnnl::algorithm::undef;
+  float alpha = 0, beta = 0;
+  // kBinary: the other operand, broadcast to the output's rank (leading 1s).
+  std::vector<int64_t> src1_dims;
+  ValueId src1 = kNoValue;  // a graph value (constant or activation)
+  std::vector<float> src1_const;  // or scalar/constant data already materialized
+};
+std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node& node, int out_rank);
+// Builds the attr and registers binary operands as kernel args. `dst_dims` are the
+// primitive's output dims (post-op operand dims are matched against them).
+Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vector<int64_t>& dst_dims,
+                    dnnl::primitive_attr* attr, std::vector<std::pair<int, int>>* slot_args,
+                    std::vector<std::pair<int, dnnl::memory>>* const_args, std::vector<int>* reads);
+
+dnnl::memory::dims ToDnnl(const std::vector<int64_t>& v);
+
+}  // namespace kiln::cpu
