@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
       kiln::cli::AddRunCommand(app),
       kiln::cli::AddInspectCommand(app),
       kiln::cli::AddBuildCommand(app),
+      kiln::cli::AddBenchCommand(app),
   };
   try {
     app.parse(argc, argv);

@@ -182,6 +182,10 @@ Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vect
       po.append_eltwise(1.0f, op.alg, op.alpha, op.beta);
       continue;
     }
+    if (op.kind == PostOp::Kind::kSum) {
+      po.append_sum(1.0f);
+      continue;
+    }
     const int arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(i)) | DNNL_ARG_SRC_1;
     if (op.src1 == kNoValue) {
       dnnl::memory::desc md = PlainMd(op.src1_dims);

@@ -165,7 +165,23 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   }
   auto k = std::make_unique<PrimitiveKernel>();
   dnnl::primitive_attr attr = BaseAttr();
-  if (!PostOpsFor(c, node, out_dims, &attr, k.get())) return false;
+  auto ops = TranslateEpilogue(g, node, static_cast<int>(out_dims.size()));
+  if (!ops) return false;
+  // A residual add of a full-size activation: oneDNN's sum post-op (dst += conv(x)) with the
+  // residual's bytes already in dst. Binary post-ops with a full-tensor operand push oneDNN
+  // off its fast convolutions (onto gemm-based ones, 5-10x slower), the sum keeps them.
+  ValueId residual = kNoValue;
+  if (split_axis < 0) {
+    for (PostOp& op : *ops) {
+      if (op.kind == PostOp::Kind::kBinary && op.alg == dnnl::algorithm::binary_add && op.src1 != kNoValue &&
+          op.src1_dims == out_dims && IsF32(g, op.src1) && DimsOf(g, op.src1) == out_dims) {
+        residual = op.src1;
+        op.kind = PostOp::Kind::kSum;
+        break;
+      }
+    }
+  }
+  KILN_RETURN_IF_ERROR(ApplyPostOps(c, *ops, out_dims, &attr, &k->slot_args, &k->const_args, &k->reads));
   const dnnl::memory::desc src_any(ToDnnl(x_dims), mdt::f32, tag::any), dst_any(ToDnnl(out_dims), mdt::f32, tag::any);
   const dnnl::memory::desc w_any(wdims, mdt::f32, tag::any), b_md({oc}, mdt::f32, tag::x);
   struct Candidate {
@@ -234,7 +250,22 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   dnnl::memory::desc w_plain = group == 1 ? PlainMd(w.dims()) : PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()));
   k->const_args.push_back({DNNL_ARG_WEIGHTS, c.ConstantMemory(w, w_plain, pd.weights_desc())});
   if (bias) k->const_args.push_back({DNNL_ARG_BIAS, c.ConstantMemory(*bias, b_md, pd.bias_desc())});
-  const int dst = OutputSlot(c, node, pd.dst_desc(), out_dims, split_axis);
+  int dst;
+  if (residual != kNoValue) {
+    // Accumulate into the residual's buffer when this layer is its last reader (no copy),
+    // else into a copy of it.
+    const int r = c.SlotOf(residual);
+    if (c.program().slots[static_cast<size_t>(r)].md == pd.dst_desc() && c.IsLastUse(residual, id)) {
+      dst = r;
+      c.TakeOverSlot(residual, node.outputs[0]);
+    } else {
+      dst = c.CopyTo(r, pd.dst_desc());
+      c.SetValueSlot(node.outputs[0], dst);
+    }
+    k->reads.push_back(dst);
+  } else {
+    dst = OutputSlot(c, node, pd.dst_desc(), out_dims, split_axis);
+  }
   k->slot_args.push_back({DNNL_ARG_SRC, src});
   k->slot_args.push_back({DNNL_ARG_DST, dst});
   k->reads.push_back(src);

@@ -134,6 +134,43 @@ int Compiler::InLayout(int slot, const dnnl::memory::desc& md) {
   return out;
 }
 
+bool Compiler::IsLastUse(ValueId v, NodeId id) const {
+  const Graph& g = graph();
+  const Value& val = g.value(v);
+  if (val.constant) return false;
+  for (ValueId o : g.outputs())
+    if (o == v) return false;
+  for (NodeId c : val.consumers)
+    if (c != id && !lowered_[static_cast<size_t>(c)]) return false;
+  auto it = value_slot_.find(v);
+  if (it == value_slot_.end()) return false;
+  const int root = p_.Root(it->second);
+  if (p_.slots[static_cast<size_t>(root)].kind != Slot::Kind::kArena) return false;
+  for (const auto& [other, s] : value_slot_)
+    if (other != v && p_.Root(s) == root) return false;
+  // Layout copies of v made for other readers are separate buffers; reads of v through a
+  // view slot come from values, which the loop above covers.
+  return true;
+}
+
+int Compiler::CopyTo(int slot, const dnnl::memory::desc& md) {
+  const Slot& s = p_.slots[static_cast<size_t>(slot)];
+  const std::vector<int64_t> dims = s.dims;
+  const dnnl::memory::desc src_md = s.md;
+  const std::string name = s.name;
+  int out = NewSlot(kNoValue, md, dims);
+  p_.slots[static_cast<size_t>(out)].name = name;
+  auto k = std::make_unique<PrimitiveKernel>();
+  dnnl::reorder::primitive_desc pd(p_.engine, src_md, p_.engine, md);
+  k->prim = dnnl::reorder(pd);
+  k->slot_args = {{DNNL_ARG_SRC, slot}, {DNNL_ARG_DST, out}};
+  k->reads = {slot};
+  k->writes = {out};
+  k->info = {"copy " + name, "Reorder", std::string("onednn:reorder ") + pd.impl_info_str(), "", 0};
+  AddKernel(std::move(k));
+  return out;
+}
+
 int Compiler::View(int slot, const std::vector<int64_t>& dims) {
   const Slot& s = p_.slots[static_cast<size_t>(slot)];
   if (s.dims == dims) return slot;
@@ -244,7 +281,11 @@ Status Compiler::Run() {
     p_.input_slots.push_back(s);
   }
   KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, g.TopologicalOrder());
-  for (NodeId id : order) KILN_RETURN_IF_ERROR(LowerNode(id));
+  lowered_.assign(static_cast<size_t>(g.num_nodes()), false);
+  for (NodeId id : order) {
+    KILN_RETURN_IF_ERROR(LowerNode(id));
+    lowered_[static_cast<size_t>(id)] = true;
+  }
   for (ValueId v : g.outputs()) {
     if (!value_slot_.count(v) && !g.value(v).constant)
       return Internal("graph output '", g.value(v).name, "' is not computed by any layer");

@@ -114,7 +114,18 @@ class Compiler {
   int NewSlot(ValueId v, const dnnl::memory::desc& md, const std::vector<int64_t>& dims, DType dt = DType::kFloat32);
   int NewRawSlot(ValueId v, const std::vector<int64_t>& dims, DType dt);
   void SetValueSlot(ValueId v, int slot) { value_slot_[v] = slot; }
+  // v takes over `dead`'s slot (after IsLastUse(dead, ...)): dead is never read again.
+  void TakeOverSlot(ValueId dead, ValueId v) {
+    value_slot_[v] = value_slot_.at(dead);
+    value_slot_.erase(dead);
+  }
   void AddKernel(std::unique_ptr<Kernel> k);
+  // Whether node `id` is the last reader of activation v, so that it may overwrite v's
+  // buffer (in-place residual sum): every other consumer is lowered already, v is not a
+  // graph output, and no other value shares its buffer.
+  bool IsLastUse(ValueId v, NodeId id) const;
+  // A fresh (uncached) copy of `slot` in layout `md`: a buffer a kernel may overwrite.
+  int CopyTo(int slot, const dnnl::memory::desc& md);
   // A constant's data as a oneDNN memory in layout `want` (reordered from row-major `from`).
   dnnl::memory ConstantMemory(const Tensor& t, const dnnl::memory::desc& from, const dnnl::memory::desc& want);
   // Times a primitive on scratch buffers (median of a few runs), in ms.
@@ -128,6 +139,7 @@ class Compiler {
   Program& p_;
   CompileOptions options_;
   std::map<ValueId, int> value_slot_;
+  std::vector<bool> lowered_;  // per node
   std::map<std::pair<int, std::string>, int> layout_cache_;  // (slot, md string) -> slot
 };
 
@@ -145,7 +157,9 @@ Status LowerReference(Compiler& c, NodeId id);
 
 // A fused node's epilogue as oneDNN post-ops, or nullopt when some op has no post-op.
 struct PostOp {
-  enum class Kind { kEltwise, kBinary } kind = Kind::kEltwise;
+  // kSum: dst += the operand, through oneDNN's sum post-op (the operand's bytes are in dst
+  // before the primitive runs); only the lowering that owns dst can use it.
+  enum class Kind { kEltwise, kBinary, kSum } kind = Kind::kEltwise;
   dnnl::algorithm alg = dnnl::algorithm::undef;
   float alpha = 0, beta = 0;
   // kBinary: the other operand, broadcast to the output's rank (leading 1s).
