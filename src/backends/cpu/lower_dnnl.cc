@@ -255,7 +255,9 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     // Accumulate into the residual's buffer when this layer is its last reader (no copy),
     // else into a copy of it.
     const int r = c.SlotOf(residual);
-    if (c.program().slots[static_cast<size_t>(r)].md == pd.dst_desc() && c.IsLastUse(residual, id)) {
+    // (Never when the convolution reads that same buffer: x + conv(x) with x's last use.)
+    if (c.program().slots[static_cast<size_t>(r)].md == pd.dst_desc() && c.IsLastUse(residual, id) &&
+        c.program().Root(r) != c.program().Root(src)) {
       dst = r;
       c.TakeOverSlot(residual, node.outputs[0]);
     } else {
