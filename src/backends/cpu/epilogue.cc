@@ -10,9 +10,11 @@ namespace kiln::cpu {
 using alg = dnnl::algorithm;
 
 template <typename F>
-std::optional<EltwiseOp> UnaryAlgorithmImpl(const Graph& g, const Node& n, F&& f);
+std::optional<EltwiseOp> UnaryAlgorithmImpl(const Graph& g, const Node& n, F&& f,
+                                            const std::function<const Tensor*(ValueId)>* constant_of);
 
-std::optional<EltwiseOp> UnaryAlgorithm(const Graph& g, const Node& n) {
+std::optional<EltwiseOp> UnaryAlgorithm(const Graph& g, const Node& n,
+                                        const std::function<const Tensor*(ValueId)>* constant_of) {
   // A malformed attribute (wrong type) is left to the reference kernel, which reports it.
   bool bad = false;
   auto f = [&](const char* name, float dflt) {
@@ -20,13 +22,14 @@ std::optional<EltwiseOp> UnaryAlgorithm(const Graph& g, const Node& n) {
     bad = bad || !r.ok();
     return r.ok() ? *r : dflt;
   };
-  auto u = UnaryAlgorithmImpl(g, n, f);
+  auto u = UnaryAlgorithmImpl(g, n, f, constant_of);
   if (bad) return std::nullopt;
   return u;
 }
 
 template <typename F>
-std::optional<EltwiseOp> UnaryAlgorithmImpl(const Graph& g, const Node& n, F&& f) {
+std::optional<EltwiseOp> UnaryAlgorithmImpl(const Graph& g, const Node& n, F&& f,
+                                            const std::function<const Tensor*(ValueId)>* constant_of) {
   const std::string& op = n.op_type;
   if (op == "Relu") return EltwiseOp{alg::eltwise_relu, 0, 0};
   if (op == "LeakyRelu") return EltwiseOp{alg::eltwise_relu, f("alpha", 0.01f), 0};
@@ -51,8 +54,9 @@ std::optional<EltwiseOp> UnaryAlgorithmImpl(const Graph& g, const Node& n, F&& f
     for (size_t i = 1; i < n.inputs.size() && i < 3; ++i) {
       if (n.inputs[i] == kNoValue) continue;
       const Value& v = g.value(n.inputs[i]);
-      if (!v.constant || v.constant->dtype() != DType::kFloat32 || v.constant->numel() != 1) return std::nullopt;
-      (i == 1 ? lo : hi) = v.constant->data<float>()[0];
+      const Tensor* t = v.constant ? &*v.constant : (constant_of ? (*constant_of)(n.inputs[i]) : nullptr);
+      if (!t || t->dtype() != DType::kFloat32 || t->numel() != 1) return std::nullopt;
+      (i == 1 ? lo : hi) = t->data<float>()[0];
     }
     return EltwiseOp{alg::eltwise_clip_v2, lo, hi};
   }
@@ -93,7 +97,7 @@ std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node&
       }
     return kNoValue;
   };
-  auto constant_of = [&](ValueId ev) -> const Tensor* {
+  const std::function<const Tensor*(ValueId)> constant_of = [&](ValueId ev) -> const Tensor* {
     if (eg.value(ev).constant) return &*eg.value(ev).constant;
     ValueId o = outer_of(ev);
     if (o != kNoValue && g.value(o).constant) return &*g.value(o).constant;
@@ -103,7 +107,7 @@ std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node&
   for (NodeId eid : *order) {
     const Node& e = eg.node(eid);
     if (e.outputs.size() != 1) return std::nullopt;
-    if (auto u = UnaryAlgorithm(eg, e)) {
+    if (auto u = UnaryAlgorithm(eg, e, &constant_of)) {
       if (e.inputs.empty() || e.inputs[0] != chain) return std::nullopt;
       PostOp p;
       p.alg = u->alg;

@@ -9,6 +9,7 @@
 #include "backends/cpu/lower_util.h"
 #include "ir/op_schema.h"
 #include "ir/ops/conv_pool_geometry.h"
+#include "ir/ops/tensor_geometry.h"
 
 namespace kiln::cpu {
 
@@ -686,6 +687,170 @@ StatusOr<bool> LowerTranspose(Compiler& c, NodeId id) {
   k->writes = {dst};
   k->info = {node.name, node.op_type, ImplName(pd, "reorder"), "", 0};
   c.AddKernel(std::move(k));
+  return true;
+}
+
+namespace {
+// A constant int32/int64 input as int64s, or nullopt.
+std::optional<std::vector<int64_t>> ConstInts(const Graph& g, const Node& n, size_t i) {
+  if (i >= n.inputs.size() || n.inputs[i] == kNoValue || !g.value(n.inputs[i]).constant) return std::nullopt;
+  const Tensor& t = *g.value(n.inputs[i]).constant;
+  std::vector<int64_t> v;
+  if (t.dtype() == DType::kInt64) v.assign(t.data<int64_t>(), t.data<int64_t>() + t.numel());
+  else if (t.dtype() == DType::kInt32) v.assign(t.data<int32_t>(), t.data<int32_t>() + t.numel());
+  else return std::nullopt;
+  return v;
+}
+}  // namespace
+
+StatusOr<bool> LowerSlice(Compiler& c, NodeId id) {
+  // Unit-step Slice of a float tensor: one reorder from a sub-memory view of the input.
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  if (node.op_type != "Slice" || IsFusedNode(node) || node.inputs.size() < 3 || !IsF32(g, node.inputs[0])) return false;
+  const std::vector<int64_t> x_dims = DimsOf(g, node.inputs[0]), out_dims = DimsOf(g, node.outputs[0]);
+  const int rank = static_cast<int>(x_dims.size());
+  auto starts = ConstInts(g, node, 1), ends = ConstInts(g, node, 2);
+  if (!starts || !ends || rank == 0 || Numel(out_dims) == 0) return false;
+  std::vector<int64_t> axes, steps(starts->size(), 1);
+  if (node.inputs.size() > 3 && node.inputs[3] != kNoValue) {
+    auto a = ConstInts(g, node, 3);
+    if (!a) return false;
+    axes = *a;
+  } else {
+    for (size_t i = 0; i < starts->size(); ++i) axes.push_back(static_cast<int64_t>(i));
+  }
+  if (node.inputs.size() > 4 && node.inputs[4] != kNoValue) {
+    auto st = ConstInts(g, node, 4);
+    if (!st) return false;
+    steps = *st;
+  }
+  if (ends->size() != starts->size() || axes.size() != starts->size() || steps.size() != starts->size()) return false;
+  dnnl::memory::dims offs(static_cast<size_t>(rank), 0);
+  std::vector<int64_t> dims = x_dims;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    int64_t ax = axes[i] < 0 ? axes[i] + rank : axes[i];
+    if (ax < 0 || ax >= rank || steps[i] != 1) return false;
+    const SliceAxisRange r = ComputeSliceAxis((*starts)[i], (*ends)[i], 1, x_dims[static_cast<size_t>(ax)]);
+    offs[static_cast<size_t>(ax)] = r.start;
+    dims[static_cast<size_t>(ax)] = r.length;
+  }
+  if (dims != out_dims) return false;
+  const int src = c.Plain(c.SlotOf(node.inputs[0]));
+  const dnnl::memory::desc src_md = PlainMd(x_dims).submemory_desc(ToDnnl(out_dims), offs);
+  const int view = c.ViewMd(src, src_md, out_dims);
+  const int dst = c.NewSlot(node.outputs[0], PlainMd(out_dims), out_dims);
+  dnnl::reorder::primitive_desc pd(c.program().engine, src_md, c.program().engine, PlainMd(out_dims));
+  auto k = std::make_unique<PrimitiveKernel>();
+  k->prim = dnnl::reorder(pd);
+  k->slot_args = {{DNNL_ARG_SRC, view}, {DNNL_ARG_DST, dst}};
+  k->reads = {view};
+  k->writes = {dst};
+  k->info = {node.name, node.op_type, ImplName(pd, "reorder"), "", 0, id};
+  c.AddKernel(std::move(k));
+  return true;
+}
+
+StatusOr<bool> LowerAttention(Compiler& c, NodeId id) {
+  // kiln.Attention (softmax(scale * Q K^T + mask) V) as two oneDNN matmuls around a softmax:
+  // the scale is the first matmul's output scale, the mask its binary post-op; K^T is a
+  // strided view of K, never a copy. The scores live in one arena temporary.
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  if (node.op_type != "Attention" || node.domain != "kiln" || IsFusedNode(node) || node.inputs.size() < 3) return false;
+  for (size_t i = 0; i < node.inputs.size(); ++i)
+    if (node.inputs[i] != kNoValue && !IsF32(g, node.inputs[i])) return false;
+  KILN_ASSIGN_OR_RETURN(int64_t tk, node.attrs.GetInt("transpose_k", 0));
+  KILN_ASSIGN_OR_RETURN(float scale, node.attrs.GetFloat("scale", 1.f));
+  const std::vector<int64_t> out_dims = DimsOf(g, node.outputs[0]);
+  const int rank = static_cast<int>(out_dims.size());
+  std::vector<int64_t> qd = DimsOf(g, node.inputs[0]), kd = DimsOf(g, node.inputs[1]), vd = DimsOf(g, node.inputs[2]);
+  if (rank < 2 || rank > 6 || static_cast<int>(qd.size()) > rank || static_cast<int>(kd.size()) > rank ||
+      static_cast<int>(vd.size()) > rank)
+    return false;
+  qd = LeftPad(qd, rank);
+  kd = LeftPad(kd, rank);
+  vd = LeftPad(vd, rank);
+  const int64_t L = qd[static_cast<size_t>(rank - 2)], D = qd[static_cast<size_t>(rank - 1)];
+  const int64_t S = vd[static_cast<size_t>(rank - 2)];
+  // K as [.., D, S]: a transposed view when K is stored [.., S, D].
+  std::vector<int64_t> kt_dims = kd;
+  dnnl::memory::desc kt_md;
+  if (tk) {
+    std::swap(kt_dims[static_cast<size_t>(rank - 1)], kt_dims[static_cast<size_t>(rank - 2)]);
+    dnnl::memory::dims strides(static_cast<size_t>(rank));
+    int64_t st = 1;
+    for (int i = rank - 1; i >= 0; --i) {
+      strides[static_cast<size_t>(i)] = st;
+      st *= kd[static_cast<size_t>(i)];
+    }
+    std::swap(strides[static_cast<size_t>(rank - 1)], strides[static_cast<size_t>(rank - 2)]);
+    kt_md = dnnl::memory::desc(ToDnnl(kt_dims), mdt::f32, strides);
+  } else {
+    kt_md = PlainMd(kt_dims);
+  }
+  if (kt_dims[static_cast<size_t>(rank - 2)] != D || kt_dims[static_cast<size_t>(rank - 1)] != S) return false;
+  std::vector<int64_t> score_dims(out_dims.begin(), out_dims.end() - 2);
+  score_dims.push_back(L);
+  score_dims.push_back(S);
+  const dnnl::engine& eng = c.program().engine;
+  // scores = scale * Q K^T (+ mask)
+  auto k1 = std::make_unique<PrimitiveKernel>();
+  dnnl::primitive_attr attr1 = BaseAttr();
+  if (scale != 1.0f) attr1.set_output_scales(0, {scale});
+  if (node.inputs.size() > 3 && node.inputs[3] != kNoValue) {
+    std::vector<int64_t> md = DimsOf(g, node.inputs[3]);
+    if (static_cast<int>(md.size()) > rank) return false;
+    PostOp mask;
+    mask.kind = PostOp::Kind::kBinary;
+    mask.alg = dnnl::algorithm::binary_add;
+    mask.src1_dims = LeftPad(md, rank);
+    if (g.value(node.inputs[3]).constant) {
+      const Tensor& t = *g.value(node.inputs[3]).constant;
+      mask.src1_const.assign(t.data<float>(), t.data<float>() + t.numel());
+    } else {
+      mask.src1 = node.inputs[3];
+    }
+    KILN_RETURN_IF_ERROR(ApplyPostOps(c, {mask}, score_dims, &attr1, &k1->slot_args, &k1->const_args, &k1->reads));
+  }
+  const int q_slot = c.View(c.Plain(c.SlotOf(node.inputs[0])), qd);
+  const int k_plain = c.Plain(c.SlotOf(node.inputs[1]));
+  const int k_slot = tk ? c.ViewMd(k_plain, kt_md, kt_dims) : c.View(k_plain, kt_dims);
+  const int v_slot = c.View(c.Plain(c.SlotOf(node.inputs[2])), vd);
+  dnnl::matmul::primitive_desc pd1(dnnl::matmul::desc(PlainMd(qd), kt_md, PlainMd(score_dims)), attr1, eng);
+  const int scores = c.NewSlot(kNoValue, PlainMd(score_dims), score_dims);
+  k1->prim = dnnl::matmul(pd1);
+  k1->slot_args.push_back({DNNL_ARG_SRC, q_slot});
+  k1->slot_args.push_back({DNNL_ARG_WEIGHTS, k_slot});
+  k1->slot_args.push_back({DNNL_ARG_DST, scores});
+  k1->reads.push_back(q_slot);
+  k1->reads.push_back(k_slot);
+  k1->writes.push_back(scores);
+  k1->info = {node.name + " (scores)", "Attention", ImplName(pd1, "matmul"), "", 0, id};
+  // softmax over the keys, in place
+  dnnl::softmax_v2_forward::primitive_desc pd2(
+      dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::softmax_accurate,
+                                     PlainMd(score_dims), PlainMd(score_dims), rank - 1),
+      BaseAttr(), eng);
+  auto k2 = std::make_unique<PrimitiveKernel>();
+  k2->prim = dnnl::softmax_v2_forward(pd2);
+  k2->slot_args = {{DNNL_ARG_SRC, scores}, {DNNL_ARG_DST, scores}};
+  k2->reads = {scores};
+  k2->writes = {scores};
+  k2->info = {node.name + " (softmax)", "Attention", ImplName(pd2, "softmax"), "", 0, id};
+  // out = P V
+  dnnl::matmul::primitive_desc pd3(dnnl::matmul::desc(PlainMd(score_dims), PlainMd(vd), PlainMd(out_dims)), BaseAttr(), eng);
+  auto k3 = std::make_unique<PrimitiveKernel>();
+  k3->prim = dnnl::matmul(pd3);
+  const int out = c.NewSlot(node.outputs[0], PlainMd(out_dims), out_dims);
+  k3->slot_args = {{DNNL_ARG_SRC, scores}, {DNNL_ARG_WEIGHTS, v_slot}, {DNNL_ARG_DST, out}};
+  k3->reads = {scores, v_slot};
+  k3->writes = {out};
+  k3->info = {node.name + " (context)", "Attention", ImplName(pd3, "matmul"), "", 0, id};
+  (void)D;
+  c.AddKernel(std::move(k1));
+  c.AddKernel(std::move(k2));
+  c.AddKernel(std::move(k3));
   return true;
 }
 

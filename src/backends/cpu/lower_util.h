@@ -1,6 +1,7 @@
 // Helpers shared by the CPU backend's lowering functions.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,7 +17,10 @@ struct EltwiseOp {
 
 // The oneDNN eltwise algorithm computing a unary ONNX op (with its attributes and
 // constant inputs), or nullopt.
-std::optional<EltwiseOp> UnaryAlgorithm(const Graph& g, const Node& n);
+// `constant_of` resolves a value of `g` to constant data where g alone cannot (an
+// epilogue's inputs that are the outer graph's constants); null: g's own constants only.
+std::optional<EltwiseOp> UnaryAlgorithm(const Graph& g, const Node& n,
+                                        const std::function<const Tensor*(ValueId)>* constant_of = nullptr);
 std::optional<dnnl::algorithm> BinaryAlgorithm(const std::string& op);
 // dims with leading 1s up to `rank`.
 std::vector<int64_t> LeftPad(std::vector<int64_t> dims, int rank);

@@ -250,9 +250,12 @@ Status Compiler::LowerNode(NodeId id) {
   const Node& n = graph().node(id);
   using Lower = StatusOr<bool> (*)(Compiler&, NodeId);
   static const Lower kLowerings[] = {&LowerConv, &LowerMatMul, &LowerPool, &LowerConcat, &LowerNormSoftmax,
-                                     &LowerElementwise, &LowerView, &LowerTranspose};
-  if (n.domain.empty() || n.domain == "ai.onnx") {
-    for (Lower f : kLowerings) {
+                                     &LowerElementwise, &LowerView, &LowerTranspose, &LowerSlice};
+  static const Lower kKilnLowerings[] = {&LowerAttention};
+  const bool onnx = n.domain.empty() || n.domain == "ai.onnx";
+  if (onnx || n.domain == "kiln") {
+    for (Lower f : onnx ? std::vector<Lower>(std::begin(kLowerings), std::end(kLowerings))
+                        : std::vector<Lower>(std::begin(kKilnLowerings), std::end(kKilnLowerings))) {
       StatusOr<bool> r = false;
       try {
         r = f(*this, id);

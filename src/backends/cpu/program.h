@@ -152,6 +152,8 @@ StatusOr<bool> LowerNormSoftmax(Compiler& c, NodeId id);
 StatusOr<bool> LowerElementwise(Compiler& c, NodeId id);
 StatusOr<bool> LowerView(Compiler& c, NodeId id);
 StatusOr<bool> LowerTranspose(Compiler& c, NodeId id);
+StatusOr<bool> LowerAttention(Compiler& c, NodeId id);
+StatusOr<bool> LowerSlice(Compiler& c, NodeId id);
 // Every node: the reference kernel on row-major slots.
 Status LowerReference(Compiler& c, NodeId id);
 
