@@ -5,6 +5,7 @@
 #include <cstring>
 #include <thread>
 
+#include "api/engine_internal.h"
 #include "api/model.h"
 #include "api/optimize.h"
 #include "api/tensor_io.h"
@@ -119,6 +120,49 @@ TEST(Engine, ManyThreadsShareOneEngine) {
     });
   for (auto& th : threads) th.join();
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// Every combination of convolution tactics (direct / Winograd) gives the model's results.
+// Tactics change layouts, and with them which layout copies and in-place residual sums the
+// CPU backend plans: one combination once read a stale copy of a buffer that a residual sum
+// had overwritten. Tactics are forced as a plan records them ("kiln.tactic").
+TEST(Engine, EveryTacticCombinationMatchesTheReference) {
+  TinyCnn d = LoadTinyCnnData();
+  auto probe = LoadOnnxModel(kModel);
+  ASSERT_TRUE(probe.ok());
+  std::vector<NodeId> convs;
+  {
+    ASSERT_TRUE(SetInputShapes(*probe->graph, {{"input", d.shape}}).ok());
+    ASSERT_TRUE(OptimizeGraph(*probe->graph).ok());
+    for (NodeId n = 0; n < probe->graph->num_nodes(); ++n)
+      if (!probe->graph->node(n).dead && probe->graph->node(n).op_type == "Conv") convs.push_back(n);
+  }
+  ASSERT_GE(convs.size(), 3u);
+  const int combos = 1 << std::min<int>(static_cast<int>(convs.size()), 4);
+  for (int mask = 0; mask < combos; ++mask) {
+    auto model = LoadOnnxModel(kModel);
+    ASSERT_TRUE(model.ok());
+    ASSERT_TRUE(SetInputShapes(*model->graph, {{"input", d.shape}}).ok());
+    ASSERT_TRUE(OptimizeGraph(*model->graph).ok());
+    for (size_t i = 0; i < convs.size() && i < 4; ++i)
+      model->graph->node(convs[i]).attrs.set("kiln.tactic", Attr::String((mask >> i) & 1 ? "winograd" : "direct"));
+    auto mem = PlanMemory(*model->graph);
+    ASSERT_TRUE(mem.ok());
+    auto engine = MakeEngineFromOptimized(std::shared_ptr<const Graph>(std::move(model->graph)), std::move(*mem), {});
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    auto out = (*engine)->Infer({{(*engine)->inputs()[0].name, HostTensor::Wrap(d.input.data(), d.shape)}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    const HostTensor& t = out->begin()->second;
+    ASSERT_EQ(t.numel(), static_cast<int64_t>(d.expected.size()));
+    for (int64_t i = 0; i < t.numel(); ++i)
+      ASSERT_NEAR(t.data_as<float>()[i], d.expected[static_cast<size_t>(i)], 1e-5) << "tactic mask " << mask << " element " << i;
+  }
 }
 
 }  // namespace

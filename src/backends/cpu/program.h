@@ -115,9 +115,13 @@ class Compiler {
   int NewRawSlot(ValueId v, const std::vector<int64_t>& dims, DType dt);
   void SetValueSlot(ValueId v, int slot) { value_slot_[v] = slot; }
   // v takes over `dead`'s slot (after IsLastUse(dead, ...)): dead is never read again.
+  // Layout copies made of dead's bytes are stale from then on: forgotten.
   void TakeOverSlot(ValueId dead, ValueId v) {
-    value_slot_[v] = value_slot_.at(dead);
+    const int slot = value_slot_.at(dead);
+    value_slot_[v] = slot;
     value_slot_.erase(dead);
+    for (auto it = layout_cache_.begin(); it != layout_cache_.end();)
+      it = it->first.first == slot ? layout_cache_.erase(it) : std::next(it);
   }
   void AddKernel(std::unique_ptr<Kernel> k);
   // Whether node `id` is the last reader of activation v, so that it may overwrite v's
