@@ -85,6 +85,9 @@ struct BuildOptions {
   // kernels); "ref": the reference backend only (the oracle; slow).
   std::string backend = "cpu";
   int threads = 0;  // threads per inference; 0 = all cores
+  // "fp32", or "bf16" (cpu backend, CPUs with AVX512-BF16/AMX): convolutions and matmuls
+  // with constant weights compute in BF16 with FP32 accumulation; the rest stays FP32.
+  std::string precision = "fp32";
   // A timing-cache file: the builder reuses the kernel timings it holds (so two builds
   // choose the same kernels) and adds the ones it measures. Empty: time afresh.
   std::string timing_cache;

@@ -126,9 +126,15 @@ Status Engine::Save(const std::string& plan_path) const {
   // The tactics chosen by timing go into the plan, so that loading it rebuilds the same
   // kernels (and bit-identical results) without timing again. Constants are shared, not copied.
   Graph g = *impl_->graph;
-  for (const cpu::StepInfo& s : cpu::Steps(*impl_->cpu))
-    if (s.node >= 0 && !s.tactic.empty()) g.node(s.node).attrs.set("kiln.tactic", Attr::String(s.tactic));
-  return WritePlan(g, impl_->memory, PlanOptions{}, plan_path);
+  PlanOptions po;
+  po.backend = "cpu";
+  for (const cpu::StepInfo& s : cpu::Steps(*impl_->cpu)) {
+    if (s.node < 0) continue;
+    if (!s.tactic.empty()) g.node(s.node).attrs.set("kiln.tactic", Attr::String(s.tactic));
+    g.node(s.node).attrs.set("kiln.precision", Attr::String(s.precision.empty() ? "fp32" : s.precision));
+    if (s.precision == "bf16" && po.isa_features.empty()) po.isa_features.push_back("avx512bf16");
+  }
+  return WritePlan(g, impl_->memory, po, plan_path);
 }
 
 namespace {
@@ -140,6 +146,7 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     if (ok.ok()) {
       cpu::CompileOptions co;
       co.threads = options.threads;
+      co.precision = options.precision;
       cpu::TimingCache cache;
       if (!options.timing_cache.empty()) {
         KILN_ASSIGN_OR_RETURN(cache, cpu::TimingCache::Load(options.timing_cache));
@@ -150,7 +157,10 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     } else {
       impl->backend_note = ok.message();
     }
-  } else if (options.backend != "ref") {
+  } else if (options.backend == "ref") {
+    if (options.precision != "fp32")
+      return InvalidArgument("precision '", options.precision, "' needs the cpu backend (the reference backend is FP32)");
+  } else {
     return InvalidArgument("unknown backend '", options.backend, "' (expected cpu or ref)");
   }
   impl->memory = std::move(memory);

@@ -446,7 +446,8 @@ StatusOr<MemoryPlan> DecodeMemory(const fb::MemoryPlan* fm, const Graph& g) {
 Status CheckTarget(const fb::Target* t, const LoadPlanOptions& options, PlanTarget& out) {
   out.backend = Str(t->backend());
   out.device = Str(t->device());
-  if (out.backend != "ref") return InvalidArgument("plan targets backend '", out.backend, "'; this runtime has: ref");
+  if (out.backend != "ref" && out.backend != "cpu")
+    return InvalidArgument("plan targets backend '", out.backend, "'; this runtime has: cpu, ref");
   for (size_t i = 0; i < Len(t->isa_features()); ++i) {
     const std::string f = Str(t->isa_features()->Get(static_cast<flatbuffers::uoffset_t>(i)));
     bool present = false;

@@ -267,7 +267,7 @@ TEST(PlanCorruption, TargetChecks) {
       file, "newer flatbuffer version", [](PlanParts& p) { p.plan->format_version = 2; }, "in the flatbuffer");
   ExpectEditRejected(
       file, "backend", [](PlanParts& p) { p.plan->target->backend = "cuda"; },
-      "plan targets backend 'cuda'; this runtime has: ref");
+      "plan targets backend 'cuda'; this runtime has: cpu, ref");
   LoadPlanOptions no_avx512;
   no_avx512.cpu_features = std::vector<std::string>{"avx2", "fma"};
   ExpectEditRejected(

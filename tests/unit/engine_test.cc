@@ -167,3 +167,43 @@ TEST(Engine, EveryTacticCombinationMatchesTheReference) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// BF16 (where the CPU has it): the same classes, probabilities within BF16's ~3 digits;
+// its plan records the precision per layer. FP16 and unknown precisions are clear errors.
+TEST(Engine, Bf16StaysCloseToFp32AndFp16IsAClearError) {
+  TinyCnn d = LoadTinyCnnData();
+  BuildOptions opts;
+  opts.input_shapes = {{"input", d.shape}};
+  opts.precision = "fp16";
+  auto fp16 = Engine::Load(kModel, opts);
+  ASSERT_FALSE(fp16.ok());
+  EXPECT_NE(fp16.status().message().find("fp16"), std::string::npos) << fp16.status().ToString();
+  opts.precision = "int3";
+  EXPECT_NE(Engine::Load(kModel, opts).status().message().find("unknown precision 'int3'"), std::string::npos);
+  opts.precision = "bf16";
+  auto engine = Engine::Load(kModel, opts);
+  if (!engine.ok()) {
+    EXPECT_NE(engine.status().message().find("AVX512-BF16"), std::string::npos) << engine.status().ToString();
+    GTEST_SKIP() << "this CPU has no BF16: " << engine.status().ToString();
+  }
+  const std::string in = (*engine)->inputs()[0].name;
+  auto out = (*engine)->Infer({{in, HostTensor::Wrap(d.input.data(), d.shape)}});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const HostTensor& t = out->begin()->second;
+  ASSERT_EQ(t.numel(), static_cast<int64_t>(d.expected.size()));
+  for (int64_t i = 0; i < t.numel(); ++i) EXPECT_NEAR(t.data_as<float>()[i], d.expected[static_cast<size_t>(i)], 2e-2) << i;
+  const std::string path = ::testing::TempDir() + "/engine_test_bf16.plan";
+  ASSERT_TRUE((*engine)->Save(path).ok());
+  auto loaded = Engine::Load(path);  // no precision given: the plan's per-layer precision holds
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  auto out2 = (*loaded)->Infer({{in, HostTensor::Wrap(d.input.data(), d.shape)}});
+  ASSERT_TRUE(out2.ok());
+  EXPECT_EQ(std::memcmp(out2->begin()->second.data(), t.data(), t.nbytes()), 0);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace kiln

@@ -28,6 +28,7 @@ namespace {
 struct BenchArgs {
   std::string model;
   int threads = 0;
+  std::string precision = "fp32";
   int batch = 0;  // 0: the model's own (dynamic batch dims get 1)
   int iterations = 50;
   int warmup = 5;
@@ -135,6 +136,7 @@ int Bench(const BenchArgs& a) {
   BuildOptions options;
   options.backend = a.backend;
   options.threads = a.threads;
+    options.precision = a.precision;
   options.timing_cache = a.timing_cache;
   const auto t0 = std::chrono::steady_clock::now();
   StatusOr<std::shared_ptr<const Engine>> engine = Status::OK();
@@ -307,6 +309,7 @@ Command AddBenchCommand(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Time engine load, first inference, latency and throughput");
   cmd->add_option("model", args->model, "ONNX model or plan file")->required();
+  cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
   cmd->add_option("--threads", args->threads, "Threads per inference (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", args->batch, "Batch size for a dynamic first input dimension")->check(CLI::PositiveNumber);
   cmd->add_option("-n,--iterations", args->iterations, "Timed runs (default 50)")->check(CLI::PositiveNumber);

@@ -29,6 +29,7 @@ struct BuildArgs {
   std::vector<std::string> disabled;
   std::string backend = "cpu";
   int threads = 0;
+  std::string precision = "fp32";
   std::string timing_cache;
 };
 
@@ -120,6 +121,7 @@ int Build(const BuildArgs& a) {
   BuildOptions options;
   options.backend = a.backend;
   options.threads = a.threads;
+    options.precision = a.precision;
   options.timing_cache = a.timing_cache;
   const int64_t arena_bytes = mem->arena_bytes;
   auto engine = MakeEngineFromOptimized(std::shared_ptr<const Graph>(std::move(model->graph)), std::move(*mem), options);
@@ -159,6 +161,7 @@ Command AddBuildCommand(CLI::App& app) {
                   "NAME=1x3x224x224: fix an input's shape (repeatable; other dynamic dims get 1)");
   cmd->add_option("--disable-pass", args->disabled, "Skip an optimizer pass by name (repeatable)");
   cmd->add_option("--backend", args->backend, "cpu (default) or ref: the backend whose kernels are chosen");
+  cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
   cmd->add_option("--threads", args->threads, "Threads the kernels are timed with (0 = all cores)");
   cmd->add_option("--timing-cache", args->timing_cache,
                   "FILE of kernel timings: reused (reproducible kernel choice across builds) and extended");

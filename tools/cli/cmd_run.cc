@@ -30,6 +30,7 @@ struct RunArgs {
   bool no_optimize = false;  // --no-optimize: the CPU backend runs the graph as imported
   std::string backend = "cpu";
   int threads = 0;
+  std::string precision = "fp32";
 };
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
@@ -136,6 +137,7 @@ int Run(const RunArgs& a) {
     BuildOptions options;
     options.backend = "cpu";
     options.threads = a.threads;
+    options.precision = a.precision;
     options.optimize = !a.no_optimize && !is_plan;
     for (size_t i = 0; i < inputs->size(); ++i)
       options.input_shapes[g.value(g.inputs()[i]).name] = (*inputs)[i].tensor.dims();
@@ -231,6 +233,7 @@ Command AddRunCommand(CLI::App& app) {
   cmd->add_option("-i,--input", args->named, "NAME=FILE: bind an input by name (repeatable)");
   cmd->add_option("-o,--output-dir", args->output_dir, "Write DIR/<i>_<name>.npy per graph output");
   cmd->add_option("--backend", args->backend, "cpu (default: oneDNN and kiln's kernels) or ref (the reference backend, slow)");
+  cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
   cmd->add_option("--threads", args->threads, "Threads per inference (cpu backend; 0 = all cores)");
   cmd->add_flag("-O,--optimize", args->optimize, "Optimize the graph (fusion, folding) first; always on for --backend cpu");
   cmd->add_flag("--no-optimize", args->no_optimize, "cpu backend: run the graph as imported");

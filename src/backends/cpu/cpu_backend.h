@@ -36,6 +36,10 @@ struct CompileOptions {
   int threads = 0;          // OpenMP threads for this engine's layers; 0 = all cores
   bool time_tactics = true;  // time the candidate implementations of each layer
   TimingCache* timing_cache = nullptr;  // read and extended when set
+  // "fp32", or "bf16": convolutions, matmuls and pooling in BF16 with FP32 accumulation
+  // (activations between them stay BF16); normalizations, softmax and everything on the
+  // reference kernels stay FP32. A node's "kiln.precision" attribute (from a plan) wins.
+  std::string precision = "fp32";
 };
 
 // One executed step, for inspect/profiles.
@@ -46,7 +50,12 @@ struct StepInfo {
   std::string tactic;  // chosen candidate ("direct", "winograd") when there was a choice
   double tactic_ms = 0;  // its measured time at build, when timed
   int node = -1;         // the graph node it lowers (-1: a reorder/split of the backend's own)
+  std::string precision;  // "bf16" when the layer computes in BF16
 };
+
+// Checks a precision name against this CPU: "fp32"; "bf16" needs AVX512-BF16 (or AMX);
+// "fp16" is refused with the reason.
+Status CheckPrecision(const std::string& precision);
 
 class Program;
 

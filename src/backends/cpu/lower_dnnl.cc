@@ -68,7 +68,7 @@ void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::ve
     int src = whole;
     try {
       src_md = wmd.submemory_desc(ToDnnl(part), offs);
-      dst_md = t ? dnnl::memory::desc(ToDnnl(part), mdt::f32, *t) : PlainMd(part);
+      dst_md = t ? dnnl::memory::desc(ToDnnl(part), wmd.data_type(), *t) : PlainMd(part, wmd.data_type());
     } catch (const dnnl::error&) {
       src = c.Plain(whole);
       src_md = c.program().slots[static_cast<size_t>(src)].md.submemory_desc(ToDnnl(part), offs);
@@ -183,14 +183,16 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     }
   }
   KILN_RETURN_IF_ERROR(ApplyPostOps(c, *ops, out_dims, &attr, &k->slot_args, &k->const_args, &k->reads));
-  const dnnl::memory::desc src_any(ToDnnl(x_dims), mdt::f32, tag::any), dst_any(ToDnnl(out_dims), mdt::f32, tag::any);
-  const dnnl::memory::desc w_any(wdims, mdt::f32, tag::any), b_md({oc}, mdt::f32, tag::x);
+  const bool bf16 = c.Bf16(node);
+  const mdt act = bf16 ? mdt::bf16 : mdt::f32;
+  const dnnl::memory::desc src_any(ToDnnl(x_dims), act, tag::any), dst_any(ToDnnl(out_dims), act, tag::any);
+  const dnnl::memory::desc w_any(wdims, act, tag::any), b_md({oc}, mdt::f32, tag::x);
   struct Candidate {
     const char* name;
     dnnl::algorithm alg;
   };
   std::vector<Candidate> cands = {{"direct", dnnl::algorithm::convolution_direct}};
-  const bool wino_shape = spatial == 2 && group == 1 && kernel[0] == 3 && kernel[1] == 3 && strides[0] == 1 &&
+  const bool wino_shape = !bf16 && spatial == 2 && group == 1 && kernel[0] == 3 && kernel[1] == 3 && strides[0] == 1 &&
                           strides[1] == 1 && dil[0] == 0 && dil[1] == 0;
   if (wino_shape) cands.push_back({"winograd", dnnl::algorithm::convolution_winograd});
   // A tactic recorded in the graph (a plan built earlier) is taken as is.
@@ -225,7 +227,7 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
           << DimsToString(std::vector<int64_t>(pl.begin(), pl.end()))
           << DimsToString(std::vector<int64_t>(pr.begin(), pr.end())) << " d"
           << DimsToString(std::vector<int64_t>(dil.begin(), dil.end())) << " post" << attr.get_post_ops().len()
-          << " t" << c.program().threads;
+          << " t" << c.program().threads << (bf16 ? " bf16" : "");
       TimingCache* cache = c.options().timing_cache;
       auto hit = cache ? cache->ms.find(key.str()) : std::map<std::string, double>::iterator();
       if (cache && hit != cache->ms.end()) {
@@ -273,7 +275,8 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   k->slot_args.push_back({DNNL_ARG_DST, dst});
   k->reads.push_back(src);
   k->writes.push_back(dst);
-  k->info = {node.name, node.op_type, ImplName(pd, "conv"), viable > 1 || !forced.empty() ? best_name : "", best_ms, id};
+  k->info = {node.name, node.op_type, ImplName(pd, "conv"), viable > 1 || !forced.empty() ? best_name : "", best_ms, id,
+             bf16 ? "bf16" : ""};
   c.AddKernel(std::move(k));
   if (split_axis >= 0) SplitInto(c, node, dst, split_axis, split_sizes);
   return true;
@@ -367,8 +370,11 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
   }
   all_ops.insert(all_ops.end(), ops->begin(), ops->end());
   KILN_RETURN_IF_ERROR(ApplyPostOps(c, all_ops, dst_dims, &attr, &k->slot_args, &k->const_args, &k->reads));
-  const dnnl::memory::desc src_md = PlainMd(src_dims), dst_md = PlainMd(dst_dims);
-  const dnnl::memory::desc w_md = const_w ? dnnl::memory::desc(ToDnnl(w_dims), mdt::f32, tag::any) : PlainMd(w_dims);
+  // BF16 for constant weights only (activation x activation products stay FP32).
+  const bool bf16 = const_w && c.Bf16(node);
+  const mdt act = bf16 ? mdt::bf16 : mdt::f32;
+  const dnnl::memory::desc src_md = PlainMd(src_dims, act), dst_md = PlainMd(dst_dims, act);
+  const dnnl::memory::desc w_md = const_w ? dnnl::memory::desc(ToDnnl(w_dims), act, tag::any) : PlainMd(w_dims);
   std::optional<dnnl::matmul::primitive_desc> pd;
   if (!bias_data.empty()) {
     const dnnl::memory::desc b_md = PlainMd(bias_dims);
@@ -380,7 +386,8 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
     pd.emplace(dnnl::matmul::desc(src_md, w_md, dst_md), attr, c.program().engine);
   }
   k->prim = dnnl::matmul(*pd);
-  const int a_slot = c.View(c.Plain(c.SlotOf(main.inputs[0])), src_dims);
+  int a_slot = c.View(c.Plain(c.SlotOf(main.inputs[0])), src_dims);
+  if (bf16) a_slot = c.InLayout(a_slot, src_md);
   k->slot_args.push_back({DNNL_ARG_SRC, a_slot});
   k->reads.push_back(a_slot);
   if (const_w) {
@@ -400,11 +407,11 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
     k->slot_args.push_back({DNNL_ARG_WEIGHTS, b_slot});
     k->reads.push_back(b_slot);
   }
-  const int whole = c.NewSlot(split_axis < 0 ? node.outputs[0] : kNoValue, PlainMd(out_dims), out_dims);
+  const int whole = c.NewSlot(split_axis < 0 ? node.outputs[0] : kNoValue, PlainMd(out_dims, act), out_dims);
   const int dst = c.View(whole, dst_dims);
   k->slot_args.push_back({DNNL_ARG_DST, dst});
   k->writes.push_back(dst);
-  k->info = {node.name, node.op_type, ImplName(*pd, "matmul"), "", 0};
+  k->info = {node.name, node.op_type, ImplName(*pd, "matmul"), "", 0, id, bf16 ? "bf16" : ""};
   c.AddKernel(std::move(k));
   if (split_axis >= 0) SplitInto(c, node, whole, split_axis, split_sizes);
   return true;
@@ -461,7 +468,7 @@ StatusOr<bool> LowerPool(Compiler& c, NodeId id) {
   if (!PostOpsFor(c, node, out_dims, &attr, k.get())) return false;
   const int src = c.SlotOf(main.inputs[0]);
   const dnnl::memory::desc src_md = c.program().slots[static_cast<size_t>(src)].md;
-  const dnnl::memory::desc dst_any(ToDnnl(out_dims), mdt::f32, tag::any);
+  const dnnl::memory::desc dst_any(ToDnnl(out_dims), src_md.data_type(), tag::any);
   dnnl::pooling_v2_forward::primitive_desc pd(
       dnnl::pooling_v2_forward::desc(dnnl::prop_kind::forward_inference, a, src_md, dst_any, strides, kernel, dil, pl, pr),
       attr, c.program().engine);
@@ -495,7 +502,7 @@ StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
   if (srcs.empty() || out_dims.empty()) return false;
   // Mixed layouts: bring every piece to the first one's.
   for (size_t i = 1; i < srcs.size(); ++i) {
-    if (ActivationTag(mds[i]) == ActivationTag(mds[0])) continue;
+    if (ActivationTag(mds[i]) == ActivationTag(mds[0]) && mds[i].data_type() == mds[0].data_type()) continue;
     srcs[i] = c.Plain(srcs[i]);
     srcs[0] = c.Plain(srcs[0]);
   }

@@ -180,7 +180,7 @@ int Compiler::View(int slot, const std::vector<int64_t>& dims) {
     p_.slots[static_cast<size_t>(v)].name = p_.slots[static_cast<size_t>(slot)].name;
     return v;
   }
-  return ViewMd(slot, PlainMd(dims), dims);
+  return ViewMd(slot, PlainMd(dims, s.has_md ? s.md.data_type() : dnnl::memory::data_type::f32), dims);
 }
 
 int Compiler::ViewMd(int slot, const dnnl::memory::desc& md, const std::vector<int64_t>& dims) {
@@ -354,6 +354,20 @@ Status Compiler::PlanArena() {
 
 // ---- public surface ----
 
+Status CheckPrecision(const std::string& precision) {
+  if (precision == "fp32") return Status::OK();
+  if (precision == "bf16") {
+    const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+    if (isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx) return Status::OK();
+    return InvalidArgument("--precision bf16 needs a CPU with AVX512-BF16 or AMX; this one's best ISA for oneDNN is ",
+                           static_cast<int>(isa), " (see ONEDNN_VERBOSE)");
+  }
+  if (precision == "fp16")
+    return Unimplemented("--precision fp16: the CPU backend has no FP16 kernels (oneDNN 2.6 offers none for this CPU, "
+                         "which lacks AVX512-FP16); use bf16");
+  return InvalidArgument("unknown precision '", precision, "' (expected fp32, bf16 or fp16)");
+}
+
 StatusOr<TimingCache> TimingCache::Load(const std::string& path) {
   TimingCache c;
   std::ifstream f(path);
@@ -418,6 +432,7 @@ Status CheckSupported(const Graph& g) {
 
 StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options) {
   KILN_RETURN_IF_ERROR(CheckSupported(*graph));
+  KILN_RETURN_IF_ERROR(CheckPrecision(options.precision));
   auto p = std::make_shared<Program>();
   p->graph = std::move(graph);
   Compiler c(*p, options);

@@ -130,6 +130,11 @@ class Compiler {
   bool IsLastUse(ValueId v, NodeId id) const;
   // A fresh (uncached) copy of `slot` in layout `md`: a buffer a kernel may overwrite.
   int CopyTo(int slot, const dnnl::memory::desc& md);
+  // Whether node n computes in BF16 (its "kiln.precision" attribute, else the options).
+  bool Bf16(const Node& n) const {
+    if (const Attr* a = n.attrs.find("kiln.precision")) return a->s == "bf16";
+    return options_.precision == "bf16";
+  }
   // A constant's data as a oneDNN memory in layout `want` (reordered from row-major `from`).
   dnnl::memory ConstantMemory(const Tensor& t, const dnnl::memory::desc& from, const dnnl::memory::desc& want);
   // Times a primitive on scratch buffers (median of a few runs), in ms.
