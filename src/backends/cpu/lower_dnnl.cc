@@ -75,7 +75,13 @@ void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::ve
       dst_md = PlainMd(part);
     }
     int view = c.ViewMd(src, src_md, part);
-    int out = c.NewSlot(node.outputs[k], dst_md, part);
+    int out;
+    if (auto target = c.ConcatTarget(node.outputs[k], dst_md)) {
+      dst_md = target->md;
+      out = target->slot;
+    } else {
+      out = c.NewSlot(node.outputs[k], dst_md, part);
+    }
     auto r = std::make_unique<PrimitiveKernel>();
     dnnl::reorder::primitive_desc pd(c.program().engine, src_md, c.program().engine, dst_md);
     r->prim = dnnl::reorder(pd);
@@ -206,18 +212,23 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   const char* best_name = "";
   double best_ms = 0;
   int viable = 0;
-  for (const Candidate& cand : cands) {
-    if (!forced.empty() && forced != cand.name) continue;
+  auto make_pd = [&](dnnl::algorithm alg, const dnnl::memory::desc& dst_md) {
     std::optional<dnnl::convolution_forward::primitive_desc> pd;
     try {
-      auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, cand.alg, src_any, w_any, b_md,
-                                                      dst_any, strides, dil, pl, pr)
-                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, cand.alg, src_any, w_any,
-                                                      dst_any, strides, dil, pl, pr);
+      auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_any, w_any, b_md,
+                                                      dst_md, strides, dil, pl, pr)
+                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_any, w_any,
+                                                      dst_md, strides, dil, pl, pr);
       pd.emplace(d, attr, c.program().engine);
     } catch (const dnnl::error&) {
-      continue;
     }
+    return pd;
+  };
+  dnnl::algorithm best_alg = dnnl::algorithm::convolution_direct;
+  for (const Candidate& cand : cands) {
+    if (!forced.empty() && forced != cand.name) continue;
+    std::optional<dnnl::convolution_forward::primitive_desc> pd = make_pd(cand.alg, dst_any);
+    if (!pd) continue;
     ++viable;
     double ms = 0;
     if (c.options().time_tactics && forced.empty() && cands.size() > 1) {
@@ -244,9 +255,23 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
       best = pd;
       best_name = cand.name;
       best_ms = ms;
+      best_alg = cand.alg;
     }
   }
   if (!best) return false;
+  // Concat elimination: when the only reader of the output is a channel Concat, write
+  // straight into the concat's buffer (same primitive, a strided destination).
+  std::optional<Compiler::ConcatPart> part;
+  if (residual == kNoValue && split_axis < 0) {
+    part = c.ConcatTarget(node.outputs[0], best->dst_desc());
+    if (part) {
+      // Only when the same implementation takes the strided destination (oneDNN falls back
+      // to its slow reference convolution for some).
+      auto in_place = make_pd(best_alg, part->md);
+      if (in_place && std::string(in_place->impl_info_str()) == best->impl_info_str()) best = in_place;
+      else part.reset();
+    }
+  }
   const auto& pd = *best;
   k->prim = dnnl::convolution_forward(pd);
   const int src = c.InLayout(c.SlotOf(main.inputs[0]), pd.src_desc());
@@ -268,6 +293,8 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
       c.SetValueSlot(node.outputs[0], dst);
     }
     k->reads.push_back(dst);
+  } else if (part) {
+    dst = part->slot;
   } else {
     dst = OutputSlot(c, node, pd.dst_desc(), out_dims, split_axis);
   }
@@ -490,6 +517,32 @@ StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
   const std::vector<int64_t> out_dims = DimsOf(g, node.outputs[0]);
   KILN_ASSIGN_OR_RETURN(int64_t axis, node.attrs.GetInt("axis", 0));
   if (axis < 0) axis += static_cast<int64_t>(out_dims.size());
+  if (auto whole = c.ConcatWhole(id)) {
+    // Some producers wrote into this buffer already (ConcatTarget); copy in the others.
+    const dnnl::memory::desc wmd = c.program().slots[static_cast<size_t>(*whole)].md;
+    int64_t offset = 0;
+    for (ValueId v : node.inputs) {
+      const std::vector<int64_t> d = DimsOf(g, v);
+      dnnl::memory::dims offs(out_dims.size(), 0);
+      offs[static_cast<size_t>(axis)] = offset;
+      offset += d[static_cast<size_t>(axis)];
+      if (Numel(d) == 0) continue;
+      const int s = c.SlotOf(v);
+      if (c.program().Root(s) == c.program().Root(*whole)) continue;
+      const dnnl::memory::desc sub = wmd.submemory_desc(ToDnnl(d), offs);
+      const int view = c.ViewMd(*whole, sub, d);
+      const dnnl::memory::desc src_md = c.program().slots[static_cast<size_t>(s)].md;
+      dnnl::reorder::primitive_desc pd(c.program().engine, src_md, c.program().engine, sub);
+      auto k = std::make_unique<PrimitiveKernel>();
+      k->prim = dnnl::reorder(pd);
+      k->slot_args = {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, view}};
+      k->reads = {s};
+      k->writes = {view};
+      k->info = {node.name + " <- " + g.value(v).name, node.op_type, ImplName(pd, "reorder"), "", 0, id};
+      c.AddKernel(std::move(k));
+    }
+    return true;
+  }
   std::vector<dnnl::memory::desc> mds;
   std::vector<int> srcs;
   for (ValueId v : node.inputs) {

@@ -153,6 +153,84 @@ bool Compiler::IsLastUse(ValueId v, NodeId id) const {
   return true;
 }
 
+std::optional<Compiler::ConcatPart> Compiler::ConcatTarget(ValueId v, const dnnl::memory::desc& natural) {
+  const Graph& g = graph();
+  const Value& val = g.value(v);
+  if (val.consumers.size() != 1 || val.type.dtype != DType::kFloat32) return std::nullopt;
+  for (ValueId o : g.outputs())
+    if (o == v) return std::nullopt;
+  const NodeId cid = val.consumers[0];
+  const Node& cn = g.node(cid);
+  if (cn.op_type != "Concat" || !(cn.domain.empty() || cn.domain == "ai.onnx") || IsFusedNode(cn)) return std::nullopt;
+  const ValueId out = cn.outputs[0];
+  if (g.value(out).type.dtype != DType::kFloat32) return std::nullopt;
+  const std::vector<int64_t> out_dims = g.value(out).type.shape.Sizes();
+  const int rank = static_cast<int>(out_dims.size());
+  auto axis_or = cn.attrs.GetInt("axis", 0);
+  if (!axis_or.ok() || rank == 0) return std::nullopt;
+  int64_t axis = *axis_or < 0 ? *axis_or + rank : *axis_or;
+  if (axis < 0 || axis >= rank) return std::nullopt;
+  // Every input: an activation read only by this concat (so nobody sees the shared buffer).
+  int64_t offset = -1, running = 0;
+  std::vector<int64_t> dims;
+  for (ValueId in : cn.inputs) {
+    if (in == kNoValue || g.value(in).constant || g.value(in).consumers.size() != 1) return std::nullopt;
+    for (ValueId o : g.outputs())
+      if (o == in) return std::nullopt;
+    const std::vector<int64_t> d = g.value(in).type.shape.Sizes();
+    if (in == v) {
+      if (offset >= 0) return std::nullopt;  // v twice
+      offset = running;
+      dims = d;
+    }
+    running += d[static_cast<size_t>(axis)];
+  }
+  if (offset < 0 || natural.data.ndims != rank) return std::nullopt;
+  auto it = concat_whole_.find(cid);
+  if (it == concat_whole_.end()) {
+    // The buffer takes the first producer's layout when it is a plain or channel-blocked one.
+    const dnnl::memory::desc whole_md = [&]() -> dnnl::memory::desc {
+      const dnnl::memory::dims d(out_dims.begin(), out_dims.end());
+      using tag = dnnl::memory::format_tag;
+      std::vector<tag> cands;
+      if (rank == 4) cands = {tag::nchw, tag::nhwc, tag::nChw16c, tag::nChw8c};
+      if (rank == 3) cands = {tag::ncw, tag::nwc, tag::nCw16c, tag::nCw8c};
+      if (rank == 2) cands = {tag::nc};
+      const dnnl::memory::dims pd(natural.data.dims, natural.data.dims + rank);
+      for (tag t : cands)
+        if (dnnl::memory::desc(pd, natural.data_type(), t) == natural) return dnnl::memory::desc(d, natural.data_type(), t);
+      return dnnl::memory::desc();
+    }();
+    if (whole_md.get_size() == 0) return std::nullopt;
+    // Blocked along the axis: every input's offset must be a multiple of the block.
+    const auto& blk = whole_md.data.format_desc.blocking;
+    int64_t block = 1;
+    for (int i = 0; i < blk.inner_nblks; ++i)
+      if (blk.inner_idxs[i] == axis) block *= blk.inner_blks[i];
+    int64_t at = 0;
+    for (ValueId in : cn.inputs) {
+      if (at % block != 0) return std::nullopt;
+      at += g.value(in).type.shape.Sizes()[static_cast<size_t>(axis)];
+    }
+    if (whole_md.data.dims[axis] != whole_md.data.padded_dims[axis]) return std::nullopt;
+    const int whole = NewSlot(out, whole_md, out_dims);
+    it = concat_whole_.emplace(cid, whole).first;
+  }
+  const int whole = it->second;
+  dnnl::memory::dims offs(static_cast<size_t>(rank), 0);
+  offs[static_cast<size_t>(axis)] = offset;
+  dnnl::memory::desc sub;
+  try {
+    sub = p_.slots[static_cast<size_t>(whole)].md.submemory_desc(ToDnnl(dims), offs);
+  } catch (const dnnl::error&) {
+    return std::nullopt;
+  }
+  if (sub.data_type() != natural.data_type()) return std::nullopt;
+  const int view = ViewMd(whole, sub, dims);
+  value_slot_[v] = view;
+  return ConcatPart{view, sub};
+}
+
 int Compiler::CopyTo(int slot, const dnnl::memory::desc& md) {
   const Slot& s = p_.slots[static_cast<size_t>(slot)];
   const std::vector<int64_t> dims = s.dims;

@@ -130,6 +130,21 @@ class Compiler {
   bool IsLastUse(ValueId v, NodeId id) const;
   // A fresh (uncached) copy of `slot` in layout `md`: a buffer a kernel may overwrite.
   int CopyTo(int slot, const dnnl::memory::desc& md);
+  // Concat elimination. When v's only reader is a Concat that can take it in place (not
+  // fused, every input an activation read only by it, not a graph output), the place for v
+  // in the concat's buffer: a sub-memory of the buffer (created on the first call, in the
+  // layout of `natural`, the producer's preferred destination, when the offsets along the
+  // axis fit its blocking). The producer writes there; LowerConcat copies only the rest.
+  struct ConcatPart {
+    int slot;                 // a view of the concat's buffer
+    dnnl::memory::desc md;    // its descriptor
+  };
+  std::optional<ConcatPart> ConcatTarget(ValueId v, const dnnl::memory::desc& natural);
+  std::optional<int> ConcatWhole(NodeId concat) const {
+    auto it = concat_whole_.find(concat);
+    if (it == concat_whole_.end()) return std::nullopt;
+    return it->second;
+  }
   // Whether node n computes in BF16 (its "kiln.precision" attribute, else the options).
   bool Bf16(const Node& n) const {
     if (const Attr* a = n.attrs.find("kiln.precision")) return a->s == "bf16";
@@ -149,6 +164,7 @@ class Compiler {
   CompileOptions options_;
   std::map<ValueId, int> value_slot_;
   std::vector<bool> lowered_;  // per node
+  std::map<NodeId, int> concat_whole_;  // concat node -> its output buffer (ConcatTarget)
   std::map<std::pair<int, std::string>, int> layout_cache_;  // (slot, md string) -> slot
 };
 
