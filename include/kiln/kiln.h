@@ -76,6 +76,12 @@ struct TensorInfo {
   std::vector<int64_t> shape;
 };
 
+// The shapes one input takes within a profile: every dimension d with min <= d <= max; the
+// kernels are chosen (timed) for opt.
+struct ShapeRange {
+  std::vector<int64_t> min, opt, max;
+};
+
 struct BuildOptions {
   // Concrete shapes for inputs with dynamic dims ("input" -> {1, 3, 224, 224}); inputs
   // not listed get 1 for every dynamic dim.
@@ -91,6 +97,12 @@ struct BuildOptions {
   // A timing-cache file: the builder reuses the kernel timings it holds (so two builds
   // choose the same kernels) and adds the ones it measures. Empty: time afresh.
   std::string timing_cache;
+  // Dynamic shapes (TensorRT's optimization profiles): each profile gives, per input, a
+  // range of shapes. Dimensions whose range is not a single value become dynamic; the
+  // engine serves any shapes inside some profile (specializing its kernels for each new
+  // shape on first use, cached) and refuses others with a message naming the profiles.
+  // Empty: input shapes are fixed at build (input_shapes).
+  std::vector<std::map<std::string, ShapeRange>> profiles;
 };
 
 class ExecutionContext;

@@ -3,6 +3,7 @@
 // shared by contexts) and each context owns its bindings and results.
 #include <cstring>
 #include <fstream>
+#include <mutex>
 
 #include "api/model.h"
 #include "api/optimize.h"
@@ -22,6 +23,13 @@ struct Engine::Impl {
   std::vector<TensorInfo> inputs, outputs;
   std::shared_ptr<const cpu::Program> cpu;  // null: the reference backend runs the graph
   std::string backend_note;                 // why the reference backend runs it, when it does
+  // Dynamic shapes: the profiles, and the CPU programs specialized per input shapes so far
+  // (the engine stays immutable to its users; this cache is guarded by `mu`).
+  std::vector<ShapeProfileSpec> profiles;
+  bool cpu_dynamic = false;  // specialize for the CPU backend (else the reference runs)
+  cpu::CompileOptions compile_options;
+  mutable std::mutex mu;
+  mutable std::map<std::map<std::string, std::vector<int64_t>>, std::shared_ptr<const cpu::Program>> specialized;
 };
 
 struct ExecutionContext::State {
@@ -30,6 +38,7 @@ struct ExecutionContext::State {
   std::vector<bool> bound;
   std::vector<RValue> outputs;     // results of the last Run()
   std::unique_ptr<cpu::Context> cpu;
+  const cpu::Program* cpu_program = nullptr;  // what `cpu` runs (dynamic engines switch)
 };
 
 namespace {
@@ -104,7 +113,44 @@ const std::vector<TensorInfo>& Engine::outputs() const { return impl_->outputs; 
 
 namespace {
 StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
-                                                   const BuildOptions& options);
+                                                   const BuildOptions& options, std::vector<ShapeProfileSpec> profiles);
+
+StatusOr<std::vector<ShapeProfileSpec>> ProfileSpecs(const BuildOptions& options) {
+  std::vector<ShapeProfileSpec> out;
+  for (size_t i = 0; i < options.profiles.size(); ++i) {
+    ShapeProfileSpec spec;
+    for (const auto& [name, r] : options.profiles[i]) spec[name] = ShapeRangeSpec{r.min, r.opt, r.max};
+    KILN_RETURN_IF_ERROR(CheckShapeProfile(spec, static_cast<int>(i)));
+    if (i > 0) {
+      bool same = spec.size() == out[0].size();
+      for (const auto& [name, r] : spec) same = same && out[0].count(name);
+      if (!same) return InvalidArgument("profile ", i, " names other inputs than profile 0 (every profile names the same inputs)");
+    }
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+// Makes the profiles' varying dimensions symbolic ("kiln.<input>.<axis>") and fixes the others.
+Status SetProfileInputs(Graph& g, const std::vector<ShapeProfileSpec>& profiles,
+                        const std::map<std::string, std::vector<int64_t>>& fixed) {
+  std::map<std::string, std::vector<Dim>> dims;
+  for (const auto& [name, r0] : profiles[0]) {
+    std::vector<Dim> d;
+    for (size_t i = 0; i < r0.min.size(); ++i) {
+      bool single = true;
+      for (const ShapeProfileSpec& p : profiles) {
+        const ShapeRangeSpec& r = p.at(name);
+        if (r.min.size() != r0.min.size())
+          return InvalidArgument("input '", name, "' has different ranks in different profiles");
+        single = single && r.min[i] == r.max[i] && r.min[i] == r0.min[i];
+      }
+      d.push_back(single ? Dim(r0.min[i]) : Dim::Symbol(StrCat("kiln.", name, ".", i)));
+    }
+    dims[name] = std::move(d);
+  }
+  return SetInputDims(g, dims, fixed);
+}
 }  // namespace
 
 StatusOr<std::shared_ptr<const Engine>> Engine::BuildFromOnnx(const std::string& path, const BuildOptions& options) {
@@ -115,20 +161,85 @@ StatusOr<std::shared_ptr<const Engine>> Engine::BuildFromOnnx(const std::string&
 }
 
 StatusOr<std::shared_ptr<const Engine>> BuildEngineFromGraph(std::shared_ptr<Graph> g, const BuildOptions& options) {
-  KILN_RETURN_IF_ERROR(SetInputShapes(*g, options.input_shapes));
+  KILN_ASSIGN_OR_RETURN(std::vector<ShapeProfileSpec> profiles, ProfileSpecs(options));
+  if (profiles.empty()) {
+    KILN_RETURN_IF_ERROR(SetInputShapes(*g, options.input_shapes));
+  } else {
+    KILN_RETURN_IF_ERROR(SetProfileInputs(*g, profiles, options.input_shapes));
+  }
   if (options.optimize) KILN_RETURN_IF_ERROR(OptimizeGraph(*g).status());
-  KILN_ASSIGN_OR_RETURN(MemoryPlan memory, PlanMemory(*g));
-  return MakeEngine(std::move(g), std::move(memory), options);
+  MemoryPlan memory;  // a dynamic graph has none: each specialization plans its own arena
+  if (profiles.empty()) {
+    KILN_ASSIGN_OR_RETURN(memory, PlanMemory(*g));
+  }
+  return MakeEngine(std::move(g), std::move(memory), options, std::move(profiles));
+}
+
+Status SetDynamicProfileInputs(Graph& graph, const BuildOptions& options) {
+  KILN_ASSIGN_OR_RETURN(std::vector<ShapeProfileSpec> profiles, ProfileSpecs(options));
+  if (profiles.empty()) return SetInputShapes(graph, options.input_shapes);
+  return SetProfileInputs(graph, profiles, options.input_shapes);
+}
+
+// A copy of `g` whose subgraphs (fused epilogues, control flow) are copies too: type
+// inference writes into them. Tensors (constants) share their storage.
+Graph DeepCopy(const Graph& g) {
+  Graph out = g;
+  for (NodeId n = 0; n < out.num_nodes(); ++n) {
+    Node& node = out.node(n);
+    std::vector<std::pair<std::string, Attr>> changed;
+    for (const auto& [name, a] : node.attrs.all()) {
+      if (a.type == Attr::Type::kGraph && a.g) {
+        Attr c = a;
+        c.g = std::make_shared<Graph>(DeepCopy(*a.g));
+        changed.emplace_back(name, std::move(c));
+      } else if (a.type == Attr::Type::kGraphs) {
+        Attr c = a;
+        for (auto& sg : c.graphs)
+          if (sg) sg = std::make_shared<Graph>(DeepCopy(*sg));
+        changed.emplace_back(name, std::move(c));
+      }
+    }
+    for (auto& [name, a] : changed) node.attrs.set(name, std::move(a));
+  }
+  return out;
+}
+
+// The CPU program for these input shapes (a dynamic engine): compiled on first use, cached.
+// Kernels are timed for the profiles' opt shapes (at build); other shapes compile without
+// timing (the first viable candidate), so that a new shape costs milliseconds, not seconds.
+StatusOr<std::shared_ptr<const cpu::Program>> Specialize(const Engine::Impl& e,
+                                                         const std::map<std::string, std::vector<int64_t>>& shapes,
+                                                         bool time_tactics = false) {
+  std::lock_guard<std::mutex> lock(e.mu);
+  auto it = e.specialized.find(shapes);
+  if (it != e.specialized.end()) return it->second;
+  auto g = std::make_shared<Graph>(DeepCopy(*e.graph));  // constants are shared, not copied
+  KILN_RETURN_IF_ERROR(SetInputShapes(*g, shapes).WithPrefix("specializing the engine for the given input shapes"));
+  KILN_RETURN_IF_ERROR(cpu::CheckSupported(*g));
+  cpu::CompileOptions co = e.compile_options;
+  co.time_tactics = time_tactics;
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> p, cpu::Compile(g, co));
+  e.specialized.emplace(shapes, p);
+  return p;
 }
 
 Status Engine::Save(const std::string& plan_path) const {
-  if (!impl_->cpu) return WritePlan(*impl_->graph, impl_->memory, PlanOptions{}, plan_path);
+  PlanOptions po;
+  po.profiles = impl_->profiles;
+  // A dynamic engine records the kernel choices made for profile 0's opt shapes.
+  std::shared_ptr<const cpu::Program> program = impl_->cpu;
+  if (impl_->cpu_dynamic) {
+    std::map<std::string, std::vector<int64_t>> opt;
+    for (const auto& [name, r] : impl_->profiles[0]) opt[name] = r.opt;
+    KILN_ASSIGN_OR_RETURN(program, Specialize(*impl_, opt));
+  }
+  if (!program) return WritePlan(*impl_->graph, impl_->memory, po, plan_path);
   // The tactics chosen by timing go into the plan, so that loading it rebuilds the same
   // kernels (and bit-identical results) without timing again. Constants are shared, not copied.
   Graph g = *impl_->graph;
-  PlanOptions po;
   po.backend = "cpu";
-  for (const cpu::StepInfo& s : cpu::Steps(*impl_->cpu)) {
+  for (const cpu::StepInfo& s : cpu::Steps(*program)) {
     if (s.node < 0) continue;
     if (!s.tactic.empty()) g.node(s.node).attrs.set("kiln.tactic", Attr::String(s.tactic));
     g.node(s.node).attrs.set("kiln.precision", Attr::String(s.precision.empty() ? "fp32" : s.precision));
@@ -139,9 +250,17 @@ Status Engine::Save(const std::string& plan_path) const {
 
 namespace {
 StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
-                                                   const BuildOptions& options) {
+                                                   const BuildOptions& options, std::vector<ShapeProfileSpec> profiles) {
   auto impl = std::make_shared<Engine::Impl>();
-  if (options.backend == "cpu") {
+  impl->profiles = std::move(profiles);
+  if (options.backend == "cpu" && !impl->profiles.empty()) {
+    // Dynamic shapes: one program per input shapes, compiled on first use; profile opt
+    // shapes right away (below), so the kernel timing happens at build.
+    KILN_RETURN_IF_ERROR(cpu::CheckPrecision(options.precision));
+    impl->cpu_dynamic = true;
+    impl->compile_options.threads = options.threads;
+    impl->compile_options.precision = options.precision;
+  } else if (options.backend == "cpu") {
     Status ok = cpu::CheckSupported(*g);
     if (ok.ok()) {
       cpu::CompileOptions co;
@@ -174,13 +293,21 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     impl->outputs.push_back(std::move(info));
   }
   impl->graph = std::move(g);
+  if (impl->cpu_dynamic) {
+    for (const ShapeProfileSpec& p : impl->profiles) {
+      std::map<std::string, std::vector<int64_t>> opt;
+      for (const auto& [name, r] : p) opt[name] = r.opt;
+      KILN_RETURN_IF_ERROR(Specialize(*impl, opt, /*time_tactics=*/true).status());
+    }
+  }
   return std::make_shared<const Engine>(std::move(impl));
 }
 }  // namespace
 
 StatusOr<std::shared_ptr<const Engine>> MakeEngineFromOptimized(std::shared_ptr<const Graph> graph, MemoryPlan memory,
                                                                 const BuildOptions& options) {
-  return MakeEngine(std::move(graph), std::move(memory), options);
+  KILN_ASSIGN_OR_RETURN(std::vector<ShapeProfileSpec> profiles, ProfileSpecs(options));
+  return MakeEngine(std::move(graph), std::move(memory), options, std::move(profiles));
 }
 
 StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, const BuildOptions& options) {
@@ -188,7 +315,8 @@ StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, co
   if (!f) return Status(StatusCode::kIoError, StrCat(path, ": cannot open"));
   if (IsPlanFile(path)) {
     KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
-    return MakeEngine(std::shared_ptr<const Graph>(std::move(plan.graph)), std::move(plan.memory), options);
+    return MakeEngine(std::shared_ptr<const Graph>(std::move(plan.graph)), std::move(plan.memory), options,
+                      std::move(plan.profiles));
   }
   return BuildFromOnnx(path, options);
 }
@@ -199,6 +327,10 @@ const cpu::Program* EngineCpuProgram(const Engine& engine) { return engine.impl(
 
 std::string EngineBackendSummary(const Engine& engine) {
   const Engine::Impl& e = engine.impl();
+  if (e.cpu_dynamic) {
+    std::lock_guard<std::mutex> lock(e.mu);
+    return StrCat("cpu, dynamic shapes (", e.profiles.size(), " profiles, ", e.specialized.size(), " specializations)");
+  }
   if (!e.cpu) return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
   std::map<std::string, int> kinds;
   for (const cpu::StepInfo& s : cpu::Steps(*e.cpu)) {
@@ -213,12 +345,22 @@ std::string EngineBackendSummary(const Engine& engine) {
 
 cpu::Context* ContextCpuState(ExecutionContext& context) { return context.state().cpu.get(); }
 
+std::map<std::string, std::vector<int64_t>> EngineOptShapes(const Engine& engine) {
+  std::map<std::string, std::vector<int64_t>> out;
+  if (!engine.impl().profiles.empty())
+    for (const auto& [name, r] : engine.impl().profiles[0]) out[name] = r.opt;
+  return out;
+}
+
 std::unique_ptr<ExecutionContext> Engine::CreateContext() const {
   auto s = std::make_unique<ExecutionContext::State>();
   s->engine = impl_;
   s->inputs.resize(impl_->inputs.size());
   s->bound.assign(impl_->inputs.size(), false);
-  if (impl_->cpu) s->cpu = std::make_unique<cpu::Context>(impl_->cpu);
+  if (impl_->cpu) {
+    s->cpu = std::make_unique<cpu::Context>(impl_->cpu);
+    s->cpu_program = impl_->cpu.get();
+  }
   return std::make_unique<ExecutionContext>(std::move(s));
 }
 
@@ -268,6 +410,25 @@ Status ExecutionContext::Run() {
   const Engine::Impl& e = *state_->engine;
   for (size_t i = 0; i < e.inputs.size(); ++i)
     if (!state_->bound[i]) return FailedPrecondition("input '", e.inputs[i].name, "' is not set");
+  if (!e.profiles.empty()) {
+    std::map<std::string, std::vector<int64_t>> shapes;
+    for (size_t i = 0; i < e.inputs.size(); ++i) shapes[e.inputs[i].name] = state_->inputs[i].tensor.dims();
+    bool inside = false;
+    for (const ShapeProfileSpec& p : e.profiles) inside = inside || ProfileContains(p, shapes);
+    if (!inside) {
+      std::string got, profiles;
+      for (const auto& [name, d] : shapes) got += (got.empty() ? "" : ", ") + name + " " + DimsToString(d);
+      for (size_t i = 0; i < e.profiles.size(); ++i) profiles += StrCat("; profile ", i, ": ", DescribeProfile(e.profiles[i]));
+      return InvalidArgument("input shapes ", got, " are outside every profile of this engine", profiles);
+    }
+    if (e.cpu_dynamic) {
+      KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> program, Specialize(e, shapes));
+      if (state_->cpu_program != program.get()) {
+        state_->cpu = std::make_unique<cpu::Context>(program);
+        state_->cpu_program = program.get();
+      }
+    }
+  }
   if (state_->cpu) {
     std::vector<const Tensor*> ins;
     ins.reserve(state_->inputs.size());

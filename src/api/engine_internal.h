@@ -2,6 +2,7 @@
 // API): everything after a Graph exists — shape specialization, optimization, memory plan.
 #pragma once
 
+#include <map>
 #include <memory>
 
 #include "builder/memory_planner.h"
@@ -23,12 +24,18 @@ StatusOr<std::shared_ptr<const Engine>> BuildEngineFromGraph(std::shared_ptr<Gra
 StatusOr<std::shared_ptr<const Engine>> MakeEngineFromOptimized(std::shared_ptr<const Graph> graph, MemoryPlan memory,
                                                                 const BuildOptions& options);
 
+// Makes the dimensions that options.profiles let vary symbolic (and fixes the rest, with
+// options.input_shapes), re-inferring the graph's types: the first step of a dynamic build.
+Status SetDynamicProfileInputs(Graph& graph, const BuildOptions& options);
+
 // The engine's optimized graph (for inspect, bench profiles).
 const Graph& EngineGraph(const Engine& engine);
 // What executes the engine, for humans: "cpu (N steps: ...)" or "reference (why)".
 std::string EngineBackendSummary(const Engine& engine);
 // The compiled CPU program, or null when the reference backend runs the engine.
 const cpu::Program* EngineCpuProgram(const Engine& engine);
+// Profile 0's opt shapes of a dynamic engine (empty for a static one).
+std::map<std::string, std::vector<int64_t>> EngineOptShapes(const Engine& engine);
 // The context's CPU-backend state (profiling), or null.
 cpu::Context* ContextCpuState(ExecutionContext& context);
 

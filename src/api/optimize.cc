@@ -36,6 +36,16 @@ StatusOr<OptimizeReport> OptimizeGraph(Graph& graph, const OptimizeOptions& opti
 }
 
 Status SetInputShapes(Graph& graph, const std::map<std::string, std::vector<int64_t>>& shapes) {
+  return SetInputDims(graph, {}, shapes);
+}
+
+Status SetInputDims(Graph& graph, const std::map<std::string, std::vector<Dim>>& symbolic,
+                    const std::map<std::string, std::vector<int64_t>>& shapes) {
+  for (const auto& [name, dims] : symbolic) {
+    bool found = false;
+    for (ValueId v : graph.inputs()) found = found || graph.value(v).name == name;
+    if (!found) return InvalidArgument("profile: the model has no input named '", name, "'");
+  }
   for (const auto& [name, dims] : shapes) {
     bool found = false;
     for (ValueId v : graph.inputs()) found = found || graph.value(v).name == name;
@@ -44,6 +54,20 @@ Status SetInputShapes(Graph& graph, const std::map<std::string, std::vector<int6
   for (ValueId v : graph.inputs()) {
     Value& val = graph.value(v);
     if (!val.type.is_tensor()) continue;
+    if (auto sym = symbolic.find(val.name); sym != symbolic.end()) {
+      const Shape& s = val.type.shape;
+      if (s.has_rank() && s.rank() != static_cast<int>(sym->second.size()))
+        return InvalidArgument("profile: input '", val.name, "' has rank ", s.rank(), ", the profile gives ", sym->second.size());
+      for (int i = 0; s.has_rank() && i < s.rank(); ++i) {
+        const Dim& want = sym->second[static_cast<size_t>(i)];
+        // A dimension fixed in the model stays fixed (weights typically depend on it).
+        if (s.dim(i).known() && (!want.known() || want.value != s.dim(i).value))
+          return InvalidArgument("profile: input '", val.name, "' dimension ", i, " is fixed at ", s.dim(i).value,
+                                 " in the model");
+      }
+      val.type.shape = Shape(sym->second);
+      continue;
+    }
     auto it = shapes.find(val.name);
     if (it != shapes.end()) {
       const Shape& s = val.type.shape;

@@ -556,6 +556,34 @@ StatusOr<LoadedPlan> ParsePlan(const uint8_t* data, size_t size, std::shared_ptr
   if (p->memory()) {
     KILN_ASSIGN_OR_RETURN(out.memory, DecodeMemory(p->memory(), g));
   }
+  for (size_t i = 0; i < Len(p->profiles()); ++i) {
+    const fb::ShapeProfile* fp = p->profiles()->Get(static_cast<flatbuffers::uoffset_t>(i));
+    ShapeProfileSpec spec;
+    for (size_t j = 0; j < Len(fp->inputs()); ++j) {
+      const fb::ProfileInput* in = fp->inputs()->Get(static_cast<flatbuffers::uoffset_t>(j));
+      const std::string name = Str(in->name());
+      auto vec = [](const flatbuffers::Vector<int64_t>* v) {
+        std::vector<int64_t> o;
+        for (size_t k = 0; k < Len(v); ++k) {
+          int64_t x;
+          std::memcpy(&x, v->Data() + k * sizeof(int64_t), sizeof x);  // 8-byte values may be unaligned
+          o.push_back(x);
+        }
+        return o;
+      };
+      ShapeRangeSpec r{vec(in->min()), vec(in->opt()), vec(in->max())};
+      auto vid = g.FindValue(name);
+      bool is_input = false;
+      for (ValueId v : g.inputs()) is_input = is_input || (vid && v == *vid);
+      if (!is_input) return InvalidArgument("profile ", i, " names '", name, "', which is not a graph input");
+      const Shape& s = g.value(*vid).type.shape;
+      if (!s.has_rank() || s.rank() != static_cast<int>(r.min.size()))
+        return InvalidArgument("profile ", i, ", input '", name, "': rank ", r.min.size(), " does not match the graph");
+      if (!spec.emplace(name, std::move(r)).second) return InvalidArgument("profile ", i, " names '", name, "' twice");
+    }
+    KILN_RETURN_IF_ERROR(CheckShapeProfile(spec, static_cast<int>(i)));
+    out.profiles.push_back(std::move(spec));
+  }
   return out;
 }
 

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "plan/shape_profile.h"
+
 #include "base/status.h"
 #include "builder/memory_planner.h"
 #include "ir/graph.h"
@@ -40,6 +42,7 @@ struct LoadedPlan {
   uint32_t format_version = 0;
   std::string kiln_version;  // the kiln that built the plan
   std::vector<PlanBinding> inputs, outputs;
+  std::vector<ShapeProfileSpec> profiles;  // empty: static input shapes
   uint64_t file_bytes = 0;
   uint64_t weights_bytes = 0;
   // True when the constants point into a memory map of the file (no copy); they keep the

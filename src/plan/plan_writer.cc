@@ -381,7 +381,19 @@ Status PlanEncoder::Encode(const Graph& g, const MemoryPlan& mem, const PlanOpti
   auto device = fbb_.CreateString(options.device);
   auto target = fb::CreateTarget(fbb_, backend, isa, device);
   auto version = fbb_.CreateString(KILN_VERSION);
-  auto plan = fb::CreatePlan(fbb_, kPlanFormatVersion, version, target, graph, memory, inputs, outputs);
+  std::vector<Offset<fb::ShapeProfile>> profiles;
+  for (size_t i = 0; i < options.profiles.size(); ++i) {
+    KILN_RETURN_IF_ERROR(CheckShapeProfile(options.profiles[i], static_cast<int>(i)));
+    std::vector<Offset<fb::ProfileInput>> ins;
+    for (const auto& [name, r] : options.profiles[i]) {
+      auto n = fbb_.CreateString(name);
+      auto mn = fbb_.CreateVector(r.min), op = fbb_.CreateVector(r.opt), mx = fbb_.CreateVector(r.max);
+      ins.push_back(fb::CreateProfileInput(fbb_, n, mn, op, mx));
+    }
+    profiles.push_back(fb::CreateShapeProfile(fbb_, fbb_.CreateVector(ins)));
+  }
+  auto profiles_off = fbb_.CreateVector(profiles);
+  auto plan = fb::CreatePlan(fbb_, kPlanFormatVersion, version, target, graph, memory, inputs, outputs, profiles_off);
   fb::FinishPlanBuffer(fbb_, plan);
   return Status::OK();
 }

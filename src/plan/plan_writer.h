@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "plan/shape_profile.h"
+
 #include "base/status.h"
 #include "builder/memory_planner.h"
 #include "ir/graph.h"
@@ -18,6 +20,7 @@ struct PlanOptions {
   std::string backend = "ref";            // the backend whose kernels the plan holds
   std::vector<std::string> isa_features;  // CPU features those kernels need (none for "ref")
   std::string device;                     // accelerator model for GPU backends; "" for CPU
+  std::vector<ShapeProfileSpec> profiles;  // for a graph with dynamic input dims
 };
 
 // Serializes `optimized` (live nodes only, in execution order; values nothing reads are

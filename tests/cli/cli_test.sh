@@ -158,6 +158,16 @@ PY
     "$P" "$T/flip.plan"
   expect_error "damaged plan" "flip.plan: checksum mismatch" "$KILN" run "$T/flip.plan" "$IN"
   expect_error "plan as build input" "already a plan" "$KILN" build "$P" -o "$T/again.plan"
+  # A dynamic-batch plan (one profile, batch 1..4) runs batch 3 and refuses batch 5.
+  if "$KILN" build "$M" -o "$T/dyn.plan" --min-shapes input=1x3x32x32 --opt-shapes input=2x3x32x32 \
+       --max-shapes input=4x3x32x32 >/dev/null 2>"$T/err"; then
+    /usr/bin/python3 -c "import numpy as np, sys; x = np.load(sys.argv[1]); np.save(sys.argv[2], np.concatenate([x] * 3)); np.save(sys.argv[3], np.concatenate([x] * 5))" \
+      "$IN" "$T/b3.npy" "$T/b5.npy"
+    "$KILN" run "$T/dyn.plan" "$T/b3.npy" 2>"$T/err" | grep -q '^probs: float32 \[3,10\]' && ok || bad "dynamic plan batch 3: $(cat "$T/err")"
+    expect_error "batch outside the profile" "outside every profile" "$KILN" run "$T/dyn.plan" "$T/b5.npy"
+  else
+    bad "kiln build with a profile: $(cat "$T/err")"
+  fi
 else
   bad "kiln build tiny_cnn: $(cat "$T/err")"
 fi

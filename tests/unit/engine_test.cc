@@ -207,3 +207,59 @@ TEST(Engine, Bf16StaysCloseToFp32AndFp16IsAClearError) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// Dynamic shapes: one profile (batch 1..8, kernels timed for 4) serves every batch in the
+// range with the same per-sample results, refuses batch 9 with a message naming the
+// profile, and survives the plan round trip.
+TEST(Engine, ShapeProfileServesEveryBatchInRange) {
+  TinyCnn d = LoadTinyCnnData();
+  ASSERT_EQ(d.shape[0], 1);
+  BuildOptions opts;
+  std::vector<int64_t> lo = d.shape, opt = d.shape, hi = d.shape;
+  opt[0] = 4;
+  hi[0] = 8;
+  opts.profiles = {{{"input", ShapeRange{lo, opt, hi}}}};
+  auto engine = Engine::Load(kModel, opts);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  EXPECT_EQ((*engine)->inputs()[0].shape[0], -1);
+  const std::string path = ::testing::TempDir() + "/engine_test_dynamic.plan";
+  ASSERT_TRUE((*engine)->Save(path).ok());
+  auto loaded = Engine::Load(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  std::remove(path.c_str());
+  const std::string in = (*engine)->inputs()[0].name;
+  const size_t per = d.input.size(), classes = d.expected.size();
+  for (int64_t batch : {1, 3, 8, 4, 1}) {
+    std::vector<float> x;
+    for (int64_t b = 0; b < batch; ++b) x.insert(x.end(), d.input.begin(), d.input.end());
+    std::vector<int64_t> shape = d.shape;
+    shape[0] = batch;
+    for (const auto& e : {*engine, *loaded}) {
+      auto out = e->Infer({{in, HostTensor::Wrap(x.data(), shape)}});
+      ASSERT_TRUE(out.ok()) << "batch " << batch << ": " << out.status().ToString();
+      const HostTensor& t = out->begin()->second;
+      ASSERT_EQ(t.shape()[0], batch);
+      for (int64_t b = 0; b < batch; ++b)
+        for (size_t k = 0; k < classes; ++k)
+          ASSERT_NEAR(t.data_as<float>()[static_cast<size_t>(b) * classes + k], d.expected[k], 1e-5) << "batch " << batch;
+    }
+  }
+  std::vector<float> x9(per * 9);
+  std::vector<int64_t> shape9 = d.shape;
+  shape9[0] = 9;
+  auto bad = (*loaded)->Infer({{in, HostTensor::Wrap(x9.data(), shape9)}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("outside every profile"), std::string::npos) << bad.status().ToString();
+  EXPECT_NE(bad.status().message().find("[1..8,3,32,32]"), std::string::npos) << bad.status().ToString();
+  // A malformed profile is refused at build, naming it.
+  opts.profiles = {{{"input", ShapeRange{hi, opt, lo}}}};
+  auto wrong = Engine::Load(kModel, opts);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("min <= opt <= max"), std::string::npos) << wrong.status().ToString();
+}
+
+}  // namespace
+}  // namespace kiln

@@ -142,7 +142,6 @@ int Bench(const BenchArgs& a) {
   StatusOr<std::shared_ptr<const Engine>> engine = Status::OK();
   const bool is_plan = IsPlanFile(a.model);
   if (is_plan) {
-    if (!a.shapes.empty()) return fail("--shapes: a plan's input shapes are fixed when it is built (kiln build --shapes)");
     engine = Engine::Load(a.model, options);
   } else {
     auto model = LoadOnnxModel(a.model);
@@ -156,12 +155,26 @@ int Bench(const BenchArgs& a) {
   const double load_ms = MsSince(t0);
   const Engine& e = **engine;
   const std::string backend = EngineBackendSummary(e);
+  // A plan with dynamic dims (profiles): --shapes, else profile 0's opt shapes, with --batch
+  // for a dynamic first dimension.
+  std::vector<TensorInfo> run_inputs = e.inputs();
+  const auto opt = EngineOptShapes(e);
+  std::map<std::string, std::vector<int64_t>> given;
+  for (const std::string& s : a.shapes) {
+    auto spec = ParseShapeSpec(s);
+    if (!spec.ok()) return fail(spec.status().message());
+    given[spec->first] = spec->second;
+  }
   int batch = 0;
-  for (const TensorInfo& in : e.inputs()) {
+  for (TensorInfo& in : run_inputs) {
+    const bool dynamic0 = !in.shape.empty() && in.shape[0] < 0;
+    if (is_plan && given.count(in.name)) in.shape = given[in.name];
+    else if (opt.count(in.name)) in.shape = opt.at(in.name);
+    if (dynamic0 && a.batch > 0 && !given.count(in.name)) in.shape[0] = a.batch;
     if (in.shape.empty()) continue;
     if (a.batch > 0 && in.shape[0] != a.batch)
       return fail("input '" + in.name + "' has batch " + std::to_string(in.shape[0]) + " in this plan, not " +
-                  std::to_string(a.batch) + " (build the plan with --shapes for that batch)");
+                  std::to_string(a.batch) + " (build the plan with --shapes or a profile for that batch)");
     batch = std::max<int>(batch, static_cast<int>(in.shape[0]));
   }
   if (batch == 0) batch = 1;
@@ -169,8 +182,8 @@ int Bench(const BenchArgs& a) {
   auto ctx = e.CreateContext();
   std::mt19937 rng(1234);
   std::vector<HostTensor> inputs;
-  for (size_t i = 0; i < e.inputs().size(); ++i) {
-    inputs.push_back(RandomTensor(e.inputs()[i], rng));
+  for (size_t i = 0; i < run_inputs.size(); ++i) {
+    inputs.push_back(RandomTensor(run_inputs[i], rng));
     if (Status st = ctx->SetInput(static_cast<int>(i), inputs.back()); !st.ok()) return fail(st.message());
   }
   const auto rss_loaded = RssMib();

@@ -27,6 +27,7 @@ struct BuildArgs {
   std::string output;
   std::vector<std::string> shapes;
   std::vector<std::string> disabled;
+  std::vector<std::string> min_shapes, opt_shapes, max_shapes;
   std::string backend = "cpu";
   int threads = 0;
   std::string precision = "fp32";
@@ -90,6 +91,29 @@ int Build(const BuildArgs& a) {
     shapes[r->first] = r->second;
   }
   if (IsPlanFile(a.model)) return fail(a.model + ": is already a plan; build takes an ONNX model");
+  // Profiles: the k-th --min/--opt/--max-shapes of an input belong to profile k.
+  std::vector<std::map<std::string, ShapeRange>> profiles;
+  auto add_profile_shapes = [&](const std::vector<std::string>& specs, int which) -> Status {
+    std::map<std::string, size_t> seen;
+    for (const std::string& spec : specs) {
+      KILN_ASSIGN_OR_RETURN(auto parsed, ParseShapeSpec(spec));
+      const size_t k = seen[parsed.first]++;
+      if (profiles.size() <= k) profiles.resize(k + 1);
+      ShapeRange& r = profiles[k][parsed.first];
+      (which == 0 ? r.min : which == 1 ? r.opt : r.max) = parsed.second;
+    }
+    return Status::OK();
+  };
+  for (int w = 0; w < 3; ++w) {
+    Status st = add_profile_shapes(w == 0 ? a.min_shapes : w == 1 ? a.opt_shapes : a.max_shapes, w);
+    if (!st.ok()) return fail(st.message());
+  }
+  for (size_t k = 0; k < profiles.size(); ++k)
+    for (auto& [name, r] : profiles[k]) {
+      if (r.min.empty() || r.max.empty())
+        return fail("profile " + std::to_string(k) + ", input '" + name + "': give both --min-shapes and --max-shapes");
+      if (r.opt.empty()) r.opt = r.max;
+    }
 
   progress.Begin("import " + a.model);
   auto model = LoadOnnxModel(a.model);
@@ -99,7 +123,14 @@ int Build(const BuildArgs& a) {
   progress.End();
 
   progress.Begin("specialize input shapes");
-  if (Status st = SetInputShapes(g, shapes); !st.ok()) return fail(a.model + ": " + st.message());
+  if (profiles.empty()) {
+    if (Status st = SetInputShapes(g, shapes); !st.ok()) return fail(a.model + ": " + st.message());
+  } else {
+    BuildOptions po;
+    po.profiles = profiles;
+    po.input_shapes = shapes;
+    if (Status st = SetDynamicProfileInputs(g, po); !st.ok()) return fail(a.model + ": " + st.message());
+  }
   progress.End();
 
   progress.Begin("optimize");
@@ -110,8 +141,9 @@ int Build(const BuildArgs& a) {
   progress.End();
 
   progress.Begin("plan memory");
-  auto mem = PlanMemory(g);
-  if (mem.ok()) {
+  // A dynamic graph (profiles) has no single arena: each specialization plans its own.
+  StatusOr<MemoryPlan> mem = profiles.empty() ? PlanMemory(g) : StatusOr<MemoryPlan>(MemoryPlan{});
+  if (mem.ok() && profiles.empty()) {
     if (Status v = VerifyMemoryPlan(g, *mem); !v.ok()) mem = v;
   }
   if (!mem.ok()) return fail(a.model + ": " + mem.status().message());
@@ -123,6 +155,7 @@ int Build(const BuildArgs& a) {
   options.threads = a.threads;
     options.precision = a.precision;
   options.timing_cache = a.timing_cache;
+  options.profiles = profiles;
   const int64_t arena_bytes = mem->arena_bytes;
   auto engine = MakeEngineFromOptimized(std::shared_ptr<const Graph>(std::move(model->graph)), std::move(*mem), options);
   if (!engine.ok()) return fail(a.model + ": " + engine.status().message());
@@ -160,6 +193,10 @@ Command AddBuildCommand(CLI::App& app) {
   cmd->add_option("--shapes", args->shapes,
                   "NAME=1x3x224x224: fix an input's shape (repeatable; other dynamic dims get 1)");
   cmd->add_option("--disable-pass", args->disabled, "Skip an optimizer pass by name (repeatable)");
+  cmd->add_option("--min-shapes", args->min_shapes,
+                  "NAME=1x3x224x224: smallest shape of a dynamic-shape profile (repeat per input; the k-th of an input is profile k)");
+  cmd->add_option("--opt-shapes", args->opt_shapes, "NAME=DIMS: the profile's typical shape, kernels are timed on it (default: max)");
+  cmd->add_option("--max-shapes", args->max_shapes, "NAME=DIMS: largest shape of the profile");
   cmd->add_option("--backend", args->backend, "cpu (default) or ref: the backend whose kernels are chosen");
   cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
   cmd->add_option("--threads", args->threads, "Threads the kernels are timed with (0 = all cores)");

@@ -139,9 +139,10 @@ int Run(const RunArgs& a) {
     options.threads = a.threads;
     options.precision = a.precision;
     options.optimize = !a.no_optimize && !is_plan;
-    for (size_t i = 0; i < inputs->size(); ++i)
-      options.input_shapes[g.value(g.inputs()[i]).name] = (*inputs)[i].tensor.dims();
-    auto engine = BuildEngineFromGraph(graph, options);
+    if (!is_plan)
+      for (size_t i = 0; i < inputs->size(); ++i)
+        options.input_shapes[g.value(g.inputs()[i]).name] = (*inputs)[i].tensor.dims();
+    auto engine = is_plan ? Engine::Load(a.model, options) : BuildEngineFromGraph(graph, options);
     if (!engine.ok()) {
       std::cerr << "error: " << a.model << ": " << engine.status().message() << "\n";
       return 1;

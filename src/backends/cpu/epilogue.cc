@@ -173,7 +173,33 @@ std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node&
     chain = e.outputs[0];
   }
   if (chain != eg.outputs()[0]) return std::nullopt;
+  if (!NormalizePostOps(ops)) return std::nullopt;
   return ops;
+}
+
+bool NormalizePostOps(std::vector<PostOp>& ops) {
+  // Consecutive linear steps fold into one: a2 (a1 x + b1) + b2.
+  std::vector<PostOp> out;
+  for (const PostOp& op : ops) {
+    if (!out.empty() && op.kind == PostOp::Kind::kEltwise && op.alg == alg::eltwise_linear &&
+        out.back().kind == PostOp::Kind::kEltwise && out.back().alg == alg::eltwise_linear) {
+      PostOp& prev = out.back();
+      prev.beta = op.alpha * prev.beta + op.beta;
+      prev.alpha = op.alpha * prev.alpha;
+      continue;
+    }
+    out.push_back(op);
+  }
+  // oneDNN 2.6's JIT post-op injectors keep one set of parameters per eltwise algorithm:
+  // a chain with the same algorithm twice with other parameters computes the wrong thing
+  // (e.g. linear(-1, 0) then linear(1, 0.5) gives x). Such chains run elsewhere.
+  for (size_t i = 0; i < out.size(); ++i)
+    for (size_t j = i + 1; j < out.size(); ++j)
+      if (out[i].kind == PostOp::Kind::kEltwise && out[j].kind == PostOp::Kind::kEltwise && out[i].alg == out[j].alg &&
+          (out[i].alpha != out[j].alpha || out[i].beta != out[j].beta))
+        return false;
+  ops = std::move(out);
+  return true;
 }
 
 Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vector<int64_t>& dst_dims,

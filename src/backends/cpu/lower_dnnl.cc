@@ -396,6 +396,7 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
     }
   }
   all_ops.insert(all_ops.end(), ops->begin(), ops->end());
+  if (!NormalizePostOps(all_ops)) return false;
   KILN_RETURN_IF_ERROR(ApplyPostOps(c, all_ops, dst_dims, &attr, &k->slot_args, &k->const_args, &k->reads));
   // BF16 for constant weights only (activation x activation products stay FP32).
   const bool bf16 = const_w && c.Bf16(node);

@@ -350,7 +350,7 @@ Status Compiler::LowerNode(NodeId id) {
 }
 
 Status Compiler::Run() {
-  if (options_.threads > 0) omp_set_num_threads(options_.threads);
+  omp_set_num_threads(options_.threads > 0 ? options_.threads : omp_get_num_procs());
   p_.threads = options_.threads;
   const Graph& g = graph();
   for (ValueId v : g.inputs()) {
@@ -570,7 +570,9 @@ Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor
   const Program& p = *program_;
   ExecContext& c = state_->ctx;
   if (inputs.size() != p.input_slots.size()) return Internal("expected ", p.input_slots.size(), " inputs, got ", inputs.size());
-  if (p.threads > 0) omp_set_num_threads(p.threads);
+  // Every run sets its thread count: OpenMP's is per calling thread and outlives a run, so
+  // an engine with threads = 1 must not leave the next "all cores" engine on one thread.
+  omp_set_num_threads(p.threads > 0 ? p.threads : omp_get_num_procs());
   for (size_t i = 0; i < inputs.size(); ++i) {
     char* ptr = static_cast<char*>(const_cast<void*>(inputs[i]->raw_data()));
     for (int s : state_->input_users[i]) {

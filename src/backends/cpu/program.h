@@ -195,6 +195,9 @@ struct PostOp {
   std::vector<float> src1_const;  // or scalar/constant data already materialized
 };
 std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node& node, int out_rank);
+// Folds consecutive linear steps; false when the chain still has one eltwise algorithm twice
+// with different parameters, which oneDNN 2.6's JIT kernels compute wrongly.
+bool NormalizePostOps(std::vector<PostOp>& ops);
 // Builds the attr and registers binary operands as kernel args. `dst_dims` are the
 // primitive's output dims (post-op operand dims are matched against them).
 Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vector<int64_t>& dst_dims,
