@@ -204,7 +204,8 @@ bool NormalizePostOps(std::vector<PostOp>& ops) {
 
 Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vector<int64_t>& dst_dims,
                     dnnl::primitive_attr* attr, std::vector<std::pair<int, int>>* slot_args,
-                    std::vector<std::pair<int, dnnl::memory>>* const_args, std::vector<int>* reads) {
+                    std::vector<std::pair<int, dnnl::memory>>* const_args, std::vector<int>* reads,
+                    const dnnl::memory::desc* dst_md) {
   dnnl::post_ops po;
   for (size_t i = 0; i < ops.size(); ++i) {
     const PostOp& op = ops[i];
@@ -228,6 +229,8 @@ Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vect
     int s = c.SlotOf(op.src1);
     const Slot& slot = c.program().slots[static_cast<size_t>(s)];
     if (slot.dims != op.src1_dims) s = c.View(c.Plain(s), op.src1_dims);
+    else if (dst_md != nullptr && op.src1_dims == dst_dims && dst_md->data_type() == dnnl::memory::data_type::f32)
+      s = c.InLayout(s, *dst_md);
     (void)dst_dims;
     po.append_binary(op.alg, c.program().slots[static_cast<size_t>(s)].md);
     slot_args->push_back({arg, s});

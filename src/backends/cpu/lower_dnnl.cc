@@ -30,10 +30,10 @@ std::string ImplName(const dnnl::primitive_desc_base& pd, const char* what) {
 
 // The node's epilogue as post-ops (empty when it has none), registered on `k`.
 bool PostOpsFor(Compiler& c, const Node& node, const std::vector<int64_t>& out_dims, dnnl::primitive_attr* attr,
-                PrimitiveKernel* k) {
+                PrimitiveKernel* k, const dnnl::memory::desc* dst_md = nullptr) {
   auto ops = TranslateEpilogue(c.graph(), node, static_cast<int>(out_dims.size()));
   if (!ops) return false;
-  return ApplyPostOps(c, *ops, out_dims, attr, &k->slot_args, &k->const_args, &k->reads).ok();
+  return ApplyPostOps(c, *ops, out_dims, attr, &k->slot_args, &k->const_args, &k->reads, dst_md).ok();
 }
 
 // A common activation format of `md`, when it has one (so split parts keep the layout).
@@ -656,9 +656,9 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   dnnl::primitive_attr attr = BaseAttr();
   if (auto u = UnaryAlgorithm(g, main)) {
     if (main.inputs.empty() || !IsF32(g, main.inputs[0]) || DimsOf(g, main.inputs[0]) != out_dims) return false;
-    if (!PostOpsFor(c, node, out_dims, &attr, k.get())) return false;
     const int src = c.SlotOf(main.inputs[0]);
     const dnnl::memory::desc md = c.program().slots[static_cast<size_t>(src)].md;
+    if (!PostOpsFor(c, node, out_dims, &attr, k.get(), &md)) return false;
     dnnl::eltwise_forward::primitive_desc pd(
         dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, u->alg, md, u->alpha, u->beta), attr,
         c.program().engine);
@@ -680,17 +680,20 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
     if (!commutative || DimsOf(g, a1) != out_dims) return false;
     std::swap(a0, a1);
   }
-  if (!PostOpsFor(c, node, out_dims, &attr, k.get())) return false;
   int s0 = c.SlotOf(a0), s1;
   const std::vector<int64_t> d1 = DimsOf(g, a1);
   if (static_cast<int>(d1.size()) > rank) return false;
   if (d1 == out_dims) {
     s1 = c.InLayout(c.SlotOf(a1), c.program().slots[static_cast<size_t>(s0)].md);
+  } else if (Numel(d1) == 1) {
+    // A scalar broadcasts over any layout: src0 keeps its own (no reorder to plain).
+    s1 = c.View(c.Plain(c.SlotOf(a1)), std::vector<int64_t>(static_cast<size_t>(rank), 1));
   } else {
     s0 = c.Plain(s0);
     s1 = c.View(c.Plain(c.SlotOf(a1)), LeftPad(d1, rank));
   }
   const dnnl::memory::desc md0 = c.program().slots[static_cast<size_t>(s0)].md;
+  if (!PostOpsFor(c, node, out_dims, &attr, k.get(), &md0)) return false;
   dnnl::binary::primitive_desc pd(dnnl::binary::desc(*b, md0, c.program().slots[static_cast<size_t>(s1)].md, md0), attr,
                                   c.program().engine);
   k->prim = dnnl::binary(pd);
@@ -808,6 +811,202 @@ StatusOr<bool> LowerSlice(Compiler& c, NodeId id) {
   k->reads = {view};
   k->writes = {dst};
   k->info = {node.name, node.op_type, ImplName(pd, "reorder"), "", 0, id};
+  c.AddKernel(std::move(k));
+  return true;
+}
+
+namespace {
+StatusOr<bool> LowerConvTransposeAsGemm(Compiler& c, NodeId id, const Node& node, const Node& main, const Tensor& w,
+                                        const Tensor* bias, const std::vector<int64_t>& x_dims,
+                                        const std::vector<int64_t>& out_dims) {
+  const Graph& g = c.graph();
+  const int64_t n = x_dims[0], ic = x_dims[1], h = x_dims[2], wd = x_dims[3];
+  const int64_t oc = out_dims[1], kh = w.dim(2), kw = w.dim(3), kk = kh * kw, cols = oc * kk;
+  // Epilogue: eltwise ops as they are; per-channel constants repeated over (kh, kw).
+  auto ops = TranslateEpilogue(g, node, 4);
+  if (!ops) return false;
+  for (PostOp& op : *ops) {
+    if (op.kind != PostOp::Kind::kBinary) continue;
+    if (op.src1 != kNoValue) return false;  // an activation operand: not per column
+    const std::vector<int64_t>& d = op.src1_dims;
+    const bool per_channel = d[0] == 1 && d[2] == 1 && d[3] == 1 && (d[1] == oc || d[1] == 1);
+    if (!per_channel) return false;
+    std::vector<float> rep;
+    for (int64_t o = 0; o < oc; ++o)
+      for (int64_t j = 0; j < kk; ++j) rep.push_back(op.src1_const[static_cast<size_t>(d[1] == 1 ? 0 : o)]);
+    op.src1_const = std::move(rep);
+    op.src1_dims = {1, 1, cols};
+  }
+  auto k = std::make_unique<PrimitiveKernel>();
+  dnnl::primitive_attr attr = BaseAttr();
+  const std::vector<int64_t> mm_dims = {n, h * wd, cols};
+  KILN_RETURN_IF_ERROR(ApplyPostOps(c, *ops, mm_dims, &attr, &k->slot_args, &k->const_args, &k->reads));
+  // src: NCHW seen as [N, H*W, C_in] (strided; no copy).
+  const int x_plain = c.Plain(c.SlotOf(main.inputs[0]));
+  const dnnl::memory::desc src_md({n, h * wd, ic}, mdt::f32, {ic * h * wd, 1, h * wd});
+  const int src = c.ViewMd(x_plain, src_md, {n, h * wd, ic});
+  const dnnl::memory::desc w_md({1, ic, cols}, mdt::f32, tag::any), dst_md = PlainMd(mm_dims);
+  std::optional<dnnl::matmul::primitive_desc> pd;
+  dnnl::memory::desc b_md;
+  if (bias) {
+    b_md = PlainMd({1, 1, cols});
+    pd.emplace(dnnl::matmul::desc(src_md, w_md, b_md, dst_md), attr, c.program().engine);
+    dnnl::memory bm(b_md, c.program().engine);
+    float* bp = static_cast<float*>(bm.get_data_handle());
+    for (int64_t o = 0; o < oc; ++o)
+      for (int64_t j = 0; j < kk; ++j) bp[o * kk + j] = bias->data<float>()[o];
+    k->const_args.push_back({DNNL_ARG_BIAS, bm});
+  } else {
+    pd.emplace(dnnl::matmul::desc(src_md, w_md, dst_md), attr, c.program().engine);
+  }
+  k->prim = dnnl::matmul(*pd);
+  // ONNX weights [C_in, C_out, kh, kw] are row-major [C_in, C_out*kh*kw] already.
+  k->const_args.push_back({DNNL_ARG_WEIGHTS, c.ConstantMemory(w, PlainMd({1, ic, cols}), pd->weights_desc())});
+  const int tmp = c.NewSlot(kNoValue, dst_md, mm_dims);
+  k->slot_args.push_back({DNNL_ARG_SRC, src});
+  k->slot_args.push_back({DNNL_ARG_DST, tmp});
+  k->reads.push_back(src);
+  k->writes.push_back(tmp);
+  k->info = {node.name + " (gemm)", node.op_type, ImplName(*pd, "matmul"), "", 0, id};
+  c.AddKernel(std::move(k));
+  // Scatter [N, H, W, C_out, kh, kw] into the output [N, C_out, H, kh, W, kw] (= NCHW).
+  const dnnl::memory::dims six = {n, oc, h, kh, wd, kw};
+  const dnnl::memory::desc from(six, mdt::f32, {h * wd * cols, kk, wd * cols, kw, cols, 1});
+  const int from_view = c.ViewMd(tmp, from, {n, oc, h, kh, wd, kw});
+  const int out = c.NewSlot(node.outputs[0], PlainMd(out_dims), out_dims);
+  const dnnl::memory::desc to = PlainMd({n, oc, h, kh, wd, kw});
+  const int to_view = c.ViewMd(out, to, {n, oc, h, kh, wd, kw});
+  dnnl::reorder::primitive_desc rpd(c.program().engine, from, c.program().engine, to);
+  auto r = std::make_unique<PrimitiveKernel>();
+  r->prim = dnnl::reorder(rpd);
+  r->slot_args = {{DNNL_ARG_SRC, from_view}, {DNNL_ARG_DST, to_view}};
+  r->reads = {from_view};
+  r->writes = {to_view};
+  r->info = {node.name + " (scatter)", node.op_type, ImplName(rpd, "reorder"), "", 0, id};
+  c.AddKernel(std::move(r));
+  return true;
+}
+}  // namespace
+
+StatusOr<bool> LowerConvTranspose(Compiler& c, NodeId id) {
+  // ONNX ConvTranspose as oneDNN deconvolution: ONNX's [C_in, C_out/g, k...] weights are
+  // oneDNN's (g)iohw; pads from the attribute (left) and the inferred output size (right).
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  if (node.op_type != "ConvTranspose" || node.attrs.has(kSplitSizesAttr)) return false;
+  const Node main = MainPartOf(node);
+  if (main.inputs.size() < 2 || !IsF32(g, main.inputs[0]) || !g.value(main.inputs[1]).constant) return false;
+  const Tensor& w = *g.value(main.inputs[1]).constant;
+  if (w.dtype() != DType::kFloat32) return false;
+  const Tensor* bias = nullptr;
+  if (main.inputs.size() > 2 && main.inputs[2] != kNoValue) {
+    const Value& bv = g.value(main.inputs[2]);
+    if (!bv.constant || bv.constant->dtype() != DType::kFloat32) return false;
+    bias = &*bv.constant;
+  }
+  KILN_ASSIGN_OR_RETURN(std::string auto_pad, main.attrs.GetString("auto_pad", "NOTSET"));
+  if (auto_pad != "NOTSET") return false;
+  const std::vector<int64_t> x_dims = DimsOf(g, main.inputs[0]), out_dims = DimsOf(g, node.outputs[0]);
+  const int rank = static_cast<int>(x_dims.size()), spatial = rank - 2;
+  if (spatial != 2 || w.rank() != rank) return false;
+  KILN_ASSIGN_OR_RETURN(int64_t group, main.attrs.GetInt("group", 1));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> strides_a, main.attrs.GetInts("strides", std::vector<int64_t>(2, 1)));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> dil_a, main.attrs.GetInts("dilations", std::vector<int64_t>(2, 1)));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> pads_a, main.attrs.GetInts("pads", std::vector<int64_t>(4, 0)));
+  if (strides_a.size() != 2 || dil_a.size() != 2 || pads_a.size() != 4 || group < 1) return false;
+  const int64_t oc = out_dims[1], ic = x_dims[1];
+  if (oc % group != 0 || ic % group != 0 || w.dim(0) != ic || w.dim(1) * group != oc) return false;
+  dnnl::memory::dims strides, dil, pl, pr;
+  for (int i = 0; i < 2; ++i) {
+    const int64_t k = w.dim(2 + i), s = strides_a[static_cast<size_t>(i)], d = dil_a[static_cast<size_t>(i)];
+    const int64_t left = pads_a[static_cast<size_t>(i)];
+    const int64_t right = (x_dims[static_cast<size_t>(2 + i)] - 1) * s + (k - 1) * d + 1 - left - out_dims[static_cast<size_t>(2 + i)];
+    if (right < 0 || left < 0) return false;  // output_padding beyond the pads: reference kernel
+    strides.push_back(s);
+    dil.push_back(d - 1);
+    pl.push_back(left);
+    pr.push_back(right);
+  }
+  // Kernel == stride, no padding, no dilation, one group: the output windows do not
+  // overlap, so the layer is one GEMM ([N*H*W, C_in] x [C_in, C_out*kh*kw], bias and the
+  // epilogue fused) whose result a strided reorder scatters into place. oneDNN 2.6's
+  // deconvolution is slower than the reference kernel for these (2x2 stride-2 upsampling).
+  if (group == 1 && w.dim(2) == strides[0] && w.dim(3) == strides[1] && dil[0] == 0 && dil[1] == 0 && pl[0] == 0 &&
+      pl[1] == 0 && pr[0] == 0 && pr[1] == 0) {
+    auto done = LowerConvTransposeAsGemm(c, id, node, main, w, bias, x_dims, out_dims);
+    if (!done.ok() || *done) return done;
+  }
+  auto k = std::make_unique<PrimitiveKernel>();
+  dnnl::primitive_attr attr = BaseAttr();
+  if (!PostOpsFor(c, node, out_dims, &attr, k.get())) return false;
+  dnnl::memory::dims wdims;
+  dnnl::memory::desc w_onnx;
+  if (group == 1) {
+    wdims = {oc, ic, w.dim(2), w.dim(3)};
+    w_onnx = dnnl::memory::desc(wdims, mdt::f32, tag::iohw);
+  } else {
+    wdims = {group, oc / group, ic / group, w.dim(2), w.dim(3)};
+    w_onnx = dnnl::memory::desc(wdims, mdt::f32, tag::giohw);
+  }
+  const dnnl::memory::desc src_any(ToDnnl(x_dims), mdt::f32, tag::any), dst_any(ToDnnl(out_dims), mdt::f32, tag::any);
+  const dnnl::memory::desc w_any(wdims, mdt::f32, tag::any), b_md({oc}, mdt::f32, tag::x);
+  auto d = bias ? dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                                    src_any, w_any, b_md, dst_any, strides, dil, pl, pr)
+                : dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                                    src_any, w_any, dst_any, strides, dil, pl, pr);
+  dnnl::deconvolution_forward::primitive_desc pd(d, attr, c.program().engine);
+  k->prim = dnnl::deconvolution_forward(pd);
+  const int src = c.InLayout(c.SlotOf(main.inputs[0]), pd.src_desc());
+  k->const_args.push_back({DNNL_ARG_WEIGHTS, c.ConstantMemory(w, w_onnx, pd.weights_desc())});
+  if (bias) k->const_args.push_back({DNNL_ARG_BIAS, c.ConstantMemory(*bias, b_md, pd.bias_desc())});
+  const int dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+  k->slot_args.push_back({DNNL_ARG_SRC, src});
+  k->slot_args.push_back({DNNL_ARG_DST, dst});
+  k->reads.push_back(src);
+  k->writes.push_back(dst);
+  k->info = {node.name, node.op_type, ImplName(pd, "deconv"), "", 0, id};
+  c.AddKernel(std::move(k));
+  return true;
+}
+
+StatusOr<bool> LowerResize(Compiler& c, NodeId id) {
+  // Nearest-neighbour Resize by integer factors as oneDNN resampling, for the coordinate
+  // modes where ONNX picks the same source pixel as oneDNN (floor(dst / k)): asymmetric with
+  // floor, half_pixel / pytorch_half_pixel with round_prefer_floor / round_prefer_ceil.
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  if (node.op_type != "Resize" || IsFusedNode(node) || node.inputs.empty() || !IsF32(g, node.inputs[0])) return false;
+  KILN_ASSIGN_OR_RETURN(std::string mode, node.attrs.GetString("mode", "nearest"));
+  KILN_ASSIGN_OR_RETURN(std::string coord, node.attrs.GetString("coordinate_transformation_mode", "half_pixel"));
+  KILN_ASSIGN_OR_RETURN(std::string nearest, node.attrs.GetString("nearest_mode", "round_prefer_floor"));
+  KILN_ASSIGN_OR_RETURN(int64_t antialias, node.attrs.GetInt("antialias", 0));
+  if (mode != "nearest" || antialias != 0) return false;
+  const bool same_pixel = (coord == "asymmetric" && nearest == "floor") ||
+                          ((coord == "half_pixel" || coord == "pytorch_half_pixel") &&
+                           (nearest == "round_prefer_floor" || nearest == "round_prefer_ceil"));
+  if (!same_pixel) return false;
+  const std::vector<int64_t> x_dims = DimsOf(g, node.inputs[0]), out_dims = DimsOf(g, node.outputs[0]);
+  const int rank = static_cast<int>(x_dims.size());
+  if (rank < 3 || rank > 5 || static_cast<int>(out_dims.size()) != rank || x_dims[0] != out_dims[0] ||
+      x_dims[1] != out_dims[1])
+    return false;
+  for (int i = 2; i < rank; ++i)
+    if (x_dims[static_cast<size_t>(i)] == 0 || out_dims[static_cast<size_t>(i)] % x_dims[static_cast<size_t>(i)] != 0)
+      return false;
+  const int src = c.SlotOf(node.inputs[0]);
+  const dnnl::memory::desc src_md = c.program().slots[static_cast<size_t>(src)].md;
+  const dnnl::memory::desc dst_any(ToDnnl(out_dims), src_md.data_type(), tag::any);
+  dnnl::resampling_forward::primitive_desc pd(
+      dnnl::resampling_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::resampling_nearest, src_md,
+                                     dst_any),
+      BaseAttr(), c.program().engine);
+  auto k = std::make_unique<PrimitiveKernel>();
+  k->prim = dnnl::resampling_forward(pd);
+  const int dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+  k->slot_args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+  k->reads = {src};
+  k->writes = {dst};
+  k->info = {node.name, node.op_type, ImplName(pd, "resampling"), "", 0, id};
   c.AddKernel(std::move(k));
   return true;
 }

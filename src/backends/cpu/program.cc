@@ -328,7 +328,8 @@ Status Compiler::LowerNode(NodeId id) {
   const Node& n = graph().node(id);
   using Lower = StatusOr<bool> (*)(Compiler&, NodeId);
   static const Lower kLowerings[] = {&LowerConv, &LowerMatMul, &LowerPool, &LowerConcat, &LowerNormSoftmax,
-                                     &LowerElementwise, &LowerView, &LowerTranspose, &LowerSlice};
+                                     &LowerElementwise, &LowerView, &LowerTranspose, &LowerSlice,
+                                     &LowerConvTranspose, &LowerResize};
   static const Lower kKilnLowerings[] = {&LowerAttention};
   const bool onnx = n.domain.empty() || n.domain == "ai.onnx";
   if (onnx || n.domain == "kiln") {

@@ -179,6 +179,8 @@ StatusOr<bool> LowerView(Compiler& c, NodeId id);
 StatusOr<bool> LowerTranspose(Compiler& c, NodeId id);
 StatusOr<bool> LowerAttention(Compiler& c, NodeId id);
 StatusOr<bool> LowerSlice(Compiler& c, NodeId id);
+StatusOr<bool> LowerConvTranspose(Compiler& c, NodeId id);
+StatusOr<bool> LowerResize(Compiler& c, NodeId id);
 // Every node: the reference kernel on row-major slots.
 Status LowerReference(Compiler& c, NodeId id);
 
@@ -199,10 +201,13 @@ std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node&
 // with different parameters, which oneDNN 2.6's JIT kernels compute wrongly.
 bool NormalizePostOps(std::vector<PostOp>& ops);
 // Builds the attr and registers binary operands as kernel args. `dst_dims` are the
-// primitive's output dims (post-op operand dims are matched against them).
+// primitive's output dims (post-op operand dims are matched against them). With `dst_md`
+// (the destination's layout, when known), full-size operands are brought into it: oneDNN
+// falls back to its slow reference kernels when they differ.
 Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vector<int64_t>& dst_dims,
                     dnnl::primitive_attr* attr, std::vector<std::pair<int, int>>* slot_args,
-                    std::vector<std::pair<int, dnnl::memory>>* const_args, std::vector<int>* reads);
+                    std::vector<std::pair<int, dnnl::memory>>* const_args, std::vector<int>* reads,
+                    const dnnl::memory::desc* dst_md = nullptr);
 
 dnnl::memory::dims ToDnnl(const std::vector<int64_t>& v);
 
