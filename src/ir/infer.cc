@@ -118,6 +118,11 @@ class Inferrer {
         return outs;
       };
       if (schema->infer == nullptr) return fail(Internal("op has no inference function"));
+      // Required inputs must be present: an empty name ("" in ONNX, -1 in a plan) is only
+      // allowed past the op's minimum count, and for Loop's M/cond and Scan-8's sequence_lens.
+      if (!(node.domain.empty() && (node.op_type == "Loop" || node.op_type == "Scan")))
+        for (int i = 0; i < schema->min_inputs && i < ctx.num_inputs(); ++i)
+          if (!ctx.has_input(i)) return fail(InvalidArgument("required input ", i, " is empty"));
       Status st = schema->infer(ctx);
       if (!st.ok()) return fail(st);
       if (epilogue) {

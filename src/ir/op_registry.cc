@@ -18,6 +18,9 @@ bool InferenceContext::has_output(int i) const {
 }
 
 const TypeInfo& InferenceContext::input_type(int i) const {
+  // An absent (optional) input reads as an unknown type, never as value -1.
+  static const TypeInfo kAbsent{};
+  if (!has_input(i)) return kAbsent;
   return graph_.value(node_.inputs[static_cast<size_t>(i)]).type;
 }
 

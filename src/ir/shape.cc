@@ -33,7 +33,8 @@ std::vector<int64_t> Shape::Sizes() const {
 std::optional<int64_t> Shape::Numel() const {
   if (!IsStatic()) return std::nullopt;
   int64_t n = 1;
-  for (const Dim& d : dims_) n *= d.value;
+  for (const Dim& d : dims_)
+    if (__builtin_mul_overflow(n, d.value, &n)) return std::nullopt;  // no int64 count: unknown
   return n;
 }
 

@@ -44,7 +44,7 @@ class Shape {
   bool IsStatic() const;
   // The dims as sizes (requires IsStatic()).
   std::vector<int64_t> Sizes() const;
-  // Product of dims if static, else nullopt.
+  // Product of dims if static and representable in int64, else nullopt.
   std::optional<int64_t> Numel() const;
   std::string ToString() const;  // "[batch,3,224,224]" or "[*]"
   bool operator==(const Shape& o) const { return has_rank_ == o.has_rank_ && dims_ == o.dims_; }

@@ -15,7 +15,11 @@ std::optional<Tensor> FoldShapeOf(const Graph& graph, const Node& node) {
   const TypeInfo& t = graph.value(node.inputs[0]).type;
   if (!t.is_tensor() || !t.shape.IsStatic()) return std::nullopt;
   const std::vector<int64_t> dims = t.shape.Sizes();
-  if (node.op_type == "Size") return Tensor::Scalar<int64_t>(*t.shape.Numel());
+  if (node.op_type == "Size") {
+    auto n = t.shape.Numel();
+    if (!n) return std::nullopt;
+    return Tensor::Scalar<int64_t>(*n);
+  }
   const int64_t r = static_cast<int64_t>(dims.size());
   auto start = node.attrs.GetInt("start", 0);
   auto end = node.attrs.GetInt("end", r);

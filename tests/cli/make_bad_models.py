@@ -51,3 +51,8 @@ save("cycle", [helper.make_node("Relu", ["input", ], ["a"], name="r1"),
                helper.make_node("Relu", ["c"], ["b"], name="r2"),
                helper.make_node("Identity", ["c"], ["y"], name="id")])
 save("newer_opset", [helper.make_node("Relu", ["input"], ["y"], name="r")], opset=99)
+# Found by fuzzing the importer: a required input left empty, a Reshape to a shape whose
+# element count overflows int64.
+save("omitted_input", [helper.make_node("Add", ["", "input"], ["y"], name="add0")])
+save("reshape_overflow", [helper.make_node("Reshape", ["input", "shape"], ["y"], name="rs")],
+     inits=(helper.make_tensor("shape", TensorProto.INT64, [4], [2**62, 2**40, 1, -1]),))

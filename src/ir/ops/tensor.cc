@@ -66,12 +66,15 @@ Status InferReshape(InferenceContext& ctx) {
     }
   }
   if (infer_at >= 0 && x.shape.IsStatic()) {
-    int64_t total = *x.shape.Numel(), known = 1;
+    auto numel = x.shape.Numel();
+    if (!numel) return InvalidArgument("input ", x.shape.ToString(), " has more elements than int64 can count");
+    int64_t total = *numel, known = 1;
     bool all = true;
     for (size_t i = 0; i < out.size(); ++i)
       if (static_cast<int>(i) != infer_at) {
-        if (out[i].known()) known *= out[i].value;
-        else all = false;
+        if (!out[i].known()) all = false;
+        else if (__builtin_mul_overflow(known, out[i].value, &known))
+          return InvalidArgument("shape ", DimsToString(*shape), " has more elements than int64 can count");
       }
     if (all) {
       if (known == 0 || total % known != 0)
@@ -80,8 +83,8 @@ Status InferReshape(InferenceContext& ctx) {
     }
   }
   Shape s(std::move(out));
-  if (s.IsStatic() && x.shape.IsStatic() && *s.Numel() != *x.shape.Numel())
-    return InvalidArgument("cannot reshape ", x.shape.ToString(), " (", *x.shape.Numel(), " elements) to ", s.ToString());
+  if (s.IsStatic() && x.shape.IsStatic() && s.Numel() != x.shape.Numel())
+    return InvalidArgument("cannot reshape ", x.shape.ToString(), " to ", s.ToString());
   ctx.set_output(0, x.dtype, std::move(s));
   return Status::OK();
 }
