@@ -168,8 +168,10 @@ StatusOr<std::shared_ptr<const Engine>> BuildEngineFromGraph(std::shared_ptr<Gra
     KILN_RETURN_IF_ERROR(SetProfileInputs(*g, profiles, options.input_shapes));
   }
   if (options.optimize) KILN_RETURN_IF_ERROR(OptimizeGraph(*g).status());
-  MemoryPlan memory;  // a dynamic graph has none: each specialization plans its own arena
-  if (profiles.empty()) {
+  // A dynamic graph (profiles, or shapes that depend on input values) has no memory plan:
+  // each specialization plans its own arena, or the reference backend allocates as it goes.
+  MemoryPlan memory;
+  if (profiles.empty() && cpu::CheckSupported(*g).ok()) {
     KILN_ASSIGN_OR_RETURN(memory, PlanMemory(*g));
   }
   return MakeEngine(std::move(g), std::move(memory), options, std::move(profiles));

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "api/engine_internal.h"
 #include "api/model.h"
 #include "api/optimize.h"
 #include "builder/memory_planner.h"
@@ -44,6 +45,10 @@ struct Options {
   int timeout_s = 60;
   bool verbose = false;
   bool optimize = false;  // run the optimizer's default pipeline before executing
+  // "ref": the reference executor; "cpu": the Engine on the fast CPU backend (optimizer on,
+  // shapes from the test data); tests it cannot take (non-tensor inputs/outputs, inputs
+  // that differ from the declared shapes) run on the reference, counted in `on_reference`.
+  std::string backend = "ref";
 };
 
 // Statuses, in table order.
@@ -137,7 +142,50 @@ RValue AsDeclaredBFloat16(RValue v, const TypeInfo& declared) {
   return v;
 }
 
+bool g_ran_on_cpu = false;  // the last RunTest ran (some of) its sets on the CPU engine
+
+// The test's model built into an Engine on the CPU backend for these inputs' shapes.
+// Unimplemented: the Engine cannot take this test (the caller runs the reference).
+StatusOr<std::vector<RValue>> RunOnCpuEngine(const fs::path& dir, const Graph& g, const std::vector<RValue>& inputs) {
+  BuildOptions options;
+  options.backend = "cpu";
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].is_tensor()) return Unimplemented("non-tensor input");
+    const TypeInfo& t = g.value(g.inputs()[i]).type;
+    if (!t.is_tensor()) return Unimplemented("non-tensor input");
+    if (Status st = CheckInputMatches(g.value(g.inputs()[i]), inputs[i]); !st.ok()) return Unimplemented(st.message());
+    options.input_shapes[g.value(g.inputs()[i]).name] = inputs[i].tensor.dims();
+  }
+  for (ValueId v : g.outputs())
+    if (!g.value(v).type.is_tensor()) return Unimplemented("non-tensor output");
+  auto model = LoadOnnxModel((dir / "model.onnx").string());
+  if (!model.ok()) return model.status();
+  auto engine = BuildEngineFromGraph(std::move(model->graph), options);
+  if (!engine.ok()) {
+    if (engine.status().message().find("not supported by the Engine API") != std::string::npos)
+      return Unimplemented(engine.status().message());
+    return engine.status();
+  }
+  if (EngineCpuProgram(**engine) == nullptr) return Unimplemented("the CPU backend does not take this graph");
+  auto ctx = (*engine)->CreateContext();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i].tensor;
+    KILN_RETURN_IF_ERROR(ctx->SetInput(static_cast<int>(i), HostTensor::Wrap(static_cast<DataType>(static_cast<int>(t.dtype())),
+                                                                             t.dims(), const_cast<void*>(t.raw_data()))));
+  }
+  KILN_RETURN_IF_ERROR(ctx->Run());
+  std::vector<RValue> outs;
+  for (size_t i = 0; i < (*engine)->outputs().size(); ++i) {
+    KILN_ASSIGN_OR_RETURN(HostTensor h, ctx->Output(static_cast<int>(i)));
+    Tensor t(static_cast<DType>(static_cast<int>(h.dtype())), h.shape());
+    if (t.nbytes() > 0) std::memcpy(t.raw_data(), h.data(), t.nbytes());
+    outs.emplace_back(std::move(t));
+  }
+  return outs;
+}
+
 Result RunTest(const fs::path& dir, const Options& o) {
+  g_ran_on_cpu = false;
   auto model = LoadOnnxModel((dir / "model.onnx").string());
   if (!model.ok()) {
     const Status& s = model.status();
@@ -170,10 +218,25 @@ Result RunTest(const fs::path& dir, const Options& o) {
       inputs.push_back(AsDeclaredBFloat16(std::move(*v), g.value(g.inputs()[i]).type));
     }
     while (inputs.size() < g.inputs().size()) inputs.push_back(RValue::None());
-    // The executor directly, without `kiln run`'s strict input-shape check: a few test
-    // sets feed shapes other than the model declares (e.g. CastLike's 'like' input).
-    RefExecutor executor;
-    auto outs = executor.Run(g, std::move(inputs));
+    StatusOr<std::vector<RValue>> outs = Status::OK();
+    bool ran_cpu = false;
+    if (o.backend == "cpu") {
+      auto cpu_outs = RunOnCpuEngine(dir, g, inputs);
+      if (cpu_outs.ok()) {
+        outs = std::move(*cpu_outs);
+        ran_cpu = true;
+      } else if (cpu_outs.status().code() != StatusCode::kUnimplemented) {
+        return {"error", "cpu engine: " + cpu_outs.status().message()};
+      }
+    }
+    if (!ran_cpu) {
+      // The executor directly, without `kiln run`'s strict input-shape check: a few test
+      // sets feed shapes other than the model declares (e.g. CastLike's 'like' input).
+      RefExecutor executor;
+      outs = executor.Run(g, std::move(inputs));
+    } else {
+      g_ran_on_cpu = true;
+    }
     if (!outs.ok()) {
       const Status& s = outs.status();
       return {s.code() == StatusCode::kUnimplemented ? "unsupported" : "error", s.message()};
@@ -190,7 +253,7 @@ Result RunTest(const fs::path& dir, const Options& o) {
       if (!d.empty()) return {"mismatch", d};
     }
   }
-  return {"pass", ""};
+  return {"pass", g_ran_on_cpu ? "ran on the cpu engine" : ""};
 }
 
 // Runs one test in a child process with a time limit.
@@ -239,7 +302,7 @@ std::set<std::string> ReadList(const std::string& path) {
 void Usage() {
   std::cout << "usage: kiln_conformance [--data-dir DIR] [--suites a,b] [--filter REGEX] [--failures FILE]\n"
                "                        [--json FILE] [--md FILE] [--expect FILE] [--write-expect FILE]\n"
-               "                        [--ort-json FILE] [--timeout S] [-O] [-v]\n"
+               "                        [--ort-json FILE] [--timeout S] [-O] [--backend ref|cpu] [-v]\n"
                "Runs ONNX backend test data through kiln (reference backend), rtol 1e-3 / atol 1e-7.\n"
                "--expect FILE: exit 1 if a test listed there (suite/test per line) does not pass.\n"
                "-O, --optimize: run kiln's graph optimizer first (results must not change).\n"
@@ -271,6 +334,7 @@ int main(int argc, char** argv) {
     else if (a == "--timeout") o.timeout_s = std::stoi(next());
     else if (a == "-v" || a == "--verbose") o.verbose = true;
     else if (a == "-O" || a == "--optimize") o.optimize = true;
+    else if (a == "--backend") o.backend = next();
     else if (a == "-h" || a == "--help") { Usage(); return 0; }
     else { std::cerr << "unknown argument " << a << "\n"; Usage(); return 2; }
   }
@@ -302,6 +366,16 @@ int main(int argc, char** argv) {
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (o.backend == "cpu") {
+    int on_cpu = 0, passed = 0;
+    for (const auto& [name, r] : results) {
+      passed += r.status == "pass";
+      on_cpu += r.status == "pass" && r.detail == "ran on the cpu engine";
+    }
+    std::cout << "cpu backend: " << on_cpu << " of " << passed
+              << " passing tests ran on the CPU engine (the others have non-tensor I/O or inputs unlike the "
+                 "declared types, and ran on the reference)\n";
+  }
 
   // Table (kiln next to ORT when its results are given).
   std::ostringstream md;
