@@ -107,6 +107,26 @@ std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node&
   for (NodeId eid : *order) {
     const Node& e = eg.node(eid);
     if (e.outputs.size() != 1) return std::nullopt;
+    if (e.op_type == "HardSigmoid" && !e.inputs.empty() && e.inputs[0] == chain) {
+      // max(0, min(1, alpha x + beta)): a linear step and a clip (oneDNN 2.6 has no
+      // hardsigmoid algorithm).
+      auto a = e.attrs.GetFloat("alpha", 0.2f);
+      auto b = e.attrs.GetFloat("beta", 0.5f);
+      if (!a.ok() || !b.ok()) return std::nullopt;
+      PostOp lin;
+      lin.alg = alg::eltwise_linear;
+      lin.alpha = *a;
+      lin.beta = *b;
+      PostOp clip;
+      clip.alg = alg::eltwise_clip_v2;
+      clip.alpha = 0;
+      clip.beta = 1;
+      ops.push_back(lin);
+      ops.push_back(clip);
+      before_unary = chain;
+      chain = e.outputs[0];
+      continue;
+    }
     if (auto u = UnaryAlgorithm(eg, e, &constant_of)) {
       if (e.inputs.empty() || e.inputs[0] != chain) return std::nullopt;
       PostOp p;
