@@ -132,16 +132,21 @@ struct PyEngine {
   }
 };
 
-kiln::BuildOptions Options(const std::optional<Shapes>& shapes, bool optimize) {
+kiln::BuildOptions Options(const std::optional<Shapes>& shapes, bool optimize, const std::string& precision,
+                           int threads, const std::string& backend) {
   kiln::BuildOptions o;
   if (shapes) o.input_shapes = *shapes;
   o.optimize = optimize;
+  o.precision = precision;
+  o.threads = threads;
+  o.backend = backend;
   return o;
 }
 
-PyEngine Load(const py::object& path, const std::optional<Shapes>& shapes, bool optimize) {
+PyEngine Load(const py::object& path, const std::optional<Shapes>& shapes, bool optimize, const std::string& precision,
+              int threads, const std::string& backend) {
   const std::string p = FsPath(path);
-  const kiln::BuildOptions o = Options(shapes, optimize);
+  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend);
   kiln::StatusOr<std::shared_ptr<const kiln::Engine>> e = kiln::Status(kiln::StatusCode::kInternal, "not run");
   {
     py::gil_scoped_release nogil;
@@ -150,9 +155,10 @@ PyEngine Load(const py::object& path, const std::optional<Shapes>& shapes, bool 
   return PyEngine{Check(std::move(e))};
 }
 
-PyEngine Build(const py::object& onnx_path, const py::object& plan_path, const std::optional<Shapes>& shapes, bool optimize) {
+PyEngine Build(const py::object& onnx_path, const py::object& plan_path, const std::optional<Shapes>& shapes, bool optimize,
+               const std::string& precision, int threads, const std::string& backend) {
   const std::string src = FsPath(onnx_path), dst = FsPath(plan_path);
-  const kiln::BuildOptions o = Options(shapes, optimize);
+  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend);
   kiln::StatusOr<std::shared_ptr<const kiln::Engine>> e = kiln::Status(kiln::StatusCode::kInternal, "not run");
   kiln::Status saved;
   {
@@ -306,9 +312,10 @@ PYBIND11_MODULE(kiln, m) {
            "An output of the last run(), by name or index, as a new array.");
 
   m.def("load", &Load, py::arg("path"), py::arg("shapes") = py::none(), py::arg("optimize") = true,
+        py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("backend") = "cpu",
         "Loads a .plan file or builds an .onnx model (shapes: {input name: shape} for inputs with "
         "dynamic dimensions; the others get 1 for each dynamic dimension).");
   m.def("build", &Build, py::arg("onnx_path"), py::arg("plan_path"), py::arg("shapes") = py::none(),
-        py::arg("optimize") = true,
+        py::arg("optimize") = true, py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("backend") = "cpu",
         "Builds an engine from an ONNX model, writes it to plan_path and returns it.");
 }

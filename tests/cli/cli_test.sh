@@ -80,6 +80,13 @@ if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
   "$KILN" run "$T/external_ok.onnx" >"$T/out" 2>"$T/err" && grep -q 'y: float32 \[4\]' "$T/out" && ok || bad "external data in dir: $(cat "$T/err")"
 fi
 
+# inspect --kernels: the CPU backend's steps with their kernels and timed tactics.
+if "$KILN" inspect "$M" --kernels >"$T/out" 2>"$T/err"; then
+  grep -q '^  cpu backend: cpu (' "$T/out" && grep -q 'onednn:conv' "$T/out" && ok || bad "inspect --kernels: $(tail -5 "$T/out")"
+else
+  bad "inspect --kernels: $(cat "$T/err")"
+fi
+
 # inspect --dot / --html: the DOT is valid Graphviz input, the HTML is one self-contained file whose
 # only URLs are the SVG and XLink namespace names (identifiers that browsers never fetch).
 if "$KILN" inspect "$M" --dot "$T/g.dot" --html "$T/g.html" >"$T/out" 2>"$T/err"; then

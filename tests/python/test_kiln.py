@@ -45,6 +45,18 @@ class EngineTest(unittest.TestCase):
         self.assertEqual(out["probs"].shape, (1, 10))
         assert_close(out["probs"], EXPECTED)
 
+    def test_backend_precision_threads(self):
+        ref = kiln.load(MODEL, backend="ref", threads=1).run({"input": X})["probs"]
+        assert_close(ref, EXPECTED)
+        one = kiln.load(MODEL, threads=1).run({"input": X})["probs"]
+        assert_close(one, EXPECTED)
+        for bad in ("fp16", "int3"):
+            with self.assertRaises(Exception) as cm:
+                kiln.load(MODEL, precision=bad)
+            self.assertIn(bad, str(cm.exception))
+        with self.assertRaises(Exception):
+            kiln.load(MODEL, backend="tpu")
+
     @unittest.skipUnless(KILN_CLI, "KILN_CLI not set")
     def test_run_matches_cli(self):
         for flags, optimize in (([], False), (["-O"], True)):

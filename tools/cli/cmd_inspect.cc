@@ -9,7 +9,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "api/engine_internal.h"
 #include "api/model.h"
+#include "backends/cpu/cpu_backend.h"
 #include "api/optimize.h"
 #include "builder/memory_planner.h"
 #include "ir/op_schema.h"
@@ -27,6 +29,9 @@ struct InspectArgs {
   std::vector<std::string> disabled;
   std::string dump_dir;
   std::string html_file, dot_file;
+  bool kernels = false;  // --kernels: compile for the CPU backend, list its steps
+  std::string precision = "fp32";
+  int threads = 0;
 };
 
 // Shape-only ops run as views: no kernel.
@@ -134,6 +139,27 @@ int Inspect(const InspectArgs& a) {
                  {"concats_eliminated", plan->eliminated_concats.size()},
                  {"slice_views", plan->slice_views}};
   j["layer_list"] = layers;
+  if (a.kernels) {
+    // The CPU backend's schedule: every step with its implementation and, where candidates
+    // were timed, the winner and its time (TensorRT's "tactic" report).
+    BuildOptions bo;
+    bo.precision = a.precision;
+    bo.threads = a.threads;
+    auto engine = MakeEngineFromOptimized(std::make_shared<Graph>(g), *plan, bo);
+    if (!engine.ok()) {
+      std::cerr << "error: " << a.model << ": " << engine.status().message() << "\n";
+      return 1;
+    }
+    nlohmann::json steps = nlohmann::json::array();
+    if (const cpu::Program* p = EngineCpuProgram(**engine)) {
+      for (const cpu::StepInfo& st : cpu::Steps(*p))
+        steps.push_back({{"name", st.name}, {"op", st.op}, {"impl", st.impl}, {"tactic", st.tactic},
+                         {"tactic_ms", st.tactic_ms}, {"precision", st.precision.empty() ? "fp32" : st.precision}});
+      j["cpu_arena_bytes"] = cpu::ArenaBytes(*p);
+    }
+    j["cpu_backend"] = EngineBackendSummary(**engine);
+    j["cpu_steps"] = steps;
+  }
   j["graph_inputs"] = nlohmann::json::array();
   j["graph_outputs"] = nlohmann::json::array();
   for (ValueId v : g.inputs())
@@ -164,6 +190,20 @@ int Inspect(const InspectArgs& a) {
     std::printf("  %-36s %-40s %-24s %s\n", l["name"].get<std::string>().c_str(), l["op"].get<std::string>().c_str(),
                 out.c_str(), absorbed.c_str());
   }
+  if (a.kernels) {
+    std::printf("\n  cpu backend: %s, arena %.2f MiB\n", j["cpu_backend"].get<std::string>().c_str(),
+                j.contains("cpu_arena_bytes") ? j["cpu_arena_bytes"].get<double>() / 1048576.0 : 0.0);
+    std::printf("  %-4s %-40s %-18s %-44s %s\n", "step", "name", "op", "kernel", "tactic (timed ms)");
+    int i = 0;
+    for (const auto& st : j["cpu_steps"]) {
+      std::string tactic = st["tactic"].get<std::string>();
+      if (!tactic.empty() && st["tactic_ms"].get<double>() > 0)
+        tactic += StrCat(" (", st["tactic_ms"].get<double>(), ")");
+      if (st["precision"] != "fp32") tactic += " " + st["precision"].get<std::string>();
+      std::printf("  %-4d %-40.40s %-18.18s %-44.44s %s\n", i++, st["name"].get<std::string>().c_str(),
+                  st["op"].get<std::string>().c_str(), st["impl"].get<std::string>().c_str(), tactic.c_str());
+    }
+  }
   return 0;
 }
 
@@ -179,6 +219,10 @@ Command AddInspectCommand(CLI::App& app) {
   cmd->add_option("--dump-ir", args->dump_dir, "Write the IR after every pass that changed it into DIR");
   cmd->add_option("--html", args->html_file, "Write an HTML report with the optimized graph (needs Graphviz 'dot')");
   cmd->add_option("--dot", args->dot_file, "Write the optimized graph as a Graphviz DOT file");
+  cmd->add_flag("--kernels", args->kernels,
+                "Compile for the CPU backend and list its steps: kernel, timed tactic, precision");
+  cmd->add_option("--precision", args->precision, "With --kernels: fp32 or bf16");
+  cmd->add_option("--threads", args->threads, "With --kernels: threads the tactics are timed with");
   return {cmd, [args] { return Inspect(*args); }};
 }
 

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -44,6 +45,11 @@ struct CompileOptions {
 
 // One executed step, for inspect/profiles.
 struct StepInfo {
+  StepInfo() = default;
+  StepInfo(std::string name_, std::string op_, std::string impl_, std::string tactic_ = "", double tactic_ms_ = 0,
+           int node_ = -1, std::string precision_ = "")
+      : name(std::move(name_)), op(std::move(op_)), impl(std::move(impl_)), tactic(std::move(tactic_)),
+        tactic_ms(tactic_ms_), node(node_), precision(std::move(precision_)) {}
   std::string name;    // layer (node) name, or "reorder <value>"
   std::string op;      // op type of the layer
   std::string impl;    // "onednn:conv jit:avx512_core", "ref", "view", ...

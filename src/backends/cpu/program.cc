@@ -296,8 +296,12 @@ dnnl::memory Compiler::ConstantMemory(const Tensor& t, const dnnl::memory::desc&
   dnnl::memory src(from, p_.engine, const_cast<void*>(t.raw_data()));
   dnnl::memory dst(want, p_.engine);
   dnnl::stream s(p_.engine);
+  // Packing weights is build/load work, not inference: it uses every core whatever the
+  // engine's thread count (it is most of a plan's load time).
+  omp_set_num_threads(omp_get_num_procs());
   dnnl::reorder(src, dst).execute(s, src, dst);
   s.wait();
+  omp_set_num_threads(options_.threads > 0 ? options_.threads : omp_get_num_procs());
   return dst;
 }
 
