@@ -82,14 +82,7 @@ void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::ve
     } else {
       out = c.NewSlot(node.outputs[k], dst_md, part);
     }
-    auto r = std::make_unique<PrimitiveKernel>();
-    dnnl::reorder::primitive_desc pd(c.program().engine, src_md, c.program().engine, dst_md);
-    r->prim = dnnl::reorder(pd);
-    r->slot_args = {{DNNL_ARG_SRC, view}, {DNNL_ARG_DST, out}};
-    r->reads = {view};
-    r->writes = {out};
-    r->info = {"split " + c.graph().value(node.outputs[k]).name, "Split", ImplName(pd, "reorder"), "", 0};
-    c.AddKernel(std::move(r));
+    c.AddReorder(view, out, "split " + c.graph().value(node.outputs[k]).name, "Split");
   }
 }
 
@@ -532,15 +525,7 @@ StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
       if (c.program().Root(s) == c.program().Root(*whole)) continue;
       const dnnl::memory::desc sub = wmd.submemory_desc(ToDnnl(d), offs);
       const int view = c.ViewMd(*whole, sub, d);
-      const dnnl::memory::desc src_md = c.program().slots[static_cast<size_t>(s)].md;
-      dnnl::reorder::primitive_desc pd(c.program().engine, src_md, c.program().engine, sub);
-      auto k = std::make_unique<PrimitiveKernel>();
-      k->prim = dnnl::reorder(pd);
-      k->slot_args = {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, view}};
-      k->reads = {s};
-      k->writes = {view};
-      k->info = {node.name + " <- " + g.value(v).name, node.op_type, ImplName(pd, "reorder"), "", 0, id};
-      c.AddKernel(std::move(k));
+      c.AddReorder(s, view, node.name + " <- " + g.value(v).name, node.op_type, id);
     }
     return true;
   }
@@ -743,14 +728,7 @@ StatusOr<bool> LowerTranspose(Compiler& c, NodeId id) {
   const dnnl::memory::desc src_md(ToDnnl(out_dims), mdt::f32, strides);
   const int view = c.ViewMd(src, src_md, out_dims);
   const int dst = c.NewSlot(node.outputs[0], PlainMd(out_dims), out_dims);
-  dnnl::reorder::primitive_desc pd(c.program().engine, src_md, c.program().engine, PlainMd(out_dims));
-  auto k = std::make_unique<PrimitiveKernel>();
-  k->prim = dnnl::reorder(pd);
-  k->slot_args = {{DNNL_ARG_SRC, view}, {DNNL_ARG_DST, dst}};
-  k->reads = {view};
-  k->writes = {dst};
-  k->info = {node.name, node.op_type, ImplName(pd, "reorder"), "", 0};
-  c.AddKernel(std::move(k));
+  c.AddReorder(view, dst, node.name, node.op_type, id);
   return true;
 }
 
@@ -804,14 +782,7 @@ StatusOr<bool> LowerSlice(Compiler& c, NodeId id) {
   const dnnl::memory::desc src_md = PlainMd(x_dims).submemory_desc(ToDnnl(out_dims), offs);
   const int view = c.ViewMd(src, src_md, out_dims);
   const int dst = c.NewSlot(node.outputs[0], PlainMd(out_dims), out_dims);
-  dnnl::reorder::primitive_desc pd(c.program().engine, src_md, c.program().engine, PlainMd(out_dims));
-  auto k = std::make_unique<PrimitiveKernel>();
-  k->prim = dnnl::reorder(pd);
-  k->slot_args = {{DNNL_ARG_SRC, view}, {DNNL_ARG_DST, dst}};
-  k->reads = {view};
-  k->writes = {dst};
-  k->info = {node.name, node.op_type, ImplName(pd, "reorder"), "", 0, id};
-  c.AddKernel(std::move(k));
+  c.AddReorder(view, dst, node.name, node.op_type, id);
   return true;
 }
 
@@ -876,14 +847,7 @@ StatusOr<bool> LowerConvTransposeAsGemm(Compiler& c, NodeId id, const Node& node
   const int out = c.NewSlot(node.outputs[0], PlainMd(out_dims), out_dims);
   const dnnl::memory::desc to = PlainMd({n, oc, h, kh, wd, kw});
   const int to_view = c.ViewMd(out, to, {n, oc, h, kh, wd, kw});
-  dnnl::reorder::primitive_desc rpd(c.program().engine, from, c.program().engine, to);
-  auto r = std::make_unique<PrimitiveKernel>();
-  r->prim = dnnl::reorder(rpd);
-  r->slot_args = {{DNNL_ARG_SRC, from_view}, {DNNL_ARG_DST, to_view}};
-  r->reads = {from_view};
-  r->writes = {to_view};
-  r->info = {node.name + " (scatter)", node.op_type, ImplName(rpd, "reorder"), "", 0, id};
-  c.AddKernel(std::move(r));
+  c.AddReorder(from_view, to_view, node.name + " (scatter)", node.op_type, id);
   return true;
 }
 }  // namespace

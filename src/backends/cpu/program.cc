@@ -118,18 +118,10 @@ int Compiler::InLayout(int slot, const dnnl::memory::desc& md) {
   auto it = layout_cache_.find({slot, key});
   if (it != layout_cache_.end()) return it->second;
   const std::vector<int64_t> dims = s.dims;
-  const dnnl::memory::desc src_md = s.md;
   const std::string name = s.name;
   int out = NewSlot(kNoValue, md, dims);
   p_.slots[static_cast<size_t>(out)].name = name;
-  auto k = std::make_unique<PrimitiveKernel>();
-  dnnl::reorder::primitive_desc pd(p_.engine, src_md, p_.engine, md);
-  k->prim = dnnl::reorder(pd);
-  k->slot_args = {{DNNL_ARG_SRC, slot}, {DNNL_ARG_DST, out}};
-  k->reads = {slot};
-  k->writes = {out};
-  k->info = {"reorder " + name, "Reorder", std::string("onednn:reorder ") + pd.impl_info_str(), "", 0};
-  AddKernel(std::move(k));
+  AddReorder(slot, out, "reorder " + name, "Reorder");
   layout_cache_[{slot, key}] = out;
   return out;
 }
@@ -234,19 +226,24 @@ std::optional<Compiler::ConcatPart> Compiler::ConcatTarget(ValueId v, const dnnl
 int Compiler::CopyTo(int slot, const dnnl::memory::desc& md) {
   const Slot& s = p_.slots[static_cast<size_t>(slot)];
   const std::vector<int64_t> dims = s.dims;
-  const dnnl::memory::desc src_md = s.md;
   const std::string name = s.name;
   int out = NewSlot(kNoValue, md, dims);
   p_.slots[static_cast<size_t>(out)].name = name;
-  auto k = std::make_unique<PrimitiveKernel>();
-  dnnl::reorder::primitive_desc pd(p_.engine, src_md, p_.engine, md);
-  k->prim = dnnl::reorder(pd);
-  k->slot_args = {{DNNL_ARG_SRC, slot}, {DNNL_ARG_DST, out}};
-  k->reads = {slot};
-  k->writes = {out};
-  k->info = {"copy " + name, "Reorder", std::string("onednn:reorder ") + pd.impl_info_str(), "", 0};
-  AddKernel(std::move(k));
+  AddReorder(slot, out, "copy " + name, "Reorder");
   return out;
+}
+
+void Compiler::AddReorder(int src, int dst, std::string name, std::string op, int node) {
+  const dnnl::memory::desc& from = p_.slots[static_cast<size_t>(src)].md;
+  const dnnl::memory::desc& to = p_.slots[static_cast<size_t>(dst)].md;
+  auto k = std::make_unique<PrimitiveKernel>();
+  dnnl::reorder::primitive_desc pd(p_.engine, from, p_.engine, to);
+  k->prim = dnnl::reorder(pd);
+  k->slot_args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+  k->reads = {src};
+  k->writes = {dst};
+  k->info = {std::move(name), std::move(op), std::string("onednn:reorder ") + pd.impl_info_str(), "", 0, node};
+  AddKernel(std::move(k));
 }
 
 int Compiler::View(int slot, const std::vector<int64_t>& dims) {

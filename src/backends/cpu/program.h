@@ -130,6 +130,8 @@ class Compiler {
   bool IsLastUse(ValueId v, NodeId id) const;
   // A fresh (uncached) copy of `slot` in layout `md`: a buffer a kernel may overwrite.
   int CopyTo(int slot, const dnnl::memory::desc& md);
+  // A kernel copying slot src into slot dst, converting between their layouts.
+  void AddReorder(int src, int dst, std::string name, std::string op, int node = -1);
   // Concat elimination. When v's only reader is a Concat that can take it in place (not
   // fused, every input an activation read only by it, not a graph output), the place for v
   // in the concat's buffer: a sub-memory of the buffer (created on the first call, in the
