@@ -142,8 +142,14 @@ class ExecutionContext {
   // The bytes are read during Run(), not copied here.
   Status SetInput(const std::string& name, const HostTensor& t);
   Status SetInput(int index, const HostTensor& t);
+  // Binds a caller buffer for an output (dtype and shape checked against what Run()
+  // produces): Run() writes that output there — on the CPU backend straight from the last
+  // kernel, without a copy — and Output() returns a view of it. Unbound outputs are
+  // returned as new tensors.
+  Status SetOutput(const std::string& name, const HostTensor& t);
+  Status SetOutput(int index, const HostTensor& t);
   Status Run();
-  // Output of the last Run(), by name or index.
+  // Output of the last Run(), by name or index (a view of the bound buffer, if any).
   StatusOr<HostTensor> Output(const std::string& name) const;
   StatusOr<HostTensor> Output(int index) const;
 

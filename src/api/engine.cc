@@ -39,6 +39,7 @@ struct ExecutionContext::State {
   std::vector<RValue> outputs;     // results of the last Run()
   std::unique_ptr<cpu::Context> cpu;
   const cpu::Program* cpu_program = nullptr;  // what `cpu` runs (dynamic engines switch)
+  std::vector<HostTensor> bound_outputs;      // SetOutput(); undefined = not bound
 };
 
 namespace {
@@ -431,18 +432,47 @@ Status ExecutionContext::Run() {
       }
     }
   }
+  // Bound outputs: the buffer must hold what this run produces.
+  std::vector<void*> out_ptrs(e.outputs.size(), nullptr);
+  bool any_bound = false;
+  for (size_t i = 0; i < state_->bound_outputs.size() && i < e.outputs.size(); ++i)
+    if (state_->bound_outputs[i].data() != nullptr) {
+      out_ptrs[i] = state_->bound_outputs[i].data();
+      any_bound = true;
+    }
+  auto check_bound = [&](size_t i, const Tensor& t) -> Status {
+    const HostTensor& b = state_->bound_outputs[i];
+    if (ToDType(b.dtype()) != t.dtype() || b.shape() != t.dims())
+      return InvalidArgument("output '", e.outputs[i].name, "' is ", DTypeName(t.dtype()), " ", DimsToString(t.dims()),
+                             " but the bound buffer is ", DataTypeName(b.dtype()), " ", DimsToString(b.shape()));
+    return Status::OK();
+  };
   if (state_->cpu) {
     std::vector<const Tensor*> ins;
     ins.reserve(state_->inputs.size());
     for (const RValue& v : state_->inputs) ins.push_back(&v.tensor);
     std::vector<Tensor> outs;
-    KILN_RETURN_IF_ERROR(state_->cpu->Run(ins, &outs));
+    if (any_bound) {
+      // Sizes first: a buffer of the wrong shape must not be written.
+      std::vector<Tensor> shapes;
+      KILN_RETURN_IF_ERROR(cpu::OutputTypes(*state_->cpu_program, &shapes));
+      for (size_t i = 0; i < out_ptrs.size(); ++i)
+        if (out_ptrs[i] != nullptr) KILN_RETURN_IF_ERROR(check_bound(i, shapes[i]));
+    }
+    KILN_RETURN_IF_ERROR(state_->cpu->Run(ins, &outs, any_bound ? &out_ptrs : nullptr));
     state_->outputs.clear();
     for (Tensor& t : outs) state_->outputs.emplace_back(std::move(t));
     return Status::OK();
   }
   RefExecutor ex;
   KILN_ASSIGN_OR_RETURN(state_->outputs, ex.Run(*e.graph, state_->inputs));
+  for (size_t i = 0; i < out_ptrs.size(); ++i) {
+    if (out_ptrs[i] == nullptr || !state_->outputs[i].is_tensor()) continue;
+    const Tensor& t = state_->outputs[i].tensor;
+    KILN_RETURN_IF_ERROR(check_bound(i, t));
+    if (t.nbytes() > 0) std::memcpy(out_ptrs[i], t.raw_data(), t.nbytes());
+    state_->outputs[i] = RValue(Tensor::FromExternal(t.dtype(), t.dims(), out_ptrs[i], nullptr));
+  }
   return Status::OK();
 }
 
@@ -453,7 +483,33 @@ StatusOr<HostTensor> ExecutionContext::Output(int index) const {
   if (state_->outputs.size() != outs.size()) return FailedPrecondition("no results yet: call Run() first");
   const RValue& v = state_->outputs[static_cast<size_t>(index)];
   if (!v.is_tensor()) return Internal("output '", outs[static_cast<size_t>(index)].name, "' is not a tensor");
+  if (static_cast<size_t>(index) < state_->bound_outputs.size() && state_->bound_outputs[static_cast<size_t>(index)].data() != nullptr)
+    return state_->bound_outputs[static_cast<size_t>(index)];  // the caller's buffer holds it
   return ToHost(v.tensor);
+}
+
+Status ExecutionContext::SetOutput(const std::string& name, const HostTensor& t) {
+  const auto& outs = state_->engine->outputs;
+  for (size_t i = 0; i < outs.size(); ++i)
+    if (outs[i].name == name) return SetOutput(static_cast<int>(i), t);
+  return NotFound("the model has no output '", name, "'");
+}
+
+Status ExecutionContext::SetOutput(int index, const HostTensor& t) {
+  const auto& outs = state_->engine->outputs;
+  if (index < 0 || static_cast<size_t>(index) >= outs.size())
+    return OutOfRange("output index ", index, " is out of range: the model has ", outs.size(), " outputs");
+  const TensorInfo& info = outs[static_cast<size_t>(index)];
+  if (t.data() == nullptr) return InvalidArgument("output '", info.name, "': the buffer has no data");
+  if (t.dtype() != info.dtype)
+    return InvalidArgument("output '", info.name, "' is ", DataTypeName(info.dtype), ", the buffer is ", DataTypeName(t.dtype()));
+  bool shape_ok = t.shape().size() == info.shape.size();
+  for (size_t d = 0; shape_ok && d < info.shape.size(); ++d) shape_ok = info.shape[d] < 0 || info.shape[d] == t.shape()[d];
+  if (!shape_ok)
+    return InvalidArgument("output '", info.name, "' has shape ", DimsToString(info.shape), ", the buffer ", DimsToString(t.shape()));
+  state_->bound_outputs.resize(outs.size());
+  state_->bound_outputs[static_cast<size_t>(index)] = t;
+  return Status::OK();
 }
 
 StatusOr<HostTensor> ExecutionContext::Output(const std::string& name) const {

@@ -263,3 +263,51 @@ TEST(Engine, ShapeProfileServesEveryBatchInRange) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// Bound output buffers: Run() writes the output there (the CPU backend's last kernel writes
+// straight into it), Output() is a view of it; unbound runs after a bound one still work;
+// a buffer of the wrong shape or type is refused naming the output.
+TEST(Engine, BoundOutputBuffersAreWrittenInPlace) {
+  TinyCnn d = LoadTinyCnnData();
+  for (const char* backend : {"cpu", "ref"}) {
+    BuildOptions opts;
+    opts.input_shapes = {{"input", d.shape}};
+    opts.backend = backend;
+    auto engine = Engine::Load(kModel, opts);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    const TensorInfo& out = (*engine)->outputs()[0];
+    auto ctx = (*engine)->CreateContext();
+    ASSERT_TRUE(ctx->SetInput(0, HostTensor::Wrap(d.input.data(), d.shape)).ok());
+    std::vector<float> buffer(d.expected.size(), -1.0f);
+    ASSERT_TRUE(ctx->SetOutput(out.name, HostTensor::Wrap(buffer.data(), out.shape)).ok());
+    for (int run = 0; run < 2; ++run) {
+      ASSERT_TRUE(ctx->Run().ok());
+      for (size_t i = 0; i < buffer.size(); ++i) ASSERT_NEAR(buffer[i], d.expected[i], 1e-5) << backend << " " << i;
+      auto view = ctx->Output(0);
+      ASSERT_TRUE(view.ok());
+      EXPECT_EQ(view->data(), buffer.data()) << backend;
+    }
+    // An unbound context of the same engine gets its own copy, and the bound buffer is left alone.
+    std::fill(buffer.begin(), buffer.end(), -1.0f);
+    auto other = (*engine)->CreateContext();
+    ASSERT_TRUE(other->SetInput(0, HostTensor::Wrap(d.input.data(), d.shape)).ok());
+    ASSERT_TRUE(other->Run().ok());
+    auto copy = other->Output(0);
+    ASSERT_TRUE(copy.ok());
+    EXPECT_NE(copy->data(), buffer.data());
+    EXPECT_NEAR(copy->data_as<float>()[0], d.expected[0], 1e-5);
+    EXPECT_EQ(buffer[0], -1.0f);
+    std::vector<float> small(3);
+    auto bad = ctx->SetOutput(0, HostTensor::Wrap(small.data(), {1, 3}));
+    EXPECT_NE(bad.message().find("output '" + out.name + "' has shape"), std::string::npos) << bad.ToString();
+    std::vector<int32_t> ints(d.expected.size());
+    bad = ctx->SetOutput(0, HostTensor::Wrap(DataType::kInt32, out.shape, ints.data()));
+    EXPECT_NE(bad.message().find("float32"), std::string::npos) << bad.ToString();
+  }
+}
+
+}  // namespace
+}  // namespace kiln

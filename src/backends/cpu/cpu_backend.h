@@ -72,6 +72,8 @@ Status CheckSupported(const Graph& graph);
 StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options);
 
 const std::vector<StepInfo>& Steps(const Program& program);
+// Empty tensors (dtype + dims, no data) describing the program's outputs.
+Status OutputTypes(const Program& program, std::vector<Tensor>* types);
 int64_t ArenaBytes(const Program& program);
 
 // Per-thread execution state over a Program: its arena, scratchpad and memory handles.
@@ -82,7 +84,11 @@ class Context {
   // inputs: one tensor per non-constant graph input, in graph-input order (dense,
   // row-major, already checked against the graph). Outputs are freshly allocated tensors
   // (row-major), one per graph output.
-  Status Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs);
+  // out_buffers (optional, one per output, null = not bound): caller memory for outputs,
+  // of the output's size; the kernels write there directly where the output's buffer is
+  // its own (else it is copied there). Bound outputs come back as views of that memory.
+  Status Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+             const std::vector<void*>* out_buffers = nullptr);
   // Per-step wall times of the last Run() in milliseconds (when profiling is on).
   void set_profiling(bool on) { profiling_ = on; }
   const std::vector<double>& step_ms() const { return step_ms_; }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <new>
 #include <sstream>
 #include <unordered_map>
@@ -527,10 +528,23 @@ StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> gr
 const std::vector<StepInfo>& Steps(const Program& p) { return p.steps; }
 int64_t ArenaBytes(const Program& p) { return p.arena_bytes; }
 
+Status OutputTypes(const Program& p, std::vector<Tensor>* types) {
+  types->clear();
+  for (int s : p.output_slots) {
+    const Slot& slot = p.slots[static_cast<size_t>(s)];
+    types->push_back(Tensor::FromExternal(slot.dtype, slot.dims, nullptr, nullptr));
+  }
+  return Status::OK();
+}
+
 struct Context::State {
   ExecContext ctx;
   std::shared_ptr<char> arena, scratch;
   std::vector<std::vector<int>> input_users;  // per input: slots rooted at it
+  // Per output: the slots rooted at its buffer when a caller buffer can replace that buffer
+  // (an arena root of exactly the output's bytes, row-major, no other output in it); empty:
+  // bound outputs are copied.
+  std::vector<std::vector<int>> output_users;
 };
 
 namespace {
@@ -561,6 +575,20 @@ Context::Context(std::shared_ptr<const Program> program) : program_(std::move(pr
     c.ptrs[s] = ptr;
     if (p.slots[s].has_md) c.mems[s] = dnnl::memory(p.slots[s].md, p.engine, ptr != nullptr ? ptr : state_->arena.get());
   }
+  state_->output_users.resize(p.output_slots.size());
+  for (size_t o = 0; o < p.output_slots.size(); ++o) {
+    const int s = p.output_slots[o];
+    const int r = p.Root(s);
+    const Slot& root = p.slots[static_cast<size_t>(r)];
+    const Slot& out = p.slots[static_cast<size_t>(s)];
+    bool ok = root.kind == Slot::Kind::kArena && root.bytes == out.bytes && IsPlain(out) &&
+              (!out.has_md || out.md.data.offset0 == 0);
+    for (size_t o2 = 0; o2 < p.output_slots.size(); ++o2)
+      ok = ok && (o2 == o || p.Root(p.output_slots[o2]) != r);
+    if (!ok) continue;
+    for (size_t t = 0; t < n; ++t)
+      if (p.Root(static_cast<int>(t)) == r) state_->output_users[o].push_back(static_cast<int>(t));
+  }
   c.args.resize(p.kernels.size());
   c.owned.resize(p.kernels.size());
   for (size_t k = 0; k < p.kernels.size(); ++k) p.kernels[k]->Bind(c, static_cast<int>(k));
@@ -568,7 +596,8 @@ Context::Context(std::shared_ptr<const Program> program) : program_(std::move(pr
 
 Context::~Context() = default;
 
-Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs) {
+Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+                    const std::vector<void*>* out_buffers) {
   const Program& p = *program_;
   ExecContext& c = state_->ctx;
   if (inputs.size() != p.input_slots.size()) return Internal("expected ", p.input_slots.size(), " inputs, got ", inputs.size());
@@ -582,6 +611,29 @@ Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor
       if (p.slots[static_cast<size_t>(s)].has_md) c.mems[static_cast<size_t>(s)].set_data_handle(ptr);
     }
   }
+  // Bound outputs whose buffer can be the caller's: point every slot of it there for this
+  // run (restored below, so that an unbound run writes to the arena again).
+  auto redirect = [&](size_t o, char* ptr) {
+    for (int s : state_->output_users[o]) {
+      c.ptrs[static_cast<size_t>(s)] = ptr;
+      if (p.slots[static_cast<size_t>(s)].has_md) c.mems[static_cast<size_t>(s)].set_data_handle(ptr);
+    }
+  };
+  const size_t n_out = p.output_slots.size();
+  std::vector<bool> direct(n_out, false);
+  if (out_buffers != nullptr)
+    for (size_t o = 0; o < n_out && o < out_buffers->size(); ++o)
+      if ((*out_buffers)[o] != nullptr && !state_->output_users[o].empty()) {
+        redirect(o, static_cast<char*>((*out_buffers)[o]));
+        direct[o] = true;
+      }
+  struct Restore {
+    std::function<void()> f;
+    ~Restore() { f(); }
+  } restore{[&] {
+    for (size_t o = 0; o < n_out; ++o)
+      if (direct[o]) redirect(o, state_->arena.get() + p.slots[static_cast<size_t>(p.Root(p.output_slots[o]))].offset);
+  }};
   if (profiling_) step_ms_.assign(p.kernels.size(), 0.0);
   for (size_t k = 0; k < p.kernels.size(); ++k) {
     std::chrono::steady_clock::time_point t0;
@@ -595,8 +647,16 @@ Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor
   }
   c.stream.wait();
   outputs->clear();
-  for (int s : p.output_slots) {
+  for (size_t o = 0; o < n_out; ++o) {
+    const int s = p.output_slots[o];
     const Slot& slot = p.slots[static_cast<size_t>(s)];
+    void* bound = out_buffers != nullptr && o < out_buffers->size() ? (*out_buffers)[o] : nullptr;
+    if (bound != nullptr) {
+      Tensor t = Tensor::FromExternal(slot.dtype, slot.dims, bound, nullptr);
+      if (!direct[o] && t.nbytes() > 0) std::memcpy(bound, c.ptrs[static_cast<size_t>(s)], t.nbytes());
+      outputs->push_back(std::move(t));
+      continue;
+    }
     Tensor t(slot.dtype, slot.dims);
     if (t.nbytes() > 0) std::memcpy(t.raw_data(), c.ptrs[static_cast<size_t>(s)], t.nbytes());
     outputs->push_back(std::move(t));
