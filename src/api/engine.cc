@@ -248,6 +248,16 @@ Status Engine::Save(const std::string& plan_path) const {
     g.node(s.node).attrs.set("kiln.precision", Attr::String(s.precision.empty() ? "fp32" : s.precision));
     if (s.precision == "bf16" && po.isa_features.empty()) po.isa_features.push_back("avx512bf16");
   }
+  // Convolution weights go in already packed in their kernels' layouts: loading the plan
+  // then uses them in place (a layer whose kernel differs on the loading CPU repacks them).
+  for (const cpu::PackedWeights& pw : cpu::PackedWeightList(*program)) {
+    Value& v = g.value(pw.value);
+    if (!v.constant || v.constant->nbytes() != pw.bytes) continue;
+    v.constant = Tensor::FromExternal(v.constant->dtype(), v.constant->dims(), const_cast<void*>(pw.data), nullptr);
+    Tensor md(DType::kUInt8, {static_cast<int64_t>(pw.md.size())});
+    std::memcpy(md.raw_data(), pw.md.data(), pw.md.size());
+    g.node(pw.node).attrs.set(cpu::kPackedMdAttr, Attr::TensorValue(std::move(md)));
+  }
   return WritePlan(g, impl_->memory, po, plan_path);
 }
 
@@ -318,6 +328,9 @@ StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, co
   if (!f) return Status(StatusCode::kIoError, StrCat(path, ": cannot open"));
   if (IsPlanFile(path)) {
     KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
+    // Packed weights serve the CPU backend; anything else reads them row-major.
+    if (options.backend != "cpu" || (plan.profiles.empty() && !cpu::CheckSupported(*plan.graph).ok()))
+      KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*plan.graph).WithPrefix(path));
     return MakeEngine(std::shared_ptr<const Graph>(std::move(plan.graph)), std::move(plan.memory), options,
                       std::move(plan.profiles));
   }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "api/engine_internal.h"
@@ -307,6 +308,47 @@ TEST(Engine, BoundOutputBuffersAreWrittenInPlace) {
     bad = ctx->SetOutput(0, HostTensor::Wrap(DataType::kInt32, out.shape, ints.data()));
     EXPECT_NE(bad.message().find("float32"), std::string::npos) << bad.ToString();
   }
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// A plan from the CPU backend stores convolution weights in their kernels' layouts: the
+// CPU engine loaded from it uses them in place (bit-identical to the engine that saved it),
+// and the reference backend loaded from it reads them row-major again.
+TEST(Engine, PlanWithPackedWeightsRunsOnEveryBackend) {
+  TinyCnn d = LoadTinyCnnData();
+  BuildOptions opts;
+  opts.input_shapes = {{"input", d.shape}};
+  auto built = Engine::Load(kModel, opts);
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  const std::string path = ::testing::TempDir() + "/engine_test_packed.plan";
+  ASSERT_TRUE((*built)->Save(path).ok());
+  {
+    std::ifstream f(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_NE(bytes.find("kiln.packed_md"), std::string::npos) << "no layer stored packed weights";
+  }
+  const std::string in = (*built)->inputs()[0].name;
+  auto want = (*built)->Infer({{in, HostTensor::Wrap(d.input.data(), d.shape)}});
+  ASSERT_TRUE(want.ok());
+  for (const char* backend : {"cpu", "ref"}) {
+    BuildOptions lo;
+    lo.backend = backend;
+    auto loaded = Engine::Load(path, lo);
+    ASSERT_TRUE(loaded.ok()) << backend << ": " << loaded.status().ToString();
+    auto got = (*loaded)->Infer({{in, HostTensor::Wrap(d.input.data(), d.shape)}});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    const HostTensor& a = got->begin()->second;
+    const HostTensor& b = want->begin()->second;
+    if (std::string(backend) == "cpu") EXPECT_EQ(std::memcmp(a.data(), b.data(), a.nbytes()), 0);
+    for (int64_t i = 0; i < a.numel(); ++i)
+      EXPECT_NEAR(a.data_as<float>()[i], d.expected[static_cast<size_t>(i)], 1e-5) << backend << " " << i;
+  }
+  std::remove(path.c_str());
 }
 
 }  // namespace

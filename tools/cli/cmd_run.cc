@@ -13,6 +13,7 @@
 #include "api/model.h"
 #include "api/optimize.h"
 #include "api/tensor_io.h"
+#include "backends/cpu/cpu_backend.h"
 #include "plan/plan_reader.h"
 #include "tools/cli/commands.h"
 
@@ -84,6 +85,7 @@ StatusOr<std::vector<RValue>> BindInputs(const Graph& g, const RunArgs& a) {
 // A plan's graph in the importer's wrapper, so both kinds of file run the same way.
 StatusOr<OnnxModel> LoadPlanAsModel(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
+  KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*plan.graph).WithPrefix(path));  // the reference reads row-major
   OnnxModel m;
   m.graph = std::move(plan.graph);  // its constants keep the file mapped
   m.producer = "kiln " + plan.kiln_version;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <map>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -72,6 +73,24 @@ Status CheckSupported(const Graph& graph);
 StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options);
 
 const std::vector<StepInfo>& Steps(const Program& program);
+// Weights the program holds packed in its kernels' layouts, for a plan to store: per entry
+// the fused node, its weight constant, the descriptor bytes and the packed bytes (owned by
+// the program).
+inline constexpr const char* kPackedMdAttr = "kiln.packed_md";  // see program.h
+struct PackedWeights {
+  int node;
+  ValueId value;
+  std::vector<uint8_t> md;
+  const void* data;
+  size_t bytes;
+};
+std::vector<PackedWeights> PackedWeightList(const Program& program);
+// Rewrites every packed weight constant of `graph` (a loaded plan's) back to row-major and
+// drops the attribute: for the reference backend, which reads weights as ONNX lays them out.
+Status UnpackWeights(Graph& graph);
+// The row-major contents of a node's weight constant (a copy when it is stored packed).
+StatusOr<Tensor> RowMajorWeights(const Node& node, const Tensor& w);
+
 // Empty tensors (dtype + dims, no data) describing the program's outputs.
 Status OutputTypes(const Program& program, std::vector<Tensor>* types);
 int64_t ArenaBytes(const Program& program);

@@ -268,8 +268,23 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   const auto& pd = *best;
   k->prim = dnnl::convolution_forward(pd);
   const int src = c.InLayout(c.SlotOf(main.inputs[0]), pd.src_desc());
-  dnnl::memory::desc w_plain = group == 1 ? PlainMd(w.dims()) : PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()));
-  k->const_args.push_back({DNNL_ARG_WEIGHTS, c.ConstantMemory(w, w_plain, pd.weights_desc())});
+  dnnl::memory::desc w_from = group == 1 ? PlainMd(w.dims()) : PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()));
+  if (node.attrs.has(kPackedMdAttr)) {  // a plan's weights, stored in a kernel layout already
+    KILN_ASSIGN_OR_RETURN(w_from, PackedWeightsDesc(node, w));
+  }
+  dnnl::memory wmem = w_from == pd.weights_desc()
+                          ? dnnl::memory(w_from, c.program().engine, const_cast<void*>(w.raw_data()))  // in place
+                          : c.ConstantMemory(w, w_from, pd.weights_desc());
+  k->const_args.push_back({DNNL_ARG_WEIGHTS, wmem});
+  // Packable into a plan: the constant is this layer's alone and packing adds no padding.
+  if (g.value(main.inputs[1]).consumers.size() == 1 && pd.weights_desc().get_size() == w.nbytes()) {
+    bool output = false;
+    for (ValueId o : g.outputs()) output = output || o == main.inputs[1];
+    if (!output) {
+      k->packed_value = main.inputs[1];
+      k->packed = wmem;
+    }
+  }
   if (bias) k->const_args.push_back({DNNL_ARG_BIAS, c.ConstantMemory(*bias, b_md, pd.bias_desc())});
   int dst;
   if (residual != kNoValue) {

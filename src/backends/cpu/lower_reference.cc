@@ -50,6 +50,7 @@ Status LowerReference(Compiler& c, NodeId id) {
   auto k = std::make_unique<ReferenceKernel>();
   std::map<ValueId, ValueId> remap;
   Node copy = node;
+  copy.attrs.erase(kPackedMdAttr);
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     const ValueId v = node.inputs[i];
     if (v == kNoValue) continue;
@@ -58,7 +59,13 @@ Status LowerReference(Compiler& c, NodeId id) {
       const Value& val = g.value(v);
       ValueId mv;
       if (val.constant) {
-        KILN_ASSIGN_OR_RETURN(mv, k->mini.AddConstant(val.name, *val.constant));
+        // A plan's packed weights run here (no fast kernel took the layer): row-major again.
+        if (i == 1 && node.attrs.has(kPackedMdAttr)) {
+          KILN_ASSIGN_OR_RETURN(Tensor plain, RowMajorWeights(node, *val.constant));
+          KILN_ASSIGN_OR_RETURN(mv, k->mini.AddConstant(val.name, plain));
+        } else {
+          KILN_ASSIGN_OR_RETURN(mv, k->mini.AddConstant(val.name, *val.constant));
+        }
       } else {
         KILN_ASSIGN_OR_RETURN(mv, k->mini.AddValue(val.name, val.type));
         k->mini.inputs().push_back(mv);

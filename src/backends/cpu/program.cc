@@ -528,6 +528,99 @@ StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> gr
 const std::vector<StepInfo>& Steps(const Program& p) { return p.steps; }
 int64_t ArenaBytes(const Program& p) { return p.arena_bytes; }
 
+StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w) {
+  const Attr* a = node.attrs.find(kPackedMdAttr);
+  if (a == nullptr || a->type != Attr::Type::kTensor || a->t.dtype() != DType::kUInt8 ||
+      a->t.nbytes() != sizeof(dnnl_memory_desc_t))
+    return InvalidArgument("attribute ", kPackedMdAttr, " is not a weights descriptor");
+  dnnl_memory_desc_t d;
+  std::memcpy(&d, a->t.raw_data(), sizeof d);
+  if (w.dtype() != DType::kFloat32 || d.data_type != dnnl_f32 || d.format_kind != dnnl_blocked || d.offset0 != 0 ||
+      d.extra.flags != 0 || d.ndims < 1 || d.ndims > DNNL_MAX_NDIMS)
+    return InvalidArgument("attribute ", kPackedMdAttr, ": not a dense f32 blocked layout");
+  // dims: the constant's, or its grouped split [g, O/g, I, k...].
+  const int nd = d.ndims, wr = w.rank();
+  bool dims_ok = nd == wr || nd == wr + 1;
+  for (int i = 0; dims_ok && i < nd; ++i) dims_ok = d.dims[i] > 0 && d.padded_dims[i] == d.dims[i] && d.padded_offsets[i] == 0;
+  if (dims_ok && nd == wr) {
+    for (int i = 0; i < nd; ++i) dims_ok = dims_ok && d.dims[i] == w.dim(i);
+  } else if (dims_ok) {
+    dims_ok = d.dims[0] * d.dims[1] == w.dim(0);
+    for (int i = 2; i < nd; ++i) dims_ok = dims_ok && d.dims[i] == w.dim(i - 1);
+  }
+  if (!dims_ok) return InvalidArgument("attribute ", kPackedMdAttr, ": dims do not match the weights ", w.ShapeString());
+  // Dense: inner blocks divide their dims; outer strides, sorted, multiply up exactly.
+  const auto& b = d.format_desc.blocking;
+  if (b.inner_nblks < 0 || b.inner_nblks > DNNL_MAX_NDIMS) return InvalidArgument("attribute ", kPackedMdAttr, ": bad blocking");
+  int64_t inner = 1;
+  std::vector<int64_t> outer(d.dims, d.dims + nd);
+  for (int i = 0; i < b.inner_nblks; ++i) {
+    const int idx = b.inner_idxs[i];
+    if (idx < 0 || idx >= nd || b.inner_blks[i] <= 0 || outer[static_cast<size_t>(idx)] % b.inner_blks[i] != 0)
+      return InvalidArgument("attribute ", kPackedMdAttr, ": bad blocking");
+    outer[static_cast<size_t>(idx)] /= b.inner_blks[i];
+    inner *= b.inner_blks[i];
+  }
+  std::vector<int> order(static_cast<size_t>(nd));
+  for (int i = 0; i < nd; ++i) order[static_cast<size_t>(i)] = i;
+  std::sort(order.begin(), order.end(), [&](int x, int y) { return b.strides[x] < b.strides[y]; });
+  int64_t expect = inner;
+  for (int i : order) {
+    if (outer[static_cast<size_t>(i)] == 1) continue;  // its stride is never used
+    if (b.strides[i] != expect) return InvalidArgument("attribute ", kPackedMdAttr, ": not a dense layout");
+    expect *= outer[static_cast<size_t>(i)];
+  }
+  if (expect * static_cast<int64_t>(sizeof(float)) != static_cast<int64_t>(w.nbytes()))
+    return InvalidArgument("attribute ", kPackedMdAttr, ": its size is not the weights' ", w.nbytes(), " bytes");
+  return dnnl::memory::desc(d);
+}
+
+StatusOr<Tensor> RowMajorWeights(const Node& node, const Tensor& w) {
+  if (!node.attrs.has(kPackedMdAttr)) return w;
+  KILN_ASSIGN_OR_RETURN(dnnl::memory::desc md, PackedWeightsDesc(node, w));
+  const dnnl::memory::dims d = md.dims();
+  Tensor out(w.dtype(), w.dims());
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::memory src(md, eng, const_cast<void*>(w.raw_data()));
+  dnnl::memory dst(PlainMd(std::vector<int64_t>(d.begin(), d.end())), eng, out.raw_data());
+  dnnl::stream st(eng);
+  dnnl::reorder(src, dst).execute(st, src, dst);
+  st.wait();
+  return out;
+}
+
+Status UnpackWeights(Graph& g) {
+  for (NodeId n = 0; n < g.num_nodes(); ++n) {
+    Node& node = g.node(n);
+    if (node.dead || !node.attrs.has(kPackedMdAttr)) continue;
+    const Node main = MainPartOf(node);
+    if (main.inputs.size() < 2 || main.inputs[1] == kNoValue || !g.value(main.inputs[1]).constant)
+      return InvalidArgument("node ", node.DisplayName(n), ": packed weights without a weight constant");
+    Value& wv = g.value(main.inputs[1]);
+    try {
+      KILN_ASSIGN_OR_RETURN(Tensor plain, RowMajorWeights(node, *wv.constant));
+      wv.constant = std::move(plain);
+    } catch (const dnnl::error& e) {
+      return InvalidArgument("node ", node.DisplayName(n), ": packed weights: ", e.what());
+    }
+    node.attrs.erase(kPackedMdAttr);
+  }
+  return Status::OK();
+}
+
+std::vector<PackedWeights> PackedWeightList(const Program& p) {
+  std::vector<PackedWeights> out;
+  for (const auto& k : p.kernels) {
+    const auto* pk = dynamic_cast<const PrimitiveKernel*>(k.get());
+    if (pk == nullptr || pk->packed_value == kNoValue || !pk->packed) continue;
+    const dnnl::memory::desc md = pk->packed.get_desc();
+    std::vector<uint8_t> bytes(sizeof(dnnl_memory_desc_t));
+    std::memcpy(bytes.data(), &md.data, bytes.size());
+    out.push_back({pk->info.node, pk->packed_value, std::move(bytes), pk->packed.get_data_handle(), md.get_size()});
+  }
+  return out;
+}
+
 Status OutputTypes(const Program& p, std::vector<Tensor>* types) {
   types->clear();
   for (int s : p.output_slots) {

@@ -87,6 +87,10 @@ class PrimitiveKernel : public Kernel {
   std::vector<std::pair<int, int>> slot_args;              // (DNNL_ARG_*, slot)
   std::vector<std::pair<int, dnnl::memory>> const_args;    // weights, bias, post-op constants
   std::optional<dnnl::memory::desc> scratchpad;
+  // Weights a plan may store already packed (Engine::Save): the graph constant they come
+  // from and the memory holding them in the primitive's layout.
+  ValueId packed_value = kNoValue;
+  dnnl::memory packed;
   void Bind(ExecContext& ctx, int index) const override;
   Status Execute(ExecContext& ctx, int index) const override;
 };
@@ -212,5 +216,11 @@ Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vect
                     const dnnl::memory::desc* dst_md = nullptr);
 
 dnnl::memory::dims ToDnnl(const std::vector<int64_t>& v);
+
+// Packed weights in plans: a node attribute holds the oneDNN descriptor (raw bytes of
+// dnnl_memory_desc_t) of its weight constant's bytes. Checked against the constant: f32,
+// the constant's dims (or its grouped 5-D split), a dense blocked layout of exactly its
+// size — a descriptor from a damaged plan cannot address outside the bytes.
+StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w);
 
 }  // namespace kiln::cpu
