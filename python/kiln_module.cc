@@ -19,6 +19,7 @@
 #include <kiln/kiln.h>
 
 #include <map>
+#include <tuple>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,6 +32,9 @@ namespace py = pybind11;
 namespace {
 
 using Shapes = std::map<std::string, std::vector<int64_t>>;
+// Dynamic-shape profiles: [{input name: (min shape, opt shape, max shape)}, ...].
+using Range = std::tuple<std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>>;
+using Profiles = std::vector<std::map<std::string, Range>>;
 
 [[noreturn]] void Raise(const kiln::Status& s) {
   PyObject* type = PyExc_RuntimeError;
@@ -133,8 +137,14 @@ struct PyEngine {
 };
 
 kiln::BuildOptions Options(const std::optional<Shapes>& shapes, bool optimize, const std::string& precision,
-                           int threads, const std::string& backend) {
+                           int threads, const std::string& backend, const std::optional<Profiles>& profiles) {
   kiln::BuildOptions o;
+  if (profiles)
+    for (const auto& p : *profiles) {
+      std::map<std::string, kiln::ShapeRange> m;
+      for (const auto& [name, r] : p) m[name] = kiln::ShapeRange{std::get<0>(r), std::get<1>(r), std::get<2>(r)};
+      o.profiles.push_back(std::move(m));
+    }
   if (shapes) o.input_shapes = *shapes;
   o.optimize = optimize;
   o.precision = precision;
@@ -144,9 +154,9 @@ kiln::BuildOptions Options(const std::optional<Shapes>& shapes, bool optimize, c
 }
 
 PyEngine Load(const py::object& path, const std::optional<Shapes>& shapes, bool optimize, const std::string& precision,
-              int threads, const std::string& backend) {
+              int threads, const std::string& backend, const std::optional<Profiles>& profiles) {
   const std::string p = FsPath(path);
-  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend);
+  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend, profiles);
   kiln::StatusOr<std::shared_ptr<const kiln::Engine>> e = kiln::Status(kiln::StatusCode::kInternal, "not run");
   {
     py::gil_scoped_release nogil;
@@ -156,9 +166,10 @@ PyEngine Load(const py::object& path, const std::optional<Shapes>& shapes, bool 
 }
 
 PyEngine Build(const py::object& onnx_path, const py::object& plan_path, const std::optional<Shapes>& shapes, bool optimize,
-               const std::string& precision, int threads, const std::string& backend) {
+               const std::string& precision, int threads, const std::string& backend,
+               const std::optional<Profiles>& profiles) {
   const std::string src = FsPath(onnx_path), dst = FsPath(plan_path);
-  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend);
+  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend, profiles);
   kiln::StatusOr<std::shared_ptr<const kiln::Engine>> e = kiln::Status(kiln::StatusCode::kInternal, "not run");
   kiln::Status saved;
   {
@@ -313,9 +324,11 @@ PYBIND11_MODULE(kiln, m) {
 
   m.def("load", &Load, py::arg("path"), py::arg("shapes") = py::none(), py::arg("optimize") = true,
         py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("backend") = "cpu",
+        py::arg("profiles") = py::none(),
         "Loads a .plan file or builds an .onnx model (shapes: {input name: shape} for inputs with "
         "dynamic dimensions; the others get 1 for each dynamic dimension).");
   m.def("build", &Build, py::arg("onnx_path"), py::arg("plan_path"), py::arg("shapes") = py::none(),
         py::arg("optimize") = true, py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("backend") = "cpu",
+        py::arg("profiles") = py::none(),
         "Builds an engine from an ONNX model, writes it to plan_path and returns it.");
 }

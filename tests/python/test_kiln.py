@@ -45,6 +45,16 @@ class EngineTest(unittest.TestCase):
         self.assertEqual(out["probs"].shape, (1, 10))
         assert_close(out["probs"], EXPECTED)
 
+    def test_dynamic_batch_profile(self):
+        engine = kiln.load(MODEL, profiles=[{"input": ((1, 3, 32, 32), (2, 3, 32, 32), (4, 3, 32, 32))}])
+        for batch in (1, 3, 4):
+            out = engine.run({"input": np.concatenate([X] * batch)})["probs"]
+            self.assertEqual(out.shape, (batch, 10))
+            assert_close(out, np.concatenate([EXPECTED] * batch))
+        with self.assertRaises(Exception) as cm:
+            engine.run({"input": np.concatenate([X] * 5)})
+        self.assertIn("outside every profile", str(cm.exception))
+
     def test_backend_precision_threads(self):
         ref = kiln.load(MODEL, backend="ref", threads=1).run({"input": X})["probs"]
         assert_close(ref, EXPECTED)
