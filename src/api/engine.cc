@@ -223,6 +223,23 @@ StatusOr<std::shared_ptr<const cpu::Program>> Specialize(const Engine::Impl& e,
   cpu::CompileOptions co = e.compile_options;
   co.time_tactics = time_tactics;
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> p, cpu::Compile(g, co));
+  // Bounded: beyond kMaxSpecializations distinct shapes, an entry other than the profiles'
+  // opt shapes is dropped (contexts running it keep it alive; it is rebuilt if asked again).
+  constexpr size_t kMaxSpecializations = 64;
+  if (e.specialized.size() >= kMaxSpecializations) {
+    for (auto it = e.specialized.begin(); it != e.specialized.end(); ++it) {
+      bool opt = false;
+      for (const ShapeProfileSpec& prof : e.profiles) {
+        bool all = true;
+        for (const auto& [name, r] : prof) all = all && it->first.count(name) && it->first.at(name) == r.opt;
+        opt = opt || all;
+      }
+      if (!opt) {
+        e.specialized.erase(it);
+        break;
+      }
+    }
+  }
   e.specialized.emplace(shapes, p);
   return p;
 }

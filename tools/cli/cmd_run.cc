@@ -82,6 +82,14 @@ StatusOr<std::vector<RValue>> BindInputs(const Graph& g, const RunArgs& a) {
   return inputs;
 }
 
+// The engine's graph (constants shared) in the importer's wrapper: binds the inputs.
+OnnxModel ModelOfEngine(const Engine& e) {
+  OnnxModel m;
+  m.graph = std::make_unique<Graph>(EngineGraph(e));
+  m.producer = "kiln plan";
+  return m;
+}
+
 // A plan's graph in the importer's wrapper, so both kinds of file run the same way.
 StatusOr<OnnxModel> LoadPlanAsModel(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
@@ -95,7 +103,21 @@ StatusOr<OnnxModel> LoadPlanAsModel(const std::string& path) {
 int Run(const RunArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
   const bool is_plan = IsPlanFile(a.model);
-  auto model = is_plan ? LoadPlanAsModel(a.model) : LoadOnnxModel(a.model);
+  // A plan run on the CPU backend is loaded once, as the engine; its graph binds the inputs.
+  StatusOr<std::shared_ptr<const Engine>> plan_engine = Status::OK();
+  const bool have_plan_engine = is_plan && a.backend == "cpu";
+  if (have_plan_engine) {
+    BuildOptions po;
+    po.threads = a.threads;
+    po.precision = a.precision;
+    plan_engine = Engine::Load(a.model, po);
+    if (!plan_engine.ok()) {
+      std::cerr << "error: " << plan_engine.status().message() << "\n";
+      return 1;
+    }
+  }
+  auto model = have_plan_engine ? StatusOr<OnnxModel>(ModelOfEngine(**plan_engine))
+                                : is_plan ? LoadPlanAsModel(a.model) : LoadOnnxModel(a.model);
   if (!model.ok()) {
     std::cerr << "error: " << model.status().message() << "\n";
     return 1;
@@ -144,7 +166,7 @@ int Run(const RunArgs& a) {
     if (!is_plan)
       for (size_t i = 0; i < inputs->size(); ++i)
         options.input_shapes[g.value(g.inputs()[i]).name] = (*inputs)[i].tensor.dims();
-    auto engine = is_plan ? Engine::Load(a.model, options) : BuildEngineFromGraph(graph, options);
+    auto engine = have_plan_engine ? plan_engine : is_plan ? Engine::Load(a.model, options) : BuildEngineFromGraph(graph, options);
     if (!engine.ok()) {
       std::cerr << "error: " << a.model << ": " << engine.status().message() << "\n";
       return 1;
@@ -184,6 +206,13 @@ int Run(const RunArgs& a) {
     }
   } else {
     if (a.backend == "cpu") backend = "reference backend (the model has non-tensor inputs)";
+    if (have_plan_engine) {  // the engine's graph keeps its weights packed: row-major for the reference
+      Status st = cpu::UnpackWeights(*graph);
+      if (!st.ok()) {
+        std::cerr << "error: " << a.model << ": " << st.message() << "\n";
+        return 1;
+      }
+    }
     for (int it = 0; it < std::max(1, a.iterations); ++it) {
       auto t1 = std::chrono::steady_clock::now();
       outs = RunReference(g, *inputs);
