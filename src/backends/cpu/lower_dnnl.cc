@@ -975,13 +975,29 @@ StatusOr<bool> LowerResize(Compiler& c, NodeId id) {
   const int src = c.SlotOf(node.inputs[0]);
   const dnnl::memory::desc src_md = c.program().slots[static_cast<size_t>(src)].md;
   const dnnl::memory::desc dst_any(ToDnnl(out_dims), src_md.data_type(), tag::any);
-  dnnl::resampling_forward::primitive_desc pd(
-      dnnl::resampling_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::resampling_nearest, src_md,
-                                     dst_any),
-      BaseAttr(), c.program().engine);
+  auto make_pd = [&](const dnnl::memory::desc& dst_md) {
+    return dnnl::resampling_forward::primitive_desc(
+        dnnl::resampling_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::resampling_nearest, src_md,
+                                       dst_md),
+        BaseAttr(), c.program().engine);
+  };
+  dnnl::resampling_forward::primitive_desc pd = make_pd(dst_any);
+  // Concat elimination, as for convolutions: straight into the concat's buffer when the
+  // same implementation takes the strided destination.
+  int dst = -1;
+  if (auto part = c.ConcatTarget(node.outputs[0], pd.dst_desc())) {
+    try {
+      auto in_place = make_pd(part->md);
+      if (std::string(in_place.impl_info_str()) == pd.impl_info_str()) {
+        pd = in_place;
+        dst = part->slot;
+      }
+    } catch (const dnnl::error&) {
+    }
+  }
   auto k = std::make_unique<PrimitiveKernel>();
   k->prim = dnnl::resampling_forward(pd);
-  const int dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+  if (dst < 0) dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
   k->slot_args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   k->reads = {src};
   k->writes = {dst};
