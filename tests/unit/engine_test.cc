@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
 #include <fstream>
 #include <thread>
 
 #include "api/engine_internal.h"
 #include "api/model.h"
+#include "backends/cpu/cpu_backend.h"
 #include "api/optimize.h"
 #include "api/tensor_io.h"
 #include "builder/memory_planner.h"
@@ -349,6 +351,64 @@ TEST(Engine, PlanWithPackedWeightsRunsOnEveryBackend) {
       EXPECT_NEAR(a.data_as<float>()[i], d.expected[static_cast<size_t>(i)], 1e-5) << backend << " " << i;
   }
   std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// A plan's packed-weights descriptor is untrusted bytes: every malformed one is an error
+// naming the attribute, never an out-of-bounds read (this runs under ASan in sanitize.sh).
+TEST(Engine, MalformedPackedWeightsDescriptorsAreRejected) {
+  auto model = LoadOnnxModel(kModel);
+  ASSERT_TRUE(model.ok());
+  Graph& g = *model->graph;
+  NodeId conv = -1;
+  for (NodeId n = 0; n < g.num_nodes() && conv < 0; ++n)
+    if (g.node(n).op_type == "Conv") conv = n;
+  ASSERT_GE(conv, 0);
+  const size_t md_bytes = cpu::PackedDescriptorBytes();
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    Graph copy = g;
+    // Sizes around the right one, random contents (also all-zero and all-0xff).
+    const size_t n = trial < 3 ? md_bytes : (trial % 4 == 0 ? md_bytes + 8 : md_bytes);
+    Tensor bytes(DType::kUInt8, {static_cast<int64_t>(n)});
+    for (size_t i = 0; i < n; ++i)
+      bytes.data<uint8_t>()[i] = trial == 0 ? 0 : trial == 1 ? 0xff : static_cast<uint8_t>(rng());
+    copy.node(conv).attrs.set(cpu::kPackedMdAttr, Attr::TensorValue(bytes));
+    Status st = cpu::UnpackWeights(copy);
+    ASSERT_FALSE(st.ok()) << "trial " << trial;
+    EXPECT_NE(st.message().find("kiln.packed_md"), std::string::npos) << st.ToString();
+  }
+  // Single-byte changes of a real descriptor (from an engine's packed convolution): each is
+  // either still a valid layout of the weights (then unpacking works) or an error.
+  TinyCnn d = LoadTinyCnnData();
+  BuildOptions opts;
+  opts.input_shapes = {{"input", d.shape}};
+  auto engine = Engine::Load(kModel, opts);
+  ASSERT_TRUE(engine.ok());
+  const auto packed = cpu::PackedWeightList(*EngineCpuProgram(**engine));
+  ASSERT_FALSE(packed.empty());
+  const cpu::PackedWeights& pw = packed[0];
+  int rejected = 0;
+  for (size_t pos = 0; pos < pw.md.size(); ++pos) {
+    for (uint8_t flip : {uint8_t{1}, uint8_t{0x80}}) {
+      Graph copy = EngineGraph(**engine);
+      Tensor bytes(DType::kUInt8, {static_cast<int64_t>(pw.md.size())});
+      std::memcpy(bytes.raw_data(), pw.md.data(), pw.md.size());
+      bytes.data<uint8_t>()[pos] ^= flip;
+      copy.node(pw.node).attrs.set(cpu::kPackedMdAttr, Attr::TensorValue(bytes));
+      Status st = cpu::UnpackWeights(copy);
+      if (!st.ok()) {
+        ++rejected;
+        EXPECT_NE(st.message().find("kiln.packed_md"), std::string::npos) << st.ToString();
+      }
+    }
+  }
+  EXPECT_GT(rejected, 0);
 }
 
 }  // namespace

@@ -88,6 +88,8 @@ std::vector<PackedWeights> PackedWeightList(const Program& program);
 // Rewrites every packed weight constant of `graph` (a loaded plan's) back to row-major and
 // drops the attribute: for the reference backend, which reads weights as ONNX lays them out.
 Status UnpackWeights(Graph& graph);
+// sizeof(dnnl_memory_desc_t): the size of a packed-weights descriptor attribute.
+size_t PackedDescriptorBytes();
 // The row-major contents of a node's weight constant (a copy when it is stored packed).
 StatusOr<Tensor> RowMajorWeights(const Node& node, const Tensor& w);
 

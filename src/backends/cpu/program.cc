@@ -545,7 +545,8 @@ StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w
   if (dims_ok && nd == wr) {
     for (int i = 0; i < nd; ++i) dims_ok = dims_ok && d.dims[i] == w.dim(i);
   } else if (dims_ok) {
-    dims_ok = d.dims[0] * d.dims[1] == w.dim(0);
+    int64_t groups_times_out = 0;
+    dims_ok = !__builtin_mul_overflow(d.dims[0], d.dims[1], &groups_times_out) && groups_times_out == w.dim(0);
     for (int i = 2; i < nd; ++i) dims_ok = dims_ok && d.dims[i] == w.dim(i - 1);
   }
   if (!dims_ok) return InvalidArgument("attribute ", kPackedMdAttr, ": dims do not match the weights ", w.ShapeString());
@@ -555,12 +556,15 @@ StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w
   int64_t inner = 1;
   std::vector<int64_t> outer(d.dims, d.dims + nd);
   for (int i = 0; i < b.inner_nblks; ++i) {
-    const int idx = b.inner_idxs[i];
-    if (idx < 0 || idx >= nd || b.inner_blks[i] <= 0 || outer[static_cast<size_t>(idx)] % b.inner_blks[i] != 0)
+    if (b.inner_idxs[i] < 0 || b.inner_idxs[i] >= nd) return InvalidArgument("attribute ", kPackedMdAttr, ": bad blocking");
+    const int idx = static_cast<int>(b.inner_idxs[i]);
+    if (b.inner_blks[i] <= 0 || outer[static_cast<size_t>(idx)] % b.inner_blks[i] != 0)
       return InvalidArgument("attribute ", kPackedMdAttr, ": bad blocking");
     outer[static_cast<size_t>(idx)] /= b.inner_blks[i];
     inner *= b.inner_blks[i];
   }
+  for (int i = 0; i < nd; ++i)
+    if (b.strides[i] < 0 || b.strides[i] > (int64_t{1} << 40)) return InvalidArgument("attribute ", kPackedMdAttr, ": bad strides");
   std::vector<int> order(static_cast<size_t>(nd));
   for (int i = 0; i < nd; ++i) order[static_cast<size_t>(i)] = i;
   std::sort(order.begin(), order.end(), [&](int x, int y) { return b.strides[x] < b.strides[y]; });
@@ -572,8 +576,26 @@ StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w
   }
   if (expect * static_cast<int64_t>(sizeof(float)) != static_cast<int64_t>(w.nbytes()))
     return InvalidArgument("attribute ", kPackedMdAttr, ": its size is not the weights' ", w.nbytes(), " bytes");
-  return dnnl::memory::desc(d);
+  // Rebuilt from the checked fields only: nothing else of the file's bytes reaches oneDNN.
+  dnnl_memory_desc_t clean;
+  std::memset(&clean, 0, sizeof clean);
+  clean.ndims = nd;
+  clean.data_type = dnnl_f32;
+  clean.format_kind = dnnl_blocked;
+  for (int i = 0; i < nd; ++i) {
+    clean.dims[i] = d.dims[i];
+    clean.padded_dims[i] = d.dims[i];
+    clean.format_desc.blocking.strides[i] = b.strides[i];
+  }
+  clean.format_desc.blocking.inner_nblks = b.inner_nblks;
+  for (int i = 0; i < b.inner_nblks; ++i) {
+    clean.format_desc.blocking.inner_blks[i] = b.inner_blks[i];
+    clean.format_desc.blocking.inner_idxs[i] = b.inner_idxs[i];
+  }
+  return dnnl::memory::desc(clean);
 }
+
+size_t PackedDescriptorBytes() { return sizeof(dnnl_memory_desc_t); }
 
 StatusOr<Tensor> RowMajorWeights(const Node& node, const Tensor& w) {
   if (!node.attrs.has(kPackedMdAttr)) return w;
