@@ -37,6 +37,7 @@ struct BenchArgs {
   std::string profile;
   std::string backend = "cpu";
   std::string timing_cache;
+  std::string int_range = "0:100";  // integer inputs drawn from [lo, hi) (ORT's harness default)
 };
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
@@ -100,12 +101,12 @@ StatusOr<std::map<std::string, std::vector<int64_t>>> InputShapes(const Graph& g
   return out;
 }
 
-// Seeded random contents: floats in [-1, 1), integers in [0, 10), booleans.
-HostTensor RandomTensor(const TensorInfo& info, std::mt19937& rng) {
+// Seeded random contents: floats in [-1, 1), integers in [lo, hi), booleans.
+HostTensor RandomTensor(const TensorInfo& info, std::mt19937& rng, int lo, int hi) {
   HostTensor t = HostTensor::Allocate(info.dtype, info.shape);
   const int64_t n = t.numel();
   std::uniform_real_distribution<float> uf(-1.0f, 1.0f);
-  std::uniform_int_distribution<int> ui(0, 9);
+  std::uniform_int_distribution<int> ui(lo, hi - 1);
   for (int64_t i = 0; i < n; ++i) {
     switch (info.dtype) {
       case DataType::kFloat32: t.data_as<float>()[i] = uf(rng); break;
@@ -179,11 +180,14 @@ int Bench(const BenchArgs& a) {
   }
   if (batch == 0) batch = 1;
 
+  int int_lo = 0, int_hi = 0;
+  if (std::sscanf(a.int_range.c_str(), "%d:%d", &int_lo, &int_hi) != 2 || int_hi <= int_lo)
+    return fail("--int-range '" + a.int_range + "': expected LO:HI with LO < HI");
   auto ctx = e.CreateContext();
   std::mt19937 rng(1234);
   std::vector<HostTensor> inputs;
   for (size_t i = 0; i < run_inputs.size(); ++i) {
-    inputs.push_back(RandomTensor(run_inputs[i], rng));
+    inputs.push_back(RandomTensor(run_inputs[i], rng, int_lo, int_hi));
     if (Status st = ctx->SetInput(static_cast<int>(i), inputs.back()); !st.ok()) return fail(st.message());
   }
   const auto rss_loaded = RssMib();
@@ -332,6 +336,7 @@ Command AddBenchCommand(CLI::App& app) {
   cmd->add_option("--profile", args->profile, "Per-layer time table on stdout and a Chrome trace JSON in FILE");
   cmd->add_option("--backend", args->backend, "cpu (default) or ref");
   cmd->add_option("--timing-cache", args->timing_cache, "Kernel timing cache FILE (see kiln build)");
+  cmd->add_option("--int-range", args->int_range, "LO:HI: integer inputs drawn from [LO, HI) (default 0:100, as ORT's harness)");
   return {cmd, [args] { return Bench(*args); }};
 }
 
