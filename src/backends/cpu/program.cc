@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
+#include <type_traits>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -535,7 +537,14 @@ StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w
     return InvalidArgument("attribute ", kPackedMdAttr, " is not a weights descriptor");
   dnnl_memory_desc_t d;
   std::memcpy(&d, a->t.raw_data(), sizeof d);
-  if (w.dtype() != DType::kFloat32 || d.data_type != dnnl_f32 || d.format_kind != dnnl_blocked || d.offset0 != 0 ||
+  // The enum fields as raw integers: the file may hold values no enumerator has.
+  std::underlying_type_t<dnnl_data_type_t> data_type;
+  std::underlying_type_t<dnnl_format_kind_t> format_kind;
+  static_assert(sizeof data_type == sizeof d.data_type && sizeof format_kind == sizeof d.format_kind);
+  std::memcpy(&data_type, static_cast<const char*>(a->t.raw_data()) + offsetof(dnnl_memory_desc_t, data_type), sizeof data_type);
+  std::memcpy(&format_kind, static_cast<const char*>(a->t.raw_data()) + offsetof(dnnl_memory_desc_t, format_kind),
+              sizeof format_kind);
+  if (w.dtype() != DType::kFloat32 || data_type != dnnl_f32 || format_kind != dnnl_blocked || d.offset0 != 0 ||
       d.extra.flags != 0 || d.ndims < 1 || d.ndims > DNNL_MAX_NDIMS)
     return InvalidArgument("attribute ", kPackedMdAttr, ": not a dense f32 blocked layout");
   // dims: the constant's, or its grouped split [g, O/g, I, k...].
