@@ -213,8 +213,9 @@ TEST(PlanCorruption, HeaderFields) {
   // A newer format: the message says what to do, whether or not the rest is readable.
   for (bool restamp : {true, false})
     EXPECT_NE(
-        with([](PlanHeader& h) { h.format_version = 2; }, restamp)
-            .find("plan format version 2 is newer than this runtime supports (1); rebuild the plan with this kiln"),
+        with([](PlanHeader& h) { h.format_version = kPlanFormatVersion + 1; }, restamp)
+            .find(StrCat("plan format version ", kPlanFormatVersion + 1, " is newer than this runtime supports (",
+                         kPlanFormatVersion, "); rebuild the plan with this kiln")),
         std::string::npos);
   EXPECT_NE(with([](PlanHeader& h) { h.format_version = 0; }).find("version 0"), std::string::npos);
   EXPECT_NE(with([](PlanHeader& h) { h.header_size = 128; }).find("header size"), std::string::npos);
@@ -264,7 +265,7 @@ TEST(PlanCorruption, SplitAndJoinIsLossless) {
 TEST(PlanCorruption, TargetChecks) {
   const std::vector<uint8_t>& file = TinyPlan();
   ExpectEditRejected(
-      file, "newer flatbuffer version", [](PlanParts& p) { p.plan->format_version = 2; }, "in the flatbuffer");
+      file, "newer flatbuffer version", [](PlanParts& p) { p.plan->format_version = kPlanFormatVersion + 1; }, "in the flatbuffer");
   ExpectEditRejected(
       file, "backend", [](PlanParts& p) { p.plan->target->backend = "cuda"; },
       "plan targets backend 'cuda'; this runtime has: cpu, ref");
