@@ -33,6 +33,15 @@ def model_spec(name):
         return name, [], []
     syn = os.path.join(CACHE, "models", name + ".onnx")
     if os.path.exists(syn):
+        # Integer inputs (token ids) from the manifest's range, on both sides.
+        try:
+            m = json.load(open(os.path.join(CACHE, "models", "manifest.json")))["models"].get(name, {})
+            r = (m.get("bench_input") or {}).get("int_range")
+        except (OSError, ValueError):
+            r = None
+        if r:
+            rng = f"{r[0]}:{r[1]}"
+            return syn, ["--int-range", rng], ["--int-range", rng]
         return syn, [], []
     real_json = os.path.join(KIT, "models", "real_models.json")
     for m in json.load(open(real_json))["models"]:
