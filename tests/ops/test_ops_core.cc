@@ -2,6 +2,8 @@
 // crashes). ONNX's conformance data (tests/conformance) covers the full semantics.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "ops/op_test_util.h"
 
 namespace kiln::testing {
@@ -135,6 +137,28 @@ TEST(ControlFlowOps, SequenceConstructAtAndLength) {
   OpRun bad = RunOpValues("SequenceAt", {r.outputs[0], RValue(Tensor::Scalar<int64_t>(5))},
                           {seq, TypeInfo::Tensor(DType::kInt64, Shape::FromDims({}))});
   EXPECT_TRUE(Has(bad.status, "out of range"));
+}
+
+}  // namespace
+}  // namespace kiln::testing
+
+namespace kiln::testing {
+namespace {
+
+// Integer Add/Sub/Mul wrap around on overflow (two's complement), as NumPy and ONNX Runtime
+// do, instead of undefined behaviour (found by fuzzing the importer's constant folding).
+TEST(ElementwiseOps, IntegerArithmeticWrapsAround) {
+  const int64_t max = std::numeric_limits<int64_t>::max(), min = std::numeric_limits<int64_t>::min();
+  OpRun add = RunOp("Add", {I64({max, 1}, {2}), I64({1, 2}, {2})});
+  ASSERT_TRUE(add.status.ok()) << add.status.ToString();
+  EXPECT_EQ(add.outputs[0].tensor.data<int64_t>()[0], min);
+  EXPECT_EQ(add.outputs[0].tensor.data<int64_t>()[1], 3);
+  OpRun sub = RunOp("Sub", {I64({min}, {1}), I64({1}, {1})});
+  ASSERT_TRUE(sub.status.ok());
+  EXPECT_EQ(sub.outputs[0].tensor.data<int64_t>()[0], max);
+  OpRun mul = RunOp("Mul", {I64({max}, {1}), I64({2}, {1})});
+  ASSERT_TRUE(mul.status.ok());
+  EXPECT_EQ(mul.outputs[0].tensor.data<int64_t>()[0], -2);
 }
 
 }  // namespace

@@ -203,6 +203,14 @@ struct BinaryArith {
     W a = static_cast<W>(ToDouble(ta)), b = static_cast<W>(ToDouble(tb));
     if constexpr (!kIsFloatLike<T>) { a = static_cast<W>(ta); b = static_cast<W>(tb); }
     W r = 0;
+    // Integers wrap around on overflow (two's complement, as NumPy and ONNX Runtime do);
+    // signed overflow in C++ is undefined, so the arithmetic runs unsigned.
+    if constexpr (std::is_integral_v<W>) {
+      using U = std::make_unsigned_t<W>;
+      if (op == "Add" || op == "Sum") return static_cast<T>(static_cast<W>(static_cast<U>(a) + static_cast<U>(b)));
+      if (op == "Sub") return static_cast<T>(static_cast<W>(static_cast<U>(a) - static_cast<U>(b)));
+      if (op == "Mul") return static_cast<T>(static_cast<W>(static_cast<U>(a) * static_cast<U>(b)));
+    }
     if (op == "Add" || op == "Sum") r = a + b;
     else if (op == "Sub") r = a - b;
     else if (op == "Mul") r = a * b;
