@@ -56,3 +56,5 @@ save("newer_opset", [helper.make_node("Relu", ["input"], ["y"], name="r")], opse
 save("omitted_input", [helper.make_node("Add", ["", "input"], ["y"], name="add0")])
 save("reshape_overflow", [helper.make_node("Reshape", ["input", "shape"], ["y"], name="rs")],
      inits=(helper.make_tensor("shape", TensorProto.INT64, [4], [2**62, 2**40, 1, -1]),))
+save("legacy_broadcast_empty", [helper.make_node("Add", ["", "input"], ["y"], name="add_lb", broadcast=1, axis=1)],
+     opset=6)

@@ -35,7 +35,8 @@ Status NormalizeLegacyBroadcast(NormalizeContext& ctx) {
   Node& n = ctx.node();
   n.attrs.erase("consumed_inputs");
   // PRelu < 7: a 1-D slope of C values applies per channel (axis 1).
-  if (n.op_type == "PRelu" && ctx.opset() < 7 && n.inputs.size() == 2) {
+  if (n.op_type == "PRelu" && ctx.opset() < 7 && n.inputs.size() == 2 && n.inputs[0] != kNoValue &&
+      n.inputs[1] != kNoValue) {
     Value& slope = ctx.graph().value(n.inputs[1]);
     const TypeInfo& x = ctx.graph().value(n.inputs[0]).type;
     if (slope.constant && slope.constant->rank() == 1 && slope.constant->numel() > 1 && x.shape.has_rank() &&
@@ -50,6 +51,8 @@ Status NormalizeLegacyBroadcast(NormalizeContext& ctx) {
   if (!n.attrs.has("axis")) return Status::OK();
   KILN_ASSIGN_OR_RETURN(int64_t axis, n.attrs.GetInt("axis", 0));
   n.attrs.erase("axis");
+  if (n.inputs.size() < 2 || n.inputs[0] == kNoValue || n.inputs[1] == kNoValue)
+    return InvalidArgument("legacy broadcast with 'axis' needs both inputs");
   const TypeInfo& a = ctx.graph().value(n.inputs[0]).type;
   Value& b = ctx.graph().value(n.inputs[1]);
   if (!a.shape.has_rank()) return Unimplemented("legacy broadcast with 'axis' needs a known input rank");
