@@ -83,17 +83,37 @@ StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const ExternalD
     return InvalidArgument(what, ": invalid data_type ", proto.data_type());
   DType dtype = static_cast<DType>(proto.data_type());
   std::vector<int64_t> dims(proto.dims().begin(), proto.dims().end());
+  const bool external = proto.data_location() == onnx::TensorProto::EXTERNAL;
+  // The data must be there before the tensor is allocated: a few bytes of protobuf must not
+  // make kiln allocate what its dims claim (found by fuzzing: 64 GiB for an empty tensor).
+  std::string ext;
+  if (dtype != DType::kString) {
+    KILN_ASSIGN_OR_RETURN(int64_t numel, CheckedNumel(dims, what));
+    int64_t nbytes = 0;
+    if (__builtin_mul_overflow(numel, static_cast<int64_t>(DTypeSize(dtype)), &nbytes))
+      return InvalidArgument(what, ": ", DimsToString(dims), " is too large");
+    if (external) {
+      KILN_ASSIGN_OR_RETURN(ext, ReadExternal(proto, policy, what, static_cast<size_t>(nbytes)));
+    } else if (proto.has_raw_data()) {
+      if (static_cast<int64_t>(proto.raw_data().size()) != nbytes)
+        return InvalidArgument(what, ": raw_data has ", proto.raw_data().size(), " bytes but ", DimsToString(dims),
+                               " needs ", nbytes);
+    } else {
+      const int64_t provided = int64_t{proto.float_data_size()} + proto.int32_data_size() + proto.int64_data_size() +
+                               proto.double_data_size() + proto.uint64_data_size();
+      if (numel > provided)
+        return InvalidArgument(what, ": holds ", provided, " values but ", DimsToString(dims), " needs ", numel);
+    }
+  } else {
+    KILN_ASSIGN_OR_RETURN(int64_t numel, CheckedNumel(dims, what));
+    if (numel > proto.string_data_size())
+      return InvalidArgument(what, ": holds ", proto.string_data_size(), " strings but ", DimsToString(dims), " needs ", numel);
+  }
   KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::Create(dtype, dims, what));
 
-  const bool external = proto.data_location() == onnx::TensorProto::EXTERNAL;
   if (external || proto.has_raw_data()) {
     if (dtype == DType::kString) return InvalidArgument(what, ": string tensors cannot use raw or external data");
-    std::string ext;
-    const std::string* bytes = &proto.raw_data();
-    if (external) {
-      KILN_ASSIGN_OR_RETURN(ext, ReadExternal(proto, policy, what, t.nbytes()));
-      bytes = &ext;
-    }
+    const std::string* bytes = external ? &ext : &proto.raw_data();
     if (bytes->size() != t.nbytes())
       return InvalidArgument(what, ": raw_data has ", bytes->size(), " bytes but ", t.ShapeString(), " needs ",
                              t.nbytes());
