@@ -1,5 +1,7 @@
 #include "frontend/onnx/importer.h"
 
+#include "ir/op_schema.h"
+
 #include <onnx/onnx_pb.h>
 
 #include <google/protobuf/io/coded_stream.h>
@@ -235,6 +237,13 @@ Status GraphImporter::Convert(const onnx::GraphProto& gp, Graph& g, std::vector<
     if (opset_it == opsets_.end())
       return InvalidArgument(where, ": the model imports no opset for domain '", domain.empty() ? "ai.onnx" : domain, "'");
     if (NormalizeFn fn = NormalizerTable::Global().Find(domain, node.op_type)) {
+      // The opset normalizers read the required inputs: an empty name there is an error
+      // first (Loop's M/cond and Scan-8's sequence_lens may be empty).
+      if (const OpSchema* schema = OpRegistry::Global().Find(domain, node.op_type);
+          schema != nullptr && !(domain.empty() && (node.op_type == "Loop" || node.op_type == "Scan")))
+        for (int i = 0; i < schema->min_inputs && i < static_cast<int>(node.inputs.size()); ++i)
+          if (node.inputs[static_cast<size_t>(i)] == kNoValue)
+            return InvalidArgument(where, ": required input ", i, " is empty");
       NormalizeContext nctx(g, node, static_cast<int>(opset_it->second));
       KILN_RETURN_IF_ERROR(fn(nctx).WithPrefix(where));
     }
