@@ -40,6 +40,7 @@ struct ExecutionContext::State {
   std::unique_ptr<cpu::Context> cpu;
   const cpu::Program* cpu_program = nullptr;  // what `cpu` runs (dynamic engines switch)
   std::vector<HostTensor> bound_outputs;      // SetOutput(); undefined = not bound
+  std::map<std::string, std::vector<int64_t>> cpu_shapes;  // input shapes `cpu` was specialized for
 };
 
 namespace {
@@ -446,7 +447,9 @@ Status ExecutionContext::Run() {
   if (!e.profiles.empty()) {
     std::map<std::string, std::vector<int64_t>> shapes;
     for (size_t i = 0; i < e.inputs.size(); ++i) shapes[e.inputs[i].name] = state_->inputs[i].tensor.dims();
-    bool inside = false;
+    // The same shapes as the last run: the same program, no profile check or cache lookup.
+    const bool same = state_->cpu != nullptr && shapes == state_->cpu_shapes;
+    bool inside = same;
     for (const ShapeProfileSpec& p : e.profiles) inside = inside || ProfileContains(p, shapes);
     if (!inside) {
       std::string got, profiles;
@@ -454,12 +457,13 @@ Status ExecutionContext::Run() {
       for (size_t i = 0; i < e.profiles.size(); ++i) profiles += StrCat("; profile ", i, ": ", DescribeProfile(e.profiles[i]));
       return InvalidArgument("input shapes ", got, " are outside every profile of this engine", profiles);
     }
-    if (e.cpu_dynamic) {
+    if (e.cpu_dynamic && !same) {
       KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> program, Specialize(e, shapes));
       if (state_->cpu_program != program.get()) {
         state_->cpu = std::make_unique<cpu::Context>(program);
         state_->cpu_program = program.get();
       }
+      state_->cpu_shapes = shapes;
     }
   }
   // Bound outputs: the buffer must hold what this run produces.
