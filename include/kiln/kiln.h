@@ -103,6 +103,12 @@ struct BuildOptions {
   // shape on first use, cached) and refuses others with a message naming the profiles.
   // Empty: input shapes are fixed at build (input_shapes).
   std::vector<std::map<std::string, ShapeRange>> profiles;
+  // Batch-parallel schedule (cpu backend, static shapes, batch > 1, threads > 1): run the
+  // batch as independent slices, one per thread, each slice's layers single-threaded,
+  // instead of splitting every layer across the threads. Only for graphs proven not to mix
+  // samples. "auto": the builder times both schedules and keeps the faster (a plan records
+  // the choice); "on": slice whenever the graph allows; "off": never.
+  std::string batch_parallel = "auto";
 };
 
 class ExecutionContext;

@@ -1,10 +1,17 @@
 // The public Engine / ExecutionContext (include/kiln/kiln.h) over the optimized graph.
 // Today every layer runs on the reference backend; the engine owns the graph (immutable,
 // shared by contexts) and each context owns its bindings and results.
+#include <malloc.h>
+#include <omp.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <mutex>
 
+#include "api/batch_parallel.h"
 #include "api/model.h"
 #include "api/optimize.h"
 #include "backends/cpu/cpu_backend.h"
@@ -30,6 +37,13 @@ struct Engine::Impl {
   cpu::CompileOptions compile_options;
   mutable std::mutex mu;
   mutable std::map<std::map<std::string, std::vector<int64_t>>, std::shared_ptr<const cpu::Program>> specialized;
+  // Batch-parallel schedule (batch_parallel.h): `slice_program` runs `slice` samples on one
+  // thread; a run executes batch/slice of them on `slice_threads` threads. `cpu` is then
+  // null. `batch_note` says why the schedule is not used, when it was considered.
+  std::shared_ptr<const cpu::Program> slice_program;
+  int64_t batch = 0, slice = 0;
+  int slice_threads = 1;
+  std::string batch_note;
 };
 
 struct ExecutionContext::State {
@@ -41,6 +55,7 @@ struct ExecutionContext::State {
   const cpu::Program* cpu_program = nullptr;  // what `cpu` runs (dynamic engines switch)
   std::vector<HostTensor> bound_outputs;      // SetOutput(); undefined = not bound
   std::map<std::string, std::vector<int64_t>> cpu_shapes;  // input shapes `cpu` was specialized for
+  std::vector<std::unique_ptr<cpu::Context>> slices;       // batch-parallel: one per thread
 };
 
 namespace {
@@ -115,7 +130,8 @@ const std::vector<TensorInfo>& Engine::outputs() const { return impl_->outputs; 
 
 namespace {
 StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
-                                                   const BuildOptions& options, std::vector<ShapeProfileSpec> profiles);
+                                                   const BuildOptions& options, std::vector<ShapeProfileSpec> profiles,
+                                                   int64_t plan_slice = -1);
 
 StatusOr<std::vector<ShapeProfileSpec>> ProfileSpecs(const BuildOptions& options) {
   std::vector<ShapeProfileSpec> out;
@@ -249,7 +265,8 @@ Status Engine::Save(const std::string& plan_path) const {
   PlanOptions po;
   po.profiles = impl_->profiles;
   // A dynamic engine records the kernel choices made for profile 0's opt shapes.
-  std::shared_ptr<const cpu::Program> program = impl_->cpu;
+  std::shared_ptr<const cpu::Program> program = impl_->cpu ? impl_->cpu : impl_->slice_program;
+  po.batch_slice = impl_->slice_program ? impl_->slice : 0;
   if (impl_->cpu_dynamic) {
     std::map<std::string, std::vector<int64_t>> opt;
     for (const auto& [name, r] : impl_->profiles[0]) opt[name] = r.opt;
@@ -280,8 +297,243 @@ Status Engine::Save(const std::string& plan_path) const {
 }
 
 namespace {
+
+// ---- Batch-parallel schedule (batch_parallel.h) ----
+
+// Runs the batch as batch/slice slices on up to `threads` threads, slice s on the context
+// of the thread that takes it; each slice reads its rows of the inputs in place and writes
+// its rows of the outputs (out_ptrs: whole-batch buffers, out_bytes: their sizes).
+Status RunSlices(std::vector<std::unique_ptr<cpu::Context>>& contexts, int threads, int64_t batch, int64_t slice,
+                 const std::vector<const Tensor*>& inputs, const std::vector<void*>& out_ptrs,
+                 const std::vector<size_t>& out_bytes) {
+  const int64_t n = batch / slice;
+  std::vector<Status> status(static_cast<size_t>(n));
+  const int nt = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(threads), n,
+                                                     static_cast<int64_t>(contexts.size())}));
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t s = 0; s < n; ++s) {
+    cpu::Context& c = *contexts[static_cast<size_t>(omp_get_thread_num())];
+    std::vector<Tensor> views;
+    views.reserve(inputs.size());
+    std::vector<const Tensor*> ins;
+    for (const Tensor* t : inputs) {
+      std::vector<int64_t> d = t->dims();
+      d[0] /= n;
+      const size_t bytes = t->nbytes() / static_cast<size_t>(n);
+      views.push_back(Tensor::FromExternal(t->dtype(), std::move(d),
+                                           static_cast<char*>(const_cast<void*>(t->raw_data())) + static_cast<size_t>(s) * bytes,
+                                           nullptr));
+      ins.push_back(&views.back());
+    }
+    std::vector<void*> outs(out_ptrs.size());
+    for (size_t o = 0; o < outs.size(); ++o)
+      outs[o] = static_cast<char*>(out_ptrs[o]) + static_cast<size_t>(s) * (out_bytes[o] / static_cast<size_t>(n));
+    std::vector<Tensor> results;
+    status[static_cast<size_t>(s)] = c.Run(ins, &results, &outs);
+  }
+  for (const Status& st : status) KILN_RETURN_IF_ERROR(st);
+  return Status::OK();
+}
+
+// Drops the types inference wrote into subgraphs (fused epilogues): re-inference for other
+// input shapes must not merge with the old ones.
+void ClearSubgraphTypes(Graph& g) {
+  for (NodeId n = 0; n < g.num_nodes(); ++n)
+    for (const auto& [name, a] : g.node(n).attrs.all())
+      if (a.type == Attr::Type::kGraph && a.g) {
+        Graph& sub = *a.g;
+        for (ValueId v = 0; v < sub.num_values(); ++v)
+          if (!sub.value(v).constant) sub.value(v).type = TypeInfo{};
+        ClearSubgraphTypes(sub);
+      }
+}
+
+// The program for `slice` samples of `g` (single-threaded), or null with `why` set when
+// the graph mixes samples (or cannot be specialized for that batch).
+StatusOr<std::shared_ptr<const cpu::Program>> CompileSlice(std::shared_ptr<const Graph> g, cpu::CompileOptions co,
+                                                           int64_t batch, int64_t slice, std::string* why) {
+  auto small = std::make_shared<Graph>(DeepCopy(*g));
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (ValueId v : g->inputs()) {
+    const Value& val = g->value(v);
+    if (val.constant) continue;
+    std::vector<int64_t> d = val.type.shape.Sizes();
+    d[0] = slice;
+    // The input's batch was fixed at build: re-open it for the slice's (shapes then re-infer).
+    small->value(v).type.shape = Shape::FromDims(d);
+    shapes[val.name] = std::move(d);
+  }
+  ClearSubgraphTypes(*small);
+  Status st = SetInputShapes(*small, shapes);
+  if (st.ok()) st = BatchSeparable(*g, *small, batch, slice);
+  if (st.ok()) st = cpu::CheckSupported(*small);
+  if (!st.ok()) {
+    *why = st.message();
+    return std::shared_ptr<const cpu::Program>();
+  }
+  co.threads = 1;
+  return cpu::Compile(small, co);
+}
+
+// Zero-filled inputs of `g`'s input types, for timing whole-program schedules.
+std::vector<Tensor> ZeroInputs(const Graph& g) {
+  std::vector<Tensor> out;
+  for (ValueId v : g.inputs()) {
+    const Value& val = g.value(v);
+    if (val.constant) continue;
+    Tensor t(val.type.dtype, val.type.shape.Sizes());
+    if (t.nbytes() > 0) std::memset(t.raw_data(), 0, t.nbytes());
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// Median wall time of `run` over a few runs after one warm-up (ms).
+StatusOr<double> MedianMs(const std::function<Status()>& run) {
+  KILN_RETURN_IF_ERROR(run());
+  std::vector<double> ms;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 15; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    KILN_RETURN_IF_ERROR(run());
+    const auto t1 = std::chrono::steady_clock::now();
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    if (i >= 4 && std::chrono::duration<double>(t1 - start).count() > 1.0) break;
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// A stable fingerprint of the engine's problem for the timing cache: ops and shapes.
+std::string GraphFingerprint(const Graph& g) {
+  std::string text;
+  for (ValueId v : g.inputs()) text += g.value(v).type.ToString() + ";";
+  for (NodeId id = 0; id < g.num_nodes(); ++id) {
+    const Node& n = g.node(id);
+    if (n.dead) continue;
+    text += n.op_type + "(";
+    for (ValueId v : n.outputs)
+      if (v != kNoValue) text += g.value(v).type.ToString() + ",";
+    text += ")";
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
+  return hex;
+}
+
+// Decides the batch-parallel schedule of a static CPU engine whose whole-batch program
+// is `impl.cpu` (null when a plan recorded `plan_slice` > 0: only that is compiled then).
+// plan_slice < 0: building (time the schedules for "auto").
+Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph>& g, const cpu::CompileOptions& co,
+                           const std::string& mode, int64_t plan_slice) {
+  const int threads = cpu::EffectiveThreads(co.threads);
+  const int64_t batch = CommonInputBatch(*g);
+  if (mode == "off" || (plan_slice == 0 && mode == "auto")) return Status::OK();
+  if (threads < 2 || batch < 2) {
+    if (mode == "on") impl.batch_note = StrCat("batch-parallel needs batch > 1 and threads > 1 (batch ", batch, ", ", threads, " threads)");
+    return Status::OK();
+  }
+  std::vector<int64_t> candidates;
+  if (plan_slice > 0) {
+    candidates.push_back(plan_slice);
+  } else {
+    // One sample per slice (each thread's activations stay in its cache); with "auto"
+    // also one slice per thread (better weight reuse in large matmuls).
+    candidates.push_back(1);
+    if (mode == "auto" && batch % threads == 0 && batch / threads > 1) candidates.push_back(batch / threads);
+  }
+  std::vector<std::pair<int64_t, std::shared_ptr<const cpu::Program>>> programs;
+  for (int64_t k : candidates) {
+    if (k >= batch || batch % k != 0) {
+      impl.batch_note = StrCat("a batch of ", batch, " does not split into slices of ", k);
+      continue;
+    }
+    std::string why;
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> p, CompileSlice(g, co, batch, k, &why));
+    if (!p) {
+      impl.batch_note = StrCat("batch-parallel: not used: ", why);
+      break;  // the same reason holds for every slice size
+    }
+    programs.emplace_back(k, std::move(p));
+  }
+  if (programs.empty()) return Status::OK();
+  size_t best = 0;
+  if (mode == "auto" && plan_slice < 0) {
+    // Time the whole-batch program and each slice schedule on zeros (the timing cache
+    // makes the choice reproducible).
+    const std::string key = StrCat("batch_parallel ", GraphFingerprint(*g), " threads=", threads, " precision=", co.precision);
+    std::vector<Tensor> zeros = ZeroInputs(*g);
+    std::vector<const Tensor*> ins;
+    for (const Tensor& t : zeros) ins.push_back(&t);
+    auto timed = [&](const std::string& k, const std::function<Status()>& run) -> StatusOr<double> {
+      if (co.timing_cache != nullptr) {
+        auto it = co.timing_cache->ms.find(k);
+        if (it != co.timing_cache->ms.end()) return it->second;
+      }
+      KILN_ASSIGN_OR_RETURN(double ms, MedianMs(run));
+      if (co.timing_cache != nullptr) {
+        co.timing_cache->ms[k] = ms;
+        co.timing_cache->changed = true;
+      }
+      return ms;
+    };
+    double whole_ms = 0;
+    {
+      cpu::Context whole(impl.cpu);
+      std::vector<Tensor> outs;
+      KILN_ASSIGN_OR_RETURN(whole_ms, timed(key + " whole", [&] { return whole.Run(ins, &outs); }));
+    }
+    std::vector<Tensor> types;
+    KILN_RETURN_IF_ERROR(cpu::OutputTypes(*impl.cpu, &types));
+    std::vector<Tensor> out_tensors;
+    std::vector<void*> out_ptrs;
+    std::vector<size_t> out_bytes;
+    for (const Tensor& t : types) {
+      out_tensors.emplace_back(t.dtype(), t.dims());
+      out_ptrs.push_back(out_tensors.back().raw_data());
+      out_bytes.push_back(t.nbytes());
+    }
+    double best_ms = 0;
+    for (size_t i = 0; i < programs.size(); ++i) {
+      std::vector<std::unique_ptr<cpu::Context>> ctxs;
+      for (int t = 0; t < threads; ++t) ctxs.push_back(std::make_unique<cpu::Context>(programs[i].second));
+      KILN_ASSIGN_OR_RETURN(double ms, timed(StrCat(key, " slice=", programs[i].first), [&] {
+        return RunSlices(ctxs, threads, batch, programs[i].first, ins, out_ptrs, out_bytes);
+      }));
+      if (i == 0 || ms < best_ms) {
+        best = i;
+        best_ms = ms;
+      }
+    }
+    // The simpler schedule unless slicing is clearly faster.
+    for (size_t i = 0; i < programs.size(); ++i)
+      if (i != best) programs[i].second.reset();
+    if (!(best_ms < 0.97 * whole_ms)) {
+#ifdef __GLIBC__
+      malloc_trim(0);
+#endif
+      impl.batch_note = StrCat("batch-parallel: not used: the whole batch is faster (", whole_ms, " ms vs ", best_ms,
+                               " ms in slices of ", programs[best].first, ")");
+      return Status::OK();
+    }
+    impl.batch_note = StrCat("timed: ", best_ms, " ms vs ", whole_ms, " ms for the whole batch");
+  }
+  impl.slice_program = programs[best].second;
+  impl.slice = programs[best].first;
+  impl.batch = batch;
+  impl.slice_threads = threads;
+  impl.cpu.reset();  // the slices replace the whole-batch program
+#ifdef __GLIBC__
+  malloc_trim(0);  // the dropped programs' packed weights and arenas go back to the system
+#endif
+  return Status::OK();
+}
+
 StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
-                                                   const BuildOptions& options, std::vector<ShapeProfileSpec> profiles) {
+                                                   const BuildOptions& options, std::vector<ShapeProfileSpec> profiles,
+                                                   int64_t plan_slice) {
+  if (options.batch_parallel != "auto" && options.batch_parallel != "on" && options.batch_parallel != "off")
+    return InvalidArgument("unknown batch_parallel '", options.batch_parallel, "' (expected auto, on or off)");
   auto impl = std::make_shared<Engine::Impl>();
   impl->profiles = std::move(profiles);
   if (options.backend == "cpu" && !impl->profiles.empty()) {
@@ -302,7 +554,13 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
         KILN_ASSIGN_OR_RETURN(cache, cpu::TimingCache::Load(options.timing_cache));
         co.timing_cache = &cache;
       }
-      KILN_ASSIGN_OR_RETURN(impl->cpu, cpu::Compile(g, co));
+      // A plan that recorded a batch-parallel schedule compiles the slice program only.
+      if (plan_slice > 0 && options.batch_parallel != "off")
+        KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice));
+      if (!impl->slice_program) {
+        KILN_ASSIGN_OR_RETURN(impl->cpu, cpu::Compile(g, co));
+        if (plan_slice <= 0) KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice));
+      }
       if (cache.changed) KILN_RETURN_IF_ERROR(cache.Save(options.timing_cache));
     } else {
       impl->backend_note = ok.message();
@@ -350,14 +608,16 @@ StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, co
     if (options.backend != "cpu" || (plan.profiles.empty() && !cpu::CheckSupported(*plan.graph).ok()))
       KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*plan.graph).WithPrefix(path));
     return MakeEngine(std::shared_ptr<const Graph>(std::move(plan.graph)), std::move(plan.memory), options,
-                      std::move(plan.profiles));
+                      std::move(plan.profiles), plan.batch_slice);
   }
   return BuildFromOnnx(path, options);
 }
 
 const Graph& EngineGraph(const Engine& engine) { return *engine.impl().graph; }
 
-const cpu::Program* EngineCpuProgram(const Engine& engine) { return engine.impl().cpu.get(); }
+const cpu::Program* EngineCpuProgram(const Engine& engine) {
+  return engine.impl().cpu ? engine.impl().cpu.get() : engine.impl().slice_program.get();
+}
 
 std::string EngineBackendSummary(const Engine& engine) {
   const Engine::Impl& e = engine.impl();
@@ -365,19 +625,29 @@ std::string EngineBackendSummary(const Engine& engine) {
     std::lock_guard<std::mutex> lock(e.mu);
     return StrCat("cpu, dynamic shapes (", e.profiles.size(), " profiles, ", e.specialized.size(), " specializations)");
   }
-  if (!e.cpu) return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
+  const cpu::Program* program = e.cpu ? e.cpu.get() : e.slice_program.get();
+  if (!program) return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
   std::map<std::string, int> kinds;
-  for (const cpu::StepInfo& s : cpu::Steps(*e.cpu)) {
+  for (const cpu::StepInfo& s : cpu::Steps(*program)) {
     std::string k = s.impl.substr(0, s.impl.find(' '));
     if (k == "onednn:reorder" && s.op != "Reorder") k = "onednn:" + s.op;
     ++kinds[k];
   }
-  std::string out = StrCat("cpu (", cpu::Steps(*e.cpu).size(), " steps:");
+  std::string out = StrCat("cpu (", cpu::Steps(*program).size(), " steps:");
   for (const auto& [k, n] : kinds) out += StrCat(" ", n, " ", k);
-  return out + ")";
+  out += ")";
+  if (e.slice_program)
+    out += StrCat(", batch-parallel: ", e.batch / e.slice, " slices of ", e.slice, " on ", e.slice_threads, " threads");
+  return out;
 }
 
-cpu::Context* ContextCpuState(ExecutionContext& context) { return context.state().cpu.get(); }
+cpu::Context* ContextCpuState(ExecutionContext& context) {
+  ExecutionContext::State& s = context.state();
+  if (!s.cpu && !s.slices.empty()) return s.slices[0].get();  // batch-parallel: the first thread's slices
+  return s.cpu.get();
+}
+
+std::string EngineBatchNote(const Engine& engine) { return engine.impl().batch_note; }
 
 std::map<std::string, std::vector<int64_t>> EngineOptShapes(const Engine& engine) {
   std::map<std::string, std::vector<int64_t>> out;
@@ -395,6 +665,8 @@ std::unique_ptr<ExecutionContext> Engine::CreateContext() const {
     s->cpu = std::make_unique<cpu::Context>(impl_->cpu);
     s->cpu_program = impl_->cpu.get();
   }
+  if (impl_->slice_program)
+    for (int t = 0; t < impl_->slice_threads; ++t) s->slices.push_back(std::make_unique<cpu::Context>(impl_->slice_program));
   return std::make_unique<ExecutionContext>(std::move(s));
 }
 
@@ -481,6 +753,35 @@ Status ExecutionContext::Run() {
                              " but the bound buffer is ", DataTypeName(b.dtype()), " ", DimsToString(b.shape()));
     return Status::OK();
   };
+  if (e.slice_program) {
+    // Batch-parallel: each slice writes its rows of the outputs (the caller's when bound).
+    std::vector<const Tensor*> ins;
+    for (const RValue& v : state_->inputs) ins.push_back(&v.tensor);
+    std::vector<Tensor> types;
+    KILN_RETURN_IF_ERROR(cpu::OutputTypes(*e.slice_program, &types));
+    std::vector<Tensor> outs;
+    std::vector<void*> ptrs(e.outputs.size());
+    std::vector<size_t> bytes(e.outputs.size());
+    const int64_t n = e.batch / e.slice;
+    for (size_t i = 0; i < e.outputs.size(); ++i) {
+      std::vector<int64_t> dims = types[i].dims();
+      dims[0] *= n;
+      Tensor t;
+      if (out_ptrs[i] != nullptr) {
+        t = Tensor::FromExternal(types[i].dtype(), dims, out_ptrs[i], nullptr);
+        KILN_RETURN_IF_ERROR(check_bound(i, t));
+      } else {
+        t = Tensor(types[i].dtype(), dims);
+      }
+      ptrs[i] = t.raw_data();
+      bytes[i] = t.nbytes();
+      outs.push_back(std::move(t));
+    }
+    KILN_RETURN_IF_ERROR(RunSlices(state_->slices, e.slice_threads, e.batch, e.slice, ins, ptrs, bytes));
+    state_->outputs.clear();
+    for (Tensor& t : outs) state_->outputs.emplace_back(std::move(t));
+    return Status::OK();
+  }
   if (state_->cpu) {
     std::vector<const Tensor*> ins;
     ins.reserve(state_->inputs.size());

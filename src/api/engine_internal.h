@@ -33,7 +33,10 @@ const Graph& EngineGraph(const Engine& engine);
 // What executes the engine, for humans: "cpu (N steps: ...)" or "reference (why)".
 std::string EngineBackendSummary(const Engine& engine);
 // The compiled CPU program, or null when the reference backend runs the engine.
+// With a batch-parallel schedule, the slice program (what runs, one slice per thread).
 const cpu::Program* EngineCpuProgram(const Engine& engine);
+// Why the batch-parallel schedule is not used (or how it was timed); empty when not considered.
+std::string EngineBatchNote(const Engine& engine);
 // Profile 0's opt shapes of a dynamic engine (empty for a static one).
 std::map<std::string, std::vector<int64_t>> EngineOptShapes(const Engine& engine);
 // The context's CPU-backend state (profiling), or null.

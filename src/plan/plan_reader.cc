@@ -584,6 +584,8 @@ StatusOr<LoadedPlan> ParsePlan(const uint8_t* data, size_t size, std::shared_ptr
     KILN_RETURN_IF_ERROR(CheckShapeProfile(spec, static_cast<int>(i)));
     out.profiles.push_back(std::move(spec));
   }
+  out.batch_slice = p->batch_slice();
+  if (out.batch_slice < 0) return InvalidArgument("batch_slice ", out.batch_slice, " is negative");
   return out;
 }
 

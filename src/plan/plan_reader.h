@@ -43,6 +43,7 @@ struct LoadedPlan {
   std::string kiln_version;  // the kiln that built the plan
   std::vector<PlanBinding> inputs, outputs;
   std::vector<ShapeProfileSpec> profiles;  // empty: static input shapes
+  int64_t batch_slice = 0;                 // batch-parallel slice size (0: whole batch)
   uint64_t file_bytes = 0;
   uint64_t weights_bytes = 0;
   // True when the constants point into a memory map of the file (no copy); they keep the

@@ -393,7 +393,8 @@ Status PlanEncoder::Encode(const Graph& g, const MemoryPlan& mem, const PlanOpti
     profiles.push_back(fb::CreateShapeProfile(fbb_, fbb_.CreateVector(ins)));
   }
   auto profiles_off = fbb_.CreateVector(profiles);
-  auto plan = fb::CreatePlan(fbb_, kPlanFormatVersion, version, target, graph, memory, inputs, outputs, profiles_off);
+  auto plan = fb::CreatePlan(fbb_, kPlanFormatVersion, version, target, graph, memory, inputs, outputs, profiles_off,
+                              options.batch_slice);
   fb::FinishPlanBuffer(fbb_, plan);
   return Status::OK();
 }

@@ -21,6 +21,7 @@ struct PlanOptions {
   std::vector<std::string> isa_features;  // CPU features those kernels need (none for "ref")
   std::string device;                     // accelerator model for GPU backends; "" for CPU
   std::vector<ShapeProfileSpec> profiles;  // for a graph with dynamic input dims
+  int64_t batch_slice = 0;                 // batch-parallel slice size; 0 = whole batch
 };
 
 // Serializes `optimized` (live nodes only, in execution order; values nothing reads are

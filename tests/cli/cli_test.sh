@@ -178,6 +178,29 @@ PY
   else
     bad "kiln build with a profile: $(cat "$T/err")"
   fi
+  # Batch-parallel: a batch-4 plan built with slices runs them after loading and gives the
+  # whole-batch plan's results; two builds with one timing cache make the same choice.
+  if "$KILN" build "$M" -o "$T/bp.plan" --shapes input=4x3x32x32 --threads 2 --batch-parallel on >/dev/null 2>"$T/err" &&
+     "$KILN" build "$M" -o "$T/bw.plan" --shapes input=4x3x32x32 --threads 2 --batch-parallel off >/dev/null 2>>"$T/err"; then
+    /usr/bin/python3 -c "import numpy as np, sys; x = np.load(sys.argv[1]); np.save(sys.argv[2], np.concatenate([x * (i + 1) for i in range(4)]))" \
+      "$IN" "$T/b4.npy"
+    "$KILN" run "$T/bp.plan" "$T/b4.npy" --threads 2 --output-dir "$T/bpo" >/dev/null 2>"$T/err" &&
+      grep -q 'batch-parallel: 4 slices of 1 on 2 threads' "$T/err" &&
+      ok || bad "batch-parallel plan does not run in slices: $(cat "$T/err")"
+    "$KILN" run "$T/bw.plan" "$T/b4.npy" --threads 2 --output-dir "$T/bwo" >/dev/null 2>"$T/err2"
+    grep -q 'batch-parallel' "$T/err2" && bad "--batch-parallel off plan runs in slices" || ok
+    /usr/bin/python3 - "$T/bpo/0_probs.npy" "$T/bwo/0_probs.npy" <<'PY' && ok || bad "batch-parallel outputs differ from the whole batch's"
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+sys.exit(0 if a.shape == (4, 10) and a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-7) else 1)
+PY
+    "$KILN" build "$M" -o "$T/ba1.plan" --shapes input=4x3x32x32 --threads 2 --timing-cache "$T/bp.cache" >/dev/null 2>&1 &&
+      "$KILN" build "$M" -o "$T/ba2.plan" --shapes input=4x3x32x32 --threads 2 --timing-cache "$T/bp.cache" >/dev/null 2>&1 &&
+      cmp -s "$T/ba1.plan" "$T/ba2.plan" && grep -q '^[0-9.e+-]* batch_parallel ' "$T/bp.cache" &&
+      ok || bad "batch-parallel auto builds with one timing cache differ"
+  else
+    bad "kiln build --batch-parallel: $(cat "$T/err")"
+  fi
 else
   bad "kiln build tiny_cnn: $(cat "$T/err")"
 fi

@@ -537,7 +537,9 @@ TEST(Network, BuildSaveLoadGivesTheSameOutputs) {
   BuildOptions cached;
   cached.timing_cache = cache;
   auto built = Engine::Build(net, cached);
-  auto unoptimized = Engine::Build(net, BuildOptions{.input_shapes = {}, .optimize = false});
+  BuildOptions no_opt;
+  no_opt.optimize = false;
+  auto unoptimized = Engine::Build(net, no_opt);
   ASSERT_TRUE(built.ok()) << built.status().ToString();
   ASSERT_TRUE(unoptimized.ok()) << unoptimized.status().ToString();
   ASSERT_EQ((*built)->outputs().size(), 2u);

@@ -29,6 +29,7 @@ struct BenchArgs {
   std::string model;
   int threads = 0;
   std::string precision = "fp32";
+  std::string batch_parallel = "auto";
   int batch = 0;  // 0: the model's own (dynamic batch dims get 1)
   int iterations = 50;
   int warmup = 5;
@@ -137,7 +138,8 @@ int Bench(const BenchArgs& a) {
   BuildOptions options;
   options.backend = a.backend;
   options.threads = a.threads;
-    options.precision = a.precision;
+  options.precision = a.precision;
+  options.batch_parallel = a.batch_parallel;
   options.timing_cache = a.timing_cache;
   const auto t0 = std::chrono::steady_clock::now();
   StatusOr<std::shared_ptr<const Engine>> engine = Status::OK();
@@ -259,7 +261,9 @@ int Bench(const BenchArgs& a) {
     std::sort(ops.begin(), ops.end(), [](const auto& x, const auto& y) { return x.second.first > y.second.first; });
     char line[512];
     profile_table += "per-layer profile (median of " + std::to_string(runs) + " runs; sum of steps " +
-                     std::to_string(sum).substr(0, std::to_string(sum).find('.') + 3) + " ms)\n";
+                     std::to_string(sum).substr(0, std::to_string(sum).find('.') + 3) + " ms" +
+                     (backend.find("batch-parallel") != std::string::npos ? "; batch-parallel: one slice on one thread" : "") +
+                     ")\n";
     profile_table += "  by op:\n";
     for (const auto& [op, v] : ops) {
       std::snprintf(line, sizeof line, "    %-24s %4d steps %9.3f ms %5.1f%%\n", op.c_str(), v.second, v.first,
@@ -286,6 +290,7 @@ int Bench(const BenchArgs& a) {
       {"model", a.model},
       {"format", is_plan ? "plan" : "onnx"},
       {"backend", backend},
+      {"batch_parallel", EngineBatchNote(e)},
       {"threads", a.threads},
       {"batch", batch},
       {"load_ms", load_ms},
@@ -311,6 +316,7 @@ int Bench(const BenchArgs& a) {
   }
   std::printf("%s: %s, batch %d, threads %s\n", a.model.c_str(), backend.c_str(), batch,
               a.threads > 0 ? std::to_string(a.threads).c_str() : "all");
+  if (const std::string note = EngineBatchNote(e); !note.empty()) std::printf("  %s\n", note.c_str());
   std::printf("  load %.1f ms, first inference %.2f ms, RSS after load %.1f MiB (peak %.1f MiB)\n", load_ms, first_ms,
               rss_loaded.first, rss_end.second);
   std::printf("  latency over %zu runs: median %.3f ms, p90 %.3f, p99 %.3f, min %.3f, mean %.3f\n", lat.size(), median, p90,
@@ -327,6 +333,9 @@ Command AddBenchCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("bench", "Time engine load, first inference, latency and throughput");
   cmd->add_option("model", args->model, "ONNX model or plan file")->required();
   cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
+  cmd->add_option("--batch-parallel", args->batch_parallel,
+                  "auto (default: time both schedules), on or off: run a batch > 1 as independent slices, one per thread")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_option("--threads", args->threads, "Threads per inference (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", args->batch, "Batch size for a dynamic first input dimension")->check(CLI::PositiveNumber);
   cmd->add_option("-n,--iterations", args->iterations, "Timed runs (default 50)")->check(CLI::PositiveNumber);

@@ -31,6 +31,7 @@ struct BuildArgs {
   std::string backend = "cpu";
   int threads = 0;
   std::string precision = "fp32";
+  std::string batch_parallel = "auto";
   std::string timing_cache;
 };
 
@@ -153,7 +154,8 @@ int Build(const BuildArgs& a) {
   BuildOptions options;
   options.backend = a.backend;
   options.threads = a.threads;
-    options.precision = a.precision;
+  options.precision = a.precision;
+  options.batch_parallel = a.batch_parallel;
   options.timing_cache = a.timing_cache;
   options.profiles = profiles;
   const int64_t arena_bytes = mem->arena_bytes;
@@ -199,6 +201,9 @@ Command AddBuildCommand(CLI::App& app) {
   cmd->add_option("--max-shapes", args->max_shapes, "NAME=DIMS: largest shape of the profile");
   cmd->add_option("--backend", args->backend, "cpu (default) or ref: the backend whose kernels are chosen");
   cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
+  cmd->add_option("--batch-parallel", args->batch_parallel,
+                  "auto (default: time both schedules), on or off: run a batch > 1 as independent slices, one per thread")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_option("--threads", args->threads, "Threads the kernels are timed with (0 = all cores)");
   cmd->add_option("--timing-cache", args->timing_cache,
                   "FILE of kernel timings: reused (reproducible kernel choice across builds) and extended");

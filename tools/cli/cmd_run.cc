@@ -32,6 +32,7 @@ struct RunArgs {
   std::string backend = "cpu";
   int threads = 0;
   std::string precision = "fp32";
+  std::string batch_parallel = "auto";
 };
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
@@ -161,7 +162,8 @@ int Run(const RunArgs& a) {
     BuildOptions options;
     options.backend = "cpu";
     options.threads = a.threads;
-    options.precision = a.precision;
+  options.precision = a.precision;
+  options.batch_parallel = a.batch_parallel;
     options.optimize = !a.no_optimize && !is_plan;
     if (!is_plan)
       for (size_t i = 0; i < inputs->size(); ++i)
@@ -266,6 +268,9 @@ Command AddRunCommand(CLI::App& app) {
   cmd->add_option("-o,--output-dir", args->output_dir, "Write DIR/<i>_<name>.npy per graph output");
   cmd->add_option("--backend", args->backend, "cpu (default: oneDNN and kiln's kernels) or ref (the reference backend, slow)");
   cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
+  cmd->add_option("--batch-parallel", args->batch_parallel,
+                  "auto (default: time both schedules), on or off: run a batch > 1 as independent slices, one per thread")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_option("--threads", args->threads, "Threads per inference (cpu backend; 0 = all cores)");
   cmd->add_flag("-O,--optimize", args->optimize, "Optimize the graph (fusion, folding) first; always on for --backend cpu");
   cmd->add_flag("--no-optimize", args->no_optimize, "cpu backend: run the graph as imported");

@@ -60,6 +60,9 @@ struct StepInfo {
   std::string precision;  // "bf16" when the layer computes in BF16
 };
 
+// The OpenMP threads an engine built with `threads` uses (0 = all cores).
+int EffectiveThreads(int threads);
+
 // Checks a precision name against this CPU: "fp32"; "bf16" needs AVX512-BF16 (or AMX);
 // "fp16" is refused with the reason.
 Status CheckPrecision(const std::string& precision);
@@ -112,6 +115,7 @@ class Context {
              const std::vector<void*>* out_buffers = nullptr);
   // Per-step wall times of the last Run() in milliseconds (when profiling is on).
   void set_profiling(bool on) { profiling_ = on; }
+  bool profiling() const { return profiling_; }
   const std::vector<double>& step_ms() const { return step_ms_; }
 
   struct State;
