@@ -12,6 +12,7 @@ std::span<const PassInfo> DefaultPasses() {
        &EliminateCommonSubexpressions},
       {"recognize_layer_norm", "ReduceMean/Sub/Pow/Sqrt/Div (+ scale, bias) -> LayerNormalization", &RecognizeLayerNorm},
       {"recognize_gelu", "x * 0.5 * (1 + Erf(x / sqrt 2)) -> Gelu", &RecognizeGelu},
+      {"recognize_hard_swish", "x * Clip(x + 3, 0, 6) / 6, x * HardSigmoid(x) -> HardSwish", &RecognizeHardSwish},
       {"recognize_softmax", "Exp(x - ReduceMax) / ReduceSum -> Softmax", &RecognizeSoftmax},
       {"recognize_attention", "MatMul(Softmax(Q Kt * scale + mask), V) -> kiln.Attention", &RecognizeAttention},
       {"decompose_batch_norm", "inference BatchNormalization -> per-channel Mul + Add", &DecomposeBatchNorm},

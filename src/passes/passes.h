@@ -36,6 +36,7 @@ StatusOr<bool> FuseSiblingLayers(Graph& graph, PassContext& ctx);
 // (see each file's header for the exact patterns).
 StatusOr<bool> RecognizeLayerNorm(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeGelu(Graph& graph, PassContext& ctx);
+StatusOr<bool> RecognizeHardSwish(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeSoftmax(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeAttention(Graph& graph, PassContext& ctx);
 

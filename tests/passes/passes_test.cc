@@ -295,6 +295,35 @@ TEST(PassRecognizeGelu, BothAssociationsAndBothErfForms) {
   EXPECT_TRUE(SameOutputs(before, g));
 }
 
+TEST(PassRecognizeHardSwish, ClipAndHardSigmoidForms) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {2, 4, 3, 3});
+  ValueId other = b.Input("other", DType::kFloat32, {2, 4, 3, 3});
+  auto relu6_shift = [&](const std::string& n, ValueId v, float shift) {
+    ValueId a = b.Op("Add", n + "_add", {v, b.Const(n + "_3", Scalar(shift))});
+    return b.Op("Clip", n + "_clip", {a, b.Const(n + "_lo", Scalar(0)), b.Const(n + "_hi", Scalar(6))});
+  };
+  // (x * clip(x + 3, 0, 6)) / 6, as Paddle2ONNX writes it
+  ValueId y1 = b.Op("Div", "div1", {b.Op("Mul", "mul1", {x, relu6_shift("a", x, 3)}), b.Const("six", Scalar(6))});
+  // x * (clip(3 + x, 0, 6) * (1/6))
+  ValueId c2 = b.Op("Clip", "clip2", {b.Op("Add", "add2", {b.Const("three", Scalar(3)), x}), b.Const("lo2", Scalar(0)),
+                                      b.Const("hi2", Scalar(6))});
+  ValueId y2 = b.Op("Mul", "mul2", {b.Op("Mul", "sixth2", {c2, b.Const("inv6", Scalar(1.0f / 6.0f))}), x});
+  // x * HardSigmoid(x, 1/6, 1/2), as torch < opset 14 writes hardswish
+  ValueId hs = b.Op("HardSigmoid", "hsig", {x}, Attrs({{"alpha", Attr::Float(1.0f / 6.0f)}, {"beta", Attr::Float(0.5f)}}));
+  ValueId y3 = b.Op("Mul", "mul3", {x, hs});
+  // Not HardSwish: a shift of 2; another tensor times the clip; HardSigmoid's default alpha.
+  ValueId y4 = b.Op("Div", "div4", {b.Op("Mul", "mul4", {x, relu6_shift("d", x, 2)}), b.Const("six4", Scalar(6))});
+  ValueId y5 = b.Op("Div", "div5", {b.Op("Mul", "mul5", {other, relu6_shift("e", x, 3)}), b.Const("six5", Scalar(6))});
+  ValueId y6 = b.Op("Mul", "mul6", {x, b.Op("HardSigmoid", "hsig6", {x})});
+  for (ValueId y : {y1, y2, y3, y4, y5, y6}) b.Output(y);
+  Graph g = b.Build();
+  Graph before = g;
+  RunPassToFixedPoint(&RecognizeHardSwish, g);
+  EXPECT_EQ(OpSequence(g), "Add,Clip,Mul,Div,Add,Clip,Mul,Div,HardSigmoid,Mul,HardSwish,HardSwish,HardSwish");
+  EXPECT_TRUE(SameOutputs(before, g));
+}
+
 TEST(PassRecognizeSoftmax, MaxSubtractedForm) {
   GraphBuilder b;
   ValueId x = b.Input("x", DType::kFloat32, {2, 7, 3});

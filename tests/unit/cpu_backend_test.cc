@@ -1055,6 +1055,35 @@ TEST(CpuBackend, ElementwiseBroadcasting) {
   }
 }
 
+// Squeeze-excitation (MobileNetV3, PP-OCR): the per-channel scale multiplies the blocked
+// convolution output in its own layout; channel counts that do not fill a 16-lane block,
+// batch > 1, and the decomposed HardSwish that the optimizer turns into one fused op.
+TEST(CpuBackend, SqueezeExcitationAndHardSwish) {
+  uint32_t seed = 9100;
+  for (int64_t ch : {8, 24, 88}) {
+    for (int64_t batch : {1, 3}) {
+      ++seed;
+      Gen g(seed);
+      NetworkDefinition net;
+      auto x = net.AddInput("x", DataType::kFloat32, {batch, 5, 9, 11});
+      auto c = Conv(net, g, x, ch, {3, 3}, Geo({}, {1, 1}), true, "conv");
+      // hardswish as Paddle2ONNX writes it: c * clip(c + 3, 0, 6) / 6
+      auto shifted = net.AddElementWise(c, Const(net, g, {1}, 3.0f, 3.0f), ElementWiseOp::kAdd, "add3");
+      auto relu6 = net.AddActivation(shifted, ActivationType::kClip, 0.0f, 6.0f, "clip");
+      auto hsw = net.AddElementWise(net.AddElementWise(c, relu6, ElementWiseOp::kMul, "mul"),
+                                    Const(net, g, {1}, 6.0f, 6.0f), ElementWiseOp::kDiv, "div6");
+      auto pooled = net.AddGlobalPooling(hsw, PoolingType::kAverage, "gap");
+      auto squeeze = Conv(net, g, pooled, 4, {1, 1}, Geo({}, {}), true, "squeeze");
+      auto scale = net.AddActivation(net.AddActivation(squeeze, ActivationType::kRelu, "srelu"), ActivationType::kSigmoid, "ssig");
+      auto excite = Conv(net, g, scale, ch, {1, 1}, Geo({}, {}), true, "excite");
+      auto se = net.AddElementWise(hsw, excite, ElementWiseOp::kMul, "se");
+      auto y = Conv(net, g, se, 16, {1, 1}, Geo({}, {}), true, "project");
+      ASSERT_TRUE(net.MarkOutput(y, "y").ok()) << net.status().ToString();
+      ExpectMatchesReference(net, "SE block with " + std::to_string(ch) + " channels, batch " + std::to_string(batch), seed, {});
+    }
+  }
+}
+
 TEST(CpuBackend, ElementwiseChains) {
   // Chains that the optimizer fuses into one elementwise layer's epilogue, scalar constants,
   // and both operands broadcasting (no operand has the output's shape).

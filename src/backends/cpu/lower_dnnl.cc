@@ -689,8 +689,20 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
     // A scalar broadcasts over any layout: src0 keeps its own (no reorder to plain).
     s1 = c.View(c.Plain(c.SlotOf(a1)), std::vector<int64_t>(static_cast<size_t>(rank), 1));
   } else {
-    s0 = c.Plain(s0);
+    // A broadcast operand (squeeze-excitation's per-channel scale, a bias row): src0 keeps
+    // its blocked layout when oneDNN has a fast kernel for that against a plain src1, else
+    // both go plain (two reorders around the op).
     s1 = c.View(c.Plain(c.SlotOf(a1)), LeftPad(d1, rank));
+    bool keep = false;
+    try {
+      const dnnl::memory::desc own = c.program().slots[static_cast<size_t>(s0)].md;
+      dnnl::binary::primitive_desc trial(dnnl::binary::desc(*b, own, c.program().slots[static_cast<size_t>(s1)].md, own),
+                                         BaseAttr(), c.program().engine);
+      keep = std::string(trial.impl_info_str()).find("ref") == std::string::npos;
+    } catch (const dnnl::error&) {
+      keep = false;
+    }
+    if (!keep) s0 = c.Plain(s0);
   }
   const dnnl::memory::desc md0 = c.program().slots[static_cast<size_t>(s0)].md;
   if (!PostOpsFor(c, node, out_dims, &attr, k.get(), &md0)) return false;
