@@ -37,6 +37,9 @@
 #include "kiln/kiln.h"
 #include "kiln/network.h"
 
+#include "api/engine_internal.h"
+#include "passes/pass_test_util.h"
+
 namespace kiln {
 namespace {
 
@@ -1393,3 +1396,53 @@ TEST(CpuBackend, MultiThreaded) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln::cpu {
+namespace {
+
+// Gather along axis 0 (embedding lookups) runs kiln's row-copy kernel: int64 and int32
+// indices, negative ones, any index shape, a non-float table; an index outside [-n, n)
+// is an error naming the node, with nothing half-written.
+TEST(CpuBackend, GatherRowsKernel) {
+  for (DType idx_type : {DType::kInt64, DType::kInt32}) {
+    testing::GraphBuilder b;
+    ValueId ids = b.Input("ids", idx_type, {2, 3});
+    Tensor table(DType::kFloat32, {5, 4});
+    for (int64_t i = 0; i < table.numel(); ++i) table.span<float>()[static_cast<size_t>(i)] = static_cast<float>(i);
+    Tensor itable(DType::kInt64, {5, 2});
+    for (int64_t i = 0; i < itable.numel(); ++i) itable.span<int64_t>()[static_cast<size_t>(i)] = 100 + i;
+    b.Output(b.Op("Gather", "embed", {b.Const("table", table), ids}));
+    b.Output(b.Op("Gather", "embed_int", {b.Const("itable", itable), ids}));
+    auto g = std::make_shared<Graph>(b.Build());
+    BuildOptions o;
+    o.optimize = false;
+    auto engine = BuildEngineFromGraph(g, o);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    EXPECT_NE(EngineBackendSummary(**engine).find("kiln:gather_rows"), std::string::npos) << EngineBackendSummary(**engine);
+    std::vector<int64_t> raw = {0, 4, -1, 2, -5, 3};
+    std::vector<int32_t> raw32(raw.begin(), raw.end());
+    void* ptr = idx_type == DType::kInt64 ? static_cast<void*>(raw.data()) : static_cast<void*>(raw32.data());
+    const DataType pub = idx_type == DType::kInt64 ? DataType::kInt64 : DataType::kInt32;
+    auto out = (*engine)->Infer({{"ids", HostTensor::Wrap(pub, {2, 3}, ptr)}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    const HostTensor& y = out->at(g->value(g->outputs()[0]).name);
+    const HostTensor& yi = out->at(g->value(g->outputs()[1]).name);
+    ASSERT_EQ(y.shape(), (std::vector<int64_t>{2, 3, 4}));
+    ASSERT_EQ(yi.shape(), (std::vector<int64_t>{2, 3, 2}));
+    for (size_t i = 0; i < raw.size(); ++i) {
+      const int64_t r = raw[i] < 0 ? raw[i] + 5 : raw[i];
+      for (int64_t j = 0; j < 4; ++j) EXPECT_EQ(y.data_as<float>()[i * 4 + static_cast<size_t>(j)], static_cast<float>(r * 4 + j));
+      for (int64_t j = 0; j < 2; ++j) EXPECT_EQ(yi.data_as<int64_t>()[i * 2 + static_cast<size_t>(j)], 100 + r * 2 + j);
+    }
+    raw[4] = 5;
+    raw32[4] = 5;
+    auto bad = (*engine)->Infer({{"ids", HostTensor::Wrap(pub, {2, 3}, ptr)}});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("embed"), std::string::npos) << bad.status().message();
+    EXPECT_NE(bad.status().message().find("index 5 at position 4 is out of range for 5 rows"), std::string::npos)
+        << bad.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace kiln::cpu
