@@ -58,3 +58,5 @@ save("reshape_overflow", [helper.make_node("Reshape", ["input", "shape"], ["y"],
      inits=(helper.make_tensor("shape", TensorProto.INT64, [4], [2**62, 2**40, 1, -1]),))
 save("legacy_broadcast_empty", [helper.make_node("Add", ["", "input"], ["y"], name="add_lb", broadcast=1, axis=1)],
      opset=6)
+# A legacy (opset < 11) Pad with no inputs at all: its normalizer read input 0.
+save("pad_no_inputs", [helper.make_node("Pad", [], ["y"], name="pad0", pads=[0, 0, 1, 1, 0, 0, 1, 1])], opset=2)
