@@ -33,12 +33,12 @@
 #include <vector>
 
 #include "api/engine_internal.h"
+#include "api/optimize.h"
 #include "backends/cpu/cpu_backend.h"
+#include "builder/memory_planner.h"
+#include "passes/pass_test_util.h"
 #include "kiln/kiln.h"
 #include "kiln/network.h"
-
-#include "api/engine_internal.h"
-#include "passes/pass_test_util.h"
 
 namespace kiln {
 namespace {
@@ -1441,6 +1441,74 @@ TEST(CpuBackend, GatherRowsKernel) {
     EXPECT_NE(bad.status().message().find("embed"), std::string::npos) << bad.status().message();
     EXPECT_NE(bad.status().message().find("index 5 at position 4 is out of range for 5 rows"), std::string::npos)
         << bad.status().message();
+  }
+}
+
+// kiln's depthwise kernel inside an engine (tactic "kiln_dw", as a plan records it): NHWC
+// slots between oneDNN layers, fused activations, odd channel counts; the plan keeps the
+// tactic and runs the same kernel.
+TEST(CpuBackend, KilnDepthwiseTacticInAnEngine) {
+  for (int64_t ch : {16, 24, 37}) {
+    testing::GraphBuilder b;
+    std::mt19937 rng(static_cast<uint32_t>(ch));
+    std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+    auto rand = [&](std::vector<int64_t> dims) {
+      Tensor t(DType::kFloat32, std::move(dims));
+      for (float& f : t.span<float>()) f = u(rng);
+      return t;
+    };
+    AttrMap pad1, dw1, dw2;
+    pad1.set("pads", Attr::Ints({1, 1, 1, 1}));
+    dw1.set("group", Attr::Int(ch));
+    dw1.set("pads", Attr::Ints({1, 1, 1, 1}));
+    dw2.set("group", Attr::Int(ch));
+    dw2.set("pads", Attr::Ints({2, 2, 2, 2}));
+    dw2.set("strides", Attr::Ints({2, 2}));
+    ValueId x = b.Input("x", DType::kFloat32, {2, 3, 19, 23});
+    ValueId c1 = b.Op("Conv", "expand", {x, b.Const("w1", rand({ch, 3, 3, 3})), b.Const("b1", rand({ch}))}, pad1);
+    ValueId d1 = b.Op("Conv", "dw3", {b.Op("Relu", "r1", {c1}), b.Const("w2", rand({ch, 1, 3, 3})), b.Const("b2", rand({ch}))}, dw1);
+    ValueId r2 = b.Op("Clip", "relu6", {d1, b.Const("lo", Tensor::FromVector<float>({0})), b.Const("hi", Tensor::FromVector<float>({6}))});
+    ValueId d2 = b.Op("Conv", "dw5s2", {r2, b.Const("w3", rand({ch, 1, 5, 5}))}, dw2);
+    ValueId y = b.Op("Conv", "project", {d2, b.Const("w4", rand({8, ch, 1, 1}))});
+    b.Output(y);
+    auto g = std::make_shared<Graph>(b.Build());
+    BuildOptions ref_options;
+    ref_options.backend = "ref";
+    auto ref = BuildEngineFromGraph(std::make_shared<Graph>(*g), ref_options);
+    ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+    ASSERT_TRUE(OptimizeGraph(*g).ok());
+    int forced = 0;
+    for (NodeId n = 0; n < g->num_nodes(); ++n)
+      if (!g->node(n).dead && g->node(n).op_type == "Conv" && g->node(n).attrs.GetInt("group", 1).value() == ch) {
+        g->node(n).attrs.set("kiln.tactic", Attr::String("kiln_dw"));
+        ++forced;
+      }
+    ASSERT_EQ(forced, 2);
+    auto mem = PlanMemory(*g);
+    ASSERT_TRUE(mem.ok());
+    auto engine = MakeEngineFromOptimized(g, std::move(*mem), {});
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    const std::string summary = EngineBackendSummary(**engine);
+    if (summary.find("kiln:dw_nhwc") == std::string::npos) GTEST_SKIP() << "no AVX2/AVX-512 kernel here: " << summary;
+    EXPECT_NE(summary.find("2 kiln:dw_nhwc"), std::string::npos) << summary;
+    std::vector<float> xv(2 * 3 * 19 * 23);
+    for (float& f : xv) f = 2.0f * u(rng);
+    const std::map<std::string, HostTensor> in = {{"x", HostTensor::Wrap(xv.data(), {2, 3, 19, 23})}};
+    auto got = (*engine)->Infer(in);
+    auto want = (*ref)->Infer(in);
+    ASSERT_TRUE(got.ok() && want.ok());
+    const HostTensor &a = got->begin()->second, &w = want->begin()->second;
+    ASSERT_EQ(a.shape(), w.shape());
+    for (int64_t i = 0; i < a.numel(); ++i) ASSERT_NEAR(a.data_as<float>()[i], w.data_as<float>()[i], 1e-4) << "ch " << ch << " at " << i;
+    const std::string path = ::testing::TempDir() + "/kiln_dw.plan";
+    ASSERT_TRUE((*engine)->Save(path).ok());
+    auto loaded = Engine::Load(path);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    EXPECT_NE(EngineBackendSummary(**loaded).find("2 kiln:dw_nhwc"), std::string::npos) << EngineBackendSummary(**loaded);
+    auto again = (*loaded)->Infer(in);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(std::memcmp(again->begin()->second.data(), a.data(), a.nbytes()), 0);
+    std::remove(path.c_str());
   }
 }
 

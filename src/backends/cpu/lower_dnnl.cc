@@ -6,6 +6,10 @@
 #include <set>
 #include <sstream>
 
+#include <algorithm>
+#include <chrono>
+
+#include "backends/cpu/depthwise.h"
 #include "backends/cpu/lower_util.h"
 #include "ir/op_schema.h"
 #include "ir/ops/conv_pool_geometry.h"
@@ -116,6 +120,60 @@ bool OnlyOutput0Used(const Graph& g, const Node& node) {
   return true;
 }
 
+// kiln's depthwise convolution on NHWC slots (depthwise.h).
+class DepthwiseKernel : public Kernel {
+ public:
+  std::unique_ptr<DepthwiseConv> conv;
+  int src = -1, dst = -1;
+  Status Execute(ExecContext& ctx, int) const override {
+    conv->Run(reinterpret_cast<const float*>(ctx.ptrs[static_cast<size_t>(src)]),
+              reinterpret_cast<float*>(ctx.ptrs[static_cast<size_t>(dst)]));
+    return Status::OK();
+  }
+};
+
+// The epilogue as in-register activations of the depthwise kernel, or nullopt when some
+// step is not one it has (binary operands, residual sums, other algorithms).
+std::optional<std::vector<DwActivation>> DwActivations(const std::vector<PostOp>& ops) {
+  std::vector<DwActivation> out;
+  for (const PostOp& op : ops) {
+    if (op.kind != PostOp::Kind::kEltwise) return std::nullopt;
+    switch (op.alg) {
+      case dnnl::algorithm::eltwise_relu:
+        out.push_back({DwActivation::Kind::kRelu, op.alpha, 0});
+        break;
+      case dnnl::algorithm::eltwise_clip:
+      case dnnl::algorithm::eltwise_clip_v2:
+        out.push_back({DwActivation::Kind::kClip, op.alpha, op.beta});
+        break;
+      case dnnl::algorithm::eltwise_bounded_relu:
+        out.push_back({DwActivation::Kind::kClip, 0, op.alpha});
+        break;
+      case dnnl::algorithm::eltwise_linear:
+        out.push_back({DwActivation::Kind::kLinear, op.alpha, op.beta});
+        break;
+      case dnnl::algorithm::eltwise_hardswish:
+        out.push_back({DwActivation::Kind::kHardSwish, 0, 0});
+        break;
+      default:
+        return std::nullopt;
+    }
+  }
+  return out;
+}
+
+// Median of a few runs of `run` after a warm-up, in ms.
+double MedianRunMs(const std::function<void()>& run) {
+  std::vector<double> ms;
+  for (int i = 0; i < 6; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    if (i > 0) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
 }  // namespace
 
 StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
@@ -218,37 +276,89 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     return pd;
   };
   dnnl::algorithm best_alg = dnnl::algorithm::convolution_direct;
+  // Timings are keyed by the layer's problem and the candidate (the timing cache).
+  auto timed = [&](const char* name, const std::function<double()>& measure) {
+    std::ostringstream key;
+    key << "conv " << name << " x" << DimsToString(x_dims) << " w" << DimsToString(w.dims()) << " g" << group
+        << " s" << DimsToString(std::vector<int64_t>(strides.begin(), strides.end())) << " p"
+        << DimsToString(std::vector<int64_t>(pl.begin(), pl.end()))
+        << DimsToString(std::vector<int64_t>(pr.begin(), pr.end())) << " d"
+        << DimsToString(std::vector<int64_t>(dil.begin(), dil.end())) << " post" << attr.get_post_ops().len()
+        << " t" << c.program().threads << (bf16 ? " bf16" : "");
+    TimingCache* cache = c.options().timing_cache;
+    if (cache) {
+      auto hit = cache->ms.find(key.str());
+      if (hit != cache->ms.end()) return hit->second;
+    }
+    const double ms = measure();
+    if (cache) {
+      cache->ms[key.str()] = ms;
+      cache->changed = true;
+    }
+    return ms;
+  };
+  // kiln's own depthwise kernel competes for depthwise layers whose epilogue it can apply
+  // (not for a plan's layers without a recorded tactic: those keep oneDNN's, untimed).
+  const bool from_plan = node.attrs.has("kiln.precision");
+  std::optional<std::vector<DwActivation>> dw_acts;
+  if (!bf16 && spatial == 2 && group > 1 && group == oc && icg == 1 && oc == x_dims[1] && residual == kNoValue &&
+      split_axis < 0 && (forced == "kiln_dw" || (forced.empty() && !from_plan && c.options().time_tactics)))
+    dw_acts = DwActivations(*ops);
+  const bool kiln_dw_candidate = dw_acts.has_value();
+  // A plan's "kiln_dw" still gets oneDNN's direct kernel ready, for a CPU without AVX2.
+  const std::string forced_dnnl = forced == "kiln_dw" ? "direct" : forced;
   for (const Candidate& cand : cands) {
-    if (!forced.empty() && forced != cand.name) continue;
+    if (!forced_dnnl.empty() && forced_dnnl != cand.name) continue;
     std::optional<dnnl::convolution_forward::primitive_desc> pd = make_pd(cand.alg, dst_any);
     if (!pd) continue;
     ++viable;
     double ms = 0;
-    if (c.options().time_tactics && forced.empty() && cands.size() > 1) {
-      std::ostringstream key;
-      key << "conv " << cand.name << " x" << DimsToString(x_dims) << " w" << DimsToString(w.dims()) << " g" << group
-          << " s" << DimsToString(std::vector<int64_t>(strides.begin(), strides.end())) << " p"
-          << DimsToString(std::vector<int64_t>(pl.begin(), pl.end()))
-          << DimsToString(std::vector<int64_t>(pr.begin(), pr.end())) << " d"
-          << DimsToString(std::vector<int64_t>(dil.begin(), dil.end())) << " post" << attr.get_post_ops().len()
-          << " t" << c.program().threads << (bf16 ? " bf16" : "");
-      TimingCache* cache = c.options().timing_cache;
-      auto hit = cache ? cache->ms.find(key.str()) : std::map<std::string, double>::iterator();
-      if (cache && hit != cache->ms.end()) {
-        ms = hit->second;
-      } else {
-        ms = c.TimePrimitive(dnnl::convolution_forward(*pd), *pd, timing_args);
-        if (cache) {
-          cache->ms[key.str()] = ms;
-          cache->changed = true;
-        }
-      }
-    }
+    if (c.options().time_tactics && forced.empty() && (cands.size() > 1 || kiln_dw_candidate))
+      ms = timed(cand.name, [&] { return c.TimePrimitive(dnnl::convolution_forward(*pd), *pd, timing_args); });
     if (!best || ms < best_ms) {
       best = pd;
       best_name = cand.name;
       best_ms = ms;
       best_alg = cand.alg;
+    }
+  }
+  if (kiln_dw_candidate) {
+    DwShape ds;
+    ds.n = x_dims[0];
+    ds.c = oc;
+    ds.ih = x_dims[2];
+    ds.iw = x_dims[3];
+    ds.oh = out_dims[2];
+    ds.ow = out_dims[3];
+    ds.kh = kernel[0];
+    ds.kw = kernel[1];
+    ds.sh = strides[0];
+    ds.sw = strides[1];
+    ds.dh = dil[0] + 1;
+    ds.dw = dil[1] + 1;
+    ds.pt = pl[0];
+    ds.pl = pl[1];
+    KILN_ASSIGN_OR_RETURN(Tensor wrm, RowMajorWeights(node, w));
+    auto dw = DepthwiseConv::Create(ds, wrm.data<float>(), bias ? bias->data<float>() : nullptr, *dw_acts);
+    if (dw) {
+      double ms = 0;
+      if (forced.empty()) {
+        std::vector<float> xs(static_cast<size_t>(Numel(x_dims)), 0.0f), ys(static_cast<size_t>(Numel(out_dims)));
+        ms = timed("kiln_dw", [&] { return MedianRunMs([&] { dw->Run(xs.data(), ys.data()); }); });
+      }
+      // Only when clearly faster: a tie goes to oneDNN (timings on this machine are noisy).
+      if (!forced.empty() || !best || ms < 0.95 * best_ms) {
+        auto k2 = std::make_unique<DepthwiseKernel>();
+        const dnnl::memory::desc nhwc_in(ToDnnl(x_dims), mdt::f32, tag::nhwc), nhwc_out(ToDnnl(out_dims), mdt::f32, tag::nhwc);
+        k2->src = c.InLayout(c.SlotOf(main.inputs[0]), nhwc_in);
+        k2->dst = OutputSlot(c, node, nhwc_out, out_dims, split_axis);
+        k2->reads = {k2->src};
+        k2->writes = {k2->dst};
+        k2->info = {node.name, node.op_type, std::string("kiln:dw_nhwc ") + dw->isa(), "kiln_dw", ms, id, ""};
+        k2->conv = std::move(dw);
+        c.AddKernel(std::move(k2));
+        return true;
+      }
     }
   }
   if (!best) return false;
@@ -310,7 +420,7 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   k->slot_args.push_back({DNNL_ARG_DST, dst});
   k->reads.push_back(src);
   k->writes.push_back(dst);
-  k->info = {node.name, node.op_type, ImplName(pd, "conv"), viable > 1 || !forced.empty() ? best_name : "", best_ms, id,
+  k->info = {node.name, node.op_type, ImplName(pd, "conv"), viable > 1 || !forced.empty() || kiln_dw_candidate ? best_name : "", best_ms, id,
              bf16 ? "bf16" : ""};
   c.AddKernel(std::move(k));
   if (split_axis >= 0) SplitInto(c, node, dst, split_axis, split_sizes);
