@@ -86,6 +86,13 @@ class EngineTest(unittest.TestCase):
         self.assertEqual(probs.shape, (4, 10))
         for i in range(4):
             assert_close(probs[i:i + 1], self.engine.run({"input": xs[i:i + 1]})["probs"])
+        # The batch-parallel schedule (forced on, and off) gives the same results.
+        for mode in ("on", "off"):
+            e = kiln.load(MODEL, shapes={"input": (4, 3, 32, 32)}, threads=2, batch_parallel=mode)
+            assert_close(e.run({"input": xs})["probs"], probs)
+        with self.assertRaises(Exception) as cm:
+            kiln.load(MODEL, batch_parallel="sometimes")
+        self.assertIn("sometimes", str(cm.exception))
 
     def test_build_save_load_round_trip(self):
         with tempfile.TemporaryDirectory() as d:
