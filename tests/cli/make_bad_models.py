@@ -60,3 +60,4 @@ save("legacy_broadcast_empty", [helper.make_node("Add", ["", "input"], ["y"], na
      opset=6)
 # A legacy (opset < 11) Pad with no inputs at all: its normalizer read input 0.
 save("pad_no_inputs", [helper.make_node("Pad", [], ["y"], name="pad0", pads=[0, 0, 1, 1, 0, 0, 1, 1])], opset=2)
+save("upsample_no_inputs", [helper.make_node("Upsample", [], ["y"], name="up0", scales=[1.0, 1.0, 2.0, 2.0])], opset=7)

@@ -239,11 +239,11 @@ Status GraphImporter::Convert(const onnx::GraphProto& gp, Graph& g, std::vector<
     if (NormalizeFn fn = NormalizerTable::Global().Find(domain, node.op_type)) {
       // The opset normalizers read the required inputs: an empty name there is an error
       // first (Loop's M/cond and Scan-8's sequence_lens may be empty).
+      // Every op with a normalizer has a data input 0 (older opsets may have fewer inputs
+      // than the current form — attributes the normalizer turns into inputs).
+      if (node.inputs.empty()) return InvalidArgument(where, ": has no inputs");
       if (const OpSchema* schema = OpRegistry::Global().Find(domain, node.op_type);
           schema != nullptr && !(domain.empty() && (node.op_type == "Loop" || node.op_type == "Scan"))) {
-        // (Older opsets may have fewer inputs — attributes the normalizer turns into
-        // inputs — but every op with inputs has its data input 0.)
-        if (node.inputs.empty() && schema->min_inputs > 0) return InvalidArgument(where, ": has no inputs");
         for (int i = 0; i < schema->min_inputs && i < static_cast<int>(node.inputs.size()); ++i)
           if (node.inputs[static_cast<size_t>(i)] == kNoValue)
             return InvalidArgument(where, ": required input ", i, " is empty");

@@ -31,6 +31,7 @@ Status NormalizeUpsample(NormalizeContext& ctx) {
   }
   if (n.attrs.has("height_scale") || n.attrs.has("width_scale"))
     return Unimplemented("Upsample-1 (height_scale/width_scale) is not supported");
+  if (n.inputs.empty() || n.inputs[0] == kNoValue) return InvalidArgument("input 0 (X) is required");
   n.op_type = "Resize";
   n.inputs = {n.inputs[0], kNoValue, scales};
   n.attrs.set("coordinate_transformation_mode", Attr::String("asymmetric"));
