@@ -217,5 +217,27 @@ expect_error "build: bad --shapes" "no input named 'nope'" "$KILN" build "$M" -o
 [ ! -e "$T/s.plan" ] && ok || bad "a failed build left s.plan"
 ls "$T" | grep -q '\.tmp\.' && bad "build left temporary files: $(ls "$T")" || ok
 
+# kiln bench: the JSON report has the stable fields, --profile writes a Chrome trace with a
+# step per kernel, --peak measures the core's FMA peak, bad options are errors.
+if "$KILN" bench "$M" -n 5 --warmup 1 --threads 1 --json - --peak --profile "$T/trace.json" >"$T/bench.json" 2>"$T/err"; then
+  /usr/bin/python3 - "$T/bench.json" "$T/trace.json" <<'PY' && ok || bad "bench JSON/trace: $(head -c 600 "$T/bench.json")"
+import json, sys, platform
+j = json.load(open(sys.argv[1]))
+t = json.load(open(sys.argv[2]))
+assert j["iterations"] == 5 and j["batch"] == 1 and j["threads"] == 1, j
+lat = j["latency_ms"]
+assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["p99"] <= lat["max"], lat
+assert j["load_ms"] > 0 and j["first_inference_ms"] > 0 and j["throughput_per_s"] > 0
+assert j["gflop_per_run"] > 0.001 and j["gflops_per_s"] > 0, j
+if platform.machine() == "x86_64":
+    assert j["peak_gflops_per_core"] > 1, j
+assert len(j["profile"]) >= 3 and all(s["median_ms"] >= 0 for s in j["profile"])
+assert len(t["traceEvents"]) == len(j["profile"])
+PY
+else
+  bad "kiln bench: $(cat "$T/err")"
+fi
+expect_error "bench: bad --batch-parallel" "batch-parallel" "$KILN" bench "$M" --batch-parallel sometimes
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

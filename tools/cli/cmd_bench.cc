@@ -6,6 +6,10 @@
 // per-layer time table (stdout) and a Chrome trace (chrome://tracing, Perfetto) of the steps.
 #include <nlohmann/json.hpp>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +34,7 @@ struct BenchArgs {
   int threads = 0;
   std::string precision = "fp32";
   std::string batch_parallel = "auto";
+  bool peak = false;
   int batch = 0;  // 0: the model's own (dynamic batch dims get 1)
   int iterations = 50;
   int warmup = 5;
@@ -128,6 +133,113 @@ struct StepTime {
   double ms;
 };
 
+#if defined(__x86_64__)
+// One core's FP32 multiply-add peak, measured: 12 independent FMA chains on the widest
+// vectors the CPU has, ~0.1 s. (The denominator of "% of peak"; a core's real ceiling,
+// clocks and all, rather than a datasheet number.)
+__attribute__((target("avx512f"))) double PeakAvx512(long iters) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512 m = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(0.0001f);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long n = 0; n < iters; ++n)
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], m, c);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  alignas(64) float out[16];
+  float sink = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm512_store_ps(out, acc[i]);
+    sink += out[0];
+  }
+  if (sink == 1234.5f) std::printf(" ");
+  return static_cast<double>(iters) * 12 * 32 / s;
+}
+__attribute__((target("avx2,fma"))) double PeakAvx2(long iters) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(0.001f * static_cast<float>(i));
+  const __m256 m = _mm256_set1_ps(0.9999f), c = _mm256_set1_ps(0.0001f);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long n = 0; n < iters; ++n)
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], m, c);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  alignas(32) float out[8];
+  float sink = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm256_store_ps(out, acc[i]);
+    sink += out[0];
+  }
+  if (sink == 1234.5f) std::printf(" ");
+  return static_cast<double>(iters) * 12 * 16 / s;
+}
+#endif
+
+// FLOP/s of one core (0 when unknown), best of three short runs.
+double MeasurePeakFlops(std::string* how) {
+#if defined(__x86_64__)
+  double best = 0;
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (!avx512 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
+  *how = avx512 ? "AVX-512 FMA" : "AVX2 FMA";
+  for (int r = 0; r < 3; ++r) best = std::max(best, avx512 ? PeakAvx512(3000000) : PeakAvx2(3000000));
+  return best;
+#else
+  (void)how;
+  return 0;
+#endif
+}
+
+// Multiply-add work of one inference, in FLOPs (2 per multiply-add): convolutions,
+// deconvolutions, matmuls and attention, the layers that bound a network's time. 0 when a
+// shape is not static (a dynamic engine's graph).
+double ModelFlops(const Graph& g) {
+  auto dims = [&](ValueId v, std::vector<int64_t>* d) {
+    if (v == kNoValue) return false;
+    const Value& val = g.value(v);
+    if (val.constant) {
+      *d = val.constant->dims();
+      return true;
+    }
+    if (!val.type.is_tensor() || !val.type.shape.IsStatic()) return false;
+    *d = val.type.shape.Sizes();
+    return true;
+  };
+  auto prod = [](const std::vector<int64_t>& d, size_t from = 0) {
+    double p = 1;
+    for (size_t i = from; i < d.size(); ++i) p *= static_cast<double>(d[i]);
+    return p;
+  };
+  double flops = 0;
+  for (NodeId id = 0; id < g.num_nodes(); ++id) {
+    const Node& n = g.node(id);
+    if (n.dead || n.inputs.size() < 2 || n.outputs.empty()) continue;
+    std::vector<int64_t> a, b, out;
+    if (!dims(n.inputs[0], &a) || !dims(n.inputs[1], &b) || !dims(n.outputs[0], &out)) continue;
+    // A horizontally fused layer's outputs are split: its whole output is the sum of theirs.
+    double out_elems = 0;
+    for (ValueId o : n.outputs) {
+      std::vector<int64_t> d;
+      if (dims(o, &d)) out_elems += prod(d);
+    }
+    if (n.op_type == "Conv" && b.size() >= 3) {
+      flops += 2 * out_elems * prod(b, 1);  // weights [OC, IC/group, k...]
+    } else if (n.op_type == "ConvTranspose" && b.size() >= 3 && a.size() >= 2) {
+      flops += 2 * prod(a) * static_cast<double>(b[1]) * prod(b, 2);  // weights [IC, OC/group, k...]
+    } else if ((n.op_type == "MatMul" || n.op_type == "Gemm") && !a.empty()) {
+      auto ta = n.attrs.GetInt("transA", 0);
+      const bool trans_a = n.op_type == "Gemm" && ta.ok() && *ta != 0;
+      const double k = static_cast<double>(trans_a && a.size() >= 2 ? a[a.size() - 2] : a.back());
+      flops += 2 * out_elems * k;
+    } else if (n.op_type == "Attention" && n.domain == "kiln" && n.inputs.size() >= 3 && a.size() >= 2 && b.size() >= 2) {
+      // softmax(Q K^T) V: [.., Sq, D] x [.., D, Sk] then [.., Sq, Sk] x [.., Sk, Dv]
+      const double sk = static_cast<double>(b[b.size() - 2]);
+      flops += 2 * prod(a) * sk + 2 * out_elems * sk;
+    }
+  }
+  return flops;
+}
+
 int Bench(const BenchArgs& a) {
   auto fail = [&](const std::string& msg) {
     std::cerr << "error: " << a.model << ": " << msg << "\n";
@@ -158,6 +270,7 @@ int Bench(const BenchArgs& a) {
   const double load_ms = MsSince(t0);
   const Engine& e = **engine;
   const std::string backend = EngineBackendSummary(e);
+  const double flops = ModelFlops(EngineGraph(e));
   // A plan with dynamic dims (profiles): --shapes, else profile 0's opt shapes, with --batch
   // for a dynamic first dimension.
   std::vector<TensorInfo> run_inputs = e.inputs();
@@ -286,6 +399,9 @@ int Bench(const BenchArgs& a) {
                               {"tactic", steps[s].tactic}, {"median_ms", med[s]}});
   }
 
+  std::string peak_how;
+  const double peak = a.peak ? MeasurePeakFlops(&peak_how) : 0;
+  const int peak_threads = cpu::EffectiveThreads(a.threads);
   nlohmann::json j = {
       {"model", a.model},
       {"format", is_plan ? "plan" : "onnx"},
@@ -300,6 +416,9 @@ int Bench(const BenchArgs& a) {
       {"latency_ms", {{"median", median}, {"p90", p90}, {"p99", p99}, {"min", sorted.front()}, {"mean", mean},
                       {"max", sorted.back()}}},
       {"throughput_per_s", throughput},
+      {"gflop_per_run", flops / 1e9},
+      {"gflops_per_s", median > 0 ? flops / median / 1e6 : 0.0},
+      {"peak_gflops_per_core", peak / 1e9},
       {"throughput_total_per_s", total_ms > 0 ? 1000.0 * batch * static_cast<double>(lat.size()) / total_ms : 0.0},
       {"rss_mib_after_load", rss_loaded.first},
       {"peak_rss_mib", rss_end.second},
@@ -322,6 +441,13 @@ int Bench(const BenchArgs& a) {
   std::printf("  latency over %zu runs: median %.3f ms, p90 %.3f, p99 %.3f, min %.3f, mean %.3f\n", lat.size(), median, p90,
               p99, sorted.front(), mean);
   std::printf("  throughput %.1f inferences/s\n", throughput);
+  if (flops > 0)
+    std::printf("  compute %.3f GFLOP per run (conv/matmul multiply-adds x 2): %.1f GFLOP/s at the median\n", flops / 1e9,
+                median > 0 ? flops / median / 1e6 : 0.0);
+  if (peak > 0 && flops > 0 && median > 0)
+    std::printf("  peak: one core %.1f GFLOP/s (%s loop); at %d threads this run reaches %.0f%% of %.1f\n", peak / 1e9,
+                peak_how.c_str(), peak_threads, 100.0 * flops / median / 1e6 / (peak_threads * peak / 1e9),
+                peak_threads * peak / 1e9);
   if (!profile_table.empty()) std::printf("%s  trace: %s\n", profile_table.c_str(), a.profile.c_str());
   return 0;
 }
@@ -333,6 +459,8 @@ Command AddBenchCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("bench", "Time engine load, first inference, latency and throughput");
   cmd->add_option("model", args->model, "ONNX model or plan file")->required();
   cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
+  cmd->add_flag("--peak", args->peak,
+                "Also measure one core's FP32 FMA peak and print the run's share of it (for threads cores)");
   cmd->add_option("--batch-parallel", args->batch_parallel,
                   "auto (default: time both schedules), on or off: run a batch > 1 as independent slices, one per thread")
       ->check(CLI::IsMember({"auto", "on", "off"}));
