@@ -44,6 +44,12 @@ struct Engine::Impl {
   int64_t batch = 0, slice = 0;
   int slice_threads = 1;
   std::string batch_note;
+  // Dynamic engines: the slice size for batches > 1 (0: whole batches; chosen at build for
+  // profile 0's opt shapes, or recorded in the plan), and per input shapes the slice program
+  // (null: those shapes run whole, e.g. a batch the slice does not divide). Guarded by `mu`.
+  int64_t dyn_slice = 0;
+  mutable std::map<std::map<std::string, std::vector<int64_t>>, std::shared_ptr<const cpu::Program>> dyn_slices;
+  mutable std::map<std::map<std::string, std::vector<int64_t>>, std::shared_ptr<const cpu::Program>> slice_programs;
 };
 
 struct ExecutionContext::State {
@@ -56,6 +62,8 @@ struct ExecutionContext::State {
   std::vector<HostTensor> bound_outputs;      // SetOutput(); undefined = not bound
   std::map<std::string, std::vector<int64_t>> cpu_shapes;  // input shapes `cpu` was specialized for
   std::vector<std::unique_ptr<cpu::Context>> slices;       // batch-parallel: one per thread
+  const cpu::Program* slices_program = nullptr;            // what `slices` run
+  std::shared_ptr<const cpu::Program> dyn_slice_program;   // dynamic engines: this shape's slices
 };
 
 namespace {
@@ -266,7 +274,7 @@ Status Engine::Save(const std::string& plan_path) const {
   po.profiles = impl_->profiles;
   // A dynamic engine records the kernel choices made for profile 0's opt shapes.
   std::shared_ptr<const cpu::Program> program = impl_->cpu ? impl_->cpu : impl_->slice_program;
-  po.batch_slice = impl_->slice_program ? impl_->slice : 0;
+  po.batch_slice = impl_->slice_program ? impl_->slice : impl_->dyn_slice;
   if (impl_->cpu_dynamic) {
     std::map<std::string, std::vector<int64_t>> opt;
     for (const auto& [name, r] : impl_->profiles[0]) opt[name] = r.opt;
@@ -529,6 +537,49 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
   return Status::OK();
 }
 
+// A dynamic engine's slice program for these input shapes (cached), or null when they
+// run whole: batch 1, a batch the slice size does not divide, or shapes for which the
+// graph does not keep samples apart.
+StatusOr<std::shared_ptr<const cpu::Program>> DynamicSlices(const Engine::Impl& e,
+                                                            const std::map<std::string, std::vector<int64_t>>& shapes) {
+  std::lock_guard<std::mutex> lock(e.mu);
+  if (auto it = e.dyn_slices.find(shapes); it != e.dyn_slices.end()) return it->second;
+  constexpr size_t kMaxEntries = 64;
+  if (e.dyn_slices.size() >= kMaxEntries) e.dyn_slices.clear();
+  if (e.slice_programs.size() >= kMaxEntries) e.slice_programs.clear();
+  std::shared_ptr<const cpu::Program> result;
+  int64_t batch = 0;
+  bool same_batch = true;
+  for (const auto& [name, d] : shapes) {
+    if (d.empty()) same_batch = false;
+    else if (batch == 0) batch = d[0];
+    else same_batch = same_batch && d[0] == batch;
+  }
+  if (same_batch && batch >= 2 && e.dyn_slice < batch && batch % e.dyn_slice == 0) {
+    std::map<std::string, std::vector<int64_t>> small_shapes = shapes;
+    for (auto& [name, d] : small_shapes) d[0] = e.dyn_slice;
+    auto big = std::make_shared<Graph>(DeepCopy(*e.graph));
+    auto small = std::make_shared<Graph>(DeepCopy(*e.graph));
+    Status st = SetInputShapes(*big, shapes);
+    if (st.ok()) st = SetInputShapes(*small, small_shapes);
+    if (st.ok()) st = BatchSeparable(*big, *small, batch, e.dyn_slice);
+    if (st.ok()) st = cpu::CheckSupported(*small);
+    if (st.ok()) {
+      if (auto it = e.slice_programs.find(small_shapes); it != e.slice_programs.end()) {
+        result = it->second;
+      } else {
+        cpu::CompileOptions co = e.compile_options;
+        co.threads = 1;
+        co.time_tactics = false;
+        KILN_ASSIGN_OR_RETURN(result, cpu::Compile(small, co));
+        e.slice_programs.emplace(small_shapes, result);
+      }
+    }
+  }
+  e.dyn_slices.emplace(shapes, result);
+  return result;
+}
+
 StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
                                                    const BuildOptions& options, std::vector<ShapeProfileSpec> profiles,
                                                    int64_t plan_slice) {
@@ -588,6 +639,29 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
       for (const auto& [name, r] : p) opt[name] = r.opt;
       KILN_RETURN_IF_ERROR(Specialize(*impl, opt, /*time_tactics=*/true).status());
     }
+    // Batch-parallel for batches > 1: the plan's choice, or decided (timed, for "auto") on
+    // profile 0's opt shapes; other batches use the same slice size when it divides them.
+    const std::string& mode = options.batch_parallel;
+    if (mode != "off" && cpu::EffectiveThreads(options.threads) >= 2) {
+      if (plan_slice > 0) {
+        impl->dyn_slice = plan_slice;
+      } else if (plan_slice < 0 || mode == "on") {
+        std::map<std::string, std::vector<int64_t>> opt;
+        for (const auto& [name, r] : impl->profiles[0]) opt[name] = r.opt;
+        KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> whole, Specialize(*impl, opt));
+        Engine::Impl trial;
+        trial.cpu = whole;
+        cpu::CompileOptions co = impl->compile_options;
+        KILN_RETURN_IF_ERROR(ChooseBatchSchedule(trial, cpu::ProgramGraph(*whole), co, mode, -1));
+        impl->batch_note = trial.batch_note;
+        if (trial.slice_program) {
+          impl->dyn_slice = trial.slice;
+          std::map<std::string, std::vector<int64_t>> small = opt;
+          for (auto& [name, d] : small) d[0] = trial.slice;
+          impl->slice_programs.emplace(small, trial.slice_program);  // the opt batch's slices, compiled already
+        }
+      }
+    }
   }
   return std::make_shared<const Engine>(std::move(impl));
 }
@@ -623,7 +697,8 @@ std::string EngineBackendSummary(const Engine& engine) {
   const Engine::Impl& e = engine.impl();
   if (e.cpu_dynamic) {
     std::lock_guard<std::mutex> lock(e.mu);
-    return StrCat("cpu, dynamic shapes (", e.profiles.size(), " profiles, ", e.specialized.size(), " specializations)");
+    return StrCat("cpu, dynamic shapes (", e.profiles.size(), " profiles, ", e.specialized.size(), " specializations)",
+                  e.dyn_slice > 0 ? StrCat(", batch-parallel: slices of ", e.dyn_slice, " for batches > 1") : "");
   }
   const cpu::Program* program = e.cpu ? e.cpu.get() : e.slice_program.get();
   if (!program) return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
@@ -667,6 +742,7 @@ std::unique_ptr<ExecutionContext> Engine::CreateContext() const {
   }
   if (impl_->slice_program)
     for (int t = 0; t < impl_->slice_threads; ++t) s->slices.push_back(std::make_unique<cpu::Context>(impl_->slice_program));
+  s->slices_program = impl_->slice_program.get();
   return std::make_unique<ExecutionContext>(std::move(s));
 }
 
@@ -720,7 +796,7 @@ Status ExecutionContext::Run() {
     std::map<std::string, std::vector<int64_t>> shapes;
     for (size_t i = 0; i < e.inputs.size(); ++i) shapes[e.inputs[i].name] = state_->inputs[i].tensor.dims();
     // The same shapes as the last run: the same program, no profile check or cache lookup.
-    const bool same = state_->cpu != nullptr && shapes == state_->cpu_shapes;
+    const bool same = (state_->cpu != nullptr || state_->dyn_slice_program != nullptr) && shapes == state_->cpu_shapes;
     bool inside = same;
     for (const ShapeProfileSpec& p : e.profiles) inside = inside || ProfileContains(p, shapes);
     if (!inside) {
@@ -730,10 +806,23 @@ Status ExecutionContext::Run() {
       return InvalidArgument("input shapes ", got, " are outside every profile of this engine", profiles);
     }
     if (e.cpu_dynamic && !same) {
-      KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> program, Specialize(e, shapes));
-      if (state_->cpu_program != program.get()) {
-        state_->cpu = std::make_unique<cpu::Context>(program);
-        state_->cpu_program = program.get();
+      state_->dyn_slice_program.reset();
+      if (e.dyn_slice > 0) {
+        KILN_ASSIGN_OR_RETURN(state_->dyn_slice_program, DynamicSlices(e, shapes));
+      }
+      if (state_->dyn_slice_program) {
+        if (state_->slices_program != state_->dyn_slice_program.get()) {
+          state_->slices.clear();
+          const int threads = cpu::EffectiveThreads(e.compile_options.threads);
+          for (int t = 0; t < threads; ++t) state_->slices.push_back(std::make_unique<cpu::Context>(state_->dyn_slice_program));
+          state_->slices_program = state_->dyn_slice_program.get();
+        }
+      } else {
+        KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> program, Specialize(e, shapes));
+        if (state_->cpu_program != program.get()) {
+          state_->cpu = std::make_unique<cpu::Context>(program);
+          state_->cpu_program = program.get();
+        }
       }
       state_->cpu_shapes = shapes;
     }
@@ -753,16 +842,20 @@ Status ExecutionContext::Run() {
                              " but the bound buffer is ", DataTypeName(b.dtype()), " ", DimsToString(b.shape()));
     return Status::OK();
   };
-  if (e.slice_program) {
+  const cpu::Program* slice_program = e.slice_program ? e.slice_program.get() : state_->dyn_slice_program.get();
+  if (slice_program != nullptr) {
     // Batch-parallel: each slice writes its rows of the outputs (the caller's when bound).
     std::vector<const Tensor*> ins;
     for (const RValue& v : state_->inputs) ins.push_back(&v.tensor);
     std::vector<Tensor> types;
-    KILN_RETURN_IF_ERROR(cpu::OutputTypes(*e.slice_program, &types));
+    KILN_RETURN_IF_ERROR(cpu::OutputTypes(*slice_program, &types));
     std::vector<Tensor> outs;
     std::vector<void*> ptrs(e.outputs.size());
     std::vector<size_t> bytes(e.outputs.size());
-    const int64_t n = e.batch / e.slice;
+    const int64_t slice = e.slice_program ? e.slice : e.dyn_slice;
+    const int64_t batch = e.slice_program ? e.batch : ins.empty() ? 0 : ins[0]->dims()[0];
+    const int threads = e.slice_program ? e.slice_threads : cpu::EffectiveThreads(e.compile_options.threads);
+    const int64_t n = batch / slice;
     for (size_t i = 0; i < e.outputs.size(); ++i) {
       std::vector<int64_t> dims = types[i].dims();
       dims[0] *= n;
@@ -777,7 +870,7 @@ Status ExecutionContext::Run() {
       bytes[i] = t.nbytes();
       outs.push_back(std::move(t));
     }
-    KILN_RETURN_IF_ERROR(RunSlices(state_->slices, e.slice_threads, e.batch, e.slice, ins, ptrs, bytes));
+    KILN_RETURN_IF_ERROR(RunSlices(state_->slices, threads, batch, slice, ins, ptrs, bytes));
     state_->outputs.clear();
     for (Tensor& t : outs) state_->outputs.emplace_back(std::move(t));
     return Status::OK();

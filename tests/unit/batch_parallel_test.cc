@@ -171,6 +171,49 @@ TEST(BatchParallel, GraphsThatMixSamplesAreNeverSliced) {
   }
 }
 
+// A dynamic batch (a profile): batches > 1 run as slices of the size chosen at build for
+// the opt shapes — every batch in the profile, whatever it is — and a plan keeps it.
+TEST(BatchParallel, DynamicBatchProfilesRunInSlices) {
+  Cnn m;
+  m.Finish(m.features);
+  BuildOptions o;
+  o.threads = 2;
+  o.batch_parallel = "on";
+  o.profiles = {{{"input", ShapeRange{{1, 3, 10, 10}, {4, 3, 10, 10}, {7, 3, 10, 10}}}}};
+  auto dyn = Engine::Build(m.net, o);
+  BuildOptions ro = Options("off", "ref");
+  ro.input_shapes.clear();
+  ro.profiles = o.profiles;
+  auto ref = Engine::Build(m.net, ro);
+  ASSERT_TRUE(dyn.ok() && ref.ok()) << dyn.status().ToString();
+  EXPECT_NE(EngineBackendSummary(**dyn).find("batch-parallel: slices of 1 for batches > 1"), std::string::npos)
+      << EngineBackendSummary(**dyn) << " / " << EngineBatchNote(**dyn);
+  const std::string path = ::testing::TempDir() + "/batch_parallel_dyn.plan";
+  ASSERT_TRUE((*dyn)->Save(path).ok());
+  BuildOptions lo;
+  lo.threads = 2;
+  auto loaded = Engine::Load(path, lo);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_NE(EngineBackendSummary(**loaded).find("batch-parallel"), std::string::npos) << EngineBackendSummary(**loaded);
+  std::remove(path.c_str());
+  for (const auto& engine : {*dyn, *loaded}) {
+    auto ctx = engine->CreateContext();
+    auto rctx = (*ref)->CreateContext();
+    for (int64_t batch : {3, 1, 4, 7, 4, 2}) {
+      std::vector<float> x = Values(static_cast<size_t>(batch * 3 * 10 * 10), static_cast<int>(batch));
+      const HostTensor in = HostTensor::Wrap(x.data(), {batch, 3, 10, 10});
+      ASSERT_TRUE(ctx->SetInput("input", in).ok());
+      ASSERT_TRUE(rctx->SetInput("input", in).ok());
+      ASSERT_TRUE(ctx->Run().ok()) << "batch " << batch;
+      ASSERT_TRUE(rctx->Run().ok());
+      auto y = ctx->Output("probs");
+      auto w = rctx->Output("probs");
+      ASSERT_TRUE(y.ok() && w.ok());
+      ExpectNear(*y, *w, 1e-5f);
+    }
+  }
+}
+
 TEST(BatchParallel, UnknownModeIsAClearError) {
   Cnn m;
   m.Finish(m.features);

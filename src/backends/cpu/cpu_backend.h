@@ -76,6 +76,8 @@ Status CheckSupported(const Graph& graph);
 StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options);
 
 const std::vector<StepInfo>& Steps(const Program& program);
+// The (specialized, optimized) graph a program was compiled from.
+std::shared_ptr<const Graph> ProgramGraph(const Program& program);
 // Weights the program holds packed in its kernels' layouts, for a plan to store: per entry
 // the fused node, its weight constant, the descriptor bytes and the packed bytes (owned by
 // the program).

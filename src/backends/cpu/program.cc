@@ -451,6 +451,8 @@ Status CheckPrecision(const std::string& precision) {
   return InvalidArgument("unknown precision '", precision, "' (expected fp32, bf16 or fp16)");
 }
 
+std::shared_ptr<const Graph> ProgramGraph(const Program& program) { return program.graph; }
+
 int EffectiveThreads(int threads) { return threads > 0 ? threads : omp_get_num_procs(); }
 
 StatusOr<TimingCache> TimingCache::Load(const std::string& path) {
