@@ -166,6 +166,16 @@ class Inferrer {
           !node.attrs.has("body")) {
         std::vector<const Tensor*> ins;
         bool all_known = nin > 0;
+        // Never materialize a large result just to propagate it (ConstantOfShape/Expand/
+        // Tile of a huge shape): values are propagated for shape tensors, which are small.
+        for (ValueId v : node.outputs) {
+          if (v == kNoValue) continue;
+          const TypeInfo& t = graph.value(v).type;
+          if (t.is_tensor() && t.shape.IsStatic()) {
+            const std::optional<int64_t> n = t.shape.Numel();
+            all_known = all_known && n && *n <= options_.max_fold_elements;
+          }
+        }
         for (int i = 0; i < nin && all_known; ++i) {
           const Tensor* t = ctx.input_value(i);
           if (node.inputs[static_cast<size_t>(i)] == kNoValue) { ins.push_back(nullptr); continue; }

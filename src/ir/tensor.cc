@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <sstream>
 
 #include "base/checked_math.h"
@@ -56,7 +57,11 @@ StatusOr<Tensor> Tensor::Create(DType dtype, std::vector<int64_t> dims, const st
   int64_t bytes;
   if (!CheckedMul(n, static_cast<int64_t>(DTypeSize(dtype)), &bytes) || bytes > (int64_t{1} << 40))
     return InvalidArgument(what, ": tensor too large");
-  return Tensor(dtype, std::move(dims));
+  try {
+    return Tensor(dtype, std::move(dims));
+  } catch (const std::bad_alloc&) {
+    return InvalidArgument(what, ": cannot allocate ", bytes, " bytes");
+  }
 }
 
 void Tensor::CheckType(DType t) const {

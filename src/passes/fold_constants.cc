@@ -58,6 +58,17 @@ StatusOr<bool> FoldConstants(Graph& graph, PassContext& ctx) {
       ins.push_back(&*val.constant);
     }
     if (!all_const) continue;
+    // Only small results are folded: do not compute a large one to throw it away.
+    bool fits = true;
+    for (ValueId v : node.outputs) {
+      if (v == kNoValue) continue;
+      const TypeInfo& t = graph.value(v).type;
+      if (t.is_tensor() && t.shape.IsStatic()) {
+        const std::optional<int64_t> numel = t.shape.Numel();
+        fits = fits && numel && *numel <= ctx.max_fold_elements;
+      }
+    }
+    if (!fits) continue;
     auto outs = (*ctx.evaluator)(graph, n, ins);
     if (!outs.ok()) continue;  // e.g. a non-tensor result: left to run time
     bool small = true;

@@ -60,4 +60,10 @@ save("legacy_broadcast_empty", [helper.make_node("Add", ["", "input"], ["y"], na
      opset=6)
 # A legacy (opset < 11) Pad with no inputs at all: its normalizer read input 0.
 save("pad_no_inputs", [helper.make_node("Pad", [], ["y"], name="pad0", pads=[0, 0, 1, 1, 0, 0, 1, 1])], opset=2)
+# Found by fuzzing: a ConstantOfShape of a 256 GiB shape. Import must not materialize it to
+# propagate its value; running it must be a clear error, not std::bad_alloc.
+save("huge_constant_of_shape", [helper.make_node("ConstantOfShape", ["shape"], ["big"], name="cos"),
+                                helper.make_node("ReduceSum", ["big"], ["s"], name="sum", keepdims=0),
+                                helper.make_node("Add", ["input", "s"], ["y"], name="add")],
+     inits=(helper.make_tensor("shape", TensorProto.INT64, [2], [1 << 34, 4]),))
 save("upsample_no_inputs", [helper.make_node("Upsample", [], ["y"], name="up0", scales=[1.0, 1.0, 2.0, 2.0])], opset=7)

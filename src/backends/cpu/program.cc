@@ -673,6 +673,7 @@ struct Context::State {
   // (an arena root of exactly the output's bytes, row-major, no other output in it); empty:
   // bound outputs are copied.
   std::vector<std::vector<int>> output_users;
+  std::string error;  // the arena could not be allocated: every Run() fails with this
 };
 
 namespace {
@@ -687,8 +688,14 @@ Context::Context(std::shared_ptr<const Program> program) : program_(std::move(pr
   ExecContext& c = state_->ctx;
   c.program = &p;
   c.stream = dnnl::stream(p.engine);
-  state_->arena = AlignedBuffer(p.arena_bytes);
-  state_->scratch = AlignedBuffer(p.scratch_bytes);
+  try {
+    state_->arena = AlignedBuffer(p.arena_bytes);
+    state_->scratch = AlignedBuffer(p.scratch_bytes);
+  } catch (const std::bad_alloc&) {
+    state_->error = StrCat("cannot allocate the activation arena (", p.arena_bytes, " bytes) and scratchpad (",
+                           p.scratch_bytes, " bytes) of this engine");
+    return;
+  }
   c.scratch = state_->scratch.get();
   const size_t n = p.slots.size();
   c.ptrs.assign(n, nullptr);
@@ -728,6 +735,7 @@ Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor
                     const std::vector<void*>* out_buffers) {
   const Program& p = *program_;
   ExecContext& c = state_->ctx;
+  if (!state_->error.empty()) return InvalidArgument(state_->error);
   if (inputs.size() != p.input_slots.size()) return Internal("expected ", p.input_slots.size(), " inputs, got ", inputs.size());
   // Every run sets its thread count: OpenMP's is per calling thread and outlives a run, so
   // an engine with threads = 1 must not leave the next "all cores" engine on one thread.
