@@ -13,6 +13,7 @@
 
 #include "api/batch_parallel.h"
 #include "api/model.h"
+#include "backends/cpu/parallel.h"
 #include "api/optimize.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/ref/kernel.h"
@@ -318,8 +319,7 @@ Status RunSlices(std::vector<std::unique_ptr<cpu::Context>>& contexts, int threa
   std::vector<Status> status(static_cast<size_t>(n));
   const int nt = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(threads), n,
                                                      static_cast<int64_t>(contexts.size())}));
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t s = 0; s < n; ++s) {
+  cpu::ParallelFor(n, nt, [&](int64_t s) {
     cpu::Context& c = *contexts[static_cast<size_t>(omp_get_thread_num())];
     std::vector<Tensor> views;
     views.reserve(inputs.size());
@@ -338,7 +338,7 @@ Status RunSlices(std::vector<std::unique_ptr<cpu::Context>>& contexts, int threa
       outs[o] = static_cast<char*>(out_ptrs[o]) + static_cast<size_t>(s) * (out_bytes[o] / static_cast<size_t>(n));
     std::vector<Tensor> results;
     status[static_cast<size_t>(s)] = c.Run(ins, &results, &outs);
-  }
+  });
   for (const Status& st : status) KILN_RETURN_IF_ERROR(st);
   return Status::OK();
 }

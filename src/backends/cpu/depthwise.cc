@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include "backends/cpu/parallel.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -382,15 +384,14 @@ void DepthwiseConv::Run(const float* src, float* dst) const {
   const int64_t groups = rows >= 4 * omp_get_max_threads() ? 1 : std::min<int64_t>(blocks, 4);
   const int64_t per = (blocks + groups - 1) / groups;
   const int64_t tasks = rows * groups;
-#pragma omp parallel for schedule(static)
-  for (int64_t task = 0; task < tasks; ++task) {
+  ParallelFor(tasks, 0, [&](int64_t task) {
     const int64_t gi = task % groups, row = task / groups;
     const int64_t n = row / s_.oh, oh = row % s_.oh;
     const int64_t cb0 = gi * per, cb1 = std::min(blocks, cb0 + per);
-    if (cb0 >= cb1) continue;
+    if (cb0 >= cb1) return;
     if (avx512_) Row512(a, n, oh, cb0, cb1);
     else Row256(a, n, oh, cb0, cb1);
-  }
+  });
 #else
   (void)src, (void)dst;
 #endif

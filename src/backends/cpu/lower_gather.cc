@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "backends/cpu/lower_util.h"
+#include "backends/cpu/parallel.h"
 #include "ir/op_schema.h"
 
 namespace kiln::cpu {
@@ -31,11 +32,15 @@ class GatherRowsKernel : public Kernel {
       if (r < -rows || r >= rows) return OutOfRange("index ", r, " at position ", i, " is out of range for ", rows, " rows");
     }
     const size_t bytes = static_cast<size_t>(row_bytes);
-#pragma omp parallel for schedule(static) if (count * row_bytes > (1 << 16))
-    for (int64_t i = 0; i < count; ++i) {
+    auto copy = [&](int64_t i) {
       int64_t r = At(idx, i);
       if (r < 0) r += rows;
       std::memcpy(dst + static_cast<size_t>(i) * bytes, src + static_cast<size_t>(r) * bytes, bytes);
+    };
+    if (count * row_bytes > (1 << 16)) {
+      ParallelFor(count, 0, copy);
+    } else {
+      for (int64_t i = 0; i < count; ++i) copy(i);
     }
     return Status::OK();
   }
