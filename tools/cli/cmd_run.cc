@@ -32,7 +32,7 @@ struct RunArgs {
   std::string backend = "cpu";
   int threads = 0;
   std::string precision = "fp32";
-  std::string batch_parallel = "auto";
+  std::string batch_parallel;  // "": a plan's recorded choice; off for an ONNX model (one run: no timing)
 };
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
@@ -111,6 +111,7 @@ int Run(const RunArgs& a) {
     BuildOptions po;
     po.threads = a.threads;
     po.precision = a.precision;
+    po.batch_parallel = a.batch_parallel.empty() ? "auto" : a.batch_parallel;
     plan_engine = Engine::Load(a.model, po);
     if (!plan_engine.ok()) {
       std::cerr << "error: " << plan_engine.status().message() << "\n";
@@ -162,8 +163,8 @@ int Run(const RunArgs& a) {
     BuildOptions options;
     options.backend = "cpu";
     options.threads = a.threads;
-  options.precision = a.precision;
-  options.batch_parallel = a.batch_parallel;
+    options.precision = a.precision;
+    options.batch_parallel = !a.batch_parallel.empty() ? a.batch_parallel : is_plan ? "auto" : "off";
     options.optimize = !a.no_optimize && !is_plan;
     if (!is_plan)
       for (size_t i = 0; i < inputs->size(); ++i)
@@ -269,7 +270,8 @@ Command AddRunCommand(CLI::App& app) {
   cmd->add_option("--backend", args->backend, "cpu (default: oneDNN and kiln's kernels) or ref (the reference backend, slow)");
   cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
   cmd->add_option("--batch-parallel", args->batch_parallel,
-                  "auto (default: time both schedules), on or off: run a batch > 1 as independent slices, one per thread")
+                  "auto, on or off: run a batch > 1 as independent slices, one per thread (default: a plan's "
+                  "recorded choice; off for an ONNX model, whose one run would not repay timing the schedules)")
       ->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_option("--threads", args->threads, "Threads per inference (cpu backend; 0 = all cores)");
   cmd->add_flag("-O,--optimize", args->optimize, "Optimize the graph (fusion, folding) first; always on for --backend cpu");
