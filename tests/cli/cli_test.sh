@@ -77,6 +77,7 @@ if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
   expect_error "legacy Pad without inputs" "node 'pad0' (Pad): has no inputs" "$KILN" run "$T/pad_no_inputs.onnx" "$IN"
   expect_error "huge ConstantOfShape (cpu)" "cannot allocate" "$KILN" run "$T/huge_constant_of_shape.onnx" "$IN"
   expect_error "huge ConstantOfShape (ref)" "node 'cos' (ConstantOfShape): output: cannot allocate" "$KILN" run --backend ref "$T/huge_constant_of_shape.onnx" "$IN"
+  expect_error "GatherND, rank-0 indices" "node 'gnd' (GatherND): indices must have rank >= 1" "$KILN" run "$T/gathernd_scalar_indices.onnx" "$IN"
   expect_error "Upsample without inputs" "node 'up0' (Upsample): has no inputs" "$KILN" run "$T/upsample_no_inputs.onnx" "$IN"
   expect_error "external data escape" "escapes the model directory" "$KILN" run "$T/escape.onnx"
   expect_error "external data absolute" "absolute path" "$KILN" run "$T/absolute.onnx"

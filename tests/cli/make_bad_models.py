@@ -66,4 +66,7 @@ save("huge_constant_of_shape", [helper.make_node("ConstantOfShape", ["shape"], [
                                 helper.make_node("ReduceSum", ["big"], ["s"], name="sum", keepdims=0),
                                 helper.make_node("Add", ["input", "s"], ["y"], name="add")],
      inits=(helper.make_tensor("shape", TensorProto.INT64, [2], [1 << 34, 4]),))
+# Found by fuzzing: GatherND with rank-0 indices (shape inference read dim -1).
+save("gathernd_scalar_indices", [helper.make_node("GatherND", ["input", "idx"], ["y"], name="gnd")],
+     inits=(helper.make_tensor("idx", TensorProto.INT64, [], [0]),))
 save("upsample_no_inputs", [helper.make_node("Upsample", [], ["y"], name="up0", scales=[1.0, 1.0, 2.0, 2.0])], opset=7)

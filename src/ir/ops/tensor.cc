@@ -315,12 +315,17 @@ Status InferGatherND(InferenceContext& ctx) {
   const TypeInfo& x = ctx.input_type(0);
   const TypeInfo& idx = ctx.input_type(1);
   KILN_ASSIGN_OR_RETURN(int64_t b, ctx.attrs().GetInt("batch_dims", 0));
+  if (x.shape.has_rank() && x.shape.rank() < 1) return InvalidArgument("data must have rank >= 1");
+  if (idx.shape.has_rank() && idx.shape.rank() < 1) return InvalidArgument("indices must have rank >= 1");
+  if (b < 0 || (x.shape.has_rank() && b >= x.shape.rank()) || (idx.shape.has_rank() && b >= idx.shape.rank()))
+    return InvalidArgument("batch_dims ", b, " must be in [0, min(rank of data, rank of indices))");
   if (!x.shape.has_rank() || !idx.shape.has_rank() || !idx.shape.dim(idx.shape.rank() - 1).known()) {
     ctx.set_output(0, x.dtype, Shape());
     return Status::OK();
   }
   const int64_t last = idx.shape.dim(idx.shape.rank() - 1).value;
-  if (b + last > x.shape.rank()) return InvalidArgument("indices' last dimension is too large for the data rank");
+  if (last < 1 || b + last > x.shape.rank())
+    return InvalidArgument("indices' last dimension ", last, " must be in [1, rank of data - batch_dims]");
   std::vector<Dim> out;
   for (int i = 0; i < idx.shape.rank() - 1; ++i) out.push_back(idx.shape.dim(i));
   for (int64_t i = b + last; i < x.shape.rank(); ++i) out.push_back(x.shape.dim(static_cast<int>(i)));
