@@ -677,9 +677,12 @@ struct Context::State {
 };
 
 namespace {
+// 64-byte aligned; throws std::bad_alloc when the memory is not there.
 std::shared_ptr<char> AlignedBuffer(int64_t bytes) {
-  void* p = ::operator new(static_cast<size_t>(std::max<int64_t>(bytes, 64)), std::align_val_t{64});
-  return std::shared_ptr<char>(static_cast<char*>(p), [](char* q) { ::operator delete(q, std::align_val_t{64}); });
+  const size_t size = (static_cast<size_t>(std::max<int64_t>(bytes, 64)) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, size);
+  if (p == nullptr) throw std::bad_alloc();
+  return std::shared_ptr<char>(static_cast<char*>(p), [](char* q) { std::free(q); });
 }
 }  // namespace
 
