@@ -78,6 +78,8 @@ if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
   expect_error "huge ConstantOfShape (cpu)" "cannot allocate" "$KILN" run "$T/huge_constant_of_shape.onnx" "$IN"
   expect_error "huge ConstantOfShape (ref)" "node 'cos' (ConstantOfShape): output: cannot allocate" "$KILN" run --backend ref "$T/huge_constant_of_shape.onnx" "$IN"
   expect_error "GatherND, rank-0 indices" "node 'gnd' (GatherND): indices must have rank >= 1" "$KILN" run "$T/gathernd_scalar_indices.onnx" "$IN"
+  "$KILN" run "$T/empty_huge_broadcast.onnx" "$IN" 2>"$T/err" | grep -q '^y: int64 \[3\]' && ok ||
+    bad "empty broadcast with huge dims: $(cat "$T/err")"
   expect_error "Upsample without inputs" "node 'up0' (Upsample): has no inputs" "$KILN" run "$T/upsample_no_inputs.onnx" "$IN"
   expect_error "external data escape" "escapes the model directory" "$KILN" run "$T/escape.onnx"
   expect_error "external data absolute" "absolute path" "$KILN" run "$T/absolute.onnx"

@@ -69,4 +69,11 @@ save("huge_constant_of_shape", [helper.make_node("ConstantOfShape", ["shape"], [
 # Found by fuzzing: GatherND with rank-0 indices (shape inference read dim -1).
 save("gathernd_scalar_indices", [helper.make_node("GatherND", ["input", "idx"], ["y"], name="gnd")],
      inits=(helper.make_tensor("idx", TensorProto.INT64, [], [0]),))
+# Found by fuzzing: an empty constant whose other dims are huge, broadcast in an Add: the
+# reference kernel's input strides overflowed int64 (UBSan). Valid: y is Shape of the empty sum.
+save("empty_huge_broadcast", [helper.make_node("Add", ["a", "b"], ["s"], name="add_empty"),
+                              helper.make_node("Shape", ["s"], ["y"], name="shape")],
+     outputs=(helper.make_tensor_value_info("y", TensorProto.INT64, None),),
+     inits=(helper.make_tensor("a", TensorProto.FLOAT, [0, 6276907196743680000, 10], []),
+            helper.make_tensor("b", TensorProto.FLOAT, [], [1.0])))
 save("upsample_no_inputs", [helper.make_node("Upsample", [], ["y"], name="up0", scales=[1.0, 1.0, 2.0, 2.0])], opset=7)

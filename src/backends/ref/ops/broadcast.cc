@@ -20,8 +20,16 @@ StatusOr<std::vector<int64_t>> BroadcastDims(const std::vector<std::vector<int64
 
 BroadcastIter::BroadcastIter(const std::vector<int64_t>& out_dims, const std::vector<std::vector<int64_t>>& in_dims)
     : out_dims_(out_dims), counter_(out_dims.size(), 0), offsets_(in_dims.size(), 0) {
-  for (int64_t d : out_dims) total_ *= d;
   const size_t rank = out_dims.size();
+  // An empty output: nothing to iterate. (Its other dims may be huge: their product, and
+  // the inputs' strides, need not fit in int64.)
+  for (int64_t d : out_dims)
+    if (d == 0) {
+      total_ = 0;
+      strides_.assign(in_dims.size(), std::vector<int64_t>(rank, 0));
+      return;
+    }
+  for (int64_t d : out_dims) total_ *= d;
   for (const auto& d : in_dims) {
     std::vector<int64_t> s(rank, 0);
     int64_t acc = 1;
