@@ -168,14 +168,7 @@ class Inferrer {
         bool all_known = nin > 0;
         // Never materialize a large result just to propagate it (ConstantOfShape/Expand/
         // Tile of a huge shape): values are propagated for shape tensors, which are small.
-        for (ValueId v : node.outputs) {
-          if (v == kNoValue) continue;
-          const TypeInfo& t = graph.value(v).type;
-          if (t.is_tensor() && t.shape.IsStatic()) {
-            const std::optional<int64_t> n = t.shape.Numel();
-            all_known = all_known && n && *n <= options_.max_fold_elements;
-          }
-        }
+        all_known = all_known && StaticOutputsWithin(graph, node, options_.max_fold_elements);
         for (int i = 0; i < nin && all_known; ++i) {
           const Tensor* t = ctx.input_value(i);
           if (node.inputs[static_cast<size_t>(i)] == kNoValue) { ins.push_back(nullptr); continue; }
@@ -211,6 +204,17 @@ class Inferrer {
 Status InferTypes(Graph& graph, const InferOptions& options) {
   Inferrer inf(options);
   return inf.Run(graph, {});
+}
+
+bool StaticOutputsWithin(const Graph& graph, const Node& node, int64_t max_elements) {
+  for (ValueId v : node.outputs) {
+    if (v == kNoValue) continue;
+    const TypeInfo& t = graph.value(v).type;
+    if (!t.is_tensor() || !t.shape.IsStatic()) continue;
+    const std::optional<int64_t> n = t.shape.Numel();
+    if (!n || *n > max_elements) return false;
+  }
+  return true;
 }
 
 }  // namespace kiln

@@ -23,6 +23,11 @@ struct InferOptions {
   int64_t max_fold_elements = 1 << 16;
 };
 
+// False when some output of `node` has a static shape of more than `max_elements` elements
+// (or one whose count overflows): evaluating it just to fold or propagate it would
+// materialize a large tensor. Outputs without a static shape do not count.
+bool StaticOutputsWithin(const Graph& graph, const Node& node, int64_t max_elements);
+
 // Infers the type of every node output in topological order, merging with the types the
 // model declared: a declared dim that contradicts an inferred one is an error naming the
 // value and node. Unknown ops are an Unimplemented error naming the node.

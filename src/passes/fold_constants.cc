@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "ir/infer.h"
 #include "passes/graph_util.h"
 #include "passes/passes.h"
 
@@ -59,16 +60,7 @@ StatusOr<bool> FoldConstants(Graph& graph, PassContext& ctx) {
     }
     if (!all_const) continue;
     // Only small results are folded: do not compute a large one to throw it away.
-    bool fits = true;
-    for (ValueId v : node.outputs) {
-      if (v == kNoValue) continue;
-      const TypeInfo& t = graph.value(v).type;
-      if (t.is_tensor() && t.shape.IsStatic()) {
-        const std::optional<int64_t> numel = t.shape.Numel();
-        fits = fits && numel && *numel <= ctx.max_fold_elements;
-      }
-    }
-    if (!fits) continue;
+    if (!StaticOutputsWithin(graph, node, ctx.max_fold_elements)) continue;
     auto outs = (*ctx.evaluator)(graph, n, ins);
     if (!outs.ok()) continue;  // e.g. a non-tensor result: left to run time
     bool small = true;

@@ -301,7 +301,7 @@ dnnl::memory Compiler::ConstantMemory(const Tensor& t, const dnnl::memory::desc&
   omp_set_num_threads(omp_get_num_procs());
   dnnl::reorder(src, dst).execute(s, src, dst);
   s.wait();
-  omp_set_num_threads(options_.threads > 0 ? options_.threads : omp_get_num_procs());
+  omp_set_num_threads(EffectiveThreads(options_.threads));
   return dst;
 }
 
@@ -355,7 +355,7 @@ Status Compiler::LowerNode(NodeId id) {
 }
 
 Status Compiler::Run() {
-  omp_set_num_threads(options_.threads > 0 ? options_.threads : omp_get_num_procs());
+  omp_set_num_threads(EffectiveThreads(options_.threads));
   p_.threads = options_.threads;
   const Graph& g = graph();
   for (ValueId v : g.inputs()) {
@@ -742,7 +742,7 @@ Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor
   if (inputs.size() != p.input_slots.size()) return Internal("expected ", p.input_slots.size(), " inputs, got ", inputs.size());
   // Every run sets its thread count: OpenMP's is per calling thread and outlives a run, so
   // an engine with threads = 1 must not leave the next "all cores" engine on one thread.
-  omp_set_num_threads(p.threads > 0 ? p.threads : omp_get_num_procs());
+  omp_set_num_threads(EffectiveThreads(p.threads));
   for (size_t i = 0; i < inputs.size(); ++i) {
     char* ptr = static_cast<char*>(const_cast<void*>(inputs[i]->raw_data()));
     for (int s : state_->input_users[i]) {
