@@ -292,15 +292,37 @@ Status Engine::Save(const std::string& plan_path) const {
     g.node(s.node).attrs.set("kiln.precision", Attr::String(s.precision.empty() ? "fp32" : s.precision));
     if (s.precision == "bf16" && po.isa_features.empty()) po.isa_features.push_back("avx512bf16");
   }
-  // Convolution weights go in already packed in their kernels' layouts: loading the plan
-  // then uses them in place (a layer whose kernel differs on the loading CPU repacks them).
+  // Weights go in already packed in their kernels' layouts: loading the plan then uses them
+  // in place (a layer whose kernel differs on the loading CPU repacks them). See FORMAT.md.
+  auto bytes_attr = [](const void* data, size_t n) {
+    Tensor t(DType::kUInt8, {static_cast<int64_t>(n)});
+    std::memcpy(t.raw_data(), data, n);
+    return Attr::TensorValue(std::move(t));
+  };
   for (const cpu::PackedWeights& pw : cpu::PackedWeightList(*program)) {
     Value& v = g.value(pw.value);
-    if (!v.constant || v.constant->nbytes() != pw.bytes) continue;
-    v.constant = Tensor::FromExternal(v.constant->dtype(), v.constant->dims(), const_cast<void*>(pw.data), nullptr);
-    Tensor md(DType::kUInt8, {static_cast<int64_t>(pw.md.size())});
-    std::memcpy(md.raw_data(), pw.md.data(), pw.md.size());
-    g.node(pw.node).attrs.set(cpu::kPackedMdAttr, Attr::TensorValue(std::move(md)));
+    if (!v.constant) continue;
+    Node& node = g.node(pw.node);
+    const Tensor& w = *v.constant;
+    if (pw.relayout && pw.bytes >= w.nbytes()) {
+      // The constant's values in another layout: stored once, in that layout (padded layouts
+      // keep the whole in kiln.packed_weights; the constant names its first bytes).
+      node.attrs.erase(cpu::kKernelWeightsAttr);
+      node.attrs.erase(cpu::kKernelMdAttr);
+      node.attrs.erase(cpu::kPackedWeightsAttr);
+      if (pw.bytes > w.nbytes())
+        node.attrs.set(cpu::kPackedWeightsAttr,
+                       Attr::TensorValue(Tensor::FromExternal(DType::kUInt8, {static_cast<int64_t>(pw.bytes)},
+                                                              const_cast<void*>(pw.data), nullptr)));
+      v.constant = Tensor::FromExternal(w.dtype(), w.dims(), const_cast<void*>(pw.data), nullptr);
+      node.attrs.set(cpu::kPackedMdAttr, bytes_attr(pw.md.data(), pw.md.size()));
+    } else {
+      // A form kiln cannot turn back (Winograd, BF16, transposed/scaled): an extra copy.
+      node.attrs.set(cpu::kKernelWeightsAttr,
+                     Attr::TensorValue(Tensor::FromExternal(DType::kUInt8, {static_cast<int64_t>(pw.bytes)},
+                                                            const_cast<void*>(pw.data), nullptr)));
+      node.attrs.set(cpu::kKernelMdAttr, bytes_attr(pw.md.data(), pw.md.size()));
+    }
   }
   return WritePlan(g, impl_->memory, po, plan_path);
 }

@@ -15,7 +15,7 @@ namespace kiln {
 inline constexpr char kPlanMagic[8] = {'K', 'I', 'L', 'N', 'P', 'L', 'A', 'N'};
 // The format this kiln writes and the newest it reads. Bump it (and FORMAT.md) on every
 // change to the header or plan.fbs.
-inline constexpr uint32_t kPlanFormatVersion = 2;
+inline constexpr uint32_t kPlanFormatVersion = 3;
 inline constexpr uint64_t kPlanHeaderSize = 64;
 // Weights and the flatbuffer start at multiples of this (from the start of the file).
 inline constexpr uint64_t kPlanAlignment = 64;

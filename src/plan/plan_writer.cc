@@ -112,6 +112,9 @@ class PlanEncoder {
   StatusOr<Offset<fb::Graph>> EncodeGraph(const Graph& g, int depth, GraphIndex* index);
   StatusOr<Offset<fb::Type>> EncodeType(const TypeInfo& t, int depth, const std::string& what);
   StatusOr<Offset<fb::TensorData>> EncodeTensor(const Tensor& t, const std::string& what);
+  // The file offset of t's bytes (numeric, non-empty): placed now, or shared with bytes
+  // placed already.
+  uint64_t PlaceWeights(const Tensor& t);
   StatusOr<Offset<fb::Attribute>> EncodeAttr(const std::string& name, const Attr& a, int depth,
                                              const std::string& where);
   StatusOr<Offset<fb::MemoryPlan>> EncodeMemory(const Graph& g, const MemoryPlan& mem, const GraphIndex& index);
@@ -122,6 +125,7 @@ class PlanEncoder {
   flatbuffers::FlatBufferBuilder fbb_{1 << 16};
   std::deque<Weight> weights_;                                        // stable addresses for by_hash_
   std::unordered_map<uint64_t, std::vector<const Weight*>> by_hash_;  // lookups only: no pointer order
+  std::unordered_map<const void*, const Weight*> by_address_;         // lookups only, likewise
   uint64_t weights_end_ = kPlanHeaderSize;
 };
 
@@ -158,18 +162,27 @@ StatusOr<Offset<fb::TensorData>> PlanEncoder::EncodeTensor(const Tensor& t, cons
   const uint64_t size = t.nbytes();
   if (size == 0)
     return fb::CreateTensorData(fbb_, static_cast<int32_t>(t.dtype()), dims, AlignPlanOffset(weights_end_), 0);
+  return fb::CreateTensorData(fbb_, static_cast<int32_t>(t.dtype()), dims, PlaceWeights(t), size);
+}
+
+uint64_t PlanEncoder::PlaceWeights(const Tensor& t) {
+  const uint64_t size = t.nbytes();
+  // A tensor over the first bytes of one placed already (a constant stored in a padded
+  // kernel layout names the start of its node's kiln.packed_weights) shares its offset.
+  if (auto it = by_address_.find(t.raw_data()); it != by_address_.end() && it->second->tensor->nbytes() >= size)
+    return it->second->offset;
   // Identical bytes are stored once: models share weights between layers (often through
   // Identity nodes that the optimizer resolves into separate constants of one buffer).
   const uint64_t hash = XXH3_64bits(t.raw_data(), size);
   for (const Weight* w : by_hash_[hash]) {
-    if (w->tensor->nbytes() == size && std::memcmp(w->tensor->raw_data(), t.raw_data(), size) == 0)
-      return fb::CreateTensorData(fbb_, static_cast<int32_t>(t.dtype()), dims, w->offset, size);
+    if (w->tensor->nbytes() == size && std::memcmp(w->tensor->raw_data(), t.raw_data(), size) == 0) return w->offset;
   }
   const uint64_t offset = AlignPlanOffset(weights_end_);
   weights_.push_back({&t, offset});
   by_hash_[hash].push_back(&weights_.back());
+  by_address_.emplace(t.raw_data(), &weights_.back());
   weights_end_ = offset + size;
-  return fb::CreateTensorData(fbb_, static_cast<int32_t>(t.dtype()), dims, offset, size);
+  return offset;
 }
 
 StatusOr<Offset<fb::Attribute>> PlanEncoder::EncodeAttr(const std::string& name, const Attr& a, int depth,
@@ -253,6 +266,14 @@ StatusOr<Offset<fb::Graph>> PlanEncoder::EncodeGraph(const Graph& g, int depth, 
     return InvalidArgument(where, ": subgraphs nest deeper than ", kMaxPlanGraphDepth, " levels");
   GraphIndex index;
   KILN_ASSIGN_OR_RETURN(index.order, g.TopologicalOrder());
+  // Padded packed weights first, so that their constants (which name the first bytes of
+  // them) share their range instead of a copy (FORMAT.md, kiln.packed_weights).
+  for (NodeId id : index.order) {
+    const Attr* a = g.node(id).attrs.find("kiln.packed_weights");
+    if (a != nullptr && a->type == Attr::Type::kTensor && a->t.defined() && a->t.dtype() != DType::kString &&
+        a->t.nbytes() > 0)
+      PlaceWeights(a->t);
+  }
 
   // Keep what the graph reads, defines or exposes; values left behind by passes (folded
   // weights, removed nodes' outputs) are dropped so their bytes never reach the file.

@@ -22,6 +22,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -37,6 +39,8 @@
 #include "backends/cpu/cpu_backend.h"
 #include "builder/memory_planner.h"
 #include "passes/pass_test_util.h"
+#include "plan/plan_reader.h"
+#include "plan/plan_writer.h"
 #include "kiln/kiln.h"
 #include "kiln/network.h"
 
@@ -132,6 +136,21 @@ NetworkTensor Const(NetworkDefinition& net, Gen& g, const std::vector<int64_t>& 
                     const std::string& name = "") {
   std::vector<float> v = g.Vec(Numel(dims), lo, hi);
   return net.AddConstant(dims, v, name);
+}
+
+// A float tensor of `dims` with values uniform in [-0.5, 0.5).
+Tensor UniformTensor(std::mt19937& rng, std::vector<int64_t> dims) {
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  Tensor t(DType::kFloat32, std::move(dims));
+  for (float& f : t.span<float>()) f = u(rng);
+  return t;
+}
+
+// The reference backend's engine for (a copy of) g.
+StatusOr<std::shared_ptr<const Engine>> ReferenceEngine(const Graph& g) {
+  BuildOptions ref_options;
+  ref_options.backend = "ref";
+  return BuildEngineFromGraph(std::make_shared<Graph>(g), ref_options);
 }
 
 std::string StepsText(const Engine& e) {
@@ -1452,11 +1471,7 @@ TEST(CpuBackend, KilnDepthwiseTacticInAnEngine) {
     testing::GraphBuilder b;
     std::mt19937 rng(static_cast<uint32_t>(ch));
     std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-    auto rand = [&](std::vector<int64_t> dims) {
-      Tensor t(DType::kFloat32, std::move(dims));
-      for (float& f : t.span<float>()) f = u(rng);
-      return t;
-    };
+    auto rand = [&](std::vector<int64_t> dims) { return UniformTensor(rng, std::move(dims)); };
     AttrMap pad1, dw1, dw2;
     pad1.set("pads", Attr::Ints({1, 1, 1, 1}));
     dw1.set("group", Attr::Int(ch));
@@ -1472,9 +1487,7 @@ TEST(CpuBackend, KilnDepthwiseTacticInAnEngine) {
     ValueId y = b.Op("Conv", "project", {d2, b.Const("w4", rand({8, ch, 1, 1}))});
     b.Output(y);
     auto g = std::make_shared<Graph>(b.Build());
-    BuildOptions ref_options;
-    ref_options.backend = "ref";
-    auto ref = BuildEngineFromGraph(std::make_shared<Graph>(*g), ref_options);
+    auto ref = ReferenceEngine(*g);
     ASSERT_TRUE(ref.ok()) << ref.status().ToString();
     ASSERT_TRUE(OptimizeGraph(*g).ok());
     int forced = 0;
@@ -1514,3 +1527,109 @@ TEST(CpuBackend, KilnDepthwiseTacticInAnEngine) {
 
 }  // namespace
 }  // namespace kiln::cpu
+
+namespace kiln {
+namespace {
+
+// A CPU plan stores every weight in the layout its kernel reads (FORMAT.md, version 3):
+// a convolution padded to its block size (kiln.packed_weights), a Winograd convolution and
+// a Gemm operand as kernel copies (kiln.kernel_weights). Loading it repacks nothing and
+// gives bit-identical results; the reference backend still reads the plan; a kernel copy
+// whose descriptor does not match what the loading CPU's kernel wants is repacked from
+// the row-major constant instead (same results).
+TEST(CpuBackend, PlanStoresWeightsInTheirKernelLayouts) {
+  testing::GraphBuilder b;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  auto rand = [&](std::vector<int64_t> dims) { return UniformTensor(rng, std::move(dims)); };
+  AttrMap pad1, pad1b, gemm;
+  pad1.set("pads", Attr::Ints({1, 1, 1, 1}));
+  pad1b.set("pads", Attr::Ints({1, 1, 1, 1}));
+  gemm.set("transB", Attr::Int(1));
+  ValueId x = b.Input("x", DType::kFloat32, {1, 3, 17, 17});
+  ValueId c1 = b.Op("Conv", "stem", {x, b.Const("w1", rand({10, 3, 3, 3})), b.Const("b1", rand({10}))}, pad1);
+  ValueId c2 = b.Op("Conv", "expand", {b.Op("Relu", "r1", {c1}), b.Const("w2", rand({16, 10, 1, 1}))});
+  ValueId c3 = b.Op("Conv", "wino", {b.Op("Relu", "r2", {c2}), b.Const("w3", rand({32, 16, 3, 3})), b.Const("b3", rand({32}))}, pad1b);
+  ValueId p = b.Op("Flatten", "flat", {b.Op("GlobalAveragePool", "gap", {c3})});
+  ValueId y = b.Op("Gemm", "head", {p, b.Const("w4", rand({7, 32})), b.Const("b4", rand({7}))}, gemm);
+  b.Output(y);
+  auto g = std::make_shared<Graph>(b.Build());
+  auto ref = ReferenceEngine(*g);
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  ASSERT_TRUE(OptimizeGraph(*g).ok());
+  for (NodeId n = 0; n < g->num_nodes(); ++n)
+    if (!g->node(n).dead && g->node(n).op_type == "Conv" && g->node(n).name == "wino")
+      g->node(n).attrs.set("kiln.tactic", Attr::String("winograd"));
+  auto mem = PlanMemory(*g);
+  ASSERT_TRUE(mem.ok());
+  auto engine = MakeEngineFromOptimized(g, std::move(*mem), {});
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  const bool wino = ChoseWinograd(**engine);  // oneDNN's Winograd needs AVX-512
+  std::vector<float> xv(3 * 17 * 17);
+  for (float& f : xv) f = 2.0f * u(rng);
+  const std::map<std::string, HostTensor> in = {{"x", HostTensor::Wrap(xv.data(), {1, 3, 17, 17})}};
+  auto got = (*engine)->Infer(in);
+  auto want = (*ref)->Infer(in);
+  ASSERT_TRUE(got.ok() && want.ok());
+  const HostTensor& a = got->begin()->second;
+  EXPECT_EQ(Compare(a, want->begin()->second, wino ? kWinogradTol : kTol), "");
+
+  const std::string path = ::testing::TempDir() + "/kernel_layouts.plan";
+  ASSERT_TRUE((*engine)->Save(path).ok());
+  std::string bytes;
+  {
+    std::ifstream f(path, std::ios::binary);
+    bytes.assign((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  }
+  EXPECT_NE(bytes.find("kiln.kernel_weights"), std::string::npos) << "the Gemm operand has no kernel copy";
+  // Which layouts are padded is oneDNN's choice for this CPU: report rather than demand.
+  const bool padded = bytes.find("kiln.packed_weights") != std::string::npos;
+  std::printf("plan: %s padded layout, %s Winograd\n", padded ? "a" : "no", wino ? "with" : "no");
+
+  auto loaded = Engine::Load(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const cpu::WeightsPacking packing = cpu::WeightsPackingOf(*EngineCpuProgram(**loaded));
+  EXPECT_EQ(packing.repacked_bytes, 0) << StepsText(**loaded);
+  EXPECT_GT(packing.in_place_bytes, 0);
+  auto again = (*loaded)->Infer(in);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(std::memcmp(again->begin()->second.data(), a.data(), a.nbytes()), 0);
+
+  BuildOptions on_ref;
+  on_ref.backend = "ref";
+  auto ref_loaded = Engine::Load(path, on_ref);
+  ASSERT_TRUE(ref_loaded.ok()) << ref_loaded.status().ToString();
+  auto ref_out = (*ref_loaded)->Infer(in);
+  ASSERT_TRUE(ref_out.ok());
+  EXPECT_EQ(Compare(ref_out->begin()->second, want->begin()->second, kTol), "");
+
+  // Damaged kernel descriptors: repacked from the constant, same bytes out.
+  auto plan = LoadPlan(path);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  int damaged = 0;
+  for (NodeId n = 0; n < plan->graph->num_nodes(); ++n) {
+    Node& node = plan->graph->node(n);
+    const Attr* md = node.attrs.find(cpu::kKernelMdAttr);
+    if (md == nullptr) continue;
+    Tensor t = md->t.Clone();
+    t.data<uint8_t>()[3] ^= 0x5a;
+    node.attrs.set(cpu::kKernelMdAttr, Attr::TensorValue(std::move(t)));
+    ++damaged;
+  }
+  ASSERT_GE(damaged, 1);
+  PlanOptions po;
+  po.backend = "cpu";
+  const std::string path2 = ::testing::TempDir() + "/kernel_layouts_damaged.plan";
+  ASSERT_TRUE(WritePlan(*plan->graph, plan->memory, po, path2).ok());
+  auto reloaded = Engine::Load(path2);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status().ToString();
+  EXPECT_GT(cpu::WeightsPackingOf(*EngineCpuProgram(**reloaded)).repacked_bytes, 0);
+  auto third = (*reloaded)->Infer(in);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(std::memcmp(third->begin()->second.data(), a.data(), a.nbytes()), 0);
+  std::remove(path.c_str());
+  std::remove(path2.c_str());
+}
+
+}  // namespace
+}  // namespace kiln

@@ -81,15 +81,31 @@ std::shared_ptr<const Graph> ProgramGraph(const Program& program);
 // Weights the program holds packed in its kernels' layouts, for a plan to store: per entry
 // the fused node, its weight constant, the descriptor bytes and the packed bytes (owned by
 // the program).
-inline constexpr const char* kPackedMdAttr = "kiln.packed_md";  // see program.h
+// Plan attributes (src/plan/FORMAT.md): kiln.packed_md — the layout of the weight
+// constant's bytes; kiln.packed_weights — those bytes when padding makes them larger than
+// the constant (which then names their first bytes); kiln.kernel_md + kiln.kernel_weights —
+// an extra copy in a form that cannot be turned back (Winograd, BF16, a matmul's operand),
+// used in place when the loading CPU's kernel wants exactly that layout.
+inline constexpr const char* kPackedMdAttr = "kiln.packed_md";
+inline constexpr const char* kPackedWeightsAttr = "kiln.packed_weights";
+inline constexpr const char* kKernelMdAttr = "kiln.kernel_md";
+inline constexpr const char* kKernelWeightsAttr = "kiln.kernel_weights";
 struct PackedWeights {
   int node;
   ValueId value;
   std::vector<uint8_t> md;
   const void* data;
   size_t bytes;
+  bool relayout;  // the constant's values in a blocked layout of its dims (PrimitiveKernel)
 };
 std::vector<PackedWeights> PackedWeightList(const Program& program);
+// Weight bytes the program's kernels use as stored vs. had to repack when it was compiled
+// (from a plan: repacking is what makes a load slow).
+struct WeightsPacking {
+  int64_t in_place_bytes = 0;
+  int64_t repacked_bytes = 0;
+};
+WeightsPacking WeightsPackingOf(const Program& program);
 // Rewrites every packed weight constant of `graph` (a loaded plan's) back to row-major and
 // drops the attribute: for the reference backend, which reads weights as ONNX lays them out.
 Status UnpackWeights(Graph& graph);

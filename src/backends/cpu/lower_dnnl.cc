@@ -379,20 +379,23 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   k->prim = dnnl::convolution_forward(pd);
   const int src = c.InLayout(c.SlotOf(main.inputs[0]), pd.src_desc());
   dnnl::memory::desc w_from = group == 1 ? PlainMd(w.dims()) : PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()));
+  const void* w_data = w.raw_data();
   if (node.attrs.has(kPackedMdAttr)) {  // a plan's weights, stored in a kernel layout already
-    KILN_ASSIGN_OR_RETURN(w_from, PackedWeightsDesc(node, w));
+    KILN_ASSIGN_OR_RETURN(PackedSource src, PackedWeightsSource(node, w));
+    w_from = src.md;
+    w_data = src.data;
   }
-  dnnl::memory wmem = w_from == pd.weights_desc()
-                          ? dnnl::memory(w_from, c.program().engine, const_cast<void*>(w.raw_data()))  // in place
-                          : c.ConstantMemory(w, w_from, pd.weights_desc());
+  dnnl::memory wmem = c.WeightsMemory(node, w_data, w_from, pd.weights_desc());
   k->const_args.push_back({DNNL_ARG_WEIGHTS, wmem});
-  // Packable into a plan: the constant is this layer's alone and packing adds no padding.
-  if (g.value(main.inputs[1]).consumers.size() == 1 && pd.weights_desc().get_size() == w.nbytes()) {
+  // Packable into a plan: the constant is this layer's alone.
+  if (g.value(main.inputs[1]).consumers.size() == 1) {
     bool output = false;
     for (ValueId o : g.outputs()) output = output || o == main.inputs[1];
     if (!output) {
       k->packed_value = main.inputs[1];
       k->packed = wmem;
+      const dnnl::memory::desc& wd = pd.weights_desc();
+      k->packed_relayout = wd.data.format_kind == dnnl_blocked && wd.data_type() == mdt::f32;
     }
   }
   if (bias) k->const_args.push_back({DNNL_ARG_BIAS, c.ConstantMemory(*bias, b_md, pd.bias_desc())});
@@ -566,7 +569,15 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
       wt = &tmp;
     }
     const dnnl::memory::desc from = trans_b ? dnnl::memory::desc(ToDnnl(w_dims), mdt::f32, tag::ba) : PlainMd(w_dims);
-    k->const_args.push_back({DNNL_ARG_WEIGHTS, c.ConstantMemory(*wt, from, pd->weights_desc())});
+    dnnl::memory wmem = c.WeightsMemory(node, wt->raw_data(), from, pd->weights_desc());
+    if (wt == &tmp && wmem.get_data_handle() == tmp.raw_data())  // in place over the scaled copy: keep it
+      wmem = c.ConstantMemory(tmp.raw_data(), wmem.get_desc(), wmem.get_desc());
+    k->const_args.push_back({DNNL_ARG_WEIGHTS, wmem});
+    // A plan may store them as the kernel reads them (a kernel copy: transposed, scaled).
+    if (bv.consumers.size() == 1 && std::find(g.outputs().begin(), g.outputs().end(), main.inputs[1]) == g.outputs().end()) {
+      k->packed_value = main.inputs[1];
+      k->packed = wmem;
+    }
   } else {
     const int b_slot = c.View(c.Plain(c.SlotOf(main.inputs[1])), w_dims);
     k->slot_args.push_back({DNNL_ARG_WEIGHTS, b_slot});

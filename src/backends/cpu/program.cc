@@ -292,8 +292,8 @@ void Compiler::AddKernel(std::unique_ptr<Kernel> k) {
   p_.kernels.push_back(std::move(k));
 }
 
-dnnl::memory Compiler::ConstantMemory(const Tensor& t, const dnnl::memory::desc& from, const dnnl::memory::desc& want) {
-  dnnl::memory src(from, p_.engine, const_cast<void*>(t.raw_data()));
+dnnl::memory Compiler::ConstantMemory(const void* data, const dnnl::memory::desc& from, const dnnl::memory::desc& want) {
+  dnnl::memory src(from, p_.engine, const_cast<void*>(data));
   dnnl::memory dst(want, p_.engine);
   dnnl::stream s(p_.engine);
   // Packing weights is build/load work, not inference: it uses every core whatever the
@@ -303,6 +303,36 @@ dnnl::memory Compiler::ConstantMemory(const Tensor& t, const dnnl::memory::desc&
   s.wait();
   omp_set_num_threads(EffectiveThreads(options_.threads));
   return dst;
+}
+
+namespace {
+// A node's uint8 tensor attribute, or nullptr.
+const Tensor* ByteAttr(const Node& node, const char* name) {
+  const Attr* a = node.attrs.find(name);
+  return a != nullptr && a->type == Attr::Type::kTensor && a->t.dtype() == DType::kUInt8 && a->t.rank() == 1 ? &a->t
+                                                                                                            : nullptr;
+}
+}  // namespace
+
+dnnl::memory Compiler::WeightsMemory(const Node& node, const void* data, const dnnl::memory::desc& from,
+                                     const dnnl::memory::desc& want) {
+  const int64_t bytes = static_cast<int64_t>(want.get_size());
+  // The plan's kernel copy: only compared with what this CPU's kernel asks for, never handed
+  // to oneDNN as a descriptor, so a damaged one can only mean a repack.
+  const Tensor* kmd = ByteAttr(node, kKernelMdAttr);
+  const Tensor* kw = ByteAttr(node, kKernelWeightsAttr);
+  if (kmd != nullptr && kw != nullptr && kmd->nbytes() == sizeof(dnnl_memory_desc_t) &&
+      std::memcmp(kmd->raw_data(), &want.data, sizeof(dnnl_memory_desc_t)) == 0 &&
+      kw->nbytes() == want.get_size() && reinterpret_cast<uintptr_t>(kw->raw_data()) % 64 == 0) {
+    p_.weights_in_place_bytes += bytes;
+    return dnnl::memory(want, p_.engine, const_cast<void*>(kw->raw_data()));
+  }
+  if (from == want) {
+    p_.weights_in_place_bytes += bytes;
+    return dnnl::memory(want, p_.engine, const_cast<void*>(data));
+  }
+  p_.weights_repacked_bytes += bytes;
+  return ConstantMemory(data, from, want);
 }
 
 double Compiler::TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
@@ -534,11 +564,17 @@ StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> gr
 const std::vector<StepInfo>& Steps(const Program& p) { return p.steps; }
 int64_t ArenaBytes(const Program& p) { return p.arena_bytes; }
 
-StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w) {
+StatusOr<PackedSource> PackedWeightsSource(const Node& node, const Tensor& w) {
   const Attr* a = node.attrs.find(kPackedMdAttr);
   if (a == nullptr || a->type != Attr::Type::kTensor || a->t.dtype() != DType::kUInt8 ||
       a->t.nbytes() != sizeof(dnnl_memory_desc_t))
     return InvalidArgument("attribute ", kPackedMdAttr, " is not a weights descriptor");
+  // Padded layouts keep their bytes in kiln.packed_weights (the constant names their start).
+  const Tensor* blob = nullptr;
+  if (node.attrs.has(kPackedWeightsAttr)) {
+    blob = ByteAttr(node, kPackedWeightsAttr);
+    if (blob == nullptr) return InvalidArgument("attribute ", kPackedWeightsAttr, " is not a byte vector");
+  }
   dnnl_memory_desc_t d;
   std::memcpy(&d, a->t.raw_data(), sizeof d);
   // The enum fields as raw integers: the file may hold values no enumerator has.
@@ -551,10 +587,13 @@ StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w
   if (w.dtype() != DType::kFloat32 || data_type != dnnl_f32 || format_kind != dnnl_blocked || d.offset0 != 0 ||
       d.extra.flags != 0 || d.ndims < 1 || d.ndims > DNNL_MAX_NDIMS)
     return InvalidArgument("attribute ", kPackedMdAttr, ": not a dense f32 blocked layout");
-  // dims: the constant's, or its grouped split [g, O/g, I, k...].
+  // dims: the constant's, or its grouped split [g, O/g, I, k...]; padded only with a blob.
   const int nd = d.ndims, wr = w.rank();
   bool dims_ok = nd == wr || nd == wr + 1;
-  for (int i = 0; dims_ok && i < nd; ++i) dims_ok = d.dims[i] > 0 && d.padded_dims[i] == d.dims[i] && d.padded_offsets[i] == 0;
+  for (int i = 0; dims_ok && i < nd; ++i)
+    dims_ok = d.dims[i] > 0 && d.padded_offsets[i] == 0 &&
+              (blob != nullptr ? d.padded_dims[i] >= d.dims[i] && d.padded_dims[i] - d.dims[i] <= 4096
+                               : d.padded_dims[i] == d.dims[i]);
   if (dims_ok && nd == wr) {
     for (int i = 0; i < nd; ++i) dims_ok = dims_ok && d.dims[i] == w.dim(i);
   } else if (dims_ok) {
@@ -563,18 +602,18 @@ StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w
     for (int i = 2; i < nd; ++i) dims_ok = dims_ok && d.dims[i] == w.dim(i - 1);
   }
   if (!dims_ok) return InvalidArgument("attribute ", kPackedMdAttr, ": dims do not match the weights ", w.ShapeString());
-  // Dense: inner blocks divide their dims; outer strides, sorted, multiply up exactly.
+  // Dense: inner blocks divide their (padded) dims; outer strides, sorted, multiply up exactly.
   const auto& b = d.format_desc.blocking;
   if (b.inner_nblks < 0 || b.inner_nblks > DNNL_MAX_NDIMS) return InvalidArgument("attribute ", kPackedMdAttr, ": bad blocking");
   int64_t inner = 1;
-  std::vector<int64_t> outer(d.dims, d.dims + nd);
+  std::vector<int64_t> outer(d.padded_dims, d.padded_dims + nd);
   for (int i = 0; i < b.inner_nblks; ++i) {
     if (b.inner_idxs[i] < 0 || b.inner_idxs[i] >= nd) return InvalidArgument("attribute ", kPackedMdAttr, ": bad blocking");
     const int idx = static_cast<int>(b.inner_idxs[i]);
-    if (b.inner_blks[i] <= 0 || outer[static_cast<size_t>(idx)] % b.inner_blks[i] != 0)
+    if (b.inner_blks[i] <= 0 || outer[static_cast<size_t>(idx)] % b.inner_blks[i] != 0 ||
+        __builtin_mul_overflow(inner, b.inner_blks[i], &inner))
       return InvalidArgument("attribute ", kPackedMdAttr, ": bad blocking");
     outer[static_cast<size_t>(idx)] /= b.inner_blks[i];
-    inner *= b.inner_blks[i];
   }
   for (int i = 0; i < nd; ++i)
     if (b.strides[i] < 0 || b.strides[i] > (int64_t{1} << 40)) return InvalidArgument("attribute ", kPackedMdAttr, ": bad strides");
@@ -584,11 +623,12 @@ StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w
   int64_t expect = inner;
   for (int i : order) {
     if (outer[static_cast<size_t>(i)] == 1) continue;  // its stride is never used
-    if (b.strides[i] != expect) return InvalidArgument("attribute ", kPackedMdAttr, ": not a dense layout");
-    expect *= outer[static_cast<size_t>(i)];
+    if (b.strides[i] != expect || __builtin_mul_overflow(expect, outer[static_cast<size_t>(i)], &expect))
+      return InvalidArgument("attribute ", kPackedMdAttr, ": not a dense layout");
   }
-  if (expect * static_cast<int64_t>(sizeof(float)) != static_cast<int64_t>(w.nbytes()))
-    return InvalidArgument("attribute ", kPackedMdAttr, ": its size is not the weights' ", w.nbytes(), " bytes");
+  const size_t have = blob != nullptr ? blob->nbytes() : w.nbytes();
+  if (expect > (int64_t{1} << 60) || expect * static_cast<int64_t>(sizeof(float)) != static_cast<int64_t>(have))
+    return InvalidArgument("attribute ", kPackedMdAttr, ": its size is not the weights' ", have, " bytes");
   // Rebuilt from the checked fields only: nothing else of the file's bytes reaches oneDNN.
   dnnl_memory_desc_t clean;
   std::memset(&clean, 0, sizeof clean);
@@ -597,7 +637,7 @@ StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w
   clean.format_kind = dnnl_blocked;
   for (int i = 0; i < nd; ++i) {
     clean.dims[i] = d.dims[i];
-    clean.padded_dims[i] = d.dims[i];
+    clean.padded_dims[i] = d.padded_dims[i];
     clean.format_desc.blocking.strides[i] = b.strides[i];
   }
   clean.format_desc.blocking.inner_nblks = b.inner_nblks;
@@ -605,21 +645,21 @@ StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w
     clean.format_desc.blocking.inner_blks[i] = b.inner_blks[i];
     clean.format_desc.blocking.inner_idxs[i] = b.inner_idxs[i];
   }
-  return dnnl::memory::desc(clean);
+  return PackedSource{dnnl::memory::desc(clean), blob != nullptr ? blob->raw_data() : w.raw_data()};
 }
 
 size_t PackedDescriptorBytes() { return sizeof(dnnl_memory_desc_t); }
 
 StatusOr<Tensor> RowMajorWeights(const Node& node, const Tensor& w) {
-  if (!node.attrs.has(kPackedMdAttr)) return w;
-  KILN_ASSIGN_OR_RETURN(dnnl::memory::desc md, PackedWeightsDesc(node, w));
-  const dnnl::memory::dims d = md.dims();
+  if (!node.attrs.has(kPackedMdAttr)) return w;  // (a kernel copy leaves the constant row-major)
+  KILN_ASSIGN_OR_RETURN(PackedSource src, PackedWeightsSource(node, w));
+  const dnnl::memory::dims d = src.md.dims();
   Tensor out(w.dtype(), w.dims());
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
-  dnnl::memory src(md, eng, const_cast<void*>(w.raw_data()));
-  dnnl::memory dst(PlainMd(std::vector<int64_t>(d.begin(), d.end())), eng, out.raw_data());
+  dnnl::memory from(src.md, eng, const_cast<void*>(src.data));
+  dnnl::memory to(PlainMd(std::vector<int64_t>(d.begin(), d.end())), eng, out.raw_data());
   dnnl::stream st(eng);
-  dnnl::reorder(src, dst).execute(st, src, dst);
+  dnnl::reorder(from, to).execute(st, from, to);
   st.wait();
   return out;
 }
@@ -627,7 +667,10 @@ StatusOr<Tensor> RowMajorWeights(const Node& node, const Tensor& w) {
 Status UnpackWeights(Graph& g) {
   for (NodeId n = 0; n < g.num_nodes(); ++n) {
     Node& node = g.node(n);
-    if (node.dead || !node.attrs.has(kPackedMdAttr)) continue;
+    if (node.dead) continue;
+    node.attrs.erase(kKernelMdAttr);
+    node.attrs.erase(kKernelWeightsAttr);
+    if (!node.attrs.has(kPackedMdAttr)) continue;
     const Node main = MainPartOf(node);
     if (main.inputs.size() < 2 || main.inputs[1] == kNoValue || !g.value(main.inputs[1]).constant)
       return InvalidArgument("node ", node.DisplayName(n), ": packed weights without a weight constant");
@@ -639,6 +682,7 @@ Status UnpackWeights(Graph& g) {
       return InvalidArgument("node ", node.DisplayName(n), ": packed weights: ", e.what());
     }
     node.attrs.erase(kPackedMdAttr);
+    node.attrs.erase(kPackedWeightsAttr);
   }
   return Status::OK();
 }
@@ -651,10 +695,13 @@ std::vector<PackedWeights> PackedWeightList(const Program& p) {
     const dnnl::memory::desc md = pk->packed.get_desc();
     std::vector<uint8_t> bytes(sizeof(dnnl_memory_desc_t));
     std::memcpy(bytes.data(), &md.data, bytes.size());
-    out.push_back({pk->info.node, pk->packed_value, std::move(bytes), pk->packed.get_data_handle(), md.get_size()});
+    out.push_back({pk->info.node, pk->packed_value, std::move(bytes), pk->packed.get_data_handle(), md.get_size(),
+                   pk->packed_relayout});
   }
   return out;
 }
+
+WeightsPacking WeightsPackingOf(const Program& p) { return {p.weights_in_place_bytes, p.weights_repacked_bytes}; }
 
 Status OutputTypes(const Program& p, std::vector<Tensor>* types) {
   types->clear();

@@ -57,6 +57,10 @@ class Program {
   std::vector<int> output_slots;  // per graph output (row-major)
   int64_t arena_bytes = 0;
   int64_t scratch_bytes = 0;
+  // Weight bytes the kernels use as stored (a plan's packed weights, in place) and the ones
+  // compiling had to repack (reorder) first: repacking is most of a plan's load time.
+  int64_t weights_in_place_bytes = 0;
+  int64_t weights_repacked_bytes = 0;
 
   int Root(int s) const {
     while (slots[static_cast<size_t>(s)].alias_of >= 0) s = slots[static_cast<size_t>(s)].alias_of;
@@ -88,9 +92,13 @@ class PrimitiveKernel : public Kernel {
   std::vector<std::pair<int, dnnl::memory>> const_args;    // weights, bias, post-op constants
   std::optional<dnnl::memory::desc> scratchpad;
   // Weights a plan may store already packed (Engine::Save): the graph constant they come
-  // from and the memory holding them in the primitive's layout.
+  // from and the memory holding them in the primitive's layout. `packed_relayout`: the
+  // packed bytes are the constant's values in an f32 blocked layout of its own dims (a
+  // reorder turns them back); otherwise they are a kernel-only form (Winograd-transformed,
+  // BF16, a matmul's transposed or scaled operand).
   ValueId packed_value = kNoValue;
   dnnl::memory packed;
+  bool packed_relayout = false;
   void Bind(ExecContext& ctx, int index) const override;
   Status Execute(ExecContext& ctx, int index) const override;
 };
@@ -157,7 +165,15 @@ class Compiler {
     return options_.precision == "bf16";
   }
   // A constant's data as a oneDNN memory in layout `want` (reordered from row-major `from`).
-  dnnl::memory ConstantMemory(const Tensor& t, const dnnl::memory::desc& from, const dnnl::memory::desc& want);
+  dnnl::memory ConstantMemory(const Tensor& t, const dnnl::memory::desc& from, const dnnl::memory::desc& want) {
+    return ConstantMemory(t.raw_data(), from, want);
+  }
+  dnnl::memory ConstantMemory(const void* data, const dnnl::memory::desc& from, const dnnl::memory::desc& want);
+  // The weights memory of node's kernel, in layout `want`: the plan's kernel copy of them
+  // (kiln.kernel_weights) in place when its descriptor is byte-identical to `want`, else
+  // `data` (laid out as `from`) in place when that is `want`, else a reordered copy.
+  dnnl::memory WeightsMemory(const Node& node, const void* data, const dnnl::memory::desc& from,
+                             const dnnl::memory::desc& want);
   // Times a primitive on scratch buffers (median of a few runs), in ms.
   double TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd, const std::vector<int>& arg_ids);
 
@@ -221,7 +237,13 @@ dnnl::memory::dims ToDnnl(const std::vector<int64_t>& v);
 // Packed weights in plans: a node attribute holds the oneDNN descriptor (raw bytes of
 // dnnl_memory_desc_t) of its weight constant's bytes. Checked against the constant: f32,
 // the constant's dims (or its grouped 5-D split), a dense blocked layout of exactly its
-// size — a descriptor from a damaged plan cannot address outside the bytes.
-StatusOr<dnnl::memory::desc> PackedWeightsDesc(const Node& node, const Tensor& w);
+// size — a descriptor from a damaged plan cannot address outside the bytes. With padding
+// (oneDNN pads a dim to its block size), the bytes are the node's kiln.packed_weights
+// attribute and the layout must fill exactly those.
+struct PackedSource {
+  dnnl::memory::desc md;
+  const void* data;
+};
+StatusOr<PackedSource> PackedWeightsSource(const Node& node, const Tensor& w);
 
 }  // namespace kiln::cpu
