@@ -244,5 +244,19 @@ else
 fi
 expect_error "bench: bad --batch-parallel" "batch-parallel" "$KILN" bench "$M" --batch-parallel sometimes
 
+# A plan's weights are stored as its kernels read them: loading it repacks none (an ONNX
+# model's are all packed while loading).
+if "$KILN" build "$M" -o "$T/fast.plan" --threads 1 >/dev/null 2>"$T/err" &&
+   "$KILN" bench "$T/fast.plan" -n 2 --warmup 0 --threads 1 --json "$T/plan_bench.json" >/dev/null 2>"$T/err"; then
+  /usr/bin/python3 - "$T/bench.json" "$T/plan_bench.json" <<'PY' && ok || bad "plan weights repacked: $(cat "$T/plan_bench.json")"
+import json, sys
+onnx, plan = (json.load(open(f)) for f in sys.argv[1:3])
+assert onnx["weights_repacked_mib"] > 0 and onnx["weights_in_place_mib"] + onnx["weights_repacked_mib"] > 0, onnx
+assert plan["weights_repacked_mib"] == 0 and plan["weights_in_place_mib"] > 0, plan
+PY
+else
+  bad "kiln build/bench of a plan: $(cat "$T/err")"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -270,6 +270,9 @@ int Bench(const BenchArgs& a) {
   const double load_ms = MsSince(t0);
   const Engine& e = **engine;
   const std::string backend = EngineBackendSummary(e);
+  // Weights the kernels use as loaded vs. repacked while loading (a plan's should be none).
+  cpu::WeightsPacking packing;
+  if (const cpu::Program* p = EngineCpuProgram(e)) packing = cpu::WeightsPackingOf(*p);
   const double flops = ModelFlops(EngineGraph(e));
   // A plan with dynamic dims (profiles): --shapes, else profile 0's opt shapes, with --batch
   // for a dynamic first dimension.
@@ -411,6 +414,8 @@ int Bench(const BenchArgs& a) {
       {"batch", batch},
       {"load_ms", load_ms},
       {"first_inference_ms", first_ms},
+      {"weights_in_place_mib", static_cast<double>(packing.in_place_bytes) / (1 << 20)},
+      {"weights_repacked_mib", static_cast<double>(packing.repacked_bytes) / (1 << 20)},
       {"iterations", static_cast<int>(lat.size())},
       {"warmup", a.warmup},
       {"latency_ms", {{"median", median}, {"p90", p90}, {"p99", p99}, {"min", sorted.front()}, {"mean", mean},
@@ -438,6 +443,9 @@ int Bench(const BenchArgs& a) {
   if (const std::string note = EngineBatchNote(e); !note.empty()) std::printf("  %s\n", note.c_str());
   std::printf("  load %.1f ms, first inference %.2f ms, RSS after load %.1f MiB (peak %.1f MiB)\n", load_ms, first_ms,
               rss_loaded.first, rss_end.second);
+  if (packing.in_place_bytes + packing.repacked_bytes > 0)
+    std::printf("  kernel weights: %.1f MiB used as loaded, %.1f MiB repacked while loading\n",
+                static_cast<double>(packing.in_place_bytes) / (1 << 20), static_cast<double>(packing.repacked_bytes) / (1 << 20));
   std::printf("  latency over %zu runs: median %.3f ms, p90 %.3f, p99 %.3f, min %.3f, mean %.3f\n", lat.size(), median, p90,
               p99, sorted.front(), mean);
   std::printf("  throughput %.1f inferences/s\n", throughput);
