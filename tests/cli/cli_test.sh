@@ -258,5 +258,24 @@ else
   bad "kiln build/bench of a plan: $(cat "$T/err")"
 fi
 
+# inspect a plan: what it was built for, per-layer tactics and weight layouts, --kernels loads
+# it with nothing repacked; ONNX-only options are errors.
+if "$KILN" inspect "$T/fast.plan" --kernels >"$T/out" 2>"$T/err" && "$KILN" inspect "$T/fast.plan" --json >"$T/pi.json" 2>>"$T/err"; then
+  grep -q 'kiln plan, format [0-9]* (built by kiln' "$T/out" && grep -q 'packed \|kernel copy' "$T/out" &&
+    grep -q 'kernel weights: [0-9.]* MiB used as stored, 0.00 MiB repacked' "$T/out" && ok || bad "inspect plan: $(head -20 "$T/out")"
+  /usr/bin/python3 -c "
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j['format'] == 'plan' and j['backend'] == 'cpu' and j['format_version'] >= 3, j
+assert j['file_bytes'] > j['weights_bytes'] >= j['packed_weights_bytes'] + j['kernel_copy_bytes'] > 0, j
+assert any('weights' in l for l in j['layer_list']) and j['kernels'] > 0
+" "$T/pi.json" && ok || bad "inspect plan --json: $(head -c 400 "$T/pi.json")"
+else
+  bad "inspect plan: $(cat "$T/err")"
+fi
+expect_error "inspect plan: --shapes" "optimized already" "$KILN" inspect "$T/fast.plan" --shapes input=1x3x8x8
+head -c 5000 "$T/fast.plan" > "$T/cut.plan"
+expect_error "inspect truncated plan" "cut.plan" "$KILN" inspect "$T/cut.plan"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -416,12 +416,23 @@ tr:target td { background: #fff6bf; }
 <body>
 )";
   h += "<h1>kiln inspect: " + HtmlEscape(Str(j, "model")) + "</h1>\n<table class=\"summary\">\n";
-  h += "<tr><th>ONNX nodes</th><td>" + num("onnx_nodes") + "</td></tr>\n";
-  h += "<tr><th>imported nodes</th><td>" + num("imported_nodes") + "</td></tr>\n";
+  const bool plan = Str(j, "format") == "plan";
+  if (plan) {
+    std::vector<std::string> features = Strs(j, "isa_features");
+    h += "<tr><th>plan</th><td>format " + num("format_version") + ", built by kiln " + HtmlEscape(Str(j, "kiln_version")) +
+         ", backend " + HtmlEscape(Str(j, "backend")) + ", CPU features needed: " +
+         HtmlEscape(features.empty() ? std::string("none") : Join(features, ", ")) + "</td></tr>\n";
+    h += "<tr><th>bytes</th><td>file " + num("file_bytes") + ", weights " + num("weights_bytes") + " (in kernel layouts " +
+         num("packed_weights_bytes") + ", kernel copies " + num("kernel_copy_bytes") + ")</td></tr>\n";
+  } else {
+    h += "<tr><th>ONNX nodes</th><td>" + num("onnx_nodes") + "</td></tr>\n";
+    h += "<tr><th>imported nodes</th><td>" + num("imported_nodes") + "</td></tr>\n";
+  }
   h += "<tr><th>layers</th><td>" + num("layers") + "</td></tr>\n";
   h += "<tr><th>kernels per inference</th><td>" + num("kernels") + "</td></tr>\n";
-  h += "<tr><th>rewrites per pass (" + std::to_string(total) + " in all)</th><td>" +
-       (fusions.empty() ? std::string("none") : "<ul>" + fusions + "</ul>") + "</td></tr>\n";
+  if (!plan)
+    h += "<tr><th>rewrites per pass (" + std::to_string(total) + " in all)</th><td>" +
+         (fusions.empty() ? std::string("none") : "<ul>" + fusions + "</ul>") + "</td></tr>\n";
   h += "<tr><th>memory plan</th><td>" + memory +
        (extra.empty() ? "" : "<br><span class=\"small\">" + Join(extra, ", ") + "</span>") + "</td></tr>\n</table>\n";
   h += "<p class=\"legend\"><span style=\"background:#cfe2ff\">fused layer</span><span "
@@ -446,11 +457,15 @@ tr:target td { background: #fff6bf; }
     for (const json& o : Array(l, "outputs"))
       outs.push_back("<code>" + HtmlEscape(Str(o, "name")) + "</code> " + HtmlEscape(Str(o, "dtype")) + " " +
                      HtmlEscape(Str(o, "shape")));
+    // A plan's recorded tactic and weights layout, under the precision.
+    std::string choices;
+    for (const char* key : {"tactic", "weights"})
+      if (!Str(l, key).empty()) choices += "<br><span class=\"small\">" + HtmlEscape(Str(l, key)) + "</span>";
     std::vector<std::string> fused;
     for (const std::string& s : Strs(l, "fused_from")) fused.push_back("<code>" + HtmlEscape(s) + "</code>");
     h += "<tr id=\"layer-" + std::to_string(i) + "\"" + (kernel ? "" : " class=\"nokernel\"") + "><td>" +
          std::to_string(i) + "</td><td><code>" + HtmlEscape(Str(l, "name")) + "</code></td><td>" + op + "</td><td>" +
-         Join(outs, "<br>") + "</td><td>" + HtmlEscape(Str(l, "precision")) + "</td><td>" + Join(fused, "<br>") +
+         Join(outs, "<br>") + "</td><td>" + HtmlEscape(Str(l, "precision")) + choices + "</td><td>" + Join(fused, "<br>") +
          "</td></tr>\n";
   }
   h += "</table>\n</body>\n</html>\n";

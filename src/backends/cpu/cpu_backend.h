@@ -109,6 +109,10 @@ WeightsPacking WeightsPackingOf(const Program& program);
 // Rewrites every packed weight constant of `graph` (a loaded plan's) back to row-major and
 // drops the attribute: for the reference backend, which reads weights as ONNX lays them out.
 Status UnpackWeights(Graph& graph);
+// How a plan stores a node's weights, for `kiln inspect`: "" (row-major), "packed Acdb16a",
+// "packed Acdb48a (padded)", or "kernel copy: winograd" (see FORMAT.md). `w`: the node's
+// weight constant. Never fails: a descriptor that does not check out says so.
+std::string DescribePlanWeights(const Node& node, const Tensor& w);
 // sizeof(dnnl_memory_desc_t): the size of a packed-weights descriptor attribute.
 size_t PackedDescriptorBytes();
 // The row-major contents of a node's weight constant (a copy when it is stored packed).

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <new>
+#include <numeric>
 #include <sstream>
 #include <unordered_map>
 
@@ -649,6 +650,48 @@ StatusOr<PackedSource> PackedWeightsSource(const Node& node, const Tensor& w) {
 }
 
 size_t PackedDescriptorBytes() { return sizeof(dnnl_memory_desc_t); }
+
+namespace {
+// oneDNN's name for a blocked layout: dims outermost first (upper case when blocked), then
+// the inner blocks ("Acdb16a": O blocks of 16 outermost, then H, W, I, the 16 O inside).
+std::string LayoutTag(const dnnl_memory_desc_t& d) {
+  const auto& b = d.format_desc.blocking;
+  std::vector<int> order(static_cast<size_t>(d.ndims));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return b.strides[x] > b.strides[y]; });
+  std::string tag;
+  for (int i : order) {
+    bool blocked = false;
+    for (int k = 0; k < b.inner_nblks; ++k) blocked = blocked || b.inner_idxs[k] == i;
+    tag += static_cast<char>((blocked ? 'A' : 'a') + i);
+  }
+  for (int k = 0; k < b.inner_nblks; ++k) tag += StrCat(b.inner_blks[k], static_cast<char>('a' + b.inner_idxs[k]));
+  return tag;
+}
+}  // namespace
+
+std::string DescribePlanWeights(const Node& node, const Tensor& w) {
+  if (node.attrs.has(kPackedMdAttr)) {
+    auto src = PackedWeightsSource(node, w);
+    if (!src.ok()) return "packed (invalid descriptor)";
+    return StrCat("packed ", LayoutTag(src->md.data), node.attrs.has(kPackedWeightsAttr) ? " (padded)" : "");
+  }
+  const Tensor* kmd = ByteAttr(node, kKernelMdAttr);
+  const Tensor* kw = ByteAttr(node, kKernelWeightsAttr);
+  if (kmd == nullptr || kw == nullptr) return "";
+  if (kmd->nbytes() != sizeof(dnnl_memory_desc_t)) return "kernel copy (invalid descriptor)";
+  // Raw enum values only: the bytes are not handed to oneDNN.
+  std::underlying_type_t<dnnl_data_type_t> data_type;
+  std::underlying_type_t<dnnl_format_kind_t> format_kind;
+  std::memcpy(&data_type, static_cast<const char*>(kmd->raw_data()) + offsetof(dnnl_memory_desc_t, data_type), sizeof data_type);
+  std::memcpy(&format_kind, static_cast<const char*>(kmd->raw_data()) + offsetof(dnnl_memory_desc_t, format_kind),
+              sizeof format_kind);
+  const char* kind = format_kind == dnnl_format_kind_wino ? "winograd"
+                     : data_type == dnnl_bf16             ? "bf16"
+                     : format_kind == dnnl_blocked        ? "blocked"
+                                                          : "other";
+  return StrCat("kernel copy: ", kind);
+}
 
 StatusOr<Tensor> RowMajorWeights(const Node& node, const Tensor& w) {
   if (!node.attrs.has(kPackedMdAttr)) return w;  // (a kernel copy leaves the constant row-major)
