@@ -1603,6 +1603,41 @@ TEST(CpuBackend, PlanStoresWeightsInTheirKernelLayouts) {
   ASSERT_TRUE(ref_out.ok());
   EXPECT_EQ(Compare(ref_out->begin()->second, want->begin()->second, kTol), "");
 
+  // A padded layout's bytes are checked against its descriptor: a blob of another size, or
+  // any single-byte change of the descriptor, is an error naming the attribute or still a
+  // valid layout of those bytes (this runs under ASan in sanitize.sh).
+  if (padded) {
+    auto p = LoadPlan(path);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    NodeId pn = -1;
+    for (NodeId n = 0; n < p->graph->num_nodes() && pn < 0; ++n)
+      if (p->graph->node(n).attrs.has(cpu::kPackedWeightsAttr)) pn = n;
+    ASSERT_GE(pn, 0);
+    {
+      Graph copy = *p->graph;
+      const Tensor& blob = copy.node(pn).attrs.find(cpu::kPackedWeightsAttr)->t;
+      Tensor shorter = Tensor::FromExternal(DType::kUInt8, {blob.numel() - 64}, const_cast<void*>(blob.raw_data()), nullptr);
+      copy.node(pn).attrs.set(cpu::kPackedWeightsAttr, Attr::TensorValue(std::move(shorter)));
+      Status st = cpu::UnpackWeights(copy);
+      ASSERT_FALSE(st.ok());
+      EXPECT_NE(st.message().find("kiln.packed_md"), std::string::npos) << st.ToString();
+    }
+    const Tensor md = p->graph->node(pn).attrs.find(cpu::kPackedMdAttr)->t;
+    int rejected = 0;
+    for (int64_t pos = 0; pos < md.numel(); ++pos) {
+      Graph copy = *p->graph;
+      Tensor changed = md.Clone();
+      changed.data<uint8_t>()[pos] ^= 0x41;
+      copy.node(pn).attrs.set(cpu::kPackedMdAttr, Attr::TensorValue(std::move(changed)));
+      Status st = cpu::UnpackWeights(copy);
+      if (!st.ok()) {
+        ++rejected;
+        EXPECT_NE(st.message().find("kiln.packed_md"), std::string::npos) << st.ToString();
+      }
+    }
+    EXPECT_GT(rejected, 0);
+  }
+
   // Damaged kernel descriptors: repacked from the constant, same bytes out.
   auto plan = LoadPlan(path);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
