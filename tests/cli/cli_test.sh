@@ -80,6 +80,7 @@ if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
   expect_error "GatherND, rank-0 indices" "node 'gnd' (GatherND): indices must have rank >= 1" "$KILN" run "$T/gathernd_scalar_indices.onnx" "$IN"
   "$KILN" run "$T/empty_huge_broadcast.onnx" "$IN" 2>"$T/err" | grep -q '^y: int64 \[3\]' && ok ||
     bad "empty broadcast with huge dims: $(cat "$T/err")"
+  expect_error "Pad overflowing int64" "node 'pad_big' (Pad): 'pads' 7596165471368380419 and 7595933647882055540 overflow dimension 2" "$KILN" run "$T/pad_overflow.onnx" "$IN"
   expect_error "Upsample without inputs" "node 'up0' (Upsample): has no inputs" "$KILN" run "$T/upsample_no_inputs.onnx" "$IN"
   expect_error "external data escape" "escapes the model directory" "$KILN" run "$T/escape.onnx"
   expect_error "external data absolute" "absolute path" "$KILN" run "$T/absolute.onnx"

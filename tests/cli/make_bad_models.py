@@ -76,4 +76,7 @@ save("empty_huge_broadcast", [helper.make_node("Add", ["a", "b"], ["s"], name="a
      outputs=(helper.make_tensor_value_info("y", TensorProto.INT64, None),),
      inits=(helper.make_tensor("a", TensorProto.FLOAT, [0, 6276907196743680000, 10], []),
             helper.make_tensor("b", TensorProto.FLOAT, [], [1.0])))
+# Found by fuzzing (plan loader): pads whose sum overflows int64 (UBSan in shape inference).
+save("pad_overflow", [helper.make_node("Pad", ["input", "pads"], ["y"], name="pad_big")],
+     inits=(helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 7596165471368380419, 0, 0, 0, 7595933647882055540, 0]),))
 save("upsample_no_inputs", [helper.make_node("Upsample", [], ["y"], name="up0", scales=[1.0, 1.0, 2.0, 2.0])], opset=7)

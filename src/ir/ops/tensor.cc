@@ -391,11 +391,13 @@ Status InferPad(InferenceContext& ctx) {
   for (size_t i = 0; i < axes.size(); ++i) {
     KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axes[i], r, "axes"));
     Dim& d = s.dims()[static_cast<size_t>(ax)];
+    int64_t both = 0, v = 0;
+    if (!CheckedAdd((*pads)[i], (*pads)[i + axes.size()], &both) || (d.known() && !CheckedAdd(d.value, both, &v)))
+      return InvalidArgument("'pads' ", (*pads)[i], " and ", (*pads)[i + axes.size()], " overflow dimension ", ax);
     if (d.known()) {
-      int64_t v = d.value + (*pads)[i] + (*pads)[i + axes.size()];
       if (v < 0) return InvalidArgument("pads make dimension ", ax, " negative");
       d = Dim(v);
-    } else if ((*pads)[i] + (*pads)[i + axes.size()] != 0) {
+    } else if (both != 0) {
       d = Dim::Unknown();
     }
   }
