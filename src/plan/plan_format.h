@@ -46,10 +46,15 @@ PlanHeader DecodePlanHeader(const uint8_t* in);
 // True when `data` starts with the plan magic.
 bool HasPlanMagic(const uint8_t* data, size_t size);
 
-// Streaming checksum over a whole file, skipping the checksum field.
+// Streaming checksum over a whole file, skipping the checksum field. From format version 3
+// (kPlanBlockChecksumVersion) it is the XXH3-64 of the little-endian XXH3-64 digests of the
+// consecutive kPlanChecksumBlock-byte blocks of that byte stream, so a reader can hash the
+// blocks of a large plan on several cores; before, the XXH3-64 of the stream itself.
+inline constexpr uint32_t kPlanBlockChecksumVersion = 3;
+inline constexpr size_t kPlanChecksumBlock = size_t{4} << 20;
 class PlanChecksum {
  public:
-  PlanChecksum();
+  explicit PlanChecksum(uint32_t format_version = kPlanFormatVersion);
   ~PlanChecksum();
   PlanChecksum(const PlanChecksum&) = delete;
   PlanChecksum& operator=(const PlanChecksum&) = delete;
@@ -58,11 +63,15 @@ class PlanChecksum {
   uint64_t Digest() const;
 
  private:
-  void* state_;  // XXH3_state_t
+  void Stream(const uint8_t* p, size_t n);  // bytes of the stream (checksum field left out)
+  void* state_;        // XXH3_state_t: the stream (legacy) or the block digests (blocked)
+  void* block_ = nullptr;  // XXH3_state_t of the current block (blocked only)
+  size_t in_block_ = 0;
   uint64_t pos_ = 0;
 };
 
-// The checksum of a complete plan file held in memory.
+// The checksum of a complete plan file held in memory, for the format version its header
+// names (blocks hashed on up to 4 threads for a large file).
 uint64_t ComputePlanChecksum(std::span<const uint8_t> file);
 // Recomputes and stores the checksum of a plan file in memory (tests use it to damage a
 // plan past the checksum, so the verifier and the semantic checks see the damage).

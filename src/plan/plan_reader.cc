@@ -650,12 +650,7 @@ StatusOr<LoadedPlan> LoadPlan(const std::string& path, const LoadPlanOptions& op
     return plan;
   }
   ::close(fd);
-  // The checksum reads every page at once: map them all in one call instead of one page
-  // fault each (several times faster for a large plan). Read-only population, so no page
-  // is copied; kernels without MADV_POPULATE_READ (Linux < 5.14) just fault as they go.
-#ifdef MADV_POPULATE_READ
-  (void)::madvise(addr, size, MADV_POPULATE_READ);
-#endif
+  // (The checksum maps the pages in, block by block on several threads: ComputePlanChecksum.)
   std::shared_ptr<void> mapping(addr, [size](void* p) { ::munmap(p, size); });
   auto plan = ParsePlan(static_cast<const uint8_t*>(addr), size, mapping, options);
   if (!plan.ok()) return plan.status().WithPrefix(path);
