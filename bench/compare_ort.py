@@ -5,7 +5,8 @@ For every model and thread count, runs `kiln bench --json` and the kit's ort_ben
 (../shared/bench/peer) alternately, --rounds times, and reports the median of each side's
 per-round median latencies and their ratio kiln/ORT (< 1: kiln is faster). With
 --tp-batch B it also measures single-stream throughput at batch B on both sides. With
---load it reports kiln's engine load + first inference next to ORT's session creation.
+--load it reports kiln's engine load (and load + first inference) next to ORT's session
+creation (and creation + median inference).
 
 Usage: bench/compare_ort.sh [--threads 1,2] [--batch 1] [--rounds 2] [--tp-batch 8]
                             [--load] [--plan] [--json FILE] [MODEL...]
@@ -116,7 +117,7 @@ def main():
                 run([KILN, "build", model, "-o", kiln_model] + shapes)
                 kiln_extra = []
             for t in threads:
-                k_lat, o_lat, k_tp, o_tp, k_load, o_load = [], [], [], [], [], []
+                k_lat, o_lat, k_tp, o_tp, k_load, o_load, k_open, o_open = [], [], [], [], [], [], [], []
                 try:
                     for _ in range(a.rounds):
                         kj = kiln_bench(kiln_model, t, None if a.plan else a.batch, kiln_extra, iters, tmp)
@@ -125,6 +126,8 @@ def main():
                         o_lat.append(oj["latency"]["median_ms"])
                         k_load.append(kj["load_ms"] + kj["first_inference_ms"])
                         o_load.append(oj["create_ms"]["median"] + oj["latency"]["median_ms"])
+                        k_open.append(kj["load_ms"])
+                        o_open.append(oj["create_ms"]["median"])
                         raw.append({"model": label, "threads": t, "kiln": kj, "ort": oj})
                         if a.tp_batch:
                             kt = kiln_bench(kiln_model if not a.plan else model, t, a.tp_batch, kiln_extra, max(8, iters // 4), tmp)
@@ -138,7 +141,8 @@ def main():
                 km, om = statistics.median(k_lat), statistics.median(o_lat)
                 row = {"model": label, "threads": t, "batch": a.batch, "kiln_ms": km, "ort_ms": om, "ratio": km / om,
                        "kiln_rounds": k_lat, "ort_rounds": o_lat,
-                       "kiln_load_first_ms": statistics.median(k_load), "ort_create_plus_median_ms": statistics.median(o_load)}
+                       "kiln_load_first_ms": statistics.median(k_load), "ort_create_plus_median_ms": statistics.median(o_load),
+                       "kiln_load_ms": statistics.median(k_open), "ort_create_ms": statistics.median(o_open)}
                 if a.tp_batch:
                     row["kiln_tp"] = statistics.median(k_tp)
                     row["ort_tp"] = statistics.median(o_tp)
@@ -147,8 +151,8 @@ def main():
     hdr = "| model | threads | batch | kiln median ms | ORT median ms | kiln/ORT |"
     sep = "|---|---:|---:|---:|---:|---:|"
     if a.load:
-        hdr += " kiln load+first ms | ORT create+median ms | ratio |"
-        sep += "---:|---:|---:|"
+        hdr += " kiln load ms | ORT create ms | ratio | kiln load+first ms | ORT create+median ms | ratio |"
+        sep += "---:|---:|---:|---:|---:|---:|"
     if a.tp_batch:
         hdr += f" kiln inf/s @{a.tp_batch} | ORT inf/s @{a.tp_batch} | kiln/ORT |"
         sep += "---:|---:|---:|"
@@ -157,6 +161,7 @@ def main():
     for r in rows:
         line = f"| {r['model']} | {r['threads']} | {r['batch']} | {r['kiln_ms']:.2f} | {r['ort_ms']:.2f} | {r['ratio']:.2f} |"
         if a.load:
+            line += f" {r['kiln_load_ms']:.1f} | {r['ort_create_ms']:.1f} | {r['kiln_load_ms'] / r['ort_create_ms']:.2f} |"
             line += (f" {r['kiln_load_first_ms']:.1f} | {r['ort_create_plus_median_ms']:.1f} |"
                      f" {r['kiln_load_first_ms'] / r['ort_create_plus_median_ms']:.2f} |")
         if a.tp_batch:
