@@ -33,7 +33,7 @@ struct PlanHeader {
   uint64_t flatbuffer_offset = 0;
   uint64_t flatbuffer_size = 0;
   uint64_t file_size = 0;
-  uint64_t checksum = 0;  // XXH3-64 of the whole file except these 8 bytes
+  uint64_t checksum = 0;  // over the whole file except these 8 bytes (PlanChecksum)
 };
 
 // Byte offset of PlanHeader::checksum in the file (it is the header's last field).
