@@ -2,7 +2,8 @@
 # Builds the unit tests with ThreadSanitizer into build-tsan/ and runs the engine's
 # thread-safety tests under it: EngineThreads.* (8 execution contexts sharing one engine,
 # KILN_STRESS_ITERS inferences each, 1000 here), Engine.ManyThreadsShareOneEngine and
-# BatchParallel.* (slices of one batch on OpenMP threads, each with its own context).
+# BatchParallel.* (slices of one batch on OpenMP threads, each with its own context) and
+# PlanChecksum.* (a large plan's checksum blocks hashed on several threads).
 # Exits non-zero on a data race (halt_on_error=1) or a test failure.
 #
 # oneDNN (libdnnl.so.2) and its OpenMP runtime (libgomp.so.1) are Debian's, not
@@ -35,7 +36,7 @@ TSAN_OPTS="halt_on_error=1:second_deadlock_stack=1:history_size=7"
 export TSAN_OPTIONS="$TSAN_OPTS${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 echo "tsan.sh: KILN_STRESS_ITERS=$KILN_STRESS_ITERS TSAN_OPTIONS=$TSAN_OPTIONS"
 rc=0
-"$BUILD_DIR/tests/kiln_tests" --gtest_filter='EngineThreads.*:*ManyThreads*:BatchParallel.*' "$@" || rc=$?
+"$BUILD_DIR/tests/kiln_tests" --gtest_filter='EngineThreads.*:*ManyThreads*:BatchParallel.*:PlanChecksum.*' "$@" || rc=$?
 if [ "$rc" -ne 0 ]; then
   echo "tsan.sh: FAILED (exit $rc: 66 is a ThreadSanitizer report)" >&2
   exit "$rc"
