@@ -307,6 +307,16 @@ dnnl::memory Compiler::ConstantMemory(const void* data, const dnnl::memory::desc
 }
 
 namespace {
+// The data type and format kind of a descriptor's raw bytes (from a file), as integers:
+// the file may hold values no enumerator has.
+std::pair<std::underlying_type_t<dnnl_data_type_t>, std::underlying_type_t<dnnl_format_kind_t>> RawKinds(const void* md) {
+  std::underlying_type_t<dnnl_data_type_t> data_type;
+  std::underlying_type_t<dnnl_format_kind_t> format_kind;
+  static_assert(sizeof data_type == sizeof(dnnl_data_type_t) && sizeof format_kind == sizeof(dnnl_format_kind_t));
+  std::memcpy(&data_type, static_cast<const char*>(md) + offsetof(dnnl_memory_desc_t, data_type), sizeof data_type);
+  std::memcpy(&format_kind, static_cast<const char*>(md) + offsetof(dnnl_memory_desc_t, format_kind), sizeof format_kind);
+  return {data_type, format_kind};
+}
 // A node's uint8 tensor attribute, or nullptr.
 const Tensor* ByteAttr(const Node& node, const char* name) {
   const Attr* a = node.attrs.find(name);
@@ -578,13 +588,7 @@ StatusOr<PackedSource> PackedWeightsSource(const Node& node, const Tensor& w) {
   }
   dnnl_memory_desc_t d;
   std::memcpy(&d, a->t.raw_data(), sizeof d);
-  // The enum fields as raw integers: the file may hold values no enumerator has.
-  std::underlying_type_t<dnnl_data_type_t> data_type;
-  std::underlying_type_t<dnnl_format_kind_t> format_kind;
-  static_assert(sizeof data_type == sizeof d.data_type && sizeof format_kind == sizeof d.format_kind);
-  std::memcpy(&data_type, static_cast<const char*>(a->t.raw_data()) + offsetof(dnnl_memory_desc_t, data_type), sizeof data_type);
-  std::memcpy(&format_kind, static_cast<const char*>(a->t.raw_data()) + offsetof(dnnl_memory_desc_t, format_kind),
-              sizeof format_kind);
+  const auto [data_type, format_kind] = RawKinds(a->t.raw_data());
   if (w.dtype() != DType::kFloat32 || data_type != dnnl_f32 || format_kind != dnnl_blocked || d.offset0 != 0 ||
       d.extra.flags != 0 || d.ndims < 1 || d.ndims > DNNL_MAX_NDIMS)
     return InvalidArgument("attribute ", kPackedMdAttr, ": not a dense f32 blocked layout");
@@ -680,12 +684,7 @@ std::string DescribePlanWeights(const Node& node, const Tensor& w) {
   const Tensor* kw = ByteAttr(node, kKernelWeightsAttr);
   if (kmd == nullptr || kw == nullptr) return "";
   if (kmd->nbytes() != sizeof(dnnl_memory_desc_t)) return "kernel copy (invalid descriptor)";
-  // Raw enum values only: the bytes are not handed to oneDNN.
-  std::underlying_type_t<dnnl_data_type_t> data_type;
-  std::underlying_type_t<dnnl_format_kind_t> format_kind;
-  std::memcpy(&data_type, static_cast<const char*>(kmd->raw_data()) + offsetof(dnnl_memory_desc_t, data_type), sizeof data_type);
-  std::memcpy(&format_kind, static_cast<const char*>(kmd->raw_data()) + offsetof(dnnl_memory_desc_t, format_kind),
-              sizeof format_kind);
+  const auto [data_type, format_kind] = RawKinds(kmd->raw_data());
   const char* kind = format_kind == dnnl_format_kind_wino ? "winograd"
                      : data_type == dnnl_bf16             ? "bf16"
                      : format_kind == dnnl_blocked        ? "blocked"
