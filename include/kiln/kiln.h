@@ -109,6 +109,11 @@ struct BuildOptions {
   // samples. "auto": the builder times both schedules and keeps the faster (a plan records
   // the choice); "on": slice whenever the graph allows; "off": never.
   std::string batch_parallel = "auto";
+  // Every layer on a fast kernel, or no engine: a layer that would run on a reference
+  // implementation (kiln's reference kernels, oneDNN's ref:any), or a graph the cpu backend
+  // cannot take at all, is a build error naming each such layer and why. Off: they run,
+  // and Engine::SlowPaths() lists them.
+  bool strict = false;
 };
 
 class ExecutionContext;

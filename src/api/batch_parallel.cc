@@ -14,7 +14,7 @@ const std::set<std::string>& PerSampleOps() {
   static const std::set<std::string> ops = {
       // elementwise (broadcast operands are checked by shape: they cannot carry a batch dim)
       "Relu", "Sigmoid", "Tanh", "Clip", "LeakyRelu", "Elu", "Selu", "Celu", "HardSigmoid", "HardSwish",
-      "Gelu", "Erf", "Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Softplus", "Softsign", "Mish",
+      "Gelu", "Erf", "Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Softplus", "Softsign", "Mish", "Swish",
       "Identity", "Cast", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan",
       "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Not", "PRelu", "Dropout", "ThresholdedRelu", "IsNaN",
       "IsInf", "Shrink", "BitwiseNot", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mean", "Sum",

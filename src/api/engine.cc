@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <set>
 
 #include "api/batch_parallel.h"
 #include "api/model.h"
@@ -616,12 +617,14 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     impl->cpu_dynamic = true;
     impl->compile_options.threads = options.threads;
     impl->compile_options.precision = options.precision;
+    impl->compile_options.strict = options.strict;
   } else if (options.backend == "cpu") {
     Status ok = cpu::CheckSupported(*g);
     if (ok.ok()) {
       cpu::CompileOptions co;
       co.threads = options.threads;
       co.precision = options.precision;
+      co.strict = options.strict;
       cpu::TimingCache cache;
       if (!options.timing_cache.empty()) {
         KILN_ASSIGN_OR_RETURN(cache, cpu::TimingCache::Load(options.timing_cache));
@@ -636,6 +639,9 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
       }
       if (cache.changed) KILN_RETURN_IF_ERROR(cache.Save(options.timing_cache));
     } else {
+      if (options.strict)
+        return FailedPrecondition("the cpu backend cannot take this graph, so every layer would run on the reference "
+                                  "backend (strict mode): ", ok.message());
       impl->backend_note = ok.message();
     }
   } else if (options.backend == "ref") {
@@ -745,6 +751,24 @@ cpu::Context* ContextCpuState(ExecutionContext& context) {
 }
 
 std::string EngineBatchNote(const Engine& engine) { return engine.impl().batch_note; }
+
+std::vector<std::string> EngineSlowPaths(const Engine& engine) {
+  const Engine::Impl& e = engine.impl();
+  std::vector<std::string> out;
+  if (e.cpu_dynamic) {
+    std::lock_guard<std::mutex> lock(e.mu);
+    std::set<std::string> seen;  // one line per layer over all specializations compiled so far
+    for (const auto& [shapes, p] : e.specialized)
+      if (p)
+        for (std::string& s : cpu::SlowSteps(*p))
+          if (seen.insert(s).second) out.push_back(std::move(s));
+    return out;
+  }
+  const cpu::Program* program = e.cpu ? e.cpu.get() : e.slice_program.get();
+  if (program) return cpu::SlowSteps(*program);
+  if (!e.backend_note.empty()) out.push_back(StrCat("every layer (reference backend): ", e.backend_note));
+  return out;
+}
 
 std::map<std::string, std::vector<int64_t>> EngineOptShapes(const Engine& engine) {
   std::map<std::string, std::vector<int64_t>> out;

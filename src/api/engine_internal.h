@@ -37,6 +37,9 @@ std::string EngineBackendSummary(const Engine& engine);
 const cpu::Program* EngineCpuProgram(const Engine& engine);
 // Why the batch-parallel schedule is not used (or how it was timed); empty when not considered.
 std::string EngineBatchNote(const Engine& engine);
+// The layers that run on reference implementations (slow paths), one line each:
+// "layer (op): impl - why"; the whole graph when the reference backend runs it.
+std::vector<std::string> EngineSlowPaths(const Engine& engine);
 // Profile 0's opt shapes of a dynamic engine (empty for a static one).
 std::map<std::string, std::vector<int64_t>> EngineOptShapes(const Engine& engine);
 // The context's CPU-backend state (profiling), or null.

@@ -4,6 +4,7 @@
 // preceding Conv/Gemm, or fuse_elementwise_epilogue fuses into whatever produced x.
 #include <cmath>
 
+#include "ir/op_schema.h"
 #include "passes/graph_util.h"
 #include "passes/passes.h"
 
@@ -13,7 +14,7 @@ StatusOr<bool> DecomposeBatchNorm(Graph& graph, PassContext& ctx) {
   bool changed = false;
   for (int n = 0; n < graph.num_nodes(); ++n) {
     Node& bn = graph.node(n);
-    if (bn.dead || bn.op_type != "BatchNormalization" || !bn.domain.empty() || bn.inputs.size() != 5) continue;
+    if (bn.dead || bn.op_type != "BatchNormalization" || IsFusedNode(bn) || !bn.domain.empty() || bn.inputs.size() != 5) continue;
     bool extra_outputs = false;
     for (size_t o = 1; o < bn.outputs.size(); ++o) extra_outputs |= bn.outputs[o] != kNoValue;
     auto training = bn.attrs.GetInt("training_mode", 0);

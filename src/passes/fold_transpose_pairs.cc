@@ -1,4 +1,5 @@
 // Transpose(Transpose(x, p1), p2) == Transpose(x, q) with q[i] = p1[p2[i]].
+#include "ir/op_schema.h"
 #include "passes/graph_util.h"
 #include "passes/passes.h"
 
@@ -8,12 +9,12 @@ StatusOr<bool> FoldTransposePairs(Graph& graph, PassContext& ctx) {
   bool changed = false;
   for (int n = 0; n < graph.num_nodes(); ++n) {
     Node& outer = graph.node(n);
-    if (outer.dead || outer.op_type != "Transpose" || !outer.domain.empty() || outer.inputs.empty()) continue;
+    if (outer.dead || outer.op_type != "Transpose" || IsFusedNode(outer) || !outer.domain.empty() || outer.inputs.empty()) continue;
     ValueId mid = outer.inputs[0];
     NodeId in_id = graph.value(mid).producer;
     if (in_id < 0) continue;
     const Node& inner = graph.node(in_id);
-    if (inner.op_type != "Transpose" || !inner.domain.empty()) continue;
+    if (inner.op_type != "Transpose" || IsFusedNode(inner) || !inner.domain.empty()) continue;
     auto p1 = inner.attrs.GetInts("perm");
     auto p2 = outer.attrs.GetInts("perm");
     if (!p1.ok() || !p2.ok() || p1->empty() || p1->size() != p2->size()) continue;

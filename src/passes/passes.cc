@@ -5,7 +5,9 @@ namespace kiln {
 std::span<const PassInfo> DefaultPasses() {
   static const PassInfo kPasses[] = {
       {"fold_constants", "evaluate nodes whose inputs are all constant", &FoldConstants},
-      {"remove_no_ops", "remove Identity, inference Dropout, same-type Cast, same-shape Reshape, identity Transpose",
+      {"compute_fp16_in_fp32", "FP16 layers compute in FP32 (CPU kernels have no FP16 arithmetic), casts around them vanish",
+       &ComputeFp16InFp32},
+      {"remove_no_ops", "remove Identity, inference Dropout, same-type Cast, same-shape Reshape, identity Transpose, zero Pad",
        &RemoveNoOps},
       {"fold_transpose_pairs", "merge two consecutive Transposes into one", &FoldTransposePairs},
       {"eliminate_common_subexpressions", "merge nodes with the same op, attributes and inputs",
@@ -13,6 +15,7 @@ std::span<const PassInfo> DefaultPasses() {
       {"recognize_layer_norm", "ReduceMean/Sub/Pow/Sqrt/Div (+ scale, bias) -> LayerNormalization", &RecognizeLayerNorm},
       {"recognize_gelu", "x * 0.5 * (1 + Erf(x / sqrt 2)) -> Gelu", &RecognizeGelu},
       {"recognize_hard_swish", "x * Clip(x + 3, 0, 6) / 6, x * HardSigmoid(x) -> HardSwish", &RecognizeHardSwish},
+      {"recognize_swish", "x * Sigmoid(x) -> Swish, x * Tanh(Softplus(x)) -> Mish", &RecognizeSwish},
       {"recognize_softmax", "Exp(x - ReduceMax) / ReduceSum -> Softmax", &RecognizeSoftmax},
       {"recognize_attention", "MatMul(Softmax(Q Kt * scale + mask), V) -> kiln.Attention", &RecognizeAttention},
       {"decompose_batch_norm", "inference BatchNormalization -> per-channel Mul + Add", &DecomposeBatchNorm},

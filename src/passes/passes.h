@@ -37,6 +37,8 @@ StatusOr<bool> FuseSiblingLayers(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeLayerNorm(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeGelu(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeHardSwish(Graph& graph, PassContext& ctx);
+StatusOr<bool> RecognizeSwish(Graph& graph, PassContext& ctx);
+StatusOr<bool> ComputeFp16InFp32(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeSoftmax(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeAttention(Graph& graph, PassContext& ctx);
 

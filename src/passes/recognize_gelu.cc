@@ -5,6 +5,7 @@
 // into the epilogue of the MatMul/Conv before it).
 #include <cmath>
 
+#include "ir/op_schema.h"
 #include "passes/passes.h"
 #include "passes/pattern_util.h"
 
@@ -22,7 +23,7 @@ StatusOr<bool> RecognizeGelu(Graph& graph, PassContext& ctx) {
   const PatternMatcher m(graph);
   for (NodeId root = 0; root < num_nodes; ++root) {
     const Node& top = graph.node(root);
-    if (top.dead || !top.domain.empty() || top.op_type != "Mul" || top.inputs.size() != 2) continue;
+    if (top.dead || !top.domain.empty() || top.op_type != "Mul" || IsFusedNode(top) || top.inputs.size() != 2) continue;
     // Flatten the product: the root Mul and at most one Mul below it give three factors.
     std::vector<NodeId> nodes = {root};
     std::vector<ValueId> factors;

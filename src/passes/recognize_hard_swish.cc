@@ -8,6 +8,7 @@
 // before it; as Add+Clip+Mul+Div it reads the convolution's output twice and cannot.
 #include <cmath>
 
+#include "ir/op_schema.h"
 #include "passes/passes.h"
 #include "passes/pattern_util.h"
 
@@ -74,7 +75,7 @@ StatusOr<bool> RecognizeHardSwish(Graph& graph, PassContext& ctx) {
   const PatternMatcher m(graph);
   for (NodeId root = 0; root < num_nodes; ++root) {
     const Node& top = graph.node(root);
-    if (top.dead || !top.domain.empty() || (top.op_type != "Mul" && top.op_type != "Div") || top.inputs.size() != 2) continue;
+    if (top.dead || !top.domain.empty() || (top.op_type != "Mul" && top.op_type != "Div") || IsFusedNode(top) || top.inputs.size() != 2) continue;
     std::vector<NodeId> nodes;
     ValueId x = kNoValue;
     const ValueId out = top.outputs[0];

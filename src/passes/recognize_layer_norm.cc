@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "ir/op_schema.h"
 #include "passes/passes.h"
 #include "passes/pattern_util.h"
 
@@ -42,7 +43,7 @@ StatusOr<bool> RecognizeLayerNorm(Graph& graph, PassContext& ctx) {
   const PatternMatcher m(graph);
   for (NodeId root = 0; root < num_nodes; ++root) {
     const Node& div = graph.node(root);
-    if (div.dead || !div.domain.empty() || div.op_type != "Div" || div.inputs.size() != 2) continue;
+    if (div.dead || !div.domain.empty() || div.op_type != "Div" || IsFusedNode(div) || div.inputs.size() != 2) continue;
     const ValueId d = div.inputs[0];
     const NodeId sub = m.Producer(d, "Sub");
     const NodeId sqrt = m.Producer(div.inputs[1], "Sqrt");
@@ -93,7 +94,7 @@ StatusOr<bool> RecognizeLayerNorm(Graph& graph, PassContext& ctx) {
       const Value& val = graph.value(v);
       if (val.consumers.size() != 1) return -1;
       const Node& c = graph.node(val.consumers[0]);
-      return !c.dead && c.domain.empty() && c.op_type == op && c.inputs.size() == 2 ? val.consumers[0] : -1;
+      return !c.dead && c.domain.empty() && c.op_type == op && !IsFusedNode(c) && c.inputs.size() == 2 ? val.consumers[0] : -1;
     };
     if (NodeId mul = sole_consumer(out, "Mul"); mul >= 0) {
       const ValueId gv = PatternMatcher::Other(graph.node(mul), out);

@@ -3,6 +3,7 @@
 //   y = Div(e, ReduceSum(e, [a], keepdims=1))
 // becomes Softmax(x, axis = a). Without the max subtraction the source overflows for large
 // inputs where Softmax does not; for every input where the source is finite both agree.
+#include "ir/op_schema.h"
 #include "passes/passes.h"
 #include "passes/pattern_util.h"
 
@@ -14,7 +15,7 @@ StatusOr<bool> RecognizeSoftmax(Graph& graph, PassContext& ctx) {
   const PatternMatcher m(graph);
   for (NodeId root = 0; root < num_nodes; ++root) {
     const Node& div = graph.node(root);
-    if (div.dead || !div.domain.empty() || div.op_type != "Div" || div.inputs.size() != 2) continue;
+    if (div.dead || !div.domain.empty() || div.op_type != "Div" || IsFusedNode(div) || div.inputs.size() != 2) continue;
     const ValueId e = div.inputs[0];
     const NodeId exp = m.Producer(e, "Exp");
     const NodeId sum = m.Producer(div.inputs[1], "ReduceSum");

@@ -1,4 +1,5 @@
 // Removes ops that return their input unchanged.
+#include "ir/op_schema.h"
 #include "passes/graph_util.h"
 #include "passes/passes.h"
 
@@ -16,6 +17,9 @@ bool IsNoOp(const Graph& g, const Node& node) {
   if (!node.domain.empty() || node.inputs.empty() || node.inputs[0] == kNoValue || node.outputs.empty() ||
       node.outputs[0] == kNoValue)
     return false;
+  // A fused node computes its epilogue too: Cast(f32->f16) + [Sigmoid, Cast(f16->f32)] has
+  // the types of a no-op Cast and is anything but.
+  if (IsFusedNode(node)) return false;
   const TypeInfo& in = g.value(node.inputs[0]).type;
   const TypeInfo& out = g.value(node.outputs[0]).type;
   const std::string& op = node.op_type;
@@ -32,6 +36,15 @@ bool IsNoOp(const Graph& g, const Node& node) {
   if (op == "Cast" || op == "CastLike") return in.is_tensor() && in.dtype == out.dtype && in.dtype != DType::kUndefined;
   if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Expand")
     return SameStaticShape(in, out);
+  if (op == "Pad") {
+    // All-zero pads (PyTorch exports AvgPool(count_include_pad) as Pad(0s) + AveragePool).
+    if (node.inputs.size() < 2 || node.inputs[1] == kNoValue || !g.value(node.inputs[1]).constant) return false;
+    auto pads = g.value(node.inputs[1]).constant->ToInt64Vector();
+    if (!pads.ok()) return false;
+    for (int64_t p : *pads)
+      if (p != 0) return false;
+    return SameStaticShape(in, out);
+  }
   if (op == "Transpose") {
     auto perm = node.attrs.GetInts("perm");
     if (!perm.ok() || perm->empty()) return false;

@@ -1,6 +1,8 @@
 #include "passes/pass_test_util.h"
+#include <cmath>
 
 #include "api/optimize.h"
+#include "backends/cpu/cpu_backend.h"
 #include "ir/infer.h"
 #include "ir/op_schema.h"
 #include "passes/pass_manager.h"
@@ -76,11 +78,62 @@ void RunPassToFixedPoint(PassFn pass, Graph& g, PassContext* ctx) {
     if (x.dims() != y.dims()) return ::testing::AssertionFailure() << "output " << i << " shape differs";
     for (int64_t k = 0; k < x.numel(); ++k) {
       double p = x.GetAsDouble(k), q = y.GetAsDouble(k);
+      if ((std::isnan(p) && std::isnan(q)) || (std::isinf(p) && p == q)) continue;
       if (!(std::fabs(p - q) <= atol + rtol * std::fabs(p)))
         return ::testing::AssertionFailure() << "output " << i << " [" << k << "]: " << p << " vs " << q;
     }
   }
   return ::testing::AssertionSuccess();
+}
+
+namespace {
+cpu::CompileOptions MakeCompileOptions() {
+  cpu::CompileOptions o;
+  o.threads = 1;
+  o.time_tactics = false;
+  return o;
+}
+
+}  // namespace
+
+::testing::AssertionResult CpuMatchesReference(const Graph& original, const Graph& optimized, double tol) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist;
+  std::vector<RValue> ref_inputs;
+  std::vector<Tensor> cpu_inputs;
+  for (ValueId v : original.inputs()) {
+    Tensor x(DType::kFloat32, original.value(v).type.shape.Sizes());
+    for (float& f : x.span<float>()) f = dist(rng);
+    cpu_inputs.push_back(x);
+    ref_inputs.emplace_back(x);
+  }
+  RefExecutor ex;
+  auto want = ex.Run(original, ref_inputs);
+  if (!want.ok()) return ::testing::AssertionFailure() << "reference: " << want.status().ToString();
+  auto program = cpu::Compile(std::make_shared<const Graph>(optimized), MakeCompileOptions());
+  if (!program.ok()) return ::testing::AssertionFailure() << "compile: " << program.status().ToString();
+  cpu::Context ctx(*program);
+  std::vector<const Tensor*> in;
+  for (const Tensor& t : cpu_inputs) in.push_back(&t);
+  std::vector<Tensor> got;
+  Status st = ctx.Run(in, &got);
+  if (!st.ok()) return ::testing::AssertionFailure() << "cpu run: " << st.ToString();
+  for (size_t i = 0; i < got.size(); ++i) {
+    const Tensor& x = (*want)[i].tensor;
+    for (int64_t k = 0; k < x.numel(); ++k) {
+      const double p = x.GetAsDouble(k), q = got[i].GetAsDouble(k);
+      if ((std::isnan(p) && std::isnan(q)) || (std::isinf(p) && p == q)) continue;
+      if (!(std::fabs(p - q) <= tol * std::max(1.0, std::fabs(p))))
+        return ::testing::AssertionFailure() << "output " << i << " [" << k << "]: reference " << p << ", cpu " << q;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::vector<std::string> CpuSlowSteps(const Graph& optimized) {
+  auto program = cpu::Compile(std::make_shared<const Graph>(optimized), MakeCompileOptions());
+  if (!program.ok()) return {"compile: " + program.status().ToString()};
+  return cpu::SlowSteps(**program);
 }
 
 std::string OpSequence(const Graph& g) {

@@ -37,6 +37,13 @@ void RunPassToFixedPoint(PassFn pass, Graph& g, PassContext* ctx = nullptr);
 ::testing::AssertionResult SameOutputs(const Graph& a, const Graph& b, double rtol = 1e-4, double atol = 1e-5,
                                        uint32_t seed = 1);
 
+// The CPU backend (src/backends/cpu, one thread, no tactic timing) on `optimized` vs the
+// reference backend on `original`, same seeded inputs: |cpu - ref| <= tol * max(1, |ref|).
+::testing::AssertionResult CpuMatchesReference(const Graph& original, const Graph& optimized, double tol);
+// The steps of `optimized`'s CPU program that run on a reference implementation (the
+// slow paths `kiln build --strict` refuses), one line each; an error line if it does not compile.
+std::vector<std::string> CpuSlowSteps(const Graph& optimized);
+
 // Live node op types in topological order, e.g. "Conv+Relu,MaxPool" (fused epilogues joined by '+').
 std::string OpSequence(const Graph& g);
 

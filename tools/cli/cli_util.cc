@@ -2,6 +2,9 @@
 
 #include <fstream>
 
+#include <iostream>
+
+#include "api/engine_internal.h"
 #include "tools/cli/commands.h"
 
 namespace kiln::cli {
@@ -30,6 +33,16 @@ int CountOnnxNodes(const std::string& path) {
   onnx::ModelProto mp;
   if (!in || !mp.ParseFromIstream(&in)) return -1;
   return mp.graph().node_size();
+}
+
+void WarnSlowPaths(const Engine& engine, const std::string& what) {
+  const std::vector<std::string> slow = EngineSlowPaths(engine);
+  if (slow.empty()) return;
+  std::cerr << "warning: " << what << ": " << slow.size() << " layer(s) run on a reference implementation (slow path; "
+            << "`kiln bench --profile` shows their share of the time, --strict refuses them):\n";
+  const size_t shown = std::min<size_t>(slow.size(), 12);
+  for (size_t i = 0; i < shown; ++i) std::cerr << "  " << slow[i] << "\n";
+  if (shown < slow.size()) std::cerr << "  ... and " << slow.size() - shown << " more (kiln inspect --kernels)\n";
 }
 
 }  // namespace kiln::cli

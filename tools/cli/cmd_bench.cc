@@ -44,6 +44,7 @@ struct BenchArgs {
   std::string backend = "cpu";
   std::string timing_cache;
   std::string int_range = "0:100";  // integer inputs drawn from [lo, hi) (ORT's harness default)
+  bool strict = false;
 };
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
@@ -253,6 +254,7 @@ int Bench(const BenchArgs& a) {
   options.precision = a.precision;
   options.batch_parallel = a.batch_parallel;
   options.timing_cache = a.timing_cache;
+  options.strict = a.strict;
   const auto t0 = std::chrono::steady_clock::now();
   StatusOr<std::shared_ptr<const Engine>> engine = Status::OK();
   const bool is_plan = IsPlanFile(a.model);
@@ -270,6 +272,7 @@ int Bench(const BenchArgs& a) {
   const double load_ms = MsSince(t0);
   const Engine& e = **engine;
   const std::string backend = EngineBackendSummary(e);
+  WarnSlowPaths(e, a.model);
   // Weights the kernels use as loaded vs. repacked while loading (a plan's should be none).
   cpu::WeightsPacking packing;
   if (const cpu::Program* p = EngineCpuProgram(e)) packing = cpu::WeightsPackingOf(*p);
@@ -361,7 +364,8 @@ int Bench(const BenchArgs& a) {
     for (size_t s = 0; s < steps.size(); ++s) {
       events.push_back({{"name", steps[s].name}, {"cat", steps[s].op}, {"ph", "X"}, {"ts", ts * 1000.0},
                         {"dur", med[s] * 1000.0}, {"pid", 0}, {"tid", 0},
-                        {"args", {{"impl", steps[s].impl}, {"tactic", steps[s].tactic}, {"step", s}}}});
+                        {"args", {{"impl", steps[s].impl}, {"tactic", steps[s].tactic}, {"step", s},
+                                  {"slow_path", cpu::IsReferenceImpl(steps[s].impl)}}}});
       ts += med[s];
     }
     std::ofstream f(a.profile);
@@ -389,17 +393,26 @@ int Bench(const BenchArgs& a) {
     std::vector<size_t> order(steps.size());
     for (size_t s = 0; s < order.size(); ++s) order[s] = s;
     std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return med[x] > med[y]; });
+    double slow_ms = 0;
+    int slow_n = 0;
+    for (size_t s = 0; s < steps.size(); ++s)
+      if (cpu::IsReferenceImpl(steps[s].impl)) slow_ms += med[s], ++slow_n;
+    std::snprintf(line, sizeof line, "  slow paths (reference implementations, marked *): %d steps, %.3f ms, %.1f%%\n",
+                  slow_n, slow_ms, sum > 0 ? 100.0 * slow_ms / sum : 0.0);
+    profile_table += line;
     profile_table += "  slowest steps:\n";
     for (size_t r = 0; r < std::min<size_t>(order.size(), 25); ++r) {
       const size_t s = order[r];
-      std::snprintf(line, sizeof line, "    %4zu %-36.36s %-18.18s %8.3f ms %5.1f%%  %s%s%s\n", s, steps[s].name.c_str(),
+      std::snprintf(line, sizeof line, "  %s %4zu %-36.36s %-18.18s %8.3f ms %5.1f%%  %s%s%s\n",
+                    cpu::IsReferenceImpl(steps[s].impl) ? "*" : " ", s, steps[s].name.c_str(),
                     steps[s].op.c_str(), med[s], sum > 0 ? 100.0 * med[s] / sum : 0.0, steps[s].impl.c_str(),
                     steps[s].tactic.empty() ? "" : " tactic=", steps[s].tactic.c_str());
       profile_table += line;
     }
     for (size_t s = 0; s < steps.size(); ++s)
       profile_json.push_back({{"step", s}, {"name", steps[s].name}, {"op", steps[s].op}, {"impl", steps[s].impl},
-                              {"tactic", steps[s].tactic}, {"median_ms", med[s]}});
+                              {"tactic", steps[s].tactic}, {"median_ms", med[s]},
+                              {"slow_path", cpu::IsReferenceImpl(steps[s].impl)}});
   }
 
   std::string peak_how;
@@ -409,6 +422,7 @@ int Bench(const BenchArgs& a) {
       {"model", a.model},
       {"format", is_plan ? "plan" : "onnx"},
       {"backend", backend},
+      {"slow_paths", EngineSlowPaths(e)},
       {"batch_parallel", EngineBatchNote(e)},
       {"threads", a.threads},
       {"batch", batch},
@@ -480,6 +494,7 @@ Command AddBenchCommand(CLI::App& app) {
   cmd->add_option("--json", args->json, "Write the figures as JSON to FILE ('-': stdout only)");
   cmd->add_option("--profile", args->profile, "Per-layer time table on stdout and a Chrome trace JSON in FILE");
   cmd->add_option("--backend", args->backend, "cpu (default) or ref");
+  cmd->add_flag("--strict", args->strict, kStrictHelp);
   cmd->add_option("--timing-cache", args->timing_cache, "Kernel timing cache FILE (see kiln build)");
   cmd->add_option("--int-range", args->int_range, "LO:HI: integer inputs drawn from [LO, HI) (default 0:100, as ORT's harness)");
   return {cmd, [args] { return Bench(*args); }};

@@ -33,6 +33,7 @@ struct BuildArgs {
   std::string precision = "fp32";
   std::string batch_parallel = "auto";
   std::string timing_cache;
+  bool strict = false;
 };
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
@@ -158,10 +159,12 @@ int Build(const BuildArgs& a) {
   options.batch_parallel = a.batch_parallel;
   options.timing_cache = a.timing_cache;
   options.profiles = profiles;
+  options.strict = a.strict;
   const int64_t arena_bytes = mem->arena_bytes;
   auto engine = MakeEngineFromOptimized(std::shared_ptr<const Graph>(std::move(model->graph)), std::move(*mem), options);
   if (!engine.ok()) return fail(a.model + ": " + engine.status().message());
   progress.End();
+  WarnSlowPaths(**engine, a.model);
   progress.Begin("write " + a.output);
   if (Status st = (*engine)->Save(a.output); !st.ok()) return fail(st.message());
   // Load it back with the runtime's checks: a plan the runtime would refuse is a build bug,
@@ -205,6 +208,7 @@ Command AddBuildCommand(CLI::App& app) {
                   "auto (default: time both schedules), on or off: run a batch > 1 as independent slices, one per thread")
       ->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_option("--threads", args->threads, "Threads the kernels are timed with (0 = all cores)");
+  cmd->add_flag("--strict", args->strict, kStrictHelp);
   cmd->add_option("--timing-cache", args->timing_cache,
                   "FILE of kernel timings: reused (reproducible kernel choice across builds) and extended");
   return {cmd, [args] { return Build(*args); }};

@@ -125,7 +125,8 @@ int Report(const InspectArgs& a, const Graph& g, const MemoryPlan& mem, nlohmann
     if (const cpu::Program* p = EngineCpuProgram(**engine)) {
       for (const cpu::StepInfo& st : cpu::Steps(*p))
         steps.push_back({{"name", st.name}, {"op", st.op}, {"impl", st.impl}, {"tactic", st.tactic},
-                         {"tactic_ms", st.tactic_ms}, {"precision", st.precision.empty() ? "fp32" : st.precision}});
+                         {"tactic_ms", st.tactic_ms}, {"precision", st.precision.empty() ? "fp32" : st.precision},
+                         {"slow_path", cpu::IsReferenceImpl(st.impl)}, {"note", st.note}});
       j["cpu_arena_bytes"] = cpu::ArenaBytes(*p);
       const cpu::WeightsPacking packing = cpu::WeightsPackingOf(*p);
       j["weights_in_place_bytes"] = packing.in_place_bytes;
@@ -133,6 +134,7 @@ int Report(const InspectArgs& a, const Graph& g, const MemoryPlan& mem, nlohmann
     }
     j["cpu_backend"] = EngineBackendSummary(**engine);
     j["cpu_steps"] = steps;
+    j["slow_paths"] = EngineSlowPaths(**engine);
   }
   j["graph_inputs"] = nlohmann::json::array();
   j["graph_outputs"] = nlohmann::json::array();
@@ -174,6 +176,15 @@ int Report(const InspectArgs& a, const Graph& g, const MemoryPlan& mem, nlohmann
     if (j.contains("weights_in_place_bytes"))
       std::printf("  kernel weights: %.2f MiB used as stored, %.2f MiB repacked\n",
                   j["weights_in_place_bytes"].get<double>() / 1048576.0, j["weights_repacked_bytes"].get<double>() / 1048576.0);
+    int reorders = 0, copies = 0;
+    for (const auto& st : j["cpu_steps"]) {
+      reorders += st["op"] == "Reorder";
+      copies += st["name"].get<std::string>().rfind("copy ", 0) == 0 || st["op"] == "Concat";
+    }
+    std::printf("  layout reorders: %d steps; concat copies: %d steps\n", reorders, copies);
+    const auto& slow = j["slow_paths"];
+    if (slow.empty()) std::printf("  slow paths: none (every step on an optimized kernel)\n");
+    else std::printf("  slow paths: %zu step(s) on a reference implementation, marked *\n", slow.size());
     std::printf("  %-4s %-40s %-18s %-44s %s\n", "step", "name", "op", "kernel", "tactic (timed ms)");
     int i = 0;
     for (const auto& st : j["cpu_steps"]) {
@@ -181,6 +192,7 @@ int Report(const InspectArgs& a, const Graph& g, const MemoryPlan& mem, nlohmann
       if (!tactic.empty() && st["tactic_ms"].get<double>() > 0)
         tactic += StrCat(" (", st["tactic_ms"].get<double>(), ")");
       if (st["precision"] != "fp32") tactic += " " + st["precision"].get<std::string>();
+      if (st["slow_path"].get<bool>()) tactic += " * " + st["note"].get<std::string>();
       std::printf("  %-4d %-40.40s %-18.18s %-44.44s %s\n", i++, st["name"].get<std::string>().c_str(),
                   st["op"].get<std::string>().c_str(), st["impl"].get<std::string>().c_str(), tactic.c_str());
     }

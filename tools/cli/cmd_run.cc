@@ -33,6 +33,7 @@ struct RunArgs {
   int threads = 0;
   std::string precision = "fp32";
   std::string batch_parallel;  // "": a plan's recorded choice; off for an ONNX model (one run: no timing)
+  bool strict = false;
 };
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
@@ -112,6 +113,7 @@ int Run(const RunArgs& a) {
     po.threads = a.threads;
     po.precision = a.precision;
     po.batch_parallel = a.batch_parallel.empty() ? "auto" : a.batch_parallel;
+    po.strict = a.strict;
     plan_engine = Engine::Load(a.model, po);
     if (!plan_engine.ok()) {
       std::cerr << "error: " << plan_engine.status().message() << "\n";
@@ -166,6 +168,7 @@ int Run(const RunArgs& a) {
     options.precision = a.precision;
     options.batch_parallel = !a.batch_parallel.empty() ? a.batch_parallel : is_plan ? "auto" : "off";
     options.optimize = !a.no_optimize && !is_plan;
+    options.strict = a.strict;
     if (!is_plan)
       for (size_t i = 0; i < inputs->size(); ++i)
         options.input_shapes[g.value(g.inputs()[i]).name] = (*inputs)[i].tensor.dims();
@@ -176,6 +179,7 @@ int Run(const RunArgs& a) {
     }
     load_ms += MsSince(t1);
     backend = EngineBackendSummary(**engine);
+    WarnSlowPaths(**engine, a.model);
     auto ctx = (*engine)->CreateContext();
     for (size_t i = 0; i < inputs->size(); ++i) {
       Tensor& t = (*inputs)[i].tensor;
@@ -276,6 +280,7 @@ Command AddRunCommand(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "Threads per inference (cpu backend; 0 = all cores)");
   cmd->add_flag("-O,--optimize", args->optimize, "Optimize the graph (fusion, folding) first; always on for --backend cpu");
   cmd->add_flag("--no-optimize", args->no_optimize, "cpu backend: run the graph as imported");
+  cmd->add_flag("--strict", args->strict, kStrictHelp);
   cmd->add_option("-n,--iterations", args->iterations, "Run N times and report the median time")->check(CLI::PositiveNumber);
   return {cmd, [args] { return Run(*args); }};
 }

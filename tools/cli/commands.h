@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "kiln/kiln.h"
 
 namespace kiln::cli {
 
@@ -26,6 +27,11 @@ Command AddBenchCommand(CLI::App& app);
 
 // "NAME=1x3x224x224" -> {NAME, {1,3,224,224}}.
 StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseShapeSpec(const std::string& spec);
+// Prints the engine's slow paths (layers on reference implementations) as a warning on
+// stderr, `what` naming the command's object; nothing when there are none.
+void WarnSlowPaths(const Engine& engine, const std::string& what);
+inline constexpr const char* kStrictHelp =
+    "Fail if any layer would run on a reference implementation (kiln's reference kernels, oneDNN's ref:any)";
 // Number of nodes in the ONNX file's main graph (Constant nodes included); -1 if unreadable.
 int CountOnnxNodes(const std::string& path);
 

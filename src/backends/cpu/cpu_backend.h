@@ -42,6 +42,9 @@ struct CompileOptions {
   // (activations between them stay BF16); normalizations, softmax and everything on the
   // reference kernels stay FP32. A node's "kiln.precision" attribute (from a plan) wins.
   std::string precision = "fp32";
+  // Refuse to compile a graph that has a step on a reference implementation (kiln's or
+  // oneDNN's), naming every such step and why (`kiln build --strict`).
+  bool strict = false;
 };
 
 // One executed step, for inspect/profiles.
@@ -58,7 +61,13 @@ struct StepInfo {
   double tactic_ms = 0;  // its measured time at build, when timed
   int node = -1;         // the graph node it lowers (-1: a reorder/split of the backend's own)
   std::string precision;  // "bf16" when the layer computes in BF16
+  std::string note;       // why a reference implementation runs it (see IsReferenceImpl)
 };
+
+// Whether a step's implementation (StepInfo::impl, or a oneDNN impl_info_str) is a
+// reference one: kiln's reference kernels ("ref") or oneDNN's ("ref:any", ...). A step on
+// one is a slow path that the builder reports (and --strict refuses).
+bool IsReferenceImpl(const std::string& impl);
 
 // The OpenMP threads an engine built with `threads` uses (0 = all cores).
 int EffectiveThreads(int threads);
@@ -76,6 +85,8 @@ Status CheckSupported(const Graph& graph);
 StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options);
 
 const std::vector<StepInfo>& Steps(const Program& program);
+// The steps on reference implementations (slow paths), as "layer (op): impl — why" lines.
+std::vector<std::string> SlowSteps(const Program& program);
 // The (specialized, optimized) graph a program was compiled from.
 std::shared_ptr<const Graph> ProgramGraph(const Program& program);
 // Weights the program holds packed in its kernels' layouts, for a plan to store: per entry

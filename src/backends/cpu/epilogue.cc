@@ -43,6 +43,7 @@ std::optional<EltwiseOp> UnaryAlgorithmImpl(const Graph& g, const Node& n, F&& f
   if (op == "HardSwish") return EltwiseOp{alg::eltwise_hardswish, 0, 0};
   if (op == "Softplus") return EltwiseOp{alg::eltwise_soft_relu, 0, 0};
   if (op == "Mish") return EltwiseOp{alg::eltwise_mish, 0, 0};
+  if (op == "Swish") return EltwiseOp{alg::eltwise_swish, f("alpha", 1.0f), 0};
   if (op == "Gelu") {
     auto a = n.attrs.GetString("approximate", "none");
     if (!a.ok()) return std::nullopt;

@@ -28,6 +28,33 @@ dnnl::primitive_attr BaseAttr() {
   return a;
 }
 
+// The post-ops attr that ApplyPostOps would build for `ops` on a destination `dst_md`,
+// from descriptors alone (no slots, no reorders): to ask oneDNN which implementation a
+// candidate formulation gets before committing to it.
+std::optional<dnnl::primitive_attr> TrialAttr(const std::vector<PostOp>& ops, const std::vector<int64_t>& dst_dims,
+                                              const dnnl::memory::desc& dst_md) {
+  dnnl::primitive_attr attr = BaseAttr();
+  dnnl::post_ops po;
+  for (const PostOp& op : ops) {
+    if (op.kind == PostOp::Kind::kEltwise) po.append_eltwise(1.0f, op.alg, op.alpha, op.beta);
+    else if (op.kind == PostOp::Kind::kSum) po.append_sum(1.0f);
+    else po.append_binary(op.alg, op.src1 != kNoValue && op.src1_dims == dst_dims ? dst_md : PlainMd(op.src1_dims));
+  }
+  attr.set_post_ops(po);
+  return attr;
+}
+
+// The implementation oneDNN picks for a primitive descriptor built by `make`, or "" when
+// it has none.
+template <typename F>
+std::string TrialImpl(F&& make) {
+  try {
+    return make().impl_info_str();
+  } catch (const dnnl::error&) {
+    return "";
+  }
+}
+
 std::string ImplName(const dnnl::primitive_desc_base& pd, const char* what) {
   return std::string("onednn:") + what + " " + pd.impl_info_str();
 }
@@ -239,8 +266,29 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
       }
     }
   }
-  KILN_RETURN_IF_ERROR(ApplyPostOps(c, *ops, out_dims, &attr, &k->slot_args, &k->const_args, &k->reads));
   const bool bf16 = c.Bf16(node);
+  if (residual != kNoValue && ops->front().kind != PostOp::Kind::kSum) {
+    // oneDNN's AVX2 convolutions take the sum post-op only first (sum, then activation):
+    // Conv + Relu + residual Add (U^2-Net's RSU blocks) would get ref:any. Then the residual
+    // goes in as a binary add post-op, which they take anywhere.
+    const mdt dt = bf16 ? mdt::bf16 : mdt::f32;
+    const dnnl::memory::desc s_any(ToDnnl(x_dims), dt, tag::any), d_any(ToDnnl(out_dims), dt, tag::any),
+        wa(wdims, dt, tag::any), bm({oc}, mdt::f32, tag::x);
+    auto trial = TrialAttr(*ops, out_dims, PlainMd(out_dims));
+    const std::string impl = TrialImpl([&] {
+      auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                                      s_any, wa, bm, d_any, strides, dil, pl, pr)
+                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                                      s_any, wa, d_any, strides, dil, pl, pr);
+      return dnnl::convolution_forward::primitive_desc(d, *trial, c.program().engine);
+    });
+    if (impl.empty() || IsReferenceImpl(impl)) {
+      for (PostOp& op : *ops)
+        if (op.kind == PostOp::Kind::kSum) op.kind = PostOp::Kind::kBinary;
+      residual = kNoValue;
+    }
+  }
+  KILN_RETURN_IF_ERROR(ApplyPostOps(c, *ops, out_dims, &attr, &k->slot_args, &k->const_args, &k->reads));
   const mdt act = bf16 ? mdt::bf16 : mdt::f32;
   const dnnl::memory::desc src_any(ToDnnl(x_dims), act, tag::any), dst_any(ToDnnl(out_dims), act, tag::any);
   const dnnl::memory::desc w_any(wdims, act, tag::any), b_md({oc}, mdt::f32, tag::x);
@@ -307,13 +355,19 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   const bool kiln_dw_candidate = dw_acts.has_value();
   // A plan's "kiln_dw" still gets oneDNN's direct kernel ready, for a CPU without AVX2.
   const std::string forced_dnnl = forced == "kiln_dw" ? "direct" : forced;
+  // The candidates oneDNN implements on this CPU (Winograd is AVX-512 only): timed only
+  // when there is a choice.
+  std::vector<std::pair<const Candidate*, dnnl::convolution_forward::primitive_desc>> viable_pds;
   for (const Candidate& cand : cands) {
     if (!forced_dnnl.empty() && forced_dnnl != cand.name) continue;
-    std::optional<dnnl::convolution_forward::primitive_desc> pd = make_pd(cand.alg, dst_any);
-    if (!pd) continue;
+    if (auto pd = make_pd(cand.alg, dst_any)) viable_pds.emplace_back(&cand, *pd);
+  }
+  for (auto& [cand_ptr, pd_value] : viable_pds) {
+    const Candidate& cand = *cand_ptr;
+    std::optional<dnnl::convolution_forward::primitive_desc> pd = pd_value;
     ++viable;
     double ms = 0;
-    if (c.options().time_tactics && forced.empty() && (cands.size() > 1 || kiln_dw_candidate))
+    if (c.options().time_tactics && forced.empty() && (viable_pds.size() > 1 || kiln_dw_candidate))
       ms = timed(cand.name, [&] { return c.TimePrimitive(dnnl::convolution_forward(*pd), *pd, timing_args); });
     if (!best || ms < best_ms) {
       best = pd;
@@ -784,6 +838,13 @@ StatusOr<bool> LowerNormSoftmax(Compiler& c, NodeId id) {
   return true;
 }
 
+bool IsReferenceImpl(const std::string& impl) {
+  // kiln's own reference kernels ("ref"), and oneDNN's reference implementations
+  // ("ref:any", "ref_int8:any", ...): correct, unvectorized, one element at a time.
+  return impl == "ref" || impl.rfind("ref", 0) == 0 || impl.find(" ref") != std::string::npos ||
+         impl.find("gemm:ref") != std::string::npos;
+}
+
 StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   const Graph& g = c.graph();
   const Node& node = g.node(id);
@@ -794,21 +855,71 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   if (rank == 0) return false;
   auto k = std::make_unique<PrimitiveKernel>();
   dnnl::primitive_attr attr = BaseAttr();
+  const dnnl::engine& eng = c.program().engine;
   if (auto u = UnaryAlgorithm(g, main)) {
     if (main.inputs.empty() || !IsF32(g, main.inputs[0]) || DimsOf(g, main.inputs[0]) != out_dims) return false;
-    const int src = c.SlotOf(main.inputs[0]);
+    auto epi = TranslateEpilogue(g, node, rank);
+    if (!epi) return false;
+    // Candidates, first one that oneDNN runs with a JIT kernel wins: the eltwise primitive
+    // (its JIT kernels take no post-ops: an epilogue sends it to ref:any), or "x + 0" as a
+    // binary primitive with the op as its first post-op (binary's JIT kernels take eltwise
+    // and binary post-ops) — each in the source's own layout, then row-major.
+    std::vector<PostOp> as_post = *epi;
+    PostOp first;
+    first.alg = u->alg;
+    first.alpha = u->alpha;
+    first.beta = u->beta;
+    as_post.insert(as_post.begin(), first);
+    const bool binary_ok = NormalizePostOps(as_post);
+    int src = c.SlotOf(main.inputs[0]);
+    const dnnl::memory::desc own = c.program().slots[static_cast<size_t>(src)].md;
+    const dnnl::memory::desc plain = PlainMd(out_dims);
+    const dnnl::memory::desc zero_md = PlainMd(std::vector<int64_t>(static_cast<size_t>(rank), 1));
+    auto eltwise_pd = [&](const dnnl::memory::desc& md, const dnnl::primitive_attr& a) {
+      return dnnl::eltwise_forward::primitive_desc(
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, u->alg, md, u->alpha, u->beta), a, eng);
+    };
+    auto binary_pd = [&](const dnnl::memory::desc& md, const dnnl::primitive_attr& a) {
+      return dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_add, md, zero_md, md), a, eng);
+    };
+    bool use_binary = false, use_plain = false;
+    bool found = false;
+    for (int cand = 0; cand < 4 && !found; ++cand) {
+      const bool bin = cand % 2 == 1, pl = cand >= 2;
+      if ((bin && (epi->empty() || !binary_ok)) || (pl && own == plain)) continue;
+      const dnnl::memory::desc& md = pl ? plain : own;
+      auto a = TrialAttr(bin ? as_post : *epi, out_dims, md);
+      const std::string impl = bin ? TrialImpl([&] { return binary_pd(md, *a); }) : TrialImpl([&] { return eltwise_pd(md, *a); });
+      if (!impl.empty() && !IsReferenceImpl(impl)) {
+        use_binary = bin;
+        use_plain = pl;
+        found = true;
+      }
+    }
+    if (use_plain) src = c.Plain(src);
     const dnnl::memory::desc md = c.program().slots[static_cast<size_t>(src)].md;
-    if (!PostOpsFor(c, node, out_dims, &attr, k.get(), &md)) return false;
-    dnnl::eltwise_forward::primitive_desc pd(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, u->alg, md, u->alpha, u->beta), attr,
-        c.program().engine);
-    k->prim = dnnl::eltwise_forward(pd);
-    const int dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
-    k->slot_args.push_back({DNNL_ARG_SRC, src});
+    KILN_RETURN_IF_ERROR(ApplyPostOps(c, use_binary ? as_post : *epi, out_dims, &attr, &k->slot_args, &k->const_args,
+                                      &k->reads, &md));
+    int dst;
+    if (use_binary) {
+      dnnl::binary::primitive_desc pd = binary_pd(md, attr);
+      k->prim = dnnl::binary(pd);
+      dnnl::memory zero(zero_md, eng);
+      *static_cast<float*>(zero.get_data_handle()) = 0.f;
+      k->const_args.push_back({DNNL_ARG_SRC_1, zero});
+      dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+      k->slot_args.push_back({DNNL_ARG_SRC_0, src});
+      k->info = {node.name, node.op_type, ImplName(pd, "binary"), "", 0};
+    } else {
+      dnnl::eltwise_forward::primitive_desc pd = eltwise_pd(md, attr);
+      k->prim = dnnl::eltwise_forward(pd);
+      dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+      k->slot_args.push_back({DNNL_ARG_SRC, src});
+      k->info = {node.name, node.op_type, ImplName(pd, "eltwise"), "", 0};
+    }
     k->slot_args.push_back({DNNL_ARG_DST, dst});
     k->reads.push_back(src);
     k->writes.push_back(dst);
-    k->info = {node.name, node.op_type, ImplName(pd, "eltwise"), "", 0};
     c.AddKernel(std::move(k));
     return true;
   }
@@ -820,34 +931,39 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
     if (!commutative || DimsOf(g, a1) != out_dims) return false;
     std::swap(a0, a1);
   }
-  int s0 = c.SlotOf(a0), s1;
+  auto epi = TranslateEpilogue(g, node, rank);
+  if (!epi) return false;
   const std::vector<int64_t> d1 = DimsOf(g, a1);
   if (static_cast<int>(d1.size()) > rank) return false;
-  if (d1 == out_dims) {
-    s1 = c.InLayout(c.SlotOf(a1), c.program().slots[static_cast<size_t>(s0)].md);
-  } else if (Numel(d1) == 1) {
-    // A scalar broadcasts over any layout: src0 keeps its own (no reorder to plain).
-    s1 = c.View(c.Plain(c.SlotOf(a1)), std::vector<int64_t>(static_cast<size_t>(rank), 1));
-  } else {
-    // A broadcast operand (squeeze-excitation's per-channel scale, a bias row): src0 keeps
-    // its blocked layout when oneDNN has a fast kernel for that against a plain src1, else
-    // both go plain (two reorders around the op).
-    s1 = c.View(c.Plain(c.SlotOf(a1)), LeftPad(d1, rank));
-    bool keep = false;
-    try {
-      const dnnl::memory::desc own = c.program().slots[static_cast<size_t>(s0)].md;
-      dnnl::binary::primitive_desc trial(dnnl::binary::desc(*b, own, c.program().slots[static_cast<size_t>(s1)].md, own),
-                                         BaseAttr(), c.program().engine);
-      keep = std::string(trial.impl_info_str()).find("ref") == std::string::npos;
-    } catch (const dnnl::error&) {
-      keep = false;
+  int s0 = c.SlotOf(a0);
+  const dnnl::memory::desc own = c.program().slots[static_cast<size_t>(s0)].md;
+  const dnnl::memory::desc plain = PlainMd(out_dims);
+  // src1's descriptor for a given src0 layout: the same layout when it is full-size, else a
+  // row-major view padded to the rank (a scalar or a broadcast row/channel vector).
+  const bool full = d1 == out_dims;
+  const dnnl::memory::desc bcast_md = PlainMd(Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank));
+  auto pd_for = [&](const dnnl::memory::desc& md0, const dnnl::primitive_attr& a) {
+    return dnnl::binary::primitive_desc(dnnl::binary::desc(*b, md0, full ? md0 : bcast_md, md0), a, eng);
+  };
+  // src0 keeps its own (possibly blocked) layout when oneDNN has a JIT kernel for the
+  // combination, else both go row-major (a reorder around the op beats ref:any).
+  bool use_plain = false;
+  if (own != plain) {
+    auto a = TrialAttr(*epi, out_dims, own);
+    const std::string impl = TrialImpl([&] { return pd_for(own, *a); });
+    if (impl.empty() || IsReferenceImpl(impl)) {
+      auto ap = TrialAttr(*epi, out_dims, plain);
+      const std::string impl_plain = TrialImpl([&] { return pd_for(plain, *ap); });
+      use_plain = !impl_plain.empty() && (!IsReferenceImpl(impl_plain) || impl.empty());
     }
-    if (!keep) s0 = c.Plain(s0);
   }
+  if (use_plain) s0 = c.Plain(s0);
   const dnnl::memory::desc md0 = c.program().slots[static_cast<size_t>(s0)].md;
-  if (!PostOpsFor(c, node, out_dims, &attr, k.get(), &md0)) return false;
-  dnnl::binary::primitive_desc pd(dnnl::binary::desc(*b, md0, c.program().slots[static_cast<size_t>(s1)].md, md0), attr,
-                                  c.program().engine);
+  int s1;
+  if (full) s1 = c.InLayout(c.SlotOf(a1), md0);
+  else s1 = c.View(c.Plain(c.SlotOf(a1)), Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank));
+  KILN_RETURN_IF_ERROR(ApplyPostOps(c, *epi, out_dims, &attr, &k->slot_args, &k->const_args, &k->reads, &md0));
+  dnnl::binary::primitive_desc pd(dnnl::binary::desc(*b, md0, c.program().slots[static_cast<size_t>(s1)].md, md0), attr, eng);
   k->prim = dnnl::binary(pd);
   const int dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
   k->slot_args.push_back({DNNL_ARG_SRC_0, s0});
@@ -864,7 +980,9 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
 StatusOr<bool> LowerView(Compiler& c, NodeId id) {
   const Graph& g = c.graph();
   const Node& node = g.node(id);
-  static const std::set<std::string> kViews = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"};
+  // (A Cast to the type it already has is one too: compute_fp16_in_fp32 leaves them at graph
+  // outputs, where remove_no_ops cannot forward the name.)
+  static const std::set<std::string> kViews = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast", "CastLike"};
   if (!kViews.count(node.op_type) || IsFusedNode(node) || node.inputs.empty() || node.outputs.size() != 1) return false;
   const ValueId in = node.inputs[0];
   if (in == kNoValue || DTypeOfValue(g, in) != DTypeOfValue(g, node.outputs[0])) return false;

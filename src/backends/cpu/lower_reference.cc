@@ -40,6 +40,22 @@ class ReferenceKernel : public Kernel {
   }
 };
 
+// Why no fast kernel took the node, for the slow-path report: the first thing that sets it
+// apart from what the fast kernels take (a non-f32 tensor, a fused epilogue that has no
+// post-op form), else the op itself.
+std::string ReferenceReason(const Graph& g, const Node& node) {
+  for (ValueId v : node.inputs)
+    if (v != kNoValue && !g.value(v).constant && DTypeOfValue(g, v) != DType::kFloat32)
+      return StrCat("input '", g.value(v).name, "' is ", DTypeName(DTypeOfValue(g, v)), " (fast kernels take f32)");
+  for (ValueId v : node.outputs)
+    if (v != kNoValue && DTypeOfValue(g, v) != DType::kFloat32)
+      return StrCat("output '", g.value(v).name, "' is ", DTypeName(DTypeOfValue(g, v)), " (fast kernels take f32)");
+  if (node.attrs.has(kEpilogueAttr) && !node.outputs.empty() && node.outputs[0] != kNoValue &&
+      !TranslateEpilogue(g, node, g.value(node.outputs[0]).type.shape.rank()))
+    return "its fused epilogue has no oneDNN post-op form";
+  return StrCat("no fast kernel for ", node.op_type, " with these attributes/shapes");
+}
+
 }  // namespace
 
 Status LowerReference(Compiler& c, NodeId id) {
@@ -90,6 +106,7 @@ Status LowerReference(Compiler& c, NodeId id) {
   }
   KILN_RETURN_IF_ERROR(k->mini.AddNode(std::move(copy)).status());
   k->info = {node.name, node.op_type, "ref", "", 0};
+  k->info.note = ReferenceReason(g, node);
   c.AddKernel(std::move(k));
   return Status::OK();
 }

@@ -203,6 +203,7 @@ StatusOr<bool> LowerAttention(Compiler& c, NodeId id);
 StatusOr<bool> LowerSlice(Compiler& c, NodeId id);
 StatusOr<bool> LowerConvTranspose(Compiler& c, NodeId id);
 StatusOr<bool> LowerResize(Compiler& c, NodeId id);
+StatusOr<bool> LowerResizeKiln(Compiler& c, NodeId id);  // resize.cc: every mode, after LowerResize
 StatusOr<bool> LowerGather(Compiler& c, NodeId id);  // lower_gather.cc
 // Every node: the reference kernel on row-major slots.
 Status LowerReference(Compiler& c, NodeId id);

@@ -93,7 +93,7 @@ void RegisterElementwiseSchemas(OpRegistry& r) {
   for (const char* op :
        {"Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil", "Cos", "Cosh", "Erf", "Exp", "Floor", "Log",
         "Neg", "Reciprocal", "Round", "Sign", "Sin", "Sinh", "Sqrt", "Tan", "Tanh", "Relu", "Sigmoid", "Softplus",
-        "Softsign", "HardSwish", "Mish", "Elu", "Selu", "Celu", "LeakyRelu", "HardSigmoid", "ThresholdedRelu",
+        "Softsign", "HardSwish", "Swish", "Mish", "Elu", "Selu", "Celu", "LeakyRelu", "HardSigmoid", "ThresholdedRelu",
         "Shrink", "Gelu", "Not", "BitwiseNot"})
     r.Add(OpSchema{op, "", 1, 1, 1, 1, InferSameAsInput0, FusionClass::kElementwise});
   r.Add(OpSchema{"IsNaN", "", 1, 1, 1, 1, InferIsClass, FusionClass::kElementwise});

@@ -8,6 +8,7 @@
 #include "backends/ref/ops/tensor_util.h"
 #include "ir/op_schema.h"
 #include "ir/ops/conv_pool_geometry.h"
+#include "backends/ref/ops/resize_plan.h"
 
 namespace kiln {
 
@@ -88,37 +89,41 @@ Status ValidateOptions(const ResizeOptions& o) {
   return InvalidArgument("attribute 'coordinate_transformation_mode' has unknown value '", o.coord, "'");
 }
 
-Status ResizeKernel(RefContext& ctx) {
-  KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
-  const Tensor& x = ctx.input(0);
-  const int r = x.rank();
+}  // namespace
+
+StatusOr<ResizePlan> PlanResize(const AttrMap& attrs, const std::vector<int64_t>& in_dims, const Tensor* roi_t,
+                                const Tensor* scales_t, const Tensor* sizes_t) {
+  const int r = static_cast<int>(in_dims.size());
   ResizeOptions o;
-  KILN_ASSIGN_OR_RETURN(o.mode, ctx.attrs().GetString("mode", "nearest"));
-  KILN_ASSIGN_OR_RETURN(o.coord, ctx.attrs().GetString("coordinate_transformation_mode", "half_pixel"));
-  KILN_ASSIGN_OR_RETURN(o.nearest, ctx.attrs().GetString("nearest_mode", "round_prefer_floor"));
-  KILN_ASSIGN_OR_RETURN(float a, ctx.attrs().GetFloat("cubic_coeff_a", -0.75f));
-  KILN_ASSIGN_OR_RETURN(float ev, ctx.attrs().GetFloat("extrapolation_value", 0.f));
-  KILN_ASSIGN_OR_RETURN(int64_t excl, ctx.attrs().GetInt("exclude_outside", 0));
-  KILN_ASSIGN_OR_RETURN(std::string policy, ctx.attrs().GetString("keep_aspect_ratio_policy", "stretch"));
-  KILN_ASSIGN_OR_RETURN(std::vector<int> axes, ResizeAxes(ctx.attrs(), r));
+  KILN_ASSIGN_OR_RETURN(o.mode, attrs.GetString("mode", "nearest"));
+  KILN_ASSIGN_OR_RETURN(o.coord, attrs.GetString("coordinate_transformation_mode", "half_pixel"));
+  KILN_ASSIGN_OR_RETURN(o.nearest, attrs.GetString("nearest_mode", "round_prefer_floor"));
+  KILN_ASSIGN_OR_RETURN(float a, attrs.GetFloat("cubic_coeff_a", -0.75f));
+  KILN_ASSIGN_OR_RETURN(float ev, attrs.GetFloat("extrapolation_value", 0.f));
+  KILN_ASSIGN_OR_RETURN(int64_t excl, attrs.GetInt("exclude_outside", 0));
+  KILN_ASSIGN_OR_RETURN(std::string policy, attrs.GetString("keep_aspect_ratio_policy", "stretch"));
+  KILN_ASSIGN_OR_RETURN(std::vector<int> axes, ResizeAxes(attrs, r));
   o.cubic_a = a;
   o.extrapolation = ev;
   o.exclude_outside = excl != 0;
   KILN_RETURN_IF_ERROR(ValidateOptions(o));
   // An empty scales/sizes tensor counts as absent (Resize-11/13 pass sizes after an empty scales).
-  const bool has_scales = ctx.has_input(2) && ctx.input(2).numel() > 0, has_sizes = ctx.has_input(3) && ctx.input(3).numel() > 0;
+  const bool has_scales = scales_t != nullptr && scales_t->numel() > 0, has_sizes = sizes_t != nullptr && sizes_t->numel() > 0;
   if (has_scales == has_sizes) return InvalidArgument("exactly one of inputs 'scales' and 'sizes' must be given");
   std::vector<double> sc;
   std::vector<int64_t> sz;
-  if (has_scales) for (int64_t i = 0; i < ctx.input(2).numel(); ++i) sc.push_back(ctx.input(2).GetAsDouble(i));
-  if (has_sizes) { KILN_ASSIGN_OR_RETURN(sz, ctx.input(3).ToInt64Vector()); }
-  KILN_ASSIGN_OR_RETURN(ResizeTarget target, ComputeResizeTarget(x.dims(), axes, has_scales ? &sc : nullptr, has_sizes ? &sz : nullptr, policy));
+  if (has_scales) for (int64_t i = 0; i < scales_t->numel(); ++i) sc.push_back(scales_t->GetAsDouble(i));
+  if (has_sizes) { KILN_ASSIGN_OR_RETURN(sz, sizes_t->ToInt64Vector()); }
+  KILN_ASSIGN_OR_RETURN(ResizeTarget target, ComputeResizeTarget(in_dims, axes, has_scales ? &sc : nullptr, has_sizes ? &sz : nullptr, policy));
+  ResizePlan plan;
+  plan.out_dims = target.dims;
+  plan.extrapolation = o.extrapolation;
   const std::vector<int64_t>& od = target.dims;
   const std::vector<double>& scales = target.scales;
   std::vector<double> roi(static_cast<size_t>(2 * r), 0.0);
   for (int i = 0; i < r; ++i) roi[static_cast<size_t>(r + i)] = 1.0;
-  if (o.coord == "tf_crop_and_resize" && ctx.has_input(1) && ctx.input(1).numel() > 0) {
-    const Tensor& rt = ctx.input(1);
+  if (o.coord == "tf_crop_and_resize" && roi_t != nullptr && roi_t->numel() > 0) {
+    const Tensor& rt = *roi_t;
     if (rt.numel() == 2 * r) for (int i = 0; i < 2 * r; ++i) roi[static_cast<size_t>(i)] = rt.GetAsDouble(i);
     else if (rt.numel() == 2 * static_cast<int64_t>(axes.size()))
       for (size_t i = 0; i < axes.size(); ++i) {
@@ -127,24 +132,43 @@ Status ResizeKernel(RefContext& ctx) {
       }
     else return InvalidArgument("'roi' has the wrong length");
   }
-  KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::Create(x.dtype(), od, "output"));
   // Taps per axis and output coordinate (separable).
-  std::vector<std::vector<std::vector<std::pair<int64_t, double>>>> taps(static_cast<size_t>(r));
-  std::vector<std::vector<bool>> inside(static_cast<size_t>(r));
+  auto& taps = plan.taps;
+  auto& inside = plan.inside;
+  taps.resize(static_cast<size_t>(r));
+  inside.resize(static_cast<size_t>(r));
   for (int ax = 0; ax < r; ++ax) {
     const size_t a = static_cast<size_t>(ax);
     taps[a].resize(static_cast<size_t>(od[a]));
     inside[a].resize(static_cast<size_t>(od[a]));
     for (int64_t i = 0; i < od[a]; ++i) {
-      if (scales[a] == 1.0 && od[a] == x.dim(ax) && o.coord != "tf_crop_and_resize") {
+      if (scales[a] == 1.0 && od[a] == in_dims[a] && o.coord != "tf_crop_and_resize") {
         taps[a][static_cast<size_t>(i)] = {{i, 1.0}};
         inside[a][static_cast<size_t>(i)] = true;
         continue;
       }
-      inside[a][static_cast<size_t>(i)] = AxisTaps(o, x.dim(ax), scales[a], double(i), roi[a], roi[a + static_cast<size_t>(r)],
+      inside[a][static_cast<size_t>(i)] = AxisTaps(o, in_dims[a], scales[a], double(i), roi[a], roi[a + static_cast<size_t>(r)],
                                                     taps[a][static_cast<size_t>(i)]);
     }
   }
+  return plan;
+}
+
+namespace {
+
+Status ResizeKernel(RefContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.RequireTensor(0));
+  const Tensor& x = ctx.input(0);
+  const int r = x.rank();
+  KILN_ASSIGN_OR_RETURN(ResizePlan plan, PlanResize(ctx.attrs(), x.dims(), ctx.has_input(1) ? &ctx.input(1) : nullptr,
+                                                    ctx.has_input(2) ? &ctx.input(2) : nullptr,
+                                                    ctx.has_input(3) ? &ctx.input(3) : nullptr));
+  const std::vector<int64_t>& od = plan.out_dims;
+  const auto& taps = plan.taps;
+  const auto& inside = plan.inside;
+  ResizeOptions o;
+  o.extrapolation = plan.extrapolation;
+  KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::Create(x.dtype(), od, "output"));
   const std::vector<int64_t> strides = StridesOf(x.dims());
   std::vector<int64_t> pos;
   for (int64_t i = 0; i < y.numel(); ++i) {

@@ -63,6 +63,7 @@ const std::map<std::string, UnaryFloatFn>& UnaryFloatTable() {
       {"Softsign", [](double x, const UnaryParams&) { return x / (1 + std::fabs(x)); }},
       {"HardSwish", [](double x, const UnaryParams&) { return x * std::max(0.0, std::min(1.0, x / 6 + 0.5)); }},
       {"Mish", [](double x, const UnaryParams&) { return x * std::tanh(Softplus(x)); }},
+      {"Swish", [](double x, const UnaryParams& p) { return x * SigmoidOf(p.alpha * x); }},
       {"Elu", [](double x, const UnaryParams& p) { return x >= 0 ? x : p.alpha * (std::exp(x) - 1); }},
       {"Selu", [](double x, const UnaryParams& p) { return p.gamma * (x > 0 ? x : p.alpha * (std::exp(x) - 1)); }},
       {"Celu", [](double x, const UnaryParams& p) { return std::max(0.0, x) + std::min(0.0, p.alpha * (std::exp(x / p.alpha) - 1)); }},
@@ -83,7 +84,7 @@ StatusOr<UnaryParams> ReadUnaryParams(const Node& n) {
   const std::string& op = n.op_type;
   UnaryParams p;
   double alpha_default = op == "Elu" ? 1.0 : op == "LeakyRelu" ? 0.01 : op == "HardSigmoid" ? 0.2
-                         : op == "Selu" ? 1.67326319217681884765625 : op == "Celu" || op == "ThresholdedRelu" ? 1.0 : 0.0;
+                         : op == "Selu" ? 1.67326319217681884765625 : op == "Celu" || op == "ThresholdedRelu" || op == "Swish" ? 1.0 : 0.0;
   KILN_ASSIGN_OR_RETURN(float a, n.attrs.GetFloat("alpha", static_cast<float>(alpha_default)));
   KILN_ASSIGN_OR_RETURN(float b, n.attrs.GetFloat("beta", 0.5f));
   KILN_ASSIGN_OR_RETURN(float g, n.attrs.GetFloat("gamma", 1.05070102214813232421875f));

@@ -1,0 +1,158 @@
+// Small graphs that reproduce each performance cliff found on real models (issue: "no
+// cliffs"): each must compile for the CPU backend with no step on a reference
+// implementation (kiln's reference kernels or oneDNN's ref:any) and compute what the
+// reference backend computes on the unoptimized graph.
+//   SiLU chain (EfficientNet, YOLO): x * Sigmoid(x) after a conv, and a standalone one;
+//   residual Add in [N,T,C] (ViT) and a broadcast bias row;
+//   Pad(0) + AveragePool (DenseNet transitions as PyTorch exports them);
+//   Resize linear/half_pixel with sizes computed by Shape -> Slice -> Concat (IS-Net);
+//   Conv + Relu + residual Add (U^2-Net RSU: the sum post-op after an activation);
+//   a unary op with a fused binary epilogue (Sigmoid(x) * y);
+//   convolutions feeding a Concat.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "api/optimize.h"
+#include "passes/pass_test_util.h"
+
+namespace kiln::testing {
+namespace {
+
+AttrMap Attrs(std::initializer_list<std::pair<const char*, Attr>> kv) {
+  AttrMap m;
+  for (const auto& [k, v] : kv) m.set(k, v);
+  return m;
+}
+
+Tensor Rand(std::vector<int64_t> dims, uint32_t seed, float scale = 0.3f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  Tensor t(DType::kFloat32, std::move(dims));
+  for (float& f : t.span<float>()) f = d(rng);
+  return t;
+}
+
+Tensor Ints(std::vector<int64_t> v) {
+  Tensor t(DType::kInt64, {static_cast<int64_t>(v.size())});
+  for (size_t i = 0; i < v.size(); ++i) t.data<int64_t>()[i] = v[i];
+  return t;
+}
+
+ValueId Conv(GraphBuilder& b, const std::string& name, ValueId x, int64_t cin, int64_t cout, int64_t k, uint32_t seed) {
+  const int64_t p = k / 2;
+  return b.Op("Conv", name, {x, b.Const(name + "_w", Rand({cout, cin, k, k}, seed)), b.Const(name + "_b", Rand({cout}, seed + 1))},
+              Attrs({{"pads", Attr::Ints({p, p, p, p})}}));
+}
+
+// Optimizes g, then: the CPU schedule has no slow step and matches the reference.
+void ExpectFastAndCorrect(const Graph& g, double tol = 1e-4) {
+  Graph o = g;
+  auto r = OptimizeGraph(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const std::vector<std::string> slow = CpuSlowSteps(o);
+  EXPECT_TRUE(slow.empty()) << slow.size() << " slow step(s), first: " << slow[0] << "\n" << OpSequence(o);
+  EXPECT_TRUE(CpuMatchesReference(g, o, tol)) << OpSequence(o);
+}
+
+TEST(NoCliffs, SiluAfterConvAndStandalone) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 16, 12, 12});
+  ValueId c = Conv(b, "conv", x, 16, 24, 3, 1);
+  ValueId y = b.Op("Mul", "silu", {c, b.Op("Sigmoid", "sig", {c})});
+  ValueId z = b.Op("Mul", "silu2", {b.Op("Sigmoid", "sig2", {x}), x});  // operands swapped, on a graph input
+  b.Output(y);
+  b.Output(z);
+  Graph g = b.Build();
+  Graph o = g;
+  ASSERT_TRUE(OptimizeGraph(o).ok());
+  EXPECT_EQ(OpSequence(o), "Conv+Swish,Swish");
+  ExpectFastAndCorrect(g);
+}
+
+TEST(NoCliffs, MishAfterConv) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 8, 10, 10});
+  ValueId c = Conv(b, "conv", x, 8, 8, 3, 3);
+  b.Output(b.Op("Mul", "mish", {c, b.Op("Tanh", "tanh", {b.Op("Softplus", "sp", {c})})}));
+  Graph g = b.Build();
+  Graph o = g;
+  ASSERT_TRUE(OptimizeGraph(o).ok());
+  EXPECT_EQ(OpSequence(o), "Conv+Mish");
+  ExpectFastAndCorrect(g, 2e-4);
+}
+
+TEST(NoCliffs, ResidualAddInNTCAndBiasRow) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 197, 64});
+  ValueId w = b.Const("w", Rand({64, 64}, 5));
+  ValueId h = b.Op("MatMul", "mm", {x, w});
+  ValueId t = b.Op("Transpose", "tr", {b.Op("Transpose", "tr0", {h}, Attrs({{"perm", Attr::Ints({0, 2, 1})}}))},
+                   Attrs({{"perm", Attr::Ints({0, 2, 1})}}));
+  ValueId res = b.Op("Add", "residual", {x, b.Op("Relu", "relu", {t})});
+  ValueId row = b.Op("Add", "bias_row", {res, b.Const("row", Rand({64}, 6))});
+  b.Output(b.Op("Add", "residual2", {row, x}));
+  ExpectFastAndCorrect(b.Build());
+}
+
+TEST(NoCliffs, ZeroPadThenAveragePool) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 8, 16, 16});
+  ValueId p = b.Op("Pad", "pad", {Conv(b, "conv", x, 8, 8, 1, 7), b.Const("pads", Ints({0, 0, 0, 0, 0, 0, 0, 0}))});
+  b.Output(b.Op("AveragePool", "pool", {p}, Attrs({{"kernel_shape", Attr::Ints({2, 2})}, {"strides", Attr::Ints({2, 2})}})));
+  ExpectFastAndCorrect(b.Build());
+}
+
+TEST(NoCliffs, ResizeLinearWithComputedSizes) {
+  for (const char* coord : {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"}) {
+    SCOPED_TRACE(coord);
+    GraphBuilder b;
+    ValueId x = b.Input("x", DType::kFloat32, {1, 4, 9, 7});
+    ValueId big = b.Input("big", DType::kFloat32, {1, 4, 20, 15});
+    // sizes = Concat(Shape(x)[0:2], Shape(big)[2:4]): folds to a constant for static inputs.
+    ValueId nc = b.Op("Slice", "nc", {b.Op("Shape", "shape_x", {x}), b.Const("s0", Ints({0})), b.Const("e0", Ints({2}))});
+    ValueId hw = b.Op("Slice", "hw", {b.Op("Shape", "shape_big", {big}), b.Const("s1", Ints({2})), b.Const("e1", Ints({4}))});
+    ValueId sizes = b.Op("Concat", "sizes", {nc, hw}, Attrs({{"axis", Attr::Int(0)}}));
+    ValueId r = b.Op("Resize", "resize", {Conv(b, "conv", x, 4, 4, 3, 9), kNoValue, kNoValue, sizes},
+                     Attrs({{"mode", Attr::String("linear")}, {"coordinate_transformation_mode", Attr::String(coord)}}));
+    b.Output(b.Op("Add", "add", {r, big}));
+    ExpectFastAndCorrect(b.Build());
+  }
+  // Nearest with a non-integer factor (oneDNN's resampling only takes integer ones).
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 3, 10, 10});
+  b.Output(b.Op("Resize", "resize", {x, kNoValue, kNoValue, b.Const("sizes", Ints({1, 3, 15, 25}))},
+                Attrs({{"mode", Attr::String("nearest")}})));
+  ExpectFastAndCorrect(b.Build());
+}
+
+TEST(NoCliffs, ConvReluThenResidualAdd) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 16, 14, 14});
+  ValueId h = Conv(b, "conv_in", x, 16, 16, 3, 11);
+  ValueId y = b.Op("Add", "residual", {b.Op("Relu", "relu", {Conv(b, "conv", h, 16, 16, 3, 13)}), h});
+  b.Output(y);
+  ExpectFastAndCorrect(b.Build());
+}
+
+TEST(NoCliffs, UnaryWithFusedBinaryEpilogue) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {2, 8, 6, 6});
+  ValueId y = b.Input("y", DType::kFloat32, {2, 8, 6, 6});
+  ValueId s = b.Op("Sigmoid", "gate", {b.Op("Transpose", "t", {x}, Attrs({{"perm", Attr::Ints({0, 1, 3, 2})}}))});
+  b.Output(b.Op("Mul", "gated", {s, y}));
+  ExpectFastAndCorrect(b.Build());
+}
+
+TEST(NoCliffs, ConvsFeedingAConcat) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 16, 14, 14});
+  ValueId a = b.Op("Relu", "ra", {Conv(b, "ca", x, 16, 24, 3, 21)});
+  ValueId c = b.Op("Relu", "rc", {Conv(b, "cc", x, 16, 8, 3, 23)});
+  ValueId cat = b.Op("Concat", "cat", {a, c, x}, Attrs({{"axis", Attr::Int(1)}}));
+  b.Output(Conv(b, "after", cat, 48, 8, 1, 25));
+  ExpectFastAndCorrect(b.Build());
+}
+
+}  // namespace
+}  // namespace kiln::testing
