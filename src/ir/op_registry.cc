@@ -1,3 +1,4 @@
+#include <set>
 #include <algorithm>
 
 #include "ir/op_schema.h"
@@ -123,6 +124,24 @@ Node MainPartOf(const Node& node) {
   main.attrs.erase(kSplitAxisAttr);
   main.attrs.erase(kSplitSizesAttr);
   return main;
+}
+
+bool IsEpilogueOp(const Graph& g, const Node& e, int chain_slot) {
+  if (!e.domain.empty() || e.outputs.size() != 1) return false;
+  static const std::set<std::string> kUnary = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Exp", "Abs", "Sqrt",
+                                               "Neg", "HardSwish", "HardSigmoid", "Softplus", "Mish", "Swish", "Gelu"};
+  const std::string& op = e.op_type;
+  if (kUnary.count(op)) return chain_slot == 0;
+  if (op == "Clip") {
+    if (chain_slot != 0) return false;
+    for (size_t i = 1; i < e.inputs.size(); ++i)
+      if (e.inputs[i] != kNoValue && !g.value(e.inputs[i]).constant) return false;
+    return true;
+  }
+  if (e.inputs.size() != 2 || e.inputs[0] == e.inputs[1]) return false;
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Max" || op == "Min") return chain_slot == 0 || chain_slot == 1;
+  if (op == "Div") return chain_slot == 0;
+  return false;
 }
 
 bool IsFusedNode(const Node& node) { return node.attrs.has(kEpilogueAttr) || node.attrs.has(kSplitSizesAttr); }

@@ -128,6 +128,14 @@ inline constexpr const char* kEpilogueMainInputs = "kiln.main_inputs";
 inline constexpr const char* kSplitAxisAttr = "kiln.split_axis";
 inline constexpr const char* kSplitSizesAttr = "kiln.split_sizes";
 
+// Whether elementwise node `e`, reading the fusion chain at input `chain_slot`, may join an
+// epilogue: the ops a backend applies inside the producer's kernel (oneDNN post-ops on
+// CPU: activations with a closed form, Clip with constant bounds, Add/Sub/Mul/Max/Min with
+// the chain on either side, Div with the chain as dividend). Anything else stays its own
+// layer: an epilogue the producer's kernels cannot apply would send the whole fused layer
+// (convolution included) to the reference kernels.
+bool IsEpilogueOp(const Graph& g, const Node& e, int chain_slot);
+
 // True when a node carries a fusion epilogue or output split (a rewritten node).
 bool IsFusedNode(const Node& node);
 

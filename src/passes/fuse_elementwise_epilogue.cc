@@ -1,6 +1,7 @@
-// Vertical fusion, one rule for all: an elementwise op (unary, or binary/ternary with
-// broadcasting that does not grow the iteration space) whose chain input is the only use
-// of another node's output 0 becomes part of that node's epilogue (see kEpilogueAttr).
+// Vertical fusion, one rule for all: an elementwise op that kernels can apply in an
+// epilogue (IsEpilogueOp: activations, Clip, binary arithmetic with broadcasting that does
+// not grow the iteration space) whose chain input is the only use of another node's
+// output 0 becomes part of that node's epilogue (see kEpilogueAttr).
 // Conv+BiasAdd+ReLU, Conv+Add(residual)+ReLU, Gemm+GELU pieces and plain elementwise chains
 // all come out of it, applied to a fixed point.
 #include <algorithm>
@@ -57,6 +58,7 @@ StatusOr<bool> FuseElementwiseEpilogue(Graph& graph, PassContext& ctx) {
       const Node& p = graph.node(val.producer);
       if (!IsFusableProducer(graph, p) || p.outputs[0] != v) continue;
       if (!SameIterationSpace(val.type, graph.value(e.outputs[0]).type)) continue;
+      if (!IsEpilogueOp(graph, e, static_cast<int>(i))) continue;
       slot = static_cast<int>(i);
       break;
     }

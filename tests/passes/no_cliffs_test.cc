@@ -154,5 +154,28 @@ TEST(NoCliffs, ConvsFeedingAConcat) {
   ExpectFastAndCorrect(b.Build());
 }
 
+// Every binary op and broadcast pattern, either operand broadcasting (the first one too:
+// Sub(bias, x), [N,1] + [1,M]), and a chain after it: a fast kernel (oneDNN's JIT or kiln's
+// broadcasting one), never a reference step.
+TEST(NoCliffs, BroadcastBinaryMatrix) {
+  const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> shapes = {
+      {{2, 3, 4, 5}, {5}},          {{2, 3, 4, 5}, {4, 1}},       {{2, 3, 4, 5}, {3, 1, 1}},
+      {{2, 3, 4, 5}, {1, 3, 1, 5}}, {{2, 3, 4, 5}, {2, 1, 4, 1}}, {{2, 3, 4, 5}, {}},
+      {{1, 197, 48}, {48}},         {{6, 1}, {1, 7}},             {{3, 1, 5}, {1, 4, 1}}};
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Max", "Min"})
+    for (const auto& [da, db] : shapes)
+      for (int swap = 0; swap < 2; ++swap) {
+        SCOPED_TRACE(std::string(op) + (swap ? " swapped " : " ") + std::to_string(da.size()) + "d/" + std::to_string(db.size()) + "d");
+        GraphBuilder b;
+        ValueId x = b.Input("x", DType::kFloat32, da);
+        ValueId y = b.Input("y", DType::kFloat32, db);
+        // Keep divisors away from 0.
+        if (std::string(op) == "Div") (swap ? x : y) = b.Op("Add", "shift", {b.Op("Abs", "abs", {swap ? x : y}), b.Const("one", Tensor::Scalar<float>(1.f))});
+        ValueId r = b.Op(op, "op", swap ? std::vector<ValueId>{y, x} : std::vector<ValueId>{x, y});
+        b.Output(b.Op("Add", "then", {b.Op("Relu", "relu", {r}), b.Const("bias", Rand({da.back()}, 31))}));
+        ExpectFastAndCorrect(b.Build());
+      }
+}
+
 }  // namespace
 }  // namespace kiln::testing

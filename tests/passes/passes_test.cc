@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "api/optimize.h"
+#include "ir/infer.h"
 #include "passes/pass_test_util.h"
 #include "passes/passes.h"
 #include "ir/op_schema.h"
@@ -100,6 +102,49 @@ TEST(PassRemoveNoOps, RemovesIdentityDropoutCastAndKeepsOutputNames) {
   EXPECT_EQ(OpSequence(g), "Relu");
   EXPECT_EQ(g.value(g.outputs()[0]).name, "drop_out");  // the graph output keeps its name
   EXPECT_TRUE(SameOutputs(before, g));
+}
+
+// A fused node is never a no-op by its types: Cast(f32 -> f16) carrying the epilogue
+// [Sigmoid, Cast(f16 -> f32)] reads and writes f32 (IS-Net's output lost its Sigmoid so).
+TEST(PassRemoveNoOps, KeepsFusedNodeWhoseTypesLookLikeANoOp) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {2, 3});
+  ValueId t = b.Op("Transpose", "t", {x}, Attrs({{"perm", Attr::Ints({1, 0})}}));
+  ValueId c = b.Op("Cast", "to16", {t}, Attrs({{"to", Attr::Int(static_cast<int64_t>(DType::kFloat16))}}));
+  b.Output(b.Op("Transpose", "t2", {c}, Attrs({{"perm", Attr::Ints({1, 0})}})));
+  Graph g = b.Build();
+  // Fuse [Sigmoid, Cast(f32)] into the Cast by hand (the fusion pass no longer fuses Casts).
+  NodeId cast = g.value(c).producer;
+  auto epi = std::make_shared<Graph>();
+  ValueId in = *epi->AddValue("in", g.value(c).type);
+  ValueId s = *epi->AddValue("s", g.value(c).type);
+  ValueId o = *epi->AddValue("o", TypeInfo::Tensor(DType::kFloat32, g.value(c).type.shape));
+  epi->inputs().push_back(in);
+  Node sig;
+  sig.op_type = "Sigmoid";
+  sig.inputs = {in};
+  sig.outputs = {s};
+  ASSERT_TRUE(epi->AddNode(std::move(sig)).ok());
+  Node back;
+  back.op_type = "Cast";
+  back.attrs.set("to", Attr::Int(static_cast<int64_t>(DType::kFloat32)));
+  back.inputs = {s};
+  back.outputs = {o};
+  ASSERT_TRUE(epi->AddNode(std::move(back)).ok());
+  epi->outputs().push_back(o);
+  g.node(cast).attrs.set(kEpilogueAttr, Attr::GraphValue(epi));
+  g.node(cast).attrs.set(kEpilogueMainInputs, Attr::Int(1));
+  for (ValueId v = 0; v < g.num_values(); ++v)
+    if (g.value(v).producer >= 0) g.value(v).type = TypeInfo{};  // re-inferred below
+  InferOptions io;
+  io.evaluator = &ReferenceEvaluator();
+  Status inferred = InferTypes(g, io);
+  ASSERT_TRUE(inferred.ok()) << inferred.ToString();
+  ASSERT_EQ(g.value(c).type.dtype, DType::kFloat32);
+  Graph before = g;
+  RunPassToFixedPoint(&RemoveNoOps, g);
+  EXPECT_EQ(OpSequence(g), "Transpose,Cast+Sigmoid+Cast,Transpose");
+  EXPECT_TRUE(SameOutputs(before, g, 1e-3, 1e-3));
 }
 
 TEST(PassFoldTransposePairs, InverseTransposesVanish) {

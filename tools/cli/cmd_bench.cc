@@ -365,7 +365,7 @@ int Bench(const BenchArgs& a) {
       events.push_back({{"name", steps[s].name}, {"cat", steps[s].op}, {"ph", "X"}, {"ts", ts * 1000.0},
                         {"dur", med[s] * 1000.0}, {"pid", 0}, {"tid", 0},
                         {"args", {{"impl", steps[s].impl}, {"tactic", steps[s].tactic}, {"step", s},
-                                  {"slow_path", cpu::IsReferenceImpl(steps[s].impl)}}}});
+                                  {"slow_path", cpu::IsSlowStep(steps[s])}}}});
       ts += med[s];
     }
     std::ofstream f(a.profile);
@@ -396,7 +396,7 @@ int Bench(const BenchArgs& a) {
     double slow_ms = 0;
     int slow_n = 0;
     for (size_t s = 0; s < steps.size(); ++s)
-      if (cpu::IsReferenceImpl(steps[s].impl)) slow_ms += med[s], ++slow_n;
+      if (cpu::IsSlowStep(steps[s])) slow_ms += med[s], ++slow_n;
     std::snprintf(line, sizeof line, "  slow paths (reference implementations, marked *): %d steps, %.3f ms, %.1f%%\n",
                   slow_n, slow_ms, sum > 0 ? 100.0 * slow_ms / sum : 0.0);
     profile_table += line;
@@ -404,7 +404,7 @@ int Bench(const BenchArgs& a) {
     for (size_t r = 0; r < std::min<size_t>(order.size(), 25); ++r) {
       const size_t s = order[r];
       std::snprintf(line, sizeof line, "  %s %4zu %-36.36s %-18.18s %8.3f ms %5.1f%%  %s%s%s\n",
-                    cpu::IsReferenceImpl(steps[s].impl) ? "*" : " ", s, steps[s].name.c_str(),
+                    cpu::IsSlowStep(steps[s]) ? "*" : " ", s, steps[s].name.c_str(),
                     steps[s].op.c_str(), med[s], sum > 0 ? 100.0 * med[s] / sum : 0.0, steps[s].impl.c_str(),
                     steps[s].tactic.empty() ? "" : " tactic=", steps[s].tactic.c_str());
       profile_table += line;
@@ -412,7 +412,7 @@ int Bench(const BenchArgs& a) {
     for (size_t s = 0; s < steps.size(); ++s)
       profile_json.push_back({{"step", s}, {"name", steps[s].name}, {"op", steps[s].op}, {"impl", steps[s].impl},
                               {"tactic", steps[s].tactic}, {"median_ms", med[s]},
-                              {"slow_path", cpu::IsReferenceImpl(steps[s].impl)}});
+                              {"slow_path", cpu::IsSlowStep(steps[s])}});
   }
 
   std::string peak_how;

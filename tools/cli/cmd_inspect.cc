@@ -126,7 +126,7 @@ int Report(const InspectArgs& a, const Graph& g, const MemoryPlan& mem, nlohmann
       for (const cpu::StepInfo& st : cpu::Steps(*p))
         steps.push_back({{"name", st.name}, {"op", st.op}, {"impl", st.impl}, {"tactic", st.tactic},
                          {"tactic_ms", st.tactic_ms}, {"precision", st.precision.empty() ? "fp32" : st.precision},
-                         {"slow_path", cpu::IsReferenceImpl(st.impl)}, {"note", st.note}});
+                         {"slow_path", cpu::IsSlowStep(st)}, {"note", st.note}});
       j["cpu_arena_bytes"] = cpu::ArenaBytes(*p);
       const cpu::WeightsPacking packing = cpu::WeightsPackingOf(*p);
       j["weights_in_place_bytes"] = packing.in_place_bytes;

@@ -47,6 +47,11 @@ struct CompileOptions {
   bool strict = false;
 };
 
+// Whether a step's implementation (StepInfo::impl, or a oneDNN impl_info_str) is a
+// reference one: kiln's reference kernels ("ref") or oneDNN's ("ref:any", ...). A step on
+// one is a slow path that the builder reports (and --strict refuses).
+bool IsReferenceImpl(const std::string& impl);
+
 // One executed step, for inspect/profiles.
 struct StepInfo {
   StepInfo() = default;
@@ -62,12 +67,15 @@ struct StepInfo {
   int node = -1;         // the graph node it lowers (-1: a reorder/split of the backend's own)
   std::string precision;  // "bf16" when the layer computes in BF16
   std::string note;       // why a reference implementation runs it (see IsReferenceImpl)
+  int64_t elements = -1;  // reference kernels: elements of the largest output
 };
-
-// Whether a step's implementation (StepInfo::impl, or a oneDNN impl_info_str) is a
-// reference one: kiln's reference kernels ("ref") or oneDNN's ("ref:any", ...). A step on
-// one is a slow path that the builder reports (and --strict refuses).
-bool IsReferenceImpl(const std::string& impl);
+// Reference-kernel steps whose outputs have at most this many elements (shape arithmetic,
+// a scalar gate) cost microseconds: they are not reported as slow paths.
+inline constexpr int64_t kTinyStepElements = 64;
+// A step on a reference implementation that is not tiny: a slow path.
+inline bool IsSlowStep(const StepInfo& s) {
+  return IsReferenceImpl(s.impl) && !(s.elements >= 0 && s.elements <= kTinyStepElements);
+}
 
 // The OpenMP threads an engine built with `threads` uses (0 = all cores).
 int EffectiveThreads(int threads);
@@ -85,7 +93,8 @@ Status CheckSupported(const Graph& graph);
 StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options);
 
 const std::vector<StepInfo>& Steps(const Program& program);
-// The steps on reference implementations (slow paths), as "layer (op): impl — why" lines.
+// The steps on reference implementations (slow paths; not tiny ones, see
+// kTinyStepElements), as "layer (op): impl - why" lines.
 std::vector<std::string> SlowSteps(const Program& program);
 // The (specialized, optimized) graph a program was compiled from.
 std::shared_ptr<const Graph> ProgramGraph(const Program& program);

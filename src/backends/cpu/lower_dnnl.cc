@@ -748,12 +748,18 @@ StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
     mds.push_back(c.program().slots[static_cast<size_t>(s)].md);
   }
   if (srcs.empty() || out_dims.empty()) return false;
-  // Mixed layouts: bring every piece to the first one's.
-  for (size_t i = 1; i < srcs.size(); ++i) {
-    if (ActivationTag(mds[i]) == ActivationTag(mds[0]) && mds[i].data_type() == mds[0].data_type()) continue;
-    srcs[i] = c.Plain(srcs[i]);
-    srcs[0] = c.Plain(srcs[0]);
+  // Mixed layouts, or a blocked layout oneDNN concatenates only with its reference
+  // implementation (offsets off the channel blocks): every piece row-major.
+  bool mixed = false;
+  for (size_t i = 1; i < srcs.size(); ++i)
+    mixed = mixed || !ActivationTag(mds[i]) || ActivationTag(mds[i]) != ActivationTag(mds[0]) ||
+            mds[i].data_type() != mds[0].data_type();
+  if (!mixed && srcs.size() > 1) {
+    const std::string impl = TrialImpl([&] { return dnnl::concat::primitive_desc(static_cast<int>(axis), mds, c.program().engine, BaseAttr()); });
+    mixed = impl.empty() || IsReferenceImpl(impl);
   }
+  if (mixed)
+    for (int& s : srcs) s = c.Plain(s);
   for (size_t i = 0; i < srcs.size(); ++i) mds[i] = c.program().slots[static_cast<size_t>(srcs[i])].md;
   dnnl::concat::primitive_desc pd(static_cast<int>(axis), mds, c.program().engine, BaseAttr());
   auto k = std::make_unique<PrimitiveKernel>();
@@ -845,6 +851,70 @@ bool IsReferenceImpl(const std::string& impl) {
          impl.find("gemm:ref") != std::string::npos;
 }
 
+namespace {
+
+// The last resort for an elementwise layer whose every single-primitive formulation is a
+// oneDNN reference implementation: one step per op on row-major buffers — the head (an
+// eltwise, or a binary: oneDNN's when it has a JIT kernel, else kiln's broadcasting one),
+// then each post-op. A few more passes over memory instead of ref:any's scalar loops.
+// `head` adds the first step writing `dst` (a row-major slot); false when it cannot.
+bool LowerDecomposed(Compiler& c, const Node& node, NodeId id, const std::vector<PostOp>& ops,
+                     const std::vector<int64_t>& out_dims, const std::function<bool(int dst)>& head) {
+  for (const PostOp& op : ops)
+    if (op.kind == PostOp::Kind::kSum) return false;
+  const dnnl::engine& eng = c.program().engine;
+  const dnnl::memory::desc plain = PlainMd(out_dims);
+  const int rank = static_cast<int>(out_dims.size());
+  auto slot_for = [&](size_t step) {
+    return step == ops.size() ? c.NewSlot(node.outputs[0], plain, out_dims) : c.NewSlot(kNoValue, plain, out_dims);
+  };
+  int cur = slot_for(0);
+  if (!head(cur)) return false;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const PostOp& op = ops[i];
+    const int dst = slot_for(i + 1);
+    const std::string name = StrCat(node.name, " [", i + 1, "]");
+    auto k = std::make_unique<PrimitiveKernel>();
+    if (op.kind == PostOp::Kind::kEltwise) {
+      dnnl::eltwise_forward::primitive_desc pd(
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, op.alg, plain, op.alpha, op.beta), BaseAttr(), eng);
+      k->prim = dnnl::eltwise_forward(pd);
+      k->slot_args = {{DNNL_ARG_SRC, cur}, {DNNL_ARG_DST, dst}};
+      k->info = {name, node.op_type, ImplName(pd, "eltwise"), "", 0, id};
+    } else {
+      const std::vector<int64_t> d1 = LeftPad(op.src1_dims, rank);
+      int s1 = -1;
+      if (op.src1 != kNoValue) s1 = c.View(c.Plain(c.SlotOf(op.src1)), d1);
+      const dnnl::memory::desc md1 = PlainMd(d1);
+      auto pd = TrialImpl([&] { return dnnl::binary::primitive_desc(dnnl::binary::desc(op.alg, plain, md1, plain), BaseAttr(), eng); });
+      if (pd.empty() || IsReferenceImpl(pd)) {
+        if (!AddBroadcastBinary(c, op.alg, cur, s1, &op.src1_const, d1, dst, name, node.op_type, id)) return false;
+        cur = dst;
+        continue;
+      }
+      dnnl::binary::primitive_desc bpd(dnnl::binary::desc(op.alg, plain, md1, plain), BaseAttr(), eng);
+      k->prim = dnnl::binary(bpd);
+      k->slot_args = {{DNNL_ARG_SRC_0, cur}, {DNNL_ARG_DST, dst}};
+      if (s1 >= 0) {
+        k->slot_args.push_back({DNNL_ARG_SRC_1, s1});
+        k->reads.push_back(s1);
+      } else {
+        dnnl::memory m(md1, eng);
+        std::memcpy(m.get_data_handle(), op.src1_const.data(), op.src1_const.size() * sizeof(float));
+        k->const_args.push_back({DNNL_ARG_SRC_1, m});
+      }
+      k->info = {name, node.op_type, ImplName(bpd, "binary"), "", 0, id};
+    }
+    k->reads.push_back(cur);
+    k->writes.push_back(dst);
+    c.AddKernel(std::move(k));
+    cur = dst;
+  }
+  return true;
+}
+
+}  // namespace
+
 StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   const Graph& g = c.graph();
   const Node& node = g.node(id);
@@ -896,6 +966,20 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
         found = true;
       }
     }
+    if (!found && !epi->empty()) {
+      const int plain_src = c.Plain(src);
+      return LowerDecomposed(c, node, id, *epi, out_dims, [&](int dst) {
+        dnnl::eltwise_forward::primitive_desc pd = eltwise_pd(plain, BaseAttr());
+        auto hk = std::make_unique<PrimitiveKernel>();
+        hk->prim = dnnl::eltwise_forward(pd);
+        hk->slot_args = {{DNNL_ARG_SRC, plain_src}, {DNNL_ARG_DST, dst}};
+        hk->reads = {plain_src};
+        hk->writes = {dst};
+        hk->info = {node.name, node.op_type, ImplName(pd, "eltwise"), "", 0, id};
+        c.AddKernel(std::move(hk));
+        return true;
+      });
+    }
     if (use_plain) src = c.Plain(src);
     const dnnl::memory::desc md = c.program().slots[static_cast<size_t>(src)].md;
     KILN_RETURN_IF_ERROR(ApplyPostOps(c, use_binary ? as_post : *epi, out_dims, &attr, &k->slot_args, &k->const_args,
@@ -926,13 +1010,21 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   auto b = BinaryAlgorithm(main.op_type);
   if (!b || main.inputs.size() != 2 || !IsF32(g, main.inputs[0]) || !IsF32(g, main.inputs[1])) return false;
   ValueId a0 = main.inputs[0], a1 = main.inputs[1];
-  if (DimsOf(g, a0) != out_dims) {
-    const bool commutative = main.op_type == "Add" || main.op_type == "Mul" || main.op_type == "Max" || main.op_type == "Min";
-    if (!commutative || DimsOf(g, a1) != out_dims) return false;
-    std::swap(a0, a1);
-  }
   auto epi = TranslateEpilogue(g, node, rank);
   if (!epi) return false;
+  if (DimsOf(g, a0) != out_dims) {
+    const bool commutative = main.op_type == "Add" || main.op_type == "Mul" || main.op_type == "Max" || main.op_type == "Min";
+    if (!commutative || DimsOf(g, a1) != out_dims) {
+      // The first operand broadcasts (bias - x, 1 / x, [N,1] + [1,M]): kiln's kernel.
+      if (static_cast<int>(DimsOf(g, a0).size()) > rank || static_cast<int>(DimsOf(g, a1).size()) > rank) return false;
+      const std::vector<int64_t> d0 = LeftPad(DimsOf(g, a0), rank), d1 = LeftPad(DimsOf(g, a1), rank);
+      const int p0 = c.View(c.Plain(c.SlotOf(a0)), d0), p1 = c.View(c.Plain(c.SlotOf(a1)), d1);
+      return LowerDecomposed(c, node, id, *epi, out_dims, [&](int dst) {
+        return AddBroadcastBinary(c, *b, p0, p1, nullptr, d1, dst, node.name, node.op_type, id);
+      });
+    }
+    std::swap(a0, a1);
+  }
   const std::vector<int64_t> d1 = DimsOf(g, a1);
   if (static_cast<int>(d1.size()) > rank) return false;
   int s0 = c.SlotOf(a0);
@@ -948,14 +1040,32 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   // src0 keeps its own (possibly blocked) layout when oneDNN has a JIT kernel for the
   // combination, else both go row-major (a reorder around the op beats ref:any).
   bool use_plain = false;
-  if (own != plain) {
-    auto a = TrialAttr(*epi, out_dims, own);
-    const std::string impl = TrialImpl([&] { return pd_for(own, *a); });
-    if (impl.empty() || IsReferenceImpl(impl)) {
-      auto ap = TrialAttr(*epi, out_dims, plain);
-      const std::string impl_plain = TrialImpl([&] { return pd_for(plain, *ap); });
-      use_plain = !impl_plain.empty() && (!IsReferenceImpl(impl_plain) || impl.empty());
-    }
+  std::string impl = TrialImpl([&] { return pd_for(own, *TrialAttr(*epi, out_dims, own)); });
+  if (own != plain && (impl.empty() || IsReferenceImpl(impl))) {
+    const std::string impl_plain = TrialImpl([&] { return pd_for(plain, *TrialAttr(*epi, out_dims, plain)); });
+    use_plain = !impl_plain.empty() && (!IsReferenceImpl(impl_plain) || impl.empty());
+    if (use_plain) impl = impl_plain;
+  }
+  if (impl.empty() || IsReferenceImpl(impl)) {
+    // No JIT kernel for the op with its epilogue in either layout: one step per op.
+    const int p0 = c.Plain(s0);
+    const std::vector<int64_t> d1p = Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank);
+    const int p1 = c.View(c.Plain(c.SlotOf(a1)), d1p);
+    return LowerDecomposed(c, node, id, *epi, out_dims, [&](int dst) {
+      const dnnl::memory::desc md1 = c.program().slots[static_cast<size_t>(p1)].md;
+      const std::string hi = TrialImpl([&] { return dnnl::binary::primitive_desc(dnnl::binary::desc(*b, plain, md1, plain), BaseAttr(), eng); });
+      if (hi.empty() || IsReferenceImpl(hi))
+        return AddBroadcastBinary(c, *b, p0, p1, nullptr, d1p, dst, node.name, node.op_type, id);
+      dnnl::binary::primitive_desc hpd(dnnl::binary::desc(*b, plain, md1, plain), BaseAttr(), eng);
+      auto hk = std::make_unique<PrimitiveKernel>();
+      hk->prim = dnnl::binary(hpd);
+      hk->slot_args = {{DNNL_ARG_SRC_0, p0}, {DNNL_ARG_SRC_1, p1}, {DNNL_ARG_DST, dst}};
+      hk->reads = {p0, p1};
+      hk->writes = {dst};
+      hk->info = {node.name, node.op_type, ImplName(hpd, "binary"), "", 0, id};
+      c.AddKernel(std::move(hk));
+      return true;
+    });
   }
   if (use_plain) s0 = c.Plain(s0);
   const dnnl::memory::desc md0 = c.program().slots[static_cast<size_t>(s0)].md;

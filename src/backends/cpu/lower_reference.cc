@@ -1,6 +1,7 @@
 // The fallback for every layer the fast kernels do not cover: the reference kernel runs
 // on a one-node graph over views of the row-major slots, and its result is copied into
 // the layer's output slot.
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -107,6 +108,10 @@ Status LowerReference(Compiler& c, NodeId id) {
   KILN_RETURN_IF_ERROR(k->mini.AddNode(std::move(copy)).status());
   k->info = {node.name, node.op_type, "ref", "", 0};
   k->info.note = ReferenceReason(g, node);
+  k->info.elements = 0;
+  for (ValueId v : node.outputs)
+    if (v != kNoValue && g.value(v).type.is_tensor() && g.value(v).type.shape.IsStatic())
+      k->info.elements = std::max(k->info.elements, Numel(g.value(v).type.shape.Sizes()));
   c.AddKernel(std::move(k));
   return Status::OK();
 }

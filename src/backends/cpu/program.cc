@@ -595,7 +595,7 @@ const std::vector<StepInfo>& Steps(const Program& p) { return p.steps; }
 std::vector<std::string> SlowSteps(const Program& p) {
   std::vector<std::string> out;
   for (const StepInfo& s : p.steps)
-    if (IsReferenceImpl(s.impl)) out.push_back(StrCat(s.name, " (", s.op, "): ", s.impl, s.note.empty() ? "" : " - ", s.note));
+    if (IsSlowStep(s)) out.push_back(StrCat(s.name, " (", s.op, "): ", s.impl, s.note.empty() ? "" : " - ", s.note));
   return out;
 }
 int64_t ArenaBytes(const Program& p) { return p.arena_bytes; }

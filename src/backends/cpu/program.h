@@ -205,6 +205,12 @@ StatusOr<bool> LowerConvTranspose(Compiler& c, NodeId id);
 StatusOr<bool> LowerResize(Compiler& c, NodeId id);
 StatusOr<bool> LowerResizeKiln(Compiler& c, NodeId id);  // resize.cc: every mode, after LowerResize
 StatusOr<bool> LowerGather(Compiler& c, NodeId id);  // lower_gather.cc
+// kiln's broadcasting binary kernel (broadcast_binary.cc): dst = alg(a, b) on row-major f32
+// slots, b a slot (b_slot >= 0) or the constant *b_const, of dims b_dims (NumPy broadcast to
+// dst's dims). False for an algorithm it does not compute.
+bool AddBroadcastBinary(Compiler& c, dnnl::algorithm alg, int a_slot, int b_slot, const std::vector<float>* b_const,
+                        const std::vector<int64_t>& b_dims, int dst_slot, const std::string& name, const std::string& op,
+                        int node);
 // Every node: the reference kernel on row-major slots.
 Status LowerReference(Compiler& c, NodeId id);
 
