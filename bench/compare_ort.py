@@ -9,7 +9,8 @@ per-round median latencies and their ratio kiln/ORT (< 1: kiln is faster). With
 creation (and creation + median inference).
 
 Usage: bench/compare_ort.sh [--threads 1,2] [--batch 1] [--rounds 2] [--tp-batch 8]
-                            [--load] [--plan] [--json FILE] [MODEL...]
+                            [--load] [--plan] [--json FILE] [--set default|zoo|all] [MODEL...]
+Prints the CPU model, a table of ratios and per thread count their geometric mean.
 MODEL: a benchmark model name (resnet50, mobilenet_v2, ..., ppocrv4_det, ...) or a path.
 """
 import argparse
@@ -26,6 +27,24 @@ CACHE = os.environ.get("KILN_BENCH_CACHE", os.path.expanduser("~/.cache/kiln-ben
 KILN = os.environ.get("KILN", os.path.join(ROOT, "build", "kiln"))
 DEFAULT_MODELS = ["resnet50", "mobilenet_v2", "squeezenet1_1", "googlenet", "transformer_encoder",
                   "ppocrv4_det", "ppocrv4_rec", "ppocr_mobile_v2_cls", "oww_hello_deepa"]
+ZOO_MODELS = ["densenet121", "efficientnet_b0", "vit_b_16", "mobilenet_v3_large", "inception_v3", "alexnet",
+              "regnet_x_400mf", "squeezenet1_0", "wide_resnet50_2", "lraspp_mobilenet_v3_large", "fcn_resnet50",
+              "isnet_fp32"]
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def available(name):
+    return os.path.exists(name) or os.path.exists(os.path.join(CACHE, "models", name + ".onnx")) or \
+        os.path.exists(os.path.join(CACHE, "real", name + ".onnx"))
 
 
 def model_spec(name):
@@ -93,7 +112,9 @@ def ort_bench(model, threads, batch, extra, tp_batch, tmp, quick):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="*", default=DEFAULT_MODELS)
+    ap.add_argument("models", nargs="*")
+    ap.add_argument("--set", choices=["default", "zoo", "all"], default="default",
+                    help="without MODELs: the nine benchmark models, the zoo (+ IS-Net), or both")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
@@ -103,6 +124,13 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", help="write every measurement to FILE")
     a = ap.parse_args()
+    if not a.models:
+        a.models = {"default": DEFAULT_MODELS, "zoo": ZOO_MODELS, "all": DEFAULT_MODELS + ZOO_MODELS}[a.set]
+        missing = [m for m in a.models if not available(m)]
+        if missing:
+            print("compare_ort: not in the cache, skipped: " + ", ".join(missing), file=sys.stderr)
+        a.models = [m for m in a.models if available(m)]
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores)", file=sys.stderr)
     threads = [int(t) for t in a.threads.split(",")]
     iters = 20 if a.quick else 40
     rows, raw = [], []
@@ -167,8 +195,14 @@ def main():
         if a.tp_batch:
             line += f" {r['kiln_tp']:.1f} | {r['ort_tp']:.1f} | {r['kiln_tp'] / r['ort_tp']:.2f} |"
         print(line)
+    for t in threads:
+        rs = [r["ratio"] for r in rows if r["threads"] == t]
+        if rs:
+            geo = statistics.geometric_mean(rs)
+            print(f"\ngeometric mean kiln/ORT at {t} thread(s) over {len(rs)} models: {geo:.2f}; worst "
+                  f"{max(rs):.2f} ({[r['model'] for r in rows if r['threads'] == t and r['ratio'] == max(rs)][0]}); CPU: {cpu_name()}")
     if a.json:
-        json.dump({"rows": rows, "raw": raw}, open(a.json, "w"), indent=1)
+        json.dump({"cpu": cpu_name(), "rows": rows, "raw": raw}, open(a.json, "w"), indent=1)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ std::span<const PassInfo> DefaultPasses() {
        &ComputeFp16InFp32},
       {"remove_no_ops", "remove Identity, inference Dropout, same-type Cast, same-shape Reshape, identity Transpose, zero Pad",
        &RemoveNoOps},
+      {"fold_pad_into_window", "zero Pad of the spatial axes -> the next Conv's / counting AveragePool's pads",
+       &FoldPadIntoWindow},
       {"fold_transpose_pairs", "merge two consecutive Transposes into one", &FoldTransposePairs},
       {"eliminate_common_subexpressions", "merge nodes with the same op, attributes and inputs",
        &EliminateCommonSubexpressions},

@@ -39,6 +39,7 @@ StatusOr<bool> RecognizeGelu(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeHardSwish(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeSwish(Graph& graph, PassContext& ctx);
 StatusOr<bool> ComputeFp16InFp32(Graph& graph, PassContext& ctx);
+StatusOr<bool> FoldPadIntoWindow(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeSoftmax(Graph& graph, PassContext& ctx);
 StatusOr<bool> RecognizeAttention(Graph& graph, PassContext& ctx);
 

@@ -103,6 +103,34 @@ TEST(NoCliffs, ZeroPadThenAveragePool) {
   ExpectFastAndCorrect(b.Build());
 }
 
+// Inception v3: AvgPool2d(3, 1, padding 1, count_include_pad) exports as Pad(1) + AveragePool;
+// ZeroPadding2D + Conv2D from Keras: both fold into the window's own pads.
+TEST(NoCliffs, PadFoldsIntoAveragePoolAndConv) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 8, 9, 9});
+  ValueId p = b.Op("Pad", "pad", {Conv(b, "conv", x, 8, 8, 1, 7), b.Const("pads", Ints({0, 0, 1, 1, 0, 0, 1, 1}))});
+  b.Output(b.Op("AveragePool", "pool", {p}, Attrs({{"kernel_shape", Attr::Ints({3, 3})}})));
+  ValueId q = b.Op("Pad", "pad2", {x, b.Const("pads2", Ints({0, 0, 2, 1, 0, 0, 0, 1}))});
+  b.Output(Conv(b, "conv2", q, 8, 4, 3, 9));
+  // Not folded: a non-zero value, and a pool that does not count padding.
+  ValueId r = b.Op("Pad", "pad3", {x, b.Const("pads3", Ints({0, 0, 1, 1, 0, 0, 1, 1})), b.Const("v", Tensor::Scalar<float>(2.f))});
+  b.Output(b.Op("AveragePool", "pool3", {r}, Attrs({{"kernel_shape", Attr::Ints({3, 3})}, {"pads", Attr::Ints({1, 1, 1, 1})}})));
+  Graph g = b.Build();
+  Graph o = g;
+  ASSERT_TRUE(OptimizeGraph(o).ok());
+  EXPECT_EQ(OpSequence(o), "Conv,AveragePool,Conv,Pad,AveragePool");
+  EXPECT_TRUE(CpuMatchesReference(g, o, 1e-4));
+}
+
+TEST(NoCliffs, GatherAlongInnerAxis) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {2, 197, 48});
+  b.Output(b.Op("Gather", "cls", {b.Op("Relu", "relu", {x}), b.Const("zero", Tensor::Scalar<int64_t>(0))},
+                Attrs({{"axis", Attr::Int(1)}})));
+  b.Output(b.Op("Gather", "cols", {x, b.Const("idx", Ints({5, -1, 0}))}, Attrs({{"axis", Attr::Int(2)}})));
+  ExpectFastAndCorrect(b.Build());
+}
+
 TEST(NoCliffs, ResizeLinearWithComputedSizes) {
   for (const char* coord : {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"}) {
     SCOPED_TRACE(coord);

@@ -758,8 +758,10 @@ StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
     const std::string impl = TrialImpl([&] { return dnnl::concat::primitive_desc(static_cast<int>(axis), mds, c.program().engine, BaseAttr()); });
     mixed = impl.empty() || IsReferenceImpl(impl);
   }
+  if (!mixed && AddCopyConcat(c, srcs, out_dims, axis, node.outputs[0], node.name, id)) return true;
   if (mixed)
     for (int& s : srcs) s = c.Plain(s);
+  if (mixed && AddCopyConcat(c, srcs, out_dims, axis, node.outputs[0], node.name, id)) return true;
   for (size_t i = 0; i < srcs.size(); ++i) mds[i] = c.program().slots[static_cast<size_t>(srcs[i])].md;
   dnnl::concat::primitive_desc pd(static_cast<int>(axis), mds, c.program().engine, BaseAttr());
   auto k = std::make_unique<PrimitiveKernel>();

@@ -1,5 +1,5 @@
-// Gather along axis 0 (embedding lookups: token ids into a [vocab, dim] table) as row
-// copies: one memcpy per index, with the index checked (ONNX allows [-n, n-1]; anything
+// Gather along any axis (embedding lookups: token ids into a [vocab, dim] table; a class
+// token x[:, 0]) as row copies: one memcpy per (outer index, index), with the index checked (ONNX allows [-n, n-1]; anything
 // else is an error naming the node, as ORT gives), instead of the reference kernel's
 // element-by-element walk. Any element type; the table may be a constant or an activation.
 #include <omp.h>
@@ -21,6 +21,7 @@ class GatherRowsKernel : public Kernel {
   int64_t rows = 0;       // data.dims[0]
   int64_t row_bytes = 0;  // bytes of one data[i]
   int64_t count = 0;      // number of indices
+  int64_t outer = 1;      // product of data's dims before the axis (Gather along axis > 0)
 
   Status Execute(ExecContext& ctx, int) const override {
     const char* src = ctx.ptrs[static_cast<size_t>(data)];
@@ -32,15 +33,18 @@ class GatherRowsKernel : public Kernel {
       if (r < -rows || r >= rows) return OutOfRange("index ", r, " at position ", i, " is out of range for ", rows, " rows");
     }
     const size_t bytes = static_cast<size_t>(row_bytes);
-    auto copy = [&](int64_t i) {
+    // Task t: outer index t / count, index t % count.
+    auto copy = [&](int64_t t) {
+      const int64_t o = t / count, i = t % count;
       int64_t r = At(idx, i);
       if (r < 0) r += rows;
-      std::memcpy(dst + static_cast<size_t>(i) * bytes, src + static_cast<size_t>(r) * bytes, bytes);
+      std::memcpy(dst + static_cast<size_t>(o * count + i) * bytes, src + static_cast<size_t>(o * rows + r) * bytes, bytes);
     };
-    if (count * row_bytes > (1 << 16)) {
-      ParallelFor(count, 0, copy);
+    const int64_t tasks = outer * count;
+    if (tasks * row_bytes > (1 << 16)) {
+      ParallelFor(tasks, 0, copy);
     } else {
-      for (int64_t i = 0; i < count; ++i) copy(i);
+      for (int64_t t = 0; t < tasks; ++t) copy(t);
     }
     return Status::OK();
   }
@@ -67,15 +71,16 @@ StatusOr<bool> LowerGather(Compiler& c, NodeId id) {
   if (dd.empty()) return false;
   KILN_ASSIGN_OR_RETURN(int64_t axis, node.attrs.GetInt("axis", 0));
   if (axis < 0) axis += static_cast<int64_t>(dd.size());
-  if (axis != 0) return false;
+  if (axis < 0 || axis >= static_cast<int64_t>(dd.size())) return false;
   auto k = std::make_unique<GatherRowsKernel>();
   k->index_type = it;
-  k->rows = dd[0];
-  k->row_bytes = Numel(std::vector<int64_t>(dd.begin() + 1, dd.end())) * static_cast<int64_t>(DTypeSize(dt));
+  k->rows = dd[static_cast<size_t>(axis)];
+  k->outer = Numel(std::vector<int64_t>(dd.begin(), dd.begin() + axis));
+  k->row_bytes = Numel(std::vector<int64_t>(dd.begin() + axis + 1, dd.end())) * static_cast<int64_t>(DTypeSize(dt));
   k->count = Numel(DimsOf(g, indices));
   k->data = dt == DType::kFloat32 ? c.Plain(c.SlotOf(data)) : c.SlotOf(data);
   k->indices = c.SlotOf(indices);
-  if (Numel(DimsOf(g, out)) * static_cast<int64_t>(DTypeSize(dt)) != k->count * k->row_bytes) return false;
+  if (Numel(DimsOf(g, out)) * static_cast<int64_t>(DTypeSize(dt)) != k->outer * k->count * k->row_bytes) return false;
   k->out = c.NewRawSlot(out, DimsOf(g, out), dt);
   k->reads = {k->data, k->indices};
   k->writes = {k->out};

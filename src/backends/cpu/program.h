@@ -211,6 +211,10 @@ StatusOr<bool> LowerGather(Compiler& c, NodeId id);  // lower_gather.cc
 bool AddBroadcastBinary(Compiler& c, dnnl::algorithm alg, int a_slot, int b_slot, const std::vector<float>* b_const,
                         const std::vector<int64_t>& b_dims, int dst_slot, const std::string& name, const std::string& op,
                         int node);
+// kiln's copy Concat (concat.cc): memcpy per (outer index, piece) when every piece shares a
+// row-major or channel-blocked layout that makes its part contiguous; false otherwise.
+bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<int64_t>& out_dims, int64_t axis,
+                   ValueId out, const std::string& name, int node);
 // Every node: the reference kernel on row-major slots.
 Status LowerReference(Compiler& c, NodeId id);
 
