@@ -596,7 +596,63 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
   const bool bf16 = const_w && c.Bf16(node);
   const mdt act = bf16 ? mdt::bf16 : mdt::f32;
   const dnnl::memory::desc src_md = PlainMd(src_dims, act), dst_md = PlainMd(dst_dims, act);
-  const dnnl::memory::desc w_md = const_w ? dnnl::memory::desc(ToDnnl(w_dims), act, tag::any) : PlainMd(w_dims);
+  dnnl::memory::desc w_md = const_w ? dnnl::memory::desc(ToDnnl(w_dims), act, tag::any) : PlainMd(w_dims);
+  // Tactic for constant FP32 weights: the layout oneDNN picks ("any") or an explicit
+  // row-major or transposed one, timed on this CPU. On AVX2, oneDNN's gemm with [K, N]
+  // weights whose row is a multiple of 4 KiB (N = 3072: ViT's MLP) runs at half the speed
+  // of the transposed layout; on other CPUs and shapes "any" wins. A plan's choice is kept.
+  std::string mm_tactic;
+  double mm_tactic_ms = 0;
+  int mm_viable = 0;
+  if (const_w && !bf16) {
+    std::string forced;
+    if (const Attr* t = node.attrs.find("kiln.tactic")) forced = t->s;
+    const std::pair<const char*, tag> cands[] = {{"w_any", tag::any}, {"w_ab", tag::ab}, {"w_ba", tag::ba}};
+    std::vector<int> timing_args = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+    if (!bias_data.empty()) timing_args.push_back(DNNL_ARG_BIAS);
+    for (const auto& [arg, sl] : k->slot_args) timing_args.push_back(arg);
+    for (const auto& [arg, m] : k->const_args) timing_args.push_back(arg);
+    double best = -1;
+    for (const auto& [name, t] : cands) {
+      if (!forced.empty() && forced != name) continue;
+      const dnnl::memory::desc wm(ToDnnl(w_dims), act, t);
+      std::optional<dnnl::matmul::primitive_desc> trial;
+      try {
+        if (!bias_data.empty())
+          trial.emplace(dnnl::matmul::desc(src_md, wm, PlainMd(bias_dims), dst_md), attr, c.program().engine);
+        else
+          trial.emplace(dnnl::matmul::desc(src_md, wm, dst_md), attr, c.program().engine);
+      } catch (const dnnl::error&) {
+        continue;
+      }
+      if (IsReferenceImpl(trial->impl_info_str())) continue;
+      ++mm_viable;
+      double ms = 0;
+      if (forced.empty() && c.options().time_tactics) {
+        std::ostringstream key;
+        key << "matmul " << name << " m" << src_dims[0] << " k" << src_dims[1] << " n" << w_dims[1] << " b"
+            << !bias_data.empty() << " post" << attr.get_post_ops().len() << " t" << c.program().threads;
+        TimingCache* cache = c.options().timing_cache;
+        auto hit = cache ? cache->ms.find(key.str()) : decltype(cache->ms.end()){};
+        if (cache && hit != cache->ms.end()) {
+          ms = hit->second;
+        } else {
+          ms = c.TimePrimitive(dnnl::matmul(*trial), *trial, timing_args);
+          if (cache) {
+            cache->ms[key.str()] = ms;
+            cache->changed = true;
+          }
+        }
+      }
+      if (best < 0 || ms < best) {
+        best = ms;
+        w_md = wm;
+        mm_tactic = name;
+        mm_tactic_ms = ms;
+      }
+      if (!c.options().time_tactics && forced.empty()) break;  // untimed: oneDNN's own choice
+    }
+  }
   std::optional<dnnl::matmul::primitive_desc> pd;
   if (!bias_data.empty()) {
     const dnnl::memory::desc b_md = PlainMd(bias_dims);
@@ -641,7 +697,8 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
   const int dst = c.View(whole, dst_dims);
   k->slot_args.push_back({DNNL_ARG_DST, dst});
   k->writes.push_back(dst);
-  k->info = {node.name, node.op_type, ImplName(*pd, "matmul"), "", 0, id, bf16 ? "bf16" : ""};
+  k->info = {node.name, node.op_type, ImplName(*pd, "matmul"), mm_viable > 1 || node.attrs.has("kiln.tactic") ? mm_tactic : "",
+             mm_tactic_ms, id, bf16 ? "bf16" : ""};
   c.AddKernel(std::move(k));
   if (split_axis >= 0) SplitInto(c, node, whole, split_axis, split_sizes);
   return true;
