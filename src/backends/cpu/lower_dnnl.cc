@@ -905,9 +905,17 @@ StatusOr<bool> LowerNormSoftmax(Compiler& c, NodeId id) {
 
 bool IsReferenceImpl(const std::string& impl) {
   // kiln's own reference kernels ("ref"), and oneDNN's reference implementations
-  // ("ref:any", "ref_int8:any", ...): correct, unvectorized, one element at a time.
-  return impl == "ref" || impl.rfind("ref", 0) == 0 || impl.find(" ref") != std::string::npos ||
-         impl.find("gemm:ref") != std::string::npos;
+  // ("ref:any", "ref_int8:any", gemm-based on the reference gemm), as a StepInfo::impl
+  // ("onednn:<primitive> <impl>") or as oneDNN's impl_info_str. kiln's own kernels
+  // ("kiln:...") never are.
+  if (impl == "ref") return true;
+  if (impl.rfind("kiln:", 0) == 0) return false;
+  std::string dnnl = impl;
+  if (impl.rfind("onednn:", 0) == 0) {
+    const size_t sp = impl.find(' ');
+    dnnl = sp == std::string::npos ? "" : impl.substr(sp + 1);
+  }
+  return dnnl.rfind("ref", 0) == 0 || dnnl.find("gemm:ref") != std::string::npos;
 }
 
 namespace {

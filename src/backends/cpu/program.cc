@@ -381,7 +381,7 @@ Status Compiler::LowerNode(NodeId id) {
   using Lower = StatusOr<bool> (*)(Compiler&, NodeId);
   static const Lower kLowerings[] = {&LowerConv, &LowerMatMul, &LowerPool, &LowerConcat, &LowerNormSoftmax,
                                      &LowerElementwise, &LowerView, &LowerTranspose, &LowerSlice,
-                                     &LowerConvTranspose, &LowerResize, &LowerResizeKiln, &LowerGather};
+                                     &LowerConvTranspose, &LowerResize, &LowerResizeKiln, &LowerGather, &LowerPad};
   static const Lower kKilnLowerings[] = {&LowerAttention};
   const bool onnx = n.domain.empty() || n.domain == "ai.onnx";
   if (onnx || n.domain == "kiln") {

@@ -203,7 +203,8 @@ StatusOr<bool> LowerAttention(Compiler& c, NodeId id);
 StatusOr<bool> LowerSlice(Compiler& c, NodeId id);
 StatusOr<bool> LowerConvTranspose(Compiler& c, NodeId id);
 StatusOr<bool> LowerResize(Compiler& c, NodeId id);
-StatusOr<bool> LowerResizeKiln(Compiler& c, NodeId id);  // resize.cc: every mode, after LowerResize
+StatusOr<bool> LowerResizeKiln(Compiler& c, NodeId id);
+StatusOr<bool> LowerPad(Compiler& c, NodeId id);  // pad.cc  // resize.cc: every mode, after LowerResize
 StatusOr<bool> LowerGather(Compiler& c, NodeId id);  // lower_gather.cc
 // kiln's broadcasting binary kernel (broadcast_binary.cc): dst = alg(a, b) on row-major f32
 // slots, b a slot (b_slot >= 0) or the constant *b_const, of dims b_dims (NumPy broadcast to
