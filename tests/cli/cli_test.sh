@@ -278,5 +278,32 @@ expect_error "inspect plan: --shapes" "optimized already" "$KILN" inspect "$T/fa
 head -c 5000 "$T/fast.plan" > "$T/cut.plan"
 expect_error "inspect truncated plan" "cut.plan" "$KILN" inspect "$T/cut.plan"
 
+# Slow paths: reported by build/run/bench/inspect, refused by --strict (and no plan left).
+SP=$T/slow_path.onnx
+if [ -f "$SP" ]; then
+  if "$KILN" build "$SP" -o "$T/sp.plan" >"$T/out" 2>"$T/err"; then
+    grep -q "1 layer(s) run on a reference implementation" "$T/err" && grep -q "lonely_erf (Erf): ref" "$T/err" && ok ||
+      bad "build warns of slow paths: $(cat "$T/err")"
+  else
+    bad "build of slow_path.onnx: $(cat "$T/err")"
+  fi
+  rm -f "$T/sp.plan"
+  expect_error "build --strict" "strict mode" "$KILN" build "$SP" -o "$T/sp.plan" --strict
+  [ ! -e "$T/sp.plan" ] && ok || bad "build --strict left a plan behind"
+  expect_error "run --strict" "lonely_erf (Erf)" "$KILN" run "$SP" "$IN" --strict
+  "$KILN" run "$SP" "$IN" >"$T/out" 2>"$T/err" && grep -q "slow path" "$T/err" && ok || bad "run warns: $(cat "$T/err")"
+  "$KILN" bench "$SP" -n 2 --warmup 0 --json "$T/sp.json" >/dev/null 2>&1 && "$KILN" bench "$M" -n 2 --warmup 0 --json "$T/fast.json" >/dev/null 2>&1 &&
+    /usr/bin/python3 -c "
+import json, sys
+s, f = (json.load(open(x)) for x in sys.argv[1:3])
+assert len(s['slow_paths']) == 1 and 'lonely_erf' in s['slow_paths'][0], s['slow_paths']
+assert f['slow_paths'] == [], f['slow_paths']
+" "$T/sp.json" "$T/fast.json" && ok || bad "bench --json slow_paths"
+  "$KILN" inspect "$SP" --kernels >"$T/out" 2>&1 && grep -q "slow paths: 1 step" "$T/out" && ok || bad "inspect --kernels slow paths: $(cat "$T/out")"
+  "$KILN" inspect "$M" --kernels >"$T/out" 2>&1 && grep -q "slow paths: none" "$T/out" && ok || bad "inspect tiny_cnn: no slow paths"
+else
+  bad "make_bad_models.py did not write slow_path.onnx"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -80,3 +80,7 @@ save("empty_huge_broadcast", [helper.make_node("Add", ["a", "b"], ["s"], name="a
 save("pad_overflow", [helper.make_node("Pad", ["input", "pads"], ["y"], name="pad_big")],
      inits=(helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 7596165471368380419, 0, 0, 0, 7595933647882055540, 0]),))
 save("upsample_no_inputs", [helper.make_node("Upsample", [], ["y"], name="up0", scales=[1.0, 1.0, 2.0, 2.0])], opset=7)
+
+# A layer with no fast kernel (Erf alone: no oneDNN algorithm, not part of a GELU): a slow
+# path that kiln build/run/bench report and --strict refuses.
+save("slow_path", [helper.make_node("Erf", ["input"], ["y"], name="lonely_erf")])
