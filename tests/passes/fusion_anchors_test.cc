@@ -24,20 +24,6 @@
 namespace kiln::testing {
 namespace {
 
-AttrMap Attrs(std::initializer_list<std::pair<const char*, Attr>> kv) {
-  AttrMap m;
-  for (const auto& [k, v] : kv) m.set(k, v);
-  return m;
-}
-
-Tensor RandomF32(std::vector<int64_t> dims, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  Tensor t(DType::kFloat32, std::move(dims));
-  for (float& f : t.span<float>()) f = d(rng);
-  return t;
-}
-
 // Ops whose output is not the input's float type, or that need attributes/inputs a generic
 // caller cannot make up: covered by their own tests, not as epilogue anchors here.
 bool GenericFloatAnchor(const OpSchema& s) {
@@ -124,7 +110,7 @@ TEST(FusionAnchors, EveryElementwiseAnchorKeepsItsEpilogue) {
       if (!BuildAnchorGraph(*s, dt, &g)) continue;
       RefExecutor probe;  // an op the reference kernels lack for this dtype is not an anchor here
       std::vector<RValue> in;
-      for (ValueId v : g.inputs()) in.emplace_back(RandomF32(g.value(v).type.shape.Sizes(), 3));
+      for (ValueId v : g.inputs()) in.emplace_back(RandomTensor(g.value(v).type.shape.Sizes(), 3));
       if (!probe.Run(g, in).ok()) continue;
       for (int variant = 0; variant < kVariants; ++variant) {
         SCOPED_TRACE(s->op_type + (dt == DType::kFloat16 ? " (fp16)" : " (fp32)") + " variant " + std::to_string(variant));
@@ -149,7 +135,7 @@ TEST(FusionAnchors, ConvGemmMatMulAnchorsKeepCastSigmoidEpilogues) {
       GraphBuilder b;
       const bool conv = std::string(op) == "Conv";
       ValueId x = b.Input("x", DType::kFloat32, conv ? std::vector<int64_t>{1, 3, 6, 6} : std::vector<int64_t>{4, 8});
-      ValueId w = b.Const("w", RandomF32(conv ? std::vector<int64_t>{4, 3, 3, 3} : std::vector<int64_t>{8, 5}, 2, 0.3f));
+      ValueId w = b.Const("w", RandomTensor(conv ? std::vector<int64_t>{4, 3, 3, 3} : std::vector<int64_t>{8, 5}, 2, 0.3f));
       auto to = [&](ValueId v, DType t, const std::string& n) {
         return b.Op("Cast", n, {v}, Attrs({{"to", Attr::Int(static_cast<int64_t>(t))}}));
       };
@@ -184,7 +170,7 @@ TEST(FusionAnchors, Fp16ResizeSigmoidChainKeepsEveryOp) {
   auto to = [&](ValueId v, DType t, const std::string& n) {
     return b.Op("Cast", n, {v}, Attrs({{"to", Attr::Int(static_cast<int64_t>(t))}}));
   };
-  ValueId w = to(b.Const("w", RandomF32({1, 3, 3, 3}, 5, 2.f)), DType::kFloat16, "w16");
+  ValueId w = to(b.Const("w", RandomTensor({1, 3, 3, 3}, 5, 2.f)), DType::kFloat16, "w16");
   ValueId conv = b.Op("Conv", "conv", {to(x, DType::kFloat16, "x16"), w}, Attrs({{"pads", Attr::Ints({1, 1, 1, 1})}}));
   Tensor sizes(DType::kInt64, {4});
   const int64_t sz[] = {1, 1, 16, 16};

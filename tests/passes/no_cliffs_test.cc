@@ -19,20 +19,6 @@
 namespace kiln::testing {
 namespace {
 
-AttrMap Attrs(std::initializer_list<std::pair<const char*, Attr>> kv) {
-  AttrMap m;
-  for (const auto& [k, v] : kv) m.set(k, v);
-  return m;
-}
-
-Tensor Rand(std::vector<int64_t> dims, uint32_t seed, float scale = 0.3f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  Tensor t(DType::kFloat32, std::move(dims));
-  for (float& f : t.span<float>()) f = d(rng);
-  return t;
-}
-
 Tensor Ints(std::vector<int64_t> v) {
   Tensor t(DType::kInt64, {static_cast<int64_t>(v.size())});
   for (size_t i = 0; i < v.size(); ++i) t.data<int64_t>()[i] = v[i];
@@ -41,7 +27,7 @@ Tensor Ints(std::vector<int64_t> v) {
 
 ValueId Conv(GraphBuilder& b, const std::string& name, ValueId x, int64_t cin, int64_t cout, int64_t k, uint32_t seed) {
   const int64_t p = k / 2;
-  return b.Op("Conv", name, {x, b.Const(name + "_w", Rand({cout, cin, k, k}, seed)), b.Const(name + "_b", Rand({cout}, seed + 1))},
+  return b.Op("Conv", name, {x, b.Const(name + "_w", RandomTensor({cout, cin, k, k}, seed)), b.Const(name + "_b", RandomTensor({cout}, seed + 1))},
               Attrs({{"pads", Attr::Ints({p, p, p, p})}}));
 }
 
@@ -85,12 +71,12 @@ TEST(NoCliffs, MishAfterConv) {
 TEST(NoCliffs, ResidualAddInNTCAndBiasRow) {
   GraphBuilder b;
   ValueId x = b.Input("x", DType::kFloat32, {1, 197, 64});
-  ValueId w = b.Const("w", Rand({64, 64}, 5));
+  ValueId w = b.Const("w", RandomTensor({64, 64}, 5));
   ValueId h = b.Op("MatMul", "mm", {x, w});
   ValueId t = b.Op("Transpose", "tr", {b.Op("Transpose", "tr0", {h}, Attrs({{"perm", Attr::Ints({0, 2, 1})}}))},
                    Attrs({{"perm", Attr::Ints({0, 2, 1})}}));
   ValueId res = b.Op("Add", "residual", {x, b.Op("Relu", "relu", {t})});
-  ValueId row = b.Op("Add", "bias_row", {res, b.Const("row", Rand({64}, 6))});
+  ValueId row = b.Op("Add", "bias_row", {res, b.Const("row", RandomTensor({64}, 6))});
   b.Output(b.Op("Add", "residual2", {row, x}));
   ExpectFastAndCorrect(b.Build());
 }
@@ -213,7 +199,7 @@ TEST(NoCliffs, BroadcastBinaryMatrix) {
         // Keep divisors away from 0.
         if (std::string(op) == "Div") (swap ? x : y) = b.Op("Add", "shift", {b.Op("Abs", "abs", {swap ? x : y}), b.Const("one", Tensor::Scalar<float>(1.f))});
         ValueId r = b.Op(op, "op", swap ? std::vector<ValueId>{y, x} : std::vector<ValueId>{x, y});
-        b.Output(b.Op("Add", "then", {b.Op("Relu", "relu", {r}), b.Const("bias", Rand({da.back()}, 31))}));
+        b.Output(b.Op("Add", "then", {b.Op("Relu", "relu", {r}), b.Const("bias", RandomTensor({da.back()}, 31))}));
         ExpectFastAndCorrect(b.Build());
       }
 }

@@ -9,6 +9,20 @@
 
 namespace kiln::testing {
 
+AttrMap Attrs(std::initializer_list<std::pair<const char*, Attr>> kv) {
+  AttrMap m;
+  for (const auto& [k, v] : kv) m.set(k, v);
+  return m;
+}
+
+Tensor RandomTensor(std::vector<int64_t> dims, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  Tensor t(DType::kFloat32, std::move(dims));
+  for (float& f : t.span<float>()) f = d(rng);
+  return t;
+}
+
 ValueId GraphBuilder::Input(const std::string& name, DType dt, std::vector<int64_t> dims) {
   ValueId v = *g_.AddValue(name, TypeInfo::Tensor(dt, Shape::FromDims(dims)));
   g_.inputs().push_back(v);

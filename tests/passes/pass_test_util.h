@@ -14,6 +14,11 @@
 
 namespace kiln::testing {
 
+// An attribute map from {name, Attr} pairs.
+AttrMap Attrs(std::initializer_list<std::pair<const char*, Attr>> kv);
+// A float32 tensor of N(0, scale^2) values from a seeded generator.
+Tensor RandomTensor(std::vector<int64_t> dims, uint32_t seed, float scale = 1.f);
+
 class GraphBuilder {
  public:
   explicit GraphBuilder(std::string name = "g") { g_.name = std::move(name); }

@@ -13,20 +13,6 @@
 namespace kiln::testing {
 namespace {
 
-Tensor RandomTensor(std::vector<int64_t> dims, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d;
-  Tensor t(DType::kFloat32, std::move(dims));
-  for (float& f : t.span<float>()) f = d(rng);
-  return t;
-}
-
-AttrMap Attrs(std::initializer_list<std::pair<const char*, Attr>> kv) {
-  AttrMap m;
-  for (const auto& [k, v] : kv) m.set(k, v);
-  return m;
-}
-
 TEST(PassFoldConstants, FoldsShapeChainsAndArithmetic) {
   GraphBuilder b;
   ValueId x = b.Input("x", DType::kFloat32, {2, 3, 4});
