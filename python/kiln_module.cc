@@ -138,7 +138,7 @@ struct PyEngine {
 
 kiln::BuildOptions Options(const std::optional<Shapes>& shapes, bool optimize, const std::string& precision,
                            int threads, const std::string& backend, const std::optional<Profiles>& profiles,
-                           const std::string& batch_parallel) {
+                           const std::string& batch_parallel, bool strict) {
   kiln::BuildOptions o;
   if (profiles)
     for (const auto& p : *profiles) {
@@ -152,14 +152,15 @@ kiln::BuildOptions Options(const std::optional<Shapes>& shapes, bool optimize, c
   o.threads = threads;
   o.backend = backend;
   o.batch_parallel = batch_parallel;
+  o.strict = strict;
   return o;
 }
 
 PyEngine Load(const py::object& path, const std::optional<Shapes>& shapes, bool optimize, const std::string& precision,
               int threads, const std::string& backend, const std::optional<Profiles>& profiles,
-              const std::string& batch_parallel) {
+              const std::string& batch_parallel, bool strict) {
   const std::string p = FsPath(path);
-  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend, profiles, batch_parallel);
+  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend, profiles, batch_parallel, strict);
   kiln::StatusOr<std::shared_ptr<const kiln::Engine>> e = kiln::Status(kiln::StatusCode::kInternal, "not run");
   {
     py::gil_scoped_release nogil;
@@ -170,9 +171,9 @@ PyEngine Load(const py::object& path, const std::optional<Shapes>& shapes, bool 
 
 PyEngine Build(const py::object& onnx_path, const py::object& plan_path, const std::optional<Shapes>& shapes, bool optimize,
                const std::string& precision, int threads, const std::string& backend,
-               const std::optional<Profiles>& profiles, const std::string& batch_parallel) {
+               const std::optional<Profiles>& profiles, const std::string& batch_parallel, bool strict) {
   const std::string src = FsPath(onnx_path), dst = FsPath(plan_path);
-  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend, profiles, batch_parallel);
+  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend, profiles, batch_parallel, strict);
   kiln::StatusOr<std::shared_ptr<const kiln::Engine>> e = kiln::Status(kiln::StatusCode::kInternal, "not run");
   kiln::Status saved;
   {
@@ -327,11 +328,12 @@ PYBIND11_MODULE(kiln, m) {
 
   m.def("load", &Load, py::arg("path"), py::arg("shapes") = py::none(), py::arg("optimize") = true,
         py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("backend") = "cpu",
-        py::arg("profiles") = py::none(), py::arg("batch_parallel") = "auto",
+        py::arg("profiles") = py::none(), py::arg("batch_parallel") = "auto", py::arg("strict") = false,
         "Loads a .plan file or builds an .onnx model (shapes: {input name: shape} for inputs with "
-        "dynamic dimensions; the others get 1 for each dynamic dimension).");
+        "dynamic dimensions; the others get 1 for each dynamic dimension; strict=True: an error if any layer would "
+        "run on a reference implementation).");
   m.def("build", &Build, py::arg("onnx_path"), py::arg("plan_path"), py::arg("shapes") = py::none(),
         py::arg("optimize") = true, py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("backend") = "cpu",
-        py::arg("profiles") = py::none(), py::arg("batch_parallel") = "auto",
+        py::arg("profiles") = py::none(), py::arg("batch_parallel") = "auto", py::arg("strict") = false,
         "Builds an engine from an ONNX model, writes it to plan_path and returns it.");
 }

@@ -166,6 +166,23 @@ class EngineTest(unittest.TestCase):
                 kiln.build(junk, os.path.join(d, "junk.plan"))
             self.assertFalse(os.path.exists(os.path.join(d, "junk.plan")))
 
+    def test_strict(self):
+        kiln.load(MODEL, strict=True)  # every layer of the demo model has a fast kernel
+        import onnx
+        from onnx import TensorProto, helper
+        g = helper.make_graph([helper.make_node("Erf", ["x"], ["y"], name="lonely_erf")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 64])])
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "erf.onnx")
+            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+            e = kiln.load(path)  # runs, on the reference kernel
+            x = np.linspace(-2, 2, 256, dtype=np.float32).reshape(4, 64)
+            out = e.run({"x": x})
+            np.testing.assert_allclose(out["y"], np.vectorize(__import__("math").erf)(x), rtol=1e-5, atol=1e-6)
+            with self.assertRaisesRegex(RuntimeError, "strict mode[^$]*lonely_erf \\(Erf\\)"):
+                kiln.load(path, strict=True)
+
     def test_context_reads_bound_array_in_place(self):
         # A C-contiguous float32 array is bound without a copy: changing it changes the next run.
         ctx = self.engine.create_context()
