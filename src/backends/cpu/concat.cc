@@ -76,25 +76,41 @@ int ChannelBlock(const dnnl::memory::desc& md) {
 
 }  // namespace
 
-bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<int64_t>& out_dims, int64_t axis,
-                   ValueId out, const std::string& name, int node) {
+bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<std::vector<int64_t>>& piece_dims,
+                   const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
+                   int into) {
+  if (piece_dims.size() != srcs.size()) return false;
   if (srcs.empty()) return false;
   const Program& p = c.program();
-  const dnnl::memory::desc& md0 = p.slots[static_cast<size_t>(srcs[0])].md;
+  int first = -1;
+  for (int s : srcs)
+    if (s >= 0 && first < 0) first = s;
+  if (first < 0) return true;  // every piece is in place already
+  const dnnl::memory::desc& md0 = p.slots[static_cast<size_t>(first)].md;
   const int blk = ChannelBlock(md0);
   if (blk < 0 || md0.data_type() != dnnl::memory::data_type::f32) return false;
   if (blk > 0 && axis != 1) return false;
   auto k = std::make_unique<CopyConcatKernel>();
   for (int64_t a = 0; a < axis; ++a) k->outer *= out_dims[static_cast<size_t>(a)];
+  // Pieces given as -1 are in the output already (their producers wrote there): skipped,
+  // their extent taken from `piece_dims`.
   int64_t off = 0;
-  for (int s : srcs) {
-    const Slot& sl = p.slots[static_cast<size_t>(s)];
-    if (!sl.has_md || ChannelBlock(sl.md) != blk || sl.md.data_type() != md0.data_type()) return false;
-    if (blk > 0 && sl.dims[1] % blk != 0) return false;
+  std::vector<int> copied;
+  for (size_t i = 0; i < srcs.size(); ++i) {
+    const int s = srcs[i];
+    std::vector<int64_t> dims = s >= 0 ? p.slots[static_cast<size_t>(s)].dims : piece_dims[i];
+    if (s >= 0) {
+      const Slot& sl = p.slots[static_cast<size_t>(s)];
+      if (!sl.has_md || ChannelBlock(sl.md) != blk || sl.md.data_type() != md0.data_type()) return false;
+    }
+    if (blk > 0 && dims[1] % blk != 0) return false;
     int64_t inner = 1;
-    for (size_t a = static_cast<size_t>(axis); a < sl.dims.size(); ++a) inner *= sl.dims[a];
-    k->chunk.push_back(inner * 4);
-    k->offset.push_back(off);
+    for (size_t a = static_cast<size_t>(axis); a < dims.size(); ++a) inner *= dims[a];
+    if (s >= 0) {
+      k->chunk.push_back(inner * 4);
+      k->offset.push_back(off);
+      copied.push_back(s);
+    }
     off += inner * 4;
   }
   k->out_chunk = off;
@@ -113,9 +129,11 @@ bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<
     if (ChannelBlock(out_md) != blk) return false;
   }
   if (static_cast<int64_t>(out_md.get_size()) != k->outer * k->out_chunk) return false;
-  k->srcs = srcs;
-  k->dst = c.NewSlot(out, out_md, out_dims);
-  k->reads = srcs;
+  if (into >= 0 && p.slots[static_cast<size_t>(into)].md != out_md) return false;
+  k->srcs = copied;
+  k->dst = into >= 0 ? into : c.NewSlot(out, out_md, out_dims);
+  k->reads = copied;
+  if (into >= 0) k->reads.push_back(into);  // the in-place pieces live there
   k->writes = {k->dst};
   k->info = {name, "Concat", blk == 0 ? "kiln:concat_copy" : StrCat("kiln:concat_copy blocked", blk), "", 0, node};
   c.AddKernel(std::move(k));

@@ -778,8 +778,26 @@ StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
   KILN_ASSIGN_OR_RETURN(int64_t axis, node.attrs.GetInt("axis", 0));
   if (axis < 0) axis += static_cast<int64_t>(out_dims.size());
   if (auto whole = c.ConcatWhole(id)) {
-    // Some producers wrote into this buffer already (ConcatTarget); copy in the others.
+    // Some producers wrote into this buffer already (ConcatTarget); copy in the others —
+    // with kiln's copy concat when the layouts allow (oneDNN's reorder into a strided
+    // sub-memory is its slow generic one), else one reorder each.
     const dnnl::memory::desc wmd = c.program().slots[static_cast<size_t>(*whole)].md;
+    {
+      std::vector<int> pieces;
+      std::vector<std::vector<int64_t>> pdims;
+      bool ok = true;
+      for (ValueId v : node.inputs) {
+        if (v == kNoValue || !IsF32(g, v)) { ok = false; break; }
+        const std::vector<int64_t> d = DimsOf(g, v);
+        if (Numel(d) == 0) continue;
+        const int s = c.SlotOf(v);
+        pieces.push_back(c.program().Root(s) == c.program().Root(*whole) ? -1 : s);
+        pdims.push_back(d);
+      }
+      if (ok && !pieces.empty() &&
+          AddCopyConcat(c, pieces, pdims, out_dims, axis, node.outputs[0], node.name, id, *whole))
+        return true;
+    }
     int64_t offset = 0;
     for (ValueId v : node.inputs) {
       const std::vector<int64_t> d = DimsOf(g, v);
@@ -815,10 +833,12 @@ StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
     const std::string impl = TrialImpl([&] { return dnnl::concat::primitive_desc(static_cast<int>(axis), mds, c.program().engine, BaseAttr()); });
     mixed = impl.empty() || IsReferenceImpl(impl);
   }
-  if (!mixed && AddCopyConcat(c, srcs, out_dims, axis, node.outputs[0], node.name, id)) return true;
+  std::vector<std::vector<int64_t>> piece_dims;
+  for (int s : srcs) piece_dims.push_back(c.program().slots[static_cast<size_t>(s)].dims);
+  if (!mixed && AddCopyConcat(c, srcs, piece_dims, out_dims, axis, node.outputs[0], node.name, id)) return true;
   if (mixed)
     for (int& s : srcs) s = c.Plain(s);
-  if (mixed && AddCopyConcat(c, srcs, out_dims, axis, node.outputs[0], node.name, id)) return true;
+  if (mixed && AddCopyConcat(c, srcs, piece_dims, out_dims, axis, node.outputs[0], node.name, id)) return true;
   for (size_t i = 0; i < srcs.size(); ++i) mds[i] = c.program().slots[static_cast<size_t>(srcs[i])].md;
   dnnl::concat::primitive_desc pd(static_cast<int>(axis), mds, c.program().engine, BaseAttr());
   auto k = std::make_unique<PrimitiveKernel>();

@@ -213,9 +213,13 @@ bool AddBroadcastBinary(Compiler& c, dnnl::algorithm alg, int a_slot, int b_slot
                         const std::vector<int64_t>& b_dims, int dst_slot, const std::string& name, const std::string& op,
                         int node);
 // kiln's copy Concat (concat.cc): memcpy per (outer index, piece) when every piece shares a
-// row-major or channel-blocked layout that makes its part contiguous; false otherwise.
-bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<int64_t>& out_dims, int64_t axis,
-                   ValueId out, const std::string& name, int node);
+// row-major or channel-blocked layout that makes its part contiguous; false otherwise (and
+// nothing added). `srcs[i]` = -1: piece i (dims piece_dims[i]) is in the output already.
+// `into` >= 0: write into that slot (the concat's buffer, which must have the layout), else
+// a new slot for `out`.
+bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<std::vector<int64_t>>& piece_dims,
+                   const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
+                   int into = -1);
 // Every node: the reference kernel on row-major slots.
 Status LowerReference(Compiler& c, NodeId id);
 
