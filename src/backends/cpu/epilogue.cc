@@ -223,6 +223,26 @@ bool NormalizePostOps(std::vector<PostOp>& ops) {
   return true;
 }
 
+dnnl::memory::desc BroadcastOperandMd(const std::vector<int64_t>& d, const dnnl::memory::desc* dst) {
+  const dnnl::memory::desc plain = PlainMd(d);
+  if (dst == nullptr || d.size() < 3 || dst->data.ndims != static_cast<int>(d.size())) return plain;
+  const dnnl_memory_desc_t& m = dst->data;
+  if (m.format_kind != dnnl_blocked || m.format_desc.blocking.inner_nblks != 1 || m.format_desc.blocking.inner_idxs[0] != 1)
+    return plain;
+  for (size_t i = 0; i < d.size(); ++i)
+    if (i != 1 && d[i] != 1) return plain;
+  if (d[1] != m.dims[1] || d[1] % m.format_desc.blocking.inner_blks[0] != 0) return plain;
+  using tag = dnnl::memory::format_tag;
+  const int blk = static_cast<int>(m.format_desc.blocking.inner_blks[0]);
+  tag t = tag::undef;
+  if (d.size() == 3) t = blk == 8 ? tag::nCw8c : blk == 16 ? tag::nCw16c : tag::undef;
+  if (d.size() == 4) t = blk == 8 ? tag::nChw8c : blk == 16 ? tag::nChw16c : tag::undef;
+  if (d.size() == 5) t = blk == 8 ? tag::nCdhw8c : blk == 16 ? tag::nCdhw16c : tag::undef;
+  if (t == tag::undef) return plain;
+  dnnl::memory::desc b(ToDnnl(d), dnnl::memory::data_type::f32, t);
+  return b.get_size() == plain.get_size() ? b : plain;
+}
+
 Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vector<int64_t>& dst_dims,
                     dnnl::primitive_attr* attr, std::vector<std::pair<int, int>>* slot_args,
                     std::vector<std::pair<int, dnnl::memory>>* const_args, std::vector<int>* reads,
@@ -240,7 +260,7 @@ Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vect
     }
     const int arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(i)) | DNNL_ARG_SRC_1;
     if (op.src1 == kNoValue) {
-      dnnl::memory::desc md = PlainMd(op.src1_dims);
+      dnnl::memory::desc md = BroadcastOperandMd(op.src1_dims, dst_md);
       dnnl::memory m(md, c.program().engine);
       std::memcpy(m.get_data_handle(), op.src1_const.data(), op.src1_const.size() * sizeof(float));
       po.append_binary(op.alg, md);

@@ -38,7 +38,8 @@ std::optional<dnnl::primitive_attr> TrialAttr(const std::vector<PostOp>& ops, co
   for (const PostOp& op : ops) {
     if (op.kind == PostOp::Kind::kEltwise) po.append_eltwise(1.0f, op.alg, op.alpha, op.beta);
     else if (op.kind == PostOp::Kind::kSum) po.append_sum(1.0f);
-    else po.append_binary(op.alg, op.src1 != kNoValue && op.src1_dims == dst_dims ? dst_md : PlainMd(op.src1_dims));
+    else if (op.src1 != kNoValue && op.src1_dims == dst_dims) po.append_binary(op.alg, dst_md);
+    else po.append_binary(op.alg, op.src1 == kNoValue ? BroadcastOperandMd(op.src1_dims, &dst_md) : PlainMd(op.src1_dims));
   }
   attr.set_post_ops(po);
   return attr;
@@ -946,14 +947,34 @@ namespace {
 // then each post-op. A few more passes over memory instead of ref:any's scalar loops.
 // `head` adds the first step writing `dst` (a row-major slot); false when it cannot.
 bool LowerDecomposed(Compiler& c, const Node& node, NodeId id, const std::vector<PostOp>& ops,
-                     const std::vector<int64_t>& out_dims, const std::function<bool(int dst)>& head) {
+                     const std::vector<int64_t>& out_dims, const std::function<bool(int dst)>& head,
+                     const dnnl::memory::desc* layout = nullptr) {
   for (const PostOp& op : ops)
     if (op.kind == PostOp::Kind::kSum) return false;
   const dnnl::engine& eng = c.program().engine;
-  const dnnl::memory::desc plain = PlainMd(out_dims);
   const int rank = static_cast<int>(out_dims.size());
+  // The working layout: row-major (every step possible: kiln's kernel backs up oneDNN's),
+  // or the given one — then only when oneDNN has a JIT kernel for every step in it.
+  const dnnl::memory::desc work = layout ? *layout : PlainMd(out_dims);
+  auto operand_md = [&](const PostOp& op) {
+    const std::vector<int64_t> d1 = LeftPad(op.src1_dims, rank);
+    return layout && op.src1 != kNoValue && d1 == out_dims ? work : BroadcastOperandMd(d1, layout ? &work : nullptr);
+  };
+  auto step_impl = [&](const PostOp& op) {
+    if (op.kind == PostOp::Kind::kEltwise)
+      return TrialImpl([&] {
+        return dnnl::eltwise_forward::primitive_desc(
+            dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, op.alg, work, op.alpha, op.beta), BaseAttr(), eng);
+      });
+    return TrialImpl([&] { return dnnl::binary::primitive_desc(dnnl::binary::desc(op.alg, work, operand_md(op), work), BaseAttr(), eng); });
+  };
+  if (layout)
+    for (const PostOp& op : ops) {
+      const std::string impl = step_impl(op);
+      if (impl.empty() || IsReferenceImpl(impl)) return false;
+    }
   auto slot_for = [&](size_t step) {
-    return step == ops.size() ? c.NewSlot(node.outputs[0], plain, out_dims) : c.NewSlot(kNoValue, plain, out_dims);
+    return step == ops.size() ? c.NewSlot(node.outputs[0], work, out_dims) : c.NewSlot(kNoValue, work, out_dims);
   };
   int cur = slot_for(0);
   if (!head(cur)) return false;
@@ -964,22 +985,23 @@ bool LowerDecomposed(Compiler& c, const Node& node, NodeId id, const std::vector
     auto k = std::make_unique<PrimitiveKernel>();
     if (op.kind == PostOp::Kind::kEltwise) {
       dnnl::eltwise_forward::primitive_desc pd(
-          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, op.alg, plain, op.alpha, op.beta), BaseAttr(), eng);
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, op.alg, work, op.alpha, op.beta), BaseAttr(), eng);
       k->prim = dnnl::eltwise_forward(pd);
       k->slot_args = {{DNNL_ARG_SRC, cur}, {DNNL_ARG_DST, dst}};
       k->info = {name, node.op_type, ImplName(pd, "eltwise"), "", 0, id};
     } else {
       const std::vector<int64_t> d1 = LeftPad(op.src1_dims, rank);
+      const dnnl::memory::desc md1 = operand_md(op);
       int s1 = -1;
-      if (op.src1 != kNoValue) s1 = c.View(c.Plain(c.SlotOf(op.src1)), d1);
-      const dnnl::memory::desc md1 = PlainMd(d1);
-      auto pd = TrialImpl([&] { return dnnl::binary::primitive_desc(dnnl::binary::desc(op.alg, plain, md1, plain), BaseAttr(), eng); });
-      if (pd.empty() || IsReferenceImpl(pd)) {
+      if (op.src1 != kNoValue)
+        s1 = md1 == work && layout ? c.InLayout(c.SlotOf(op.src1), work) : c.ViewMd(c.Plain(c.SlotOf(op.src1)), md1, d1);
+      const std::string impl = step_impl(op);
+      if (impl.empty() || IsReferenceImpl(impl)) {
         if (!AddBroadcastBinary(c, op.alg, cur, s1, &op.src1_const, d1, dst, name, node.op_type, id)) return false;
         cur = dst;
         continue;
       }
-      dnnl::binary::primitive_desc bpd(dnnl::binary::desc(op.alg, plain, md1, plain), BaseAttr(), eng);
+      dnnl::binary::primitive_desc bpd(dnnl::binary::desc(op.alg, work, md1, work), BaseAttr(), eng);
       k->prim = dnnl::binary(bpd);
       k->slot_args = {{DNNL_ARG_SRC_0, cur}, {DNNL_ARG_DST, dst}};
       if (s1 >= 0) {
@@ -1120,14 +1142,37 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   // src1's descriptor for a given src0 layout: the same layout when it is full-size, else a
   // row-major view padded to the rank (a scalar or a broadcast row/channel vector).
   const bool full = d1 == out_dims;
-  const dnnl::memory::desc bcast_md = PlainMd(Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank));
+  const std::vector<int64_t> bcast_dims = Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank);
   auto pd_for = [&](const dnnl::memory::desc& md0, const dnnl::primitive_attr& a) {
-    return dnnl::binary::primitive_desc(dnnl::binary::desc(*b, md0, full ? md0 : bcast_md, md0), a, eng);
+    return dnnl::binary::primitive_desc(dnnl::binary::desc(*b, md0, full ? md0 : BroadcastOperandMd(bcast_dims, &md0), md0), a, eng);
   };
   // src0 keeps its own (possibly blocked) layout when oneDNN has a JIT kernel for the
   // combination, else both go row-major (a reorder around the op beats ref:any).
   bool use_plain = false;
   std::string impl = TrialImpl([&] { return pd_for(own, *TrialAttr(*epi, out_dims, own)); });
+  if (own != plain && (impl.empty() || IsReferenceImpl(impl)) && !epi->empty()) {
+    // The op with its epilogue has no JIT kernel in src0's (blocked) layout, but each step
+    // alone may (DenseNet's BN after a concat: per-channel Mul, then Add + ReLU): one step
+    // per op in that layout — two passes over memory instead of reorder, op, reorder back.
+    const std::string head_impl = TrialImpl([&] { return pd_for(own, BaseAttr()); });
+    if (!head_impl.empty() && !IsReferenceImpl(head_impl)) {
+      const bool done = LowerDecomposed(c, node, id, *epi, out_dims, [&](int dst) {
+        // (Made only now: LowerDecomposed has checked every step, nothing is left half-built.)
+        const std::vector<int64_t> dp = Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank);
+        const int s1_own = full ? c.InLayout(c.SlotOf(a1), own) : c.ViewMd(c.Plain(c.SlotOf(a1)), BroadcastOperandMd(dp, &own), dp);
+        dnnl::binary::primitive_desc hpd = pd_for(own, BaseAttr());
+        auto hk = std::make_unique<PrimitiveKernel>();
+        hk->prim = dnnl::binary(hpd);
+        hk->slot_args = {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, s1_own}, {DNNL_ARG_DST, dst}};
+        hk->reads = {s0, s1_own};
+        hk->writes = {dst};
+        hk->info = {node.name, node.op_type, ImplName(hpd, "binary"), "", 0, id};
+        c.AddKernel(std::move(hk));
+        return true;
+      }, &own);
+      if (done) return true;
+    }
+  }
   if (own != plain && (impl.empty() || IsReferenceImpl(impl))) {
     const std::string impl_plain = TrialImpl([&] { return pd_for(plain, *TrialAttr(*epi, out_dims, plain)); });
     use_plain = !impl_plain.empty() && (!IsReferenceImpl(impl_plain) || impl.empty());
@@ -1157,8 +1202,12 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   if (use_plain) s0 = c.Plain(s0);
   const dnnl::memory::desc md0 = c.program().slots[static_cast<size_t>(s0)].md;
   int s1;
-  if (full) s1 = c.InLayout(c.SlotOf(a1), md0);
-  else s1 = c.View(c.Plain(c.SlotOf(a1)), Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank));
+  if (full) {
+    s1 = c.InLayout(c.SlotOf(a1), md0);
+  } else {
+    const std::vector<int64_t> dp = Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank);
+    s1 = c.ViewMd(c.Plain(c.SlotOf(a1)), BroadcastOperandMd(dp, &md0), dp);
+  }
   KILN_RETURN_IF_ERROR(ApplyPostOps(c, *epi, out_dims, &attr, &k->slot_args, &k->const_args, &k->reads, &md0));
   dnnl::binary::primitive_desc pd(dnnl::binary::desc(*b, md0, c.program().slots[static_cast<size_t>(s1)].md, md0), attr, eng);
   k->prim = dnnl::binary(pd);

@@ -250,6 +250,13 @@ Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vect
 
 dnnl::memory::dims ToDnnl(const std::vector<int64_t>& v);
 
+// The descriptor of a broadcast operand of dims `d` (rank of the destination) read against
+// a destination laid out as `dst`: a per-channel operand [1, C, 1, ...] against a
+// channel-blocked destination (nChw8c, C a multiple of the block) in that same tag — the
+// bytes are the row-major ones, and oneDNN's JIT binary kernels take it, where a row-major
+// descriptor sends them to ref:any; otherwise row-major.
+dnnl::memory::desc BroadcastOperandMd(const std::vector<int64_t>& d, const dnnl::memory::desc* dst);
+
 // Packed weights in plans: a node attribute holds the oneDNN descriptor (raw bytes of
 // dnnl_memory_desc_t) of its weight constant's bytes. Checked against the constant: f32,
 // the constant's dims (or its grouped 5-D split), a dense blocked layout of exactly its
