@@ -120,11 +120,8 @@ bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<
   } else {
     // The same blocked layout over the output dims.
     dnnl::memory::dims od(out_dims.begin(), out_dims.end());
-    const auto tag = out_dims.size() == 4 ? (blk == 16 ? dnnl::memory::format_tag::nChw16c : dnnl::memory::format_tag::nChw8c)
-                     : out_dims.size() == 3 ? (blk == 16 ? dnnl::memory::format_tag::nCw16c : dnnl::memory::format_tag::nCw8c)
-                     : out_dims.size() == 5 ? (blk == 16 ? dnnl::memory::format_tag::nCdhw16c : dnnl::memory::format_tag::nCdhw8c)
-                                            : dnnl::memory::format_tag::undef;
-    if (tag == dnnl::memory::format_tag::undef || (blk != 8 && blk != 16)) return false;
+    const auto tag = BlockedChannelTag(out_dims.size(), blk);
+    if (tag == dnnl::memory::format_tag::undef) return false;
     out_md = dnnl::memory::desc(od, dnnl::memory::data_type::f32, tag);
     if (ChannelBlock(out_md) != blk) return false;
   }

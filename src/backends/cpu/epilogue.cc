@@ -232,13 +232,8 @@ dnnl::memory::desc BroadcastOperandMd(const std::vector<int64_t>& d, const dnnl:
   for (size_t i = 0; i < d.size(); ++i)
     if (i != 1 && d[i] != 1) return plain;
   if (d[1] != m.dims[1] || d[1] % m.format_desc.blocking.inner_blks[0] != 0) return plain;
-  using tag = dnnl::memory::format_tag;
-  const int blk = static_cast<int>(m.format_desc.blocking.inner_blks[0]);
-  tag t = tag::undef;
-  if (d.size() == 3) t = blk == 8 ? tag::nCw8c : blk == 16 ? tag::nCw16c : tag::undef;
-  if (d.size() == 4) t = blk == 8 ? tag::nChw8c : blk == 16 ? tag::nChw16c : tag::undef;
-  if (d.size() == 5) t = blk == 8 ? tag::nCdhw8c : blk == 16 ? tag::nCdhw16c : tag::undef;
-  if (t == tag::undef) return plain;
+  const dnnl::memory::format_tag t = BlockedChannelTag(d.size(), m.format_desc.blocking.inner_blks[0]);
+  if (t == dnnl::memory::format_tag::undef) return plain;
   dnnl::memory::desc b(ToDnnl(d), dnnl::memory::data_type::f32, t);
   return b.get_size() == plain.get_size() ? b : plain;
 }

@@ -31,8 +31,8 @@ dnnl::primitive_attr BaseAttr() {
 // The post-ops attr that ApplyPostOps would build for `ops` on a destination `dst_md`,
 // from descriptors alone (no slots, no reorders): to ask oneDNN which implementation a
 // candidate formulation gets before committing to it.
-std::optional<dnnl::primitive_attr> TrialAttr(const std::vector<PostOp>& ops, const std::vector<int64_t>& dst_dims,
-                                              const dnnl::memory::desc& dst_md) {
+dnnl::primitive_attr TrialAttr(const std::vector<PostOp>& ops, const std::vector<int64_t>& dst_dims,
+                               const dnnl::memory::desc& dst_md) {
   dnnl::primitive_attr attr = BaseAttr();
   dnnl::post_ops po;
   for (const PostOp& op : ops) {
@@ -58,6 +58,18 @@ std::string TrialImpl(F&& make) {
 
 std::string ImplName(const dnnl::primitive_desc_base& pd, const char* what) {
   return std::string("onednn:") + what + " " + pd.impl_info_str();
+}
+
+// A binary primitive step reading slots s0, s1 and writing dst.
+void AddBinaryStep(Compiler& c, const dnnl::binary::primitive_desc& pd, int s0, int s1, int dst, const Node& node,
+                   NodeId id) {
+  auto k = std::make_unique<PrimitiveKernel>();
+  k->prim = dnnl::binary(pd);
+  k->slot_args = {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, s1}, {DNNL_ARG_DST, dst}};
+  k->reads = {s0, s1};
+  k->writes = {dst};
+  k->info = {node.name, node.op_type, ImplName(pd, "binary"), "", 0, id};
+  c.AddKernel(std::move(k));
 }
 
 // The node's epilogue as post-ops (empty when it has none), registered on `k`.
@@ -281,7 +293,7 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
                                                       s_any, wa, bm, d_any, strides, dil, pl, pr)
                     : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                                       s_any, wa, d_any, strides, dil, pl, pr);
-      return dnnl::convolution_forward::primitive_desc(d, *trial, c.program().engine);
+      return dnnl::convolution_forward::primitive_desc(d, trial, c.program().engine);
     });
     if (impl.empty() || IsReferenceImpl(impl)) {
       for (PostOp& op : *ops)
@@ -334,17 +346,7 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
         << DimsToString(std::vector<int64_t>(pr.begin(), pr.end())) << " d"
         << DimsToString(std::vector<int64_t>(dil.begin(), dil.end())) << " post" << attr.get_post_ops().len()
         << " t" << c.program().threads << (bf16 ? " bf16" : "");
-    TimingCache* cache = c.options().timing_cache;
-    if (cache) {
-      auto hit = cache->ms.find(key.str());
-      if (hit != cache->ms.end()) return hit->second;
-    }
-    const double ms = measure();
-    if (cache) {
-      cache->ms[key.str()] = ms;
-      cache->changed = true;
-    }
-    return ms;
+    return c.CachedTiming(key.str(), measure);
   };
   // kiln's own depthwise kernel competes for depthwise layers whose epilogue it can apply
   // (not for a plan's layers without a recorded tactic: those keep oneDNN's, untimed).
@@ -633,17 +635,7 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
         std::ostringstream key;
         key << "matmul " << name << " m" << src_dims[0] << " k" << src_dims[1] << " n" << w_dims[1] << " b"
             << !bias_data.empty() << " post" << attr.get_post_ops().len() << " t" << c.program().threads;
-        TimingCache* cache = c.options().timing_cache;
-        auto hit = cache ? cache->ms.find(key.str()) : decltype(cache->ms.end()){};
-        if (cache && hit != cache->ms.end()) {
-          ms = hit->second;
-        } else {
-          ms = c.TimePrimitive(dnnl::matmul(*trial), *trial, timing_args);
-          if (cache) {
-            cache->ms[key.str()] = ms;
-            cache->changed = true;
-          }
-        }
+        ms = c.CachedTiming(key.str(), [&] { return c.TimePrimitive(dnnl::matmul(*trial), *trial, timing_args); });
       }
       if (best < 0 || ms < best) {
         best = ms;
@@ -1068,7 +1060,7 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
       if ((bin && (epi->empty() || !binary_ok)) || (pl && own == plain)) continue;
       const dnnl::memory::desc& md = pl ? plain : own;
       auto a = TrialAttr(bin ? as_post : *epi, out_dims, md);
-      const std::string impl = bin ? TrialImpl([&] { return binary_pd(md, *a); }) : TrialImpl([&] { return eltwise_pd(md, *a); });
+      const std::string impl = bin ? TrialImpl([&] { return binary_pd(md, a); }) : TrialImpl([&] { return eltwise_pd(md, a); });
       if (!impl.empty() && !IsReferenceImpl(impl)) {
         use_binary = bin;
         use_plain = pl;
@@ -1149,7 +1141,7 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   // src0 keeps its own (possibly blocked) layout when oneDNN has a JIT kernel for the
   // combination, else both go row-major (a reorder around the op beats ref:any).
   bool use_plain = false;
-  std::string impl = TrialImpl([&] { return pd_for(own, *TrialAttr(*epi, out_dims, own)); });
+  std::string impl = TrialImpl([&] { return pd_for(own, TrialAttr(*epi, out_dims, own)); });
   if (own != plain && (impl.empty() || IsReferenceImpl(impl)) && !epi->empty()) {
     // The op with its epilogue has no JIT kernel in src0's (blocked) layout, but each step
     // alone may (DenseNet's BN after a concat: per-channel Mul, then Add + ReLU): one step
@@ -1158,44 +1150,28 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
     if (!head_impl.empty() && !IsReferenceImpl(head_impl)) {
       const bool done = LowerDecomposed(c, node, id, *epi, out_dims, [&](int dst) {
         // (Made only now: LowerDecomposed has checked every step, nothing is left half-built.)
-        const std::vector<int64_t> dp = Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank);
-        const int s1_own = full ? c.InLayout(c.SlotOf(a1), own) : c.ViewMd(c.Plain(c.SlotOf(a1)), BroadcastOperandMd(dp, &own), dp);
-        dnnl::binary::primitive_desc hpd = pd_for(own, BaseAttr());
-        auto hk = std::make_unique<PrimitiveKernel>();
-        hk->prim = dnnl::binary(hpd);
-        hk->slot_args = {{DNNL_ARG_SRC_0, s0}, {DNNL_ARG_SRC_1, s1_own}, {DNNL_ARG_DST, dst}};
-        hk->reads = {s0, s1_own};
-        hk->writes = {dst};
-        hk->info = {node.name, node.op_type, ImplName(hpd, "binary"), "", 0, id};
-        c.AddKernel(std::move(hk));
+        const int s1_own = full ? c.InLayout(c.SlotOf(a1), own)
+                                : c.ViewMd(c.Plain(c.SlotOf(a1)), BroadcastOperandMd(bcast_dims, &own), bcast_dims);
+        AddBinaryStep(c, pd_for(own, BaseAttr()), s0, s1_own, dst, node, id);
         return true;
       }, &own);
       if (done) return true;
     }
   }
   if (own != plain && (impl.empty() || IsReferenceImpl(impl))) {
-    const std::string impl_plain = TrialImpl([&] { return pd_for(plain, *TrialAttr(*epi, out_dims, plain)); });
+    const std::string impl_plain = TrialImpl([&] { return pd_for(plain, TrialAttr(*epi, out_dims, plain)); });
     use_plain = !impl_plain.empty() && (!IsReferenceImpl(impl_plain) || impl.empty());
     if (use_plain) impl = impl_plain;
   }
   if (impl.empty() || IsReferenceImpl(impl)) {
     // No JIT kernel for the op with its epilogue in either layout: one step per op.
     const int p0 = c.Plain(s0);
-    const std::vector<int64_t> d1p = Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank);
-    const int p1 = c.View(c.Plain(c.SlotOf(a1)), d1p);
+    const int p1 = c.View(c.Plain(c.SlotOf(a1)), bcast_dims);
     return LowerDecomposed(c, node, id, *epi, out_dims, [&](int dst) {
-      const dnnl::memory::desc md1 = c.program().slots[static_cast<size_t>(p1)].md;
-      const std::string hi = TrialImpl([&] { return dnnl::binary::primitive_desc(dnnl::binary::desc(*b, plain, md1, plain), BaseAttr(), eng); });
+      const std::string hi = TrialImpl([&] { return pd_for(plain, BaseAttr()); });
       if (hi.empty() || IsReferenceImpl(hi))
-        return AddBroadcastBinary(c, *b, p0, p1, nullptr, d1p, dst, node.name, node.op_type, id);
-      dnnl::binary::primitive_desc hpd(dnnl::binary::desc(*b, plain, md1, plain), BaseAttr(), eng);
-      auto hk = std::make_unique<PrimitiveKernel>();
-      hk->prim = dnnl::binary(hpd);
-      hk->slot_args = {{DNNL_ARG_SRC_0, p0}, {DNNL_ARG_SRC_1, p1}, {DNNL_ARG_DST, dst}};
-      hk->reads = {p0, p1};
-      hk->writes = {dst};
-      hk->info = {node.name, node.op_type, ImplName(hpd, "binary"), "", 0, id};
-      c.AddKernel(std::move(hk));
+        return AddBroadcastBinary(c, *b, p0, p1, nullptr, bcast_dims, dst, node.name, node.op_type, id);
+      AddBinaryStep(c, pd_for(plain, BaseAttr()), p0, p1, dst, node, id);
       return true;
     });
   }
@@ -1205,8 +1181,7 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   if (full) {
     s1 = c.InLayout(c.SlotOf(a1), md0);
   } else {
-    const std::vector<int64_t> dp = Numel(d1) == 1 ? std::vector<int64_t>(static_cast<size_t>(rank), 1) : LeftPad(d1, rank);
-    s1 = c.ViewMd(c.Plain(c.SlotOf(a1)), BroadcastOperandMd(dp, &md0), dp);
+    s1 = c.ViewMd(c.Plain(c.SlotOf(a1)), BroadcastOperandMd(bcast_dims, &md0), bcast_dims);
   }
   KILN_RETURN_IF_ERROR(ApplyPostOps(c, *epi, out_dims, &attr, &k->slot_args, &k->const_args, &k->reads, &md0));
   dnnl::binary::primitive_desc pd(dnnl::binary::desc(*b, md0, c.program().slots[static_cast<size_t>(s1)].md, md0), attr, eng);

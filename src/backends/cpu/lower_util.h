@@ -25,6 +25,17 @@ std::optional<dnnl::algorithm> BinaryAlgorithm(const std::string& op);
 // dims with leading 1s up to `rank`.
 std::vector<int64_t> LeftPad(std::vector<int64_t> dims, int rank);
 
+// The channel-blocked format tag (nCw8c, nChw16c, nCdhw8c, ...) of a rank-3..5 tensor
+// with channel blocks of `blk` (8 or 16); undef otherwise.
+inline dnnl::memory::format_tag BlockedChannelTag(size_t rank, int64_t blk) {
+  using tag = dnnl::memory::format_tag;
+  if (blk != 8 && blk != 16) return tag::undef;
+  if (rank == 3) return blk == 8 ? tag::nCw8c : tag::nCw16c;
+  if (rank == 4) return blk == 8 ? tag::nChw8c : tag::nChw16c;
+  if (rank == 5) return blk == 8 ? tag::nCdhw8c : tag::nCdhw16c;
+  return tag::undef;
+}
+
 // Static dims and dtype of a value (CheckSupported guarantees them for activations).
 inline std::vector<int64_t> DimsOf(const Graph& g, ValueId v) {
   const Value& val = g.value(v);

@@ -346,6 +346,20 @@ dnnl::memory Compiler::WeightsMemory(const Node& node, const void* data, const d
   return ConstantMemory(data, from, want);
 }
 
+double Compiler::CachedTiming(const std::string& key, const std::function<double()>& measure) {
+  TimingCache* cache = options_.timing_cache;
+  if (cache) {
+    auto hit = cache->ms.find(key);
+    if (hit != cache->ms.end()) return hit->second;
+  }
+  const double ms = measure();
+  if (cache) {
+    cache->ms[key] = ms;
+    cache->changed = true;
+  }
+  return ms;
+}
+
 double Compiler::TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
                                const std::vector<int>& arg_ids) {
   std::unordered_map<int, dnnl::memory> args;
@@ -892,7 +906,13 @@ Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor
     std::chrono::steady_clock::time_point t0;
     if (profiling_) t0 = std::chrono::steady_clock::now();
     Status st = p.kernels[k]->Execute(c, static_cast<int>(k));
-    if (!st.ok()) return st.WithPrefix(p.kernels[k]->info.name);
+    if (!st.ok()) {
+      const StepInfo& info = p.kernels[k]->info;
+      // "node 'gather_7' (Gather)", or "node #3 (Gather)" for an unnamed one, as at build.
+      if (info.node >= 0 && info.node < p.graph->num_nodes())
+        return st.WithPrefix(StrCat("node ", p.graph->node(info.node).DisplayName(info.node)));
+      return st.WithPrefix(StrCat(info.name, " (", info.op, ")"));
+    }
     if (profiling_) {
       c.stream.wait();
       step_ms_[k] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

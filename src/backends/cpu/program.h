@@ -5,6 +5,7 @@
 
 #include <dnnl.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -174,6 +175,9 @@ class Compiler {
   // `data` (laid out as `from`) in place when that is `want`, else a reordered copy.
   dnnl::memory WeightsMemory(const Node& node, const void* data, const dnnl::memory::desc& from,
                              const dnnl::memory::desc& want);
+  // A tactic's time under `key` (the layer's problem and the candidate): from the timing
+  // cache when it has it, else measure() — recorded in the cache.
+  double CachedTiming(const std::string& key, const std::function<double()>& measure);
   // Times a primitive on scratch buffers (median of a few runs), in ms.
   double TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd, const std::vector<int>& arg_ids);
 
