@@ -6,6 +6,12 @@
 #   OUT/plan/  plans that `kiln build` makes from the demo model and from test models that
 #              cover subgraphs (If/Loop/Scan), fusions, Concat elimination, views and
 #              string/bool constants
+#   OUT/tensor/  fuzz_tensor_file: a selector byte (0 ReadNpy, 1 ReadTensorFile .npy,
+#              2 ReadTensorFile .pb, 3/4/5/6 ReadValueProtoFile with no hint / tensor /
+#              sequence / optional hint) + the file: .npy files that NumPy writes (dtypes,
+#              shapes, format v2, Fortran order) and input_*.pb of the ONNX node tests
+#              (tensors, sequences, optionals; kind from the model's input type)
+#   OUT/extdata/ fuzz_external_data: hand-made inputs in its layout (fuzz/fuzz_external_data.cc)
 # Files are named by content hash, so reruns and duplicates add nothing.
 # Usage: fuzz/make_corpus.sh OUT_DIR [KILN_BINARY]   env: ONNX_TESTDATA (default /usr/share/libonnx-testdata/data)
 # Without KILN_BINARY (or with one that does not run) the plan corpus gets no seeds.
@@ -15,7 +21,7 @@ OUT=${1:?usage: fuzz/make_corpus.sh OUT_DIR [KILN_BINARY]}
 KILN=${2:-}
 DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 PY=${PYTHON:-/usr/bin/python3}
-mkdir -p "$OUT/onnx" "$OUT/plan"
+mkdir -p "$OUT/onnx" "$OUT/plan" "$OUT/tensor" "$OUT/extdata"
 
 add() {  # add FILE DIR: copy under its content hash
   local h
@@ -58,4 +64,102 @@ done
 if [ ${#models[@]} -gt 0 ] && "$KILN" build models/tiny_cnn.onnx -o "$tmp/p.plan" --disable-pass fuse_elementwise_epilogue >/dev/null 2>&1; then
   add "$tmp/p.plan" "$OUT/plan"
 fi
-echo "make_corpus: $(find "$OUT/onnx" -type f | wc -l) ONNX seeds, $(find "$OUT/plan" -type f | wc -l) plan seeds ($built of ${#models[@]} models built)"
+# ---- tensor file seeds (selector byte + file) ----
+mkdir -p "$tmp/tensor"
+if ! "$PY" - "$tmp/tensor" "$DATA/node" <<'PYEOF'
+import os, sys
+out, node = sys.argv[1], sys.argv[2]
+def put(name, sel, payload):
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(bytes([sel]) + payload)
+try:
+    import io
+    import numpy as np
+    arrays = {
+        "f32_2x3": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "i64_5": np.array([1, -2, 3, -4, 5], dtype=np.int64),
+        "u8_scalar": np.array(7, dtype=np.uint8),
+        "bool_2x2": np.array([[True, False], [False, True]]),
+        "f16_1x2x3": np.linspace(-1, 1, 6).astype(np.float16).reshape(1, 2, 3),
+        "f64_0x4": np.zeros((0, 4), dtype=np.float64),
+        "i8_4": np.array([-128, -1, 0, 127], dtype=np.int8),
+        "c64_3": np.array([1 + 2j, 3 - 4j, 0j], dtype=np.complex64),
+        "u16_2x2x2": np.arange(8, dtype=np.uint16).reshape(2, 2, 2),
+        # Empty, with a large dim: one mutation away from a header that claims 400 MB.
+        "f32_0x100000000": np.zeros((0, 100000000), dtype=np.float32),
+    }
+    for i, (name, a) in enumerate(arrays.items()):
+        buf = io.BytesIO()
+        np.save(buf, a)
+        put(name + ".npy", i % 2, buf.getvalue())
+    buf = io.BytesIO()  # format 2.0 (4-byte header length)
+    np.lib.format.write_array(buf, np.arange(4, dtype=np.int32), version=(2, 0))
+    put("v2.npy", 0, buf.getvalue())
+    buf = io.BytesIO()  # Fortran order (refused, but parsed)
+    np.save(buf, np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3)))
+    put("fortran.npy", 1, buf.getvalue())
+except ImportError:
+    print("make_corpus: no numpy: no .npy seeds", file=sys.stderr)
+if os.path.isdir(node):
+    try:
+        import onnx
+    except ImportError:
+        onnx = None
+    if onnx is not None:  # the same for a TensorProto: dims [0, 2^30], no data
+        big = onnx.helper.make_tensor("big", onnx.TensorProto.FLOAT, [0, 1 << 30], b"", raw=True)
+        put("big_empty.pb", 2, big.SerializeToString())
+    per_dtype = {}
+    for test in sorted(os.listdir(node)):
+        data_dir = os.path.join(node, test, "test_data_set_0")
+        if not os.path.isdir(data_dir):
+            continue
+        kinds = []
+        if onnx is not None:
+            try:
+                m = onnx.load(os.path.join(node, test, "model.onnx"))
+                init = {i.name for i in m.graph.initializer}
+                kinds = [i.type.WhichOneof("value") for i in m.graph.input if i.name not in init]
+            except Exception:
+                kinds = []
+        for k in range(8):
+            pb = os.path.join(data_dir, "input_%d.pb" % k)
+            if not os.path.isfile(pb) or os.path.getsize(pb) > 4096:
+                continue
+            kind = kinds[k] if k < len(kinds) else ("sequence_type" if "sequence" in test else
+                                                   "optional_type" if "optional" in test else "tensor_type")
+            payload = open(pb, "rb").read()
+            if kind == "sequence_type":
+                put(test + "_%d.pb" % k, 5, payload)
+            elif kind == "optional_type":
+                put(test + "_%d.pb" % k, 6, payload)
+            elif kind == "tensor_type":
+                # A few per element type (the ONNX tests have ~1700 small tensors).
+                elem = onnx.load_tensor_from_string(payload).data_type if onnx else 0
+                n = per_dtype.get(elem, 0)
+                if n < 3:
+                    per_dtype[elem] = n + 1
+                    put(test + "_%d.pb" % k, 2 + n, payload)  # ReadTensorFile, no hint, tensor hint
+PYEOF
+then
+  echo "make_corpus: $PY failed: tensor seeds incomplete" >&2
+fi
+for f in "$tmp/tensor"/*; do if [ -e "$f" ]; then add "$f" "$OUT/tensor"; fi; done
+
+# ---- external data seeds (fuzz/fuzz_external_data.cc's layout) ----
+ext() { printf "$1" >"$tmp/ext" && add "$tmp/ext" "$OUT/extdata"; }
+# w.bin holds 4 floats; FLOAT [4] from location "w.bin": loads.
+ext '\x01\x00\x02\x10\x00\x00\x80\x3f\x00\x00\x00\x40\x00\x00\x40\x40\x00\x00\x80\x40\x00\x01\x04\x00\x00\x02\x00'
+# dir sub, sub/a with 32 bytes; UINT8 [2,3] at offset 4, length 6; then sub/a becomes a symlink to the secret.
+ext '\x02\x03\x04\x00\x05\x20\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x01\x02\x02\x03\x02\x00\x05\x01\x84\x02\x86\x01'
+# link -> ../elsewhere/secret.bin, a hard link secret.bin, a FIFO, a 64-byte file a; UINT8 [64] from "link".
+ext "\x04\x04\x03\x01\x06\x0a\x08\x0e\x00\x00\x40$(printf '\\x11%.0s' {1..64})\x01\x01\x40\x00\x00\x03\x00"
+# sub -> ../elsewhere (a directory link), a FIFO; UINT8 [64] from "sub/secret.bin" with a checksum; then a hard-link swap.
+ext '\x03\x04\x04\x04\x00\x00\x08\x01\x02\x03\x04\x05\x06\x07\x08\x08\x0e\x01\x01\x40\x01\x00\x0b\x03\x00\x02'
+# a with 4 bytes; UINT8 [4] from the literal location "./a".
+ext '\x01\x00\x00\x04\x01\x02\x03\x04\x01\x01\x04\x00\x00\xe0\x03./a\x00'
+# a and a hard link b to it (two links: refused); UINT8 [4] from "a".
+ext '\x02\x00\x00\x04\x01\x02\x03\x04\x07\x01\x00\x01\x01\x04\x00\x00\x00\x00'
+# "fifo" is a FIFO; UINT8 [0] from "fifo" (must not block).
+ext '\x01\x08\x0e\x01\x01\x00\x00\x00\x0e\x00'
+echo "make_corpus: $(find "$OUT/onnx" -type f | wc -l) ONNX seeds, $(find "$OUT/plan" -type f | wc -l) plan seeds ($built of ${#models[@]} models built)," \
+  "$(find "$OUT/tensor" -type f | wc -l) tensor file seeds, $(find "$OUT/extdata" -type f | wc -l) external data seeds"

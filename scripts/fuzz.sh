@@ -4,7 +4,7 @@
 # time on a fresh copy of it (build-fuzz/corpus-run/). Exits non-zero if a target crashes
 # (or leaks, times out, runs out of memory), printing the input that did it.
 #
-# Usage: scripts/fuzz.sh [target...]     (default: fuzz_plan_loader fuzz_onnx_importer)
+# Usage: scripts/fuzz.sh [target...]     (default: all of ALL_TARGETS below)
 # env: FUZZ_SECONDS  seconds per target (default 60)
 #      KILN_JOBS     build parallelism (default 1)
 #      FUZZ_KEEP_GOING=1  go on after a crash (libFuzzer -fork=1 -ignore_crashes=1 ...) for the
@@ -18,7 +18,7 @@ export CCACHE_NOHASHDIR=1  # ccache may reuse objects across build directories
 BUILD_DIR=build-fuzz
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 JOBS=${KILN_JOBS:-1}
-ALL_TARGETS=(fuzz_plan_loader fuzz_onnx_importer)
+ALL_TARGETS=(fuzz_plan_loader fuzz_onnx_importer fuzz_tensor_file fuzz_external_data)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 
@@ -46,7 +46,10 @@ rm -rf "$BUILD_DIR/corpus"
 fuzz/make_corpus.sh "$BUILD_DIR/corpus" "${KILN_BIN:-}"
 
 # ---- run ----
-declare -A CORPUS=([fuzz_plan_loader]=plan [fuzz_onnx_importer]=onnx)
+declare -A CORPUS=([fuzz_plan_loader]=plan [fuzz_onnx_importer]=onnx [fuzz_tensor_file]=tensor [fuzz_external_data]=extdata)
+# Extra libFuzzer options per target. The file readers must check sizes against the file
+# before allocating: a single allocation over 64 MiB from inputs of a few KiB is a finding.
+declare -A OPTIONS=([fuzz_tensor_file]="-malloc_limit_mb=64" [fuzz_external_data]="-malloc_limit_mb=64")
 # libFuzzer's own options; ASan/UBSan abort on the first error so libFuzzer keeps the input.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -60,6 +63,7 @@ summarize() {
       function here(line) { sub(/:[0-9]+:[0-9]+: runtime error:.*/, "", line); sub(/.*\//, "", line); return line }
       /runtime error: / { flush(); k = $0; sub(/.*runtime error: /, "", k); sub(/ *(0x|[0-9]).*$/, "", k); sub(/[: ]+$/, "", k); kind = "UBSan: " k; at0 = here($0); next }
       /ERROR: (AddressSanitizer|LeakSanitizer): / { flush(); k = $0; sub(/.*Sanitizer: /, "", k); sub(/ .*$/, "", k); kind = "ASan: " k; at0 = "?"; next }
+      /INVARIANT VIOLATED: / { flush(); k = $0; sub(/.*INVARIANT VIOLATED: /, "", k); gsub(/\047[^\047]*\047/, "\047...\047", k); kind = "invariant: " k; at0 = "?"; next }
       /ERROR: libFuzzer: (out-of-memory|timeout)/ { flush(); k = $0; sub(/.*libFuzzer: /, "", k); sub(/ .*$/, "", k); kind = "libFuzzer: " k; at0 = "?"; next }
       kind != "" && where == "" && /^ *#[0-9]+ / && index($0, src) { w = $0; sub(/^ *#[0-9]+ 0x[0-9a-f]+ in /, "", w); sub(src, "src/", w); where = w }
       END { flush() }' "$f.txt"
@@ -71,6 +75,7 @@ mkdir -p "$BUILD_DIR/fuzz-logs"
 failed=()
 for t in "${TARGETS[@]}"; do
   kind=${CORPUS[$t]:?unknown fuzz target $t}
+  read -r -a opts <<<"${OPTIONS[$t]:-}"
   run_dir=$BUILD_DIR/corpus-run/$kind
   crash_dir=$BUILD_DIR/crashes/$t
   log=$BUILD_DIR/fuzz-logs/$t.log
@@ -83,7 +88,7 @@ for t in "${TARGETS[@]}"; do
   echo "fuzz.sh: $t for ${FUZZ_SECONDS}s on $(find "$run_dir" -type f | wc -l) seeds (log: $log)"
   rc=0
   "$BUILD_DIR/fuzz/$t" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-    "${KEEP_GOING[@]}" -artifact_prefix="$crash_dir/" "$run_dir" >"$log" 2>&1 || rc=$?
+    "${opts[@]}" "${KEEP_GOING[@]}" -artifact_prefix="$crash_dir/" "$run_dir" >"$log" 2>&1 || rc=$?
   # The last status line ("#N DONE cov: ... exec/s: ...") and the final stats.
   grep -E '^#[0-9]+' "$log" | tail -n 1 || true
   grep -E '^stat::' "$log" | awk '!seen[$0]++' || true
@@ -94,7 +99,7 @@ for t in "${TARGETS[@]}"; do
     # Each input run again on its own (fork mode logs no stacks), then one line per distinct
     # finding: its kind and the first stack frame in src/ (else where it was detected), counted.
     for f in "${found[@]:0:20}"; do
-      "$BUILD_DIR/fuzz/$t" -rss_limit_mb=2048 -timeout=10 "$f" >"$f.txt" 2>&1 || true
+      "$BUILD_DIR/fuzz/$t" -rss_limit_mb=2048 -timeout=10 "${opts[@]}" "$f" >"$f.txt" 2>&1 || true
     done
     summarize "${found[@]:0:20}" >&2
     for f in "${found[@]:0:20}"; do echo "fuzz.sh: crash input: $f  (stack: $f.txt)" >&2; done
