@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 
+#include "base/file.h"
 #include "api/batch_parallel.h"
 #include "api/model.h"
 #include "backends/cpu/parallel.h"
@@ -702,8 +703,7 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngineFromOptimized(std::shared_ptr<
 }
 
 StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, const BuildOptions& options) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status(StatusCode::kIoError, StrCat(path, ": cannot open"));
+  KILN_RETURN_IF_ERROR(ReadOnlyFile::Open(path).status());  // exists, readable, a regular file
   if (IsPlanFile(path)) {
     KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
     // Packed weights serve the CPU backend; anything else reads them row-major.

@@ -1,11 +1,14 @@
 #include "api/tensor_io.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "base/checked_math.h"
+#include "base/file.h"
 #include "frontend/onnx/tensor_proto.h"
 
 namespace kiln {
@@ -46,53 +49,85 @@ std::string HeaderField(const std::string& h, const std::string& key) {
 }  // namespace
 
 StatusOr<Tensor> ReadNpy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError(path, ": cannot open");
-  char magic[8];
-  if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+  KILN_ASSIGN_OR_RETURN(ReadOnlyFile in, ReadOnlyFile::Open(path));
+  char magic[10];
+  if (in.size() < 10 || !in.ReadAt(0, 10, magic).ok() || std::memcmp(magic, "\x93NUMPY", 6) != 0)
     return InvalidArgument(path, ": not a .npy file (bad magic)");
-  uint32_t header_len = 0;
+  int64_t header_len = 0, header_at = 0;
   if (magic[6] == 1) {
-    uint8_t b[2];
-    if (!in.read(reinterpret_cast<char*>(b), 2)) return InvalidArgument(path, ": truncated header");
-    header_len = b[0] | (uint32_t{b[1]} << 8);
+    header_len = static_cast<uint8_t>(magic[8]) | (int64_t{static_cast<uint8_t>(magic[9])} << 8);
+    header_at = 10;
   } else if (magic[6] == 2 || magic[6] == 3) {
     uint8_t b[4];
-    if (!in.read(reinterpret_cast<char*>(b), 4)) return InvalidArgument(path, ": truncated header");
-    header_len = b[0] | (uint32_t{b[1]} << 8) | (uint32_t{b[2]} << 16) | (uint32_t{b[3]} << 24);
+    if (in.size() < 12 || !in.ReadAt(8, 4, b).ok()) return InvalidArgument(path, ": truncated header");
+    header_len = b[0] | (int64_t{b[1]} << 8) | (int64_t{b[2]} << 16) | (int64_t{b[3]} << 24);
+    header_at = 12;
   } else {
     return InvalidArgument(path, ": unsupported .npy version ", int(magic[6]));
   }
-  if (header_len > (1u << 20)) return InvalidArgument(path, ": header too large");
-  std::string header(header_len, '\0');
-  if (!in.read(header.data(), header_len)) return InvalidArgument(path, ": truncated header");
+  if (header_len > (1 << 20)) return InvalidArgument(path, ": header of ", header_len, " bytes is too large");
+  if (header_len > in.size() - header_at)
+    return InvalidArgument(path, ": truncated header (", header_len, " bytes announced, ", in.size() - header_at,
+                           " in the file)");
+  KILN_ASSIGN_OR_RETURN(std::string header, in.ReadRange(header_at, header_len));
+  // The header is a Python dict literal: {'descr': ..., 'fortran_order': ..., 'shape': (...), }
+  const size_t open = header.find_first_not_of(" ");
+  const size_t close = header.find_last_not_of(" \n\r\t\0");
+  if (open == std::string::npos || header[open] != '{' || close == std::string::npos || header[close] != '}')
+    return InvalidArgument(path, ": the .npy header is not a Python dict: '", header.substr(0, 80), "'");
+  for (const char* key : {"descr", "fortran_order", "shape"})
+    if (header.find(StrCat("'", key, "'")) == std::string::npos)
+      return InvalidArgument(path, ": the .npy header has no '", key, "' field");
   std::string descr = HeaderField(header, "descr");
-  if (HeaderField(header, "fortran_order") == "True")
+  const std::string fortran = HeaderField(header, "fortran_order");
+  if (fortran == "True")
     return Unimplemented(path, ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
+  if (fortran != "False") return InvalidArgument(path, ": bad fortran_order '", fortran, "' in the .npy header");
   DType dtype = DType::kUndefined;
   for (const NpyType& t : kNpyTypes)
     if (descr == t.descr || (descr.size() == 3 && descr[0] == '=' && descr.substr(1) == std::string(t.descr).substr(1)))
       dtype = t.dtype;
-  if (dtype == DType::kUndefined) return Unimplemented(path, ": unsupported dtype '", descr, "'");
+  if (dtype == DType::kUndefined) {
+    if (descr.size() > 1 && descr[0] == '>')
+      return Unimplemented(path, ": big-endian dtype '", descr, "' (save with arr.astype(arr.dtype.newbyteorder('<')))");
+    if (!descr.empty() && (descr[1] == 'O' || descr[1] == 'U' || descr[1] == 'S' || descr[1] == 'V' || descr == "O"))
+      return Unimplemented(path, ": dtype '", descr, "' (objects, strings, records) cannot be read from .npy; use a .pb TensorProto");
+    return Unimplemented(path, ": unsupported dtype '", descr, "'");
+  }
   std::string shape = HeaderField(header, "shape");
-  if (shape.empty() || shape.front() != '(') return InvalidArgument(path, ": bad shape field");
+  if (shape.empty() || shape.front() != '(' || shape.back() != ')')
+    return InvalidArgument(path, ": bad shape field '", shape, "'");
   std::vector<int64_t> dims;
   for (size_t i = 1; i < shape.size();) {
     size_t j = shape.find_first_of(",)", i);
     if (j == std::string::npos) break;
     std::string tok = shape.substr(i, j - i);
     tok.erase(0, tok.find_first_not_of(' '));
+    while (!tok.empty() && tok.back() == ' ') tok.pop_back();
     if (!tok.empty()) {
       char* end = nullptr;
+      errno = 0;
       long long d = std::strtoll(tok.c_str(), &end, 10);
-      if (*end != '\0' && *end != ' ') return InvalidArgument(path, ": bad shape '", shape, "'");
+      if (*end != '\0' || d < 0 || errno == ERANGE) return InvalidArgument(path, ": bad shape '", shape, "'");
       dims.push_back(d);
     }
     i = j + 1;
   }
+  // The data size follows from the header: check it against the file before allocating.
+  KILN_ASSIGN_OR_RETURN(int64_t numel, CheckedNumel(dims, path));
+  int64_t nbytes = 0;
+  if (__builtin_mul_overflow(numel, static_cast<int64_t>(DTypeSize(dtype)), &nbytes))
+    return InvalidArgument(path, ": shape ", shape, " is too large");
+  const int64_t data_at = header_at + header_len, have = in.size() - data_at;
+  if (have < nbytes)
+    return InvalidArgument(path, ": truncated data: the header says ", DTypeName(dtype), " ", shape, " (", nbytes,
+                           " bytes) but the file holds ", have);
+  if (have > nbytes)
+    return InvalidArgument(path, ": ", have - nbytes, " bytes after the ", nbytes, " bytes of data the header announces");
   KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::Create(dtype, dims, path));
-  if (!in.read(static_cast<char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes())))
-    return InvalidArgument(path, ": truncated data (need ", t.nbytes(), " bytes for ", t.ShapeString(), ")");
+  KILN_RETURN_IF_ERROR(in.ReadAt(data_at, nbytes, t.raw_data()));
+  if (dtype == DType::kBool)  // normalize to 0/1 so bool reads are defined
+    for (int64_t i = 0; i < t.numel(); ++i) static_cast<uint8_t*>(t.raw_data())[i] = static_cast<uint8_t*>(t.raw_data())[i] != 0;
   return t;
 }
 

@@ -40,7 +40,11 @@ std::string Status::ToString() const {
 
 Status Status::WithPrefix(const std::string& prefix) const {
   if (ok()) return Status();
-  return Status(state_->code, prefix + ": " + state_->message);
+  // Idempotent: a message that already starts with this prefix keeps it once ("memory plan:
+  // memory plan: ..." helps nobody).
+  const std::string head = prefix + ": ";
+  if (state_->message.compare(0, head.size(), head) == 0) return *this;
+  return Status(state_->code, head + state_->message);
 }
 
 }  // namespace kiln

@@ -62,7 +62,15 @@ StatusOr<bool> FoldConstants(Graph& graph, PassContext& ctx) {
     // Only small results are folded: do not compute a large one to throw it away.
     if (!StaticOutputsWithin(graph, node, ctx.max_fold_elements)) continue;
     auto outs = (*ctx.evaluator)(graph, n, ins);
-    if (!outs.ok()) continue;  // e.g. a non-tensor result: left to run time
+    if (!outs.ok()) {
+      // A node of the main graph whose inputs are all constant runs on every inference: if it
+      // fails on them (an index out of range, a bad shape), the model is broken, and the build
+      // says so now instead of shipping a plan that fails at its first run.
+      const StatusCode code = outs.status().code();
+      if (code == StatusCode::kInvalidArgument || code == StatusCode::kOutOfRange)
+        return outs.status().WithPrefix(StrCat(node.DisplayName(n), " (all inputs constant)"));
+      continue;  // e.g. a non-tensor result or an op the evaluator lacks: left to run time
+    }
     bool small = true;
     for (const Tensor& t : *outs) small = small && t.numel() <= ctx.max_fold_elements;
     if (!small || outs->size() < node.outputs.size()) continue;

@@ -57,6 +57,7 @@ StatusOr<bool> FuseElementwiseEpilogue(Graph& graph, PassContext& ctx) {
         continue;
       const Node& p = graph.node(val.producer);
       if (!IsFusableProducer(graph, p) || p.outputs[0] != v) continue;
+      if (const Attr* a = p.attrs.find(kEpilogueAttr); a != nullptr && a->g->num_nodes() >= kMaxEpilogueOps) continue;
       if (!SameIterationSpace(val.type, graph.value(e.outputs[0]).type)) continue;
       if (!IsEpilogueOp(graph, e, static_cast<int>(i))) continue;
       slot = static_cast<int>(i);

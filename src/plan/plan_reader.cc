@@ -1,5 +1,7 @@
 #include "plan/plan_reader.h"
 
+#include "base/file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -494,6 +496,10 @@ StatusOr<LoadedPlan> ParsePlan(const uint8_t* data, size_t size, std::shared_ptr
   // The version first: a newer plan may lay out everything after it differently.
   if (size >= 12) {
     const uint32_t version = ReadLe32(data + 8);
+    // Versions grow by one per format change: one far beyond ours is corruption, not the future.
+    if (version > kPlanFormatVersion + 256)
+      return InvalidArgument("corrupt plan header: format version ", version,
+                             " is not one any kiln writes (this runtime reads version ", kPlanFormatVersion, ")");
     if (version > kPlanFormatVersion)
       return InvalidArgument("plan format version ", version, " is newer than this runtime supports (",
                              kPlanFormatVersion, "); rebuild the plan with this kiln");
@@ -611,18 +617,10 @@ StatusOr<LoadedPlan> LoadPlanFromBytes(const void* data, size_t size, const std:
 }
 
 StatusOr<LoadedPlan> LoadPlan(const std::string& path, const LoadPlanOptions& options) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return IoError(path, ": cannot open: ", std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return IoError(path, ": not a regular file");
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
-  if (size == 0) {
-    ::close(fd);
-    return InvalidArgument(path, ": empty file, not a kiln plan");
-  }
+  KILN_ASSIGN_OR_RETURN(ReadOnlyFile file, ReadOnlyFile::Open(path));
+  const size_t size = static_cast<size_t>(file.size());
+  if (size == 0) return InvalidArgument(path, ": empty file, not a kiln plan");
+  const int fd = file.fd();
   // A private, writable mapping: weights are used in place, and a kernel that writes into a
   // constant gets its own copy of the page instead of a crash or a changed file.
   void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
@@ -630,26 +628,12 @@ StatusOr<LoadedPlan> LoadPlan(const std::string& path, const LoadPlanOptions& op
     // Not mappable (a pipe-like file system): read it into an aligned buffer instead.
     std::shared_ptr<uint8_t> buf(static_cast<uint8_t*>(std::aligned_alloc(kPlanAlignment, AlignPlanOffset(size))),
                                  [](uint8_t* q) { std::free(q); });
-    if (!buf) {
-      ::close(fd);
-      return OutOfRange(path, ": cannot allocate ", size, " bytes");
-    }
-    size_t done = 0;
-    while (done < size) {
-      const ssize_t n = ::pread(fd, buf.get() + done, size - done, static_cast<off_t>(done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        ::close(fd);
-        return IoError(path, ": read failed: ", n < 0 ? std::strerror(errno) : "file shrank while reading");
-      }
-      done += static_cast<size_t>(n);
-    }
-    ::close(fd);
+    if (!buf) return OutOfRange(path, ": cannot allocate ", size, " bytes");
+    KILN_RETURN_IF_ERROR(file.ReadAt(0, file.size(), buf.get()));
     auto plan = ParsePlan(buf.get(), size, buf, options);
     if (!plan.ok()) return plan.status().WithPrefix(path);
     return plan;
   }
-  ::close(fd);
   // (The checksum maps the pages in, block by block on several threads: ComputePlanChecksum.)
   std::shared_ptr<void> mapping(addr, [size](void* p) { ::munmap(p, size); });
   auto plan = ParsePlan(static_cast<const uint8_t*>(addr), size, mapping, options);
@@ -659,12 +643,9 @@ StatusOr<LoadedPlan> LoadPlan(const std::string& path, const LoadPlanOptions& op
 }
 
 bool IsPlanFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  auto file = ReadOnlyFile::Open(path);  // never blocks (a FIFO is refused, and then is no plan)
   uint8_t magic[sizeof kPlanMagic];
-  const ssize_t n = ::read(fd, magic, sizeof magic);
-  ::close(fd);
-  return n == static_cast<ssize_t>(sizeof magic) && HasPlanMagic(magic, sizeof magic);
+  return file.ok() && file->ReadAt(0, sizeof magic, magic).ok() && HasPlanMagic(magic, sizeof magic);
 }
 
 }  // namespace kiln

@@ -479,7 +479,7 @@ int Bench(const BenchArgs& a) {
 Command AddBenchCommand(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Time engine load, first inference, latency and throughput");
-  cmd->add_option("model", args->model, "ONNX model or plan file")->required();
+  cmd->add_option("model", args->model, "ONNX model or plan file")->required()->check(kPath);
   cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
   cmd->add_flag("--peak", args->peak,
                 "Also measure one core's FP32 FMA peak and print the run's share of it (for threads cores)");
@@ -491,11 +491,11 @@ Command AddBenchCommand(CLI::App& app) {
   cmd->add_option("-n,--iterations", args->iterations, "Timed runs (default 50)")->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", args->warmup, "Untimed runs after the first inference (default 5)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--shapes", args->shapes, "NAME=1x3x224x224: an input's shape (repeatable; ONNX models)");
-  cmd->add_option("--json", args->json, "Write the figures as JSON to FILE ('-': stdout only)");
-  cmd->add_option("--profile", args->profile, "Per-layer time table on stdout and a Chrome trace JSON in FILE");
+  cmd->add_option("--json", args->json, "Write the figures as JSON to FILE ('-': stdout only)")->check(kPath);
+  cmd->add_option("--profile", args->profile, "Per-layer time table on stdout and a Chrome trace JSON in FILE")->check(kPath);
   cmd->add_option("--backend", args->backend, "cpu (default) or ref");
   cmd->add_flag("--strict", args->strict, kStrictHelp);
-  cmd->add_option("--timing-cache", args->timing_cache, "Kernel timing cache FILE (see kiln build)");
+  cmd->add_option("--timing-cache", args->timing_cache, "Kernel timing cache FILE (see kiln build)")->check(kPath);
   cmd->add_option("--int-range", args->int_range, "LO:HI: integer inputs drawn from [LO, HI) (default 0:100, as ORT's harness)");
   return {cmd, [args] { return Bench(*args); }};
 }

@@ -193,8 +193,8 @@ int Build(const BuildArgs& a) {
 Command AddBuildCommand(CLI::App& app) {
   auto args = std::make_shared<BuildArgs>();
   CLI::App* cmd = app.add_subcommand("build", "Optimize an ONNX model and write a plan file for `kiln run`");
-  cmd->add_option("model", args->model, "ONNX model file")->required();
-  cmd->add_option("-o,--output", args->output, "The plan file to write")->required();
+  cmd->add_option("model", args->model, "ONNX model file")->required()->check(kPath);
+  cmd->add_option("-o,--output", args->output, "The plan file to write")->required()->check(kPath);
   cmd->add_option("--shapes", args->shapes,
                   "NAME=1x3x224x224: fix an input's shape (repeatable; other dynamic dims get 1)");
   cmd->add_option("--disable-pass", args->disabled, "Skip an optimizer pass by name (repeatable)");
@@ -210,7 +210,7 @@ Command AddBuildCommand(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "Threads the kernels are timed with (0 = all cores)");
   cmd->add_flag("--strict", args->strict, kStrictHelp);
   cmd->add_option("--timing-cache", args->timing_cache,
-                  "FILE of kernel timings: reused (reproducible kernel choice across builds) and extended");
+                  "FILE of kernel timings: reused (reproducible kernel choice across builds) and extended")->check(kPath);
   return {cmd, [args] { return Build(*args); }};
 }
 

@@ -349,13 +349,13 @@ int Inspect(const InspectArgs& a) {
 Command AddInspectCommand(CLI::App& app) {
   auto args = std::make_shared<InspectArgs>();
   CLI::App* cmd = app.add_subcommand("inspect", "Show a model before and after optimization");
-  cmd->add_option("model", args->model, "ONNX model or plan file")->required();
+  cmd->add_option("model", args->model, "ONNX model or plan file")->required()->check(kPath);
   cmd->add_flag("--json", args->json, "Machine-readable output (docs/inspect-json.md)");
   cmd->add_option("--shapes", args->shapes, "NAME=1x3x224x224: input shape to plan for (default: 1 for dynamic dims)");
   cmd->add_option("--disable-pass", args->disabled, "Switch a pass off by name (repeatable)");
-  cmd->add_option("--dump-ir", args->dump_dir, "Write the IR after every pass that changed it into DIR");
-  cmd->add_option("--html", args->html_file, "Write an HTML report with the optimized graph (needs Graphviz 'dot')");
-  cmd->add_option("--dot", args->dot_file, "Write the optimized graph as a Graphviz DOT file");
+  cmd->add_option("--dump-ir", args->dump_dir, "Write the IR after every pass that changed it into DIR")->check(kPath);
+  cmd->add_option("--html", args->html_file, "Write an HTML report with the optimized graph (needs Graphviz 'dot')")->check(kPath);
+  cmd->add_option("--dot", args->dot_file, "Write the optimized graph as a Graphviz DOT file")->check(kPath);
   cmd->add_flag("--kernels", args->kernels,
                 "Compile for the CPU backend and list its steps: kernel, timed tactic, precision");
   cmd->add_option("--precision", args->precision, "With --kernels: fp32 or bf16");

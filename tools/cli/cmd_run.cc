@@ -267,10 +267,10 @@ int Run(const RunArgs& a) {
 Command AddRunCommand(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Run a model on given inputs and write its outputs as .npy");
-  cmd->add_option("model", args->model, "ONNX model or plan file (from `kiln build`)")->required();
+  cmd->add_option("model", args->model, "ONNX model or plan file (from `kiln build`)")->required()->check(kPath);
   cmd->add_option("inputs", args->positional, "Input tensors (.npy or TensorProto .pb), bound to graph inputs in order");
   cmd->add_option("-i,--input", args->named, "NAME=FILE: bind an input by name (repeatable)");
-  cmd->add_option("-o,--output-dir", args->output_dir, "Write DIR/<i>_<name>.npy per graph output");
+  cmd->add_option("-o,--output-dir", args->output_dir, "Write DIR/<i>_<name>.npy per graph output")->check(kPath);
   cmd->add_option("--backend", args->backend, "cpu (default: oneDNN and kiln's kernels) or ref (the reference backend, slow)");
   cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
   cmd->add_option("--batch-parallel", args->batch_parallel,

@@ -32,6 +32,9 @@ StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseShapeSpec(const std:
 void WarnSlowPaths(const Engine& engine, const std::string& what);
 inline constexpr const char* kStrictHelp =
     "Fail if any layer would run on a reference implementation (kiln's reference kernels, oneDNN's ref:any)";
+// A file or directory option: an empty value ("") is an error, not "no file".
+inline const CLI::Validator kPath(
+    [](std::string& v) { return v.empty() ? std::string("an empty path is not a file name") : std::string(); }, "PATH");
 // Number of nodes in the ONNX file's main graph (Constant nodes included); -1 if unreadable.
 int CountOnnxNodes(const std::string& path);
 

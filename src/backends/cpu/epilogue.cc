@@ -1,6 +1,7 @@
 // Fused epilogues (kEpilogueAttr subgraphs) as oneDNN post-ops, and the unary ops that
 // map onto oneDNN eltwise algorithms.
 #include <cmath>
+#include <map>
 
 #include "backends/cpu/lower_util.h"
 #include "ir/op_schema.h"
@@ -214,11 +215,12 @@ bool NormalizePostOps(std::vector<PostOp>& ops) {
   // oneDNN 2.6's JIT post-op injectors keep one set of parameters per eltwise algorithm:
   // a chain with the same algorithm twice with other parameters computes the wrong thing
   // (e.g. linear(-1, 0) then linear(1, 0.5) gives x). Such chains run elsewhere.
-  for (size_t i = 0; i < out.size(); ++i)
-    for (size_t j = i + 1; j < out.size(); ++j)
-      if (out[i].kind == PostOp::Kind::kEltwise && out[j].kind == PostOp::Kind::kEltwise && out[i].alg == out[j].alg &&
-          (out[i].alpha != out[j].alpha || out[i].beta != out[j].beta))
-        return false;
+  std::map<dnnl::algorithm, std::pair<float, float>> params;
+  for (const PostOp& op : out) {
+    if (op.kind != PostOp::Kind::kEltwise) continue;
+    auto [it, fresh] = params.emplace(op.alg, std::make_pair(op.alpha, op.beta));
+    if (!fresh && it->second != std::make_pair(op.alpha, op.beta)) return false;
+  }
   ops = std::move(out);
   return true;
 }

@@ -16,6 +16,13 @@
 #include <unordered_map>
 
 #include "backends/cpu/program.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cmath>
+
+#include "base/file.h"
 #include "ir/op_schema.h"
 
 namespace kiln::cpu {
@@ -519,17 +526,26 @@ int EffectiveThreads(int threads) { return threads > 0 ? threads : omp_get_num_p
 
 StatusOr<TimingCache> TimingCache::Load(const std::string& path) {
   TimingCache c;
-  std::ifstream f(path);
-  if (!f) return c;  // a new cache
-  std::string line;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return c;  // a new cache
+  KILN_ASSIGN_OR_RETURN(ReadOnlyFile file, ReadOnlyFile::Open(path, StrCat("timing cache '", path, "'")));
+  KILN_ASSIGN_OR_RETURN(std::string text, file.ReadAll(int64_t{256} << 20));
+  // Save() writes whole lines and renames into place: a last line without its newline means
+  // the file was cut short or is not a cache, and a guess from it could pick a slow kernel.
+  if (!text.empty() && text.back() != '\n')
+    return InvalidArgument(path, ": the timing cache ends in the middle of a line (truncated?); delete it and kiln "
+                                 "measures again");
   int n = 0;
-  while (std::getline(f, line)) {
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t eol = text.find('\n', pos);
+    const std::string line = text.substr(pos, eol - pos);
+    pos = eol + 1;
     ++n;
     if (line.empty() || line[0] == '#') continue;
     const size_t sp = line.find(' ');
     char* end = nullptr;
     const double ms = sp == std::string::npos ? 0 : std::strtod(line.c_str(), &end);
-    if (sp == std::string::npos || end != line.c_str() + sp || !(ms >= 0))
+    if (sp == std::string::npos || end != line.c_str() + sp || !(ms >= 0) || !std::isfinite(ms) || sp + 1 == line.size())
       return InvalidArgument(path, ":", n, ": not a timing-cache line (expected '<ms> <key>')");
     c.ms[line.substr(sp + 1)] = ms;
   }

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/file.h"
+
 #include "frontend/onnx/normalize.h"
 #include "frontend/onnx/tensor_proto.h"
 
@@ -17,6 +19,13 @@ namespace kiln {
 namespace fs = std::filesystem;
 
 namespace {
+
+Status CheckNesting(const std::vector<Graph*>& outer, const std::string& what) {
+  if (static_cast<int>(outer.size()) >= kMaxGraphNesting)
+    return InvalidArgument(what, ": subgraphs nested more than ", kMaxGraphNesting,
+                           " levels deep (If/Loop/Scan bodies inside each other); kiln's limit is ", kMaxGraphNesting);
+  return Status::OK();
+}
 
 class GraphImporter {
  public:
@@ -94,6 +103,7 @@ StatusOr<Attr> GraphImporter::ConvertAttr(const onnx::AttributeProto& ap, const 
       break;
     }
     case AP::GRAPH: {
+      KILN_RETURN_IF_ERROR(CheckNesting(outer, what));
       auto sub = std::make_shared<Graph>();
       KILN_RETURN_IF_ERROR(Convert(ap.g(), *sub, outer).WithPrefix(what));
       a = Attr::GraphValue(std::move(sub));
@@ -101,6 +111,7 @@ StatusOr<Attr> GraphImporter::ConvertAttr(const onnx::AttributeProto& ap, const 
     }
     case AP::GRAPHS: {
       a.type = Attr::Type::kGraphs;
+      KILN_RETURN_IF_ERROR(CheckNesting(outer, what));
       for (const auto& gp : ap.graphs()) {
         auto sub = std::make_shared<Graph>();
         KILN_RETURN_IF_ERROR(Convert(gp, *sub, outer).WithPrefix(what));
@@ -299,17 +310,37 @@ StatusOr<OnnxModel> ImportOnnxBytes(const void* data, size_t size, const std::st
   onnx::ModelProto mp;
   google::protobuf::io::CodedInputStream stream(static_cast<const uint8_t*>(data), static_cast<int>(size));
   stream.SetTotalBytesLimit(static_cast<int>(kMaxModelBytes));
+  // Each subgraph level is three message levels (graph > node > attribute): leave protobuf
+  // room for kMaxGraphNesting of them, so that the importer, not the parser, reports a model
+  // nested too deeply, naming the node.
+  stream.SetRecursionLimit(kProtoRecursionLimit);
   if (!mp.ParseFromCodedStream(&stream) || !stream.ConsumedEntireMessage())
-    return InvalidArgument(source, ": not a valid ONNX model (protobuf parse failed: truncated or not ONNX)");
+    return InvalidArgument(source, ": not a valid ONNX model (protobuf parse failed: truncated, not ONNX, or messages "
+                                   "nested more than ", kProtoRecursionLimit, " levels deep)");
   if (!mp.has_graph()) return InvalidArgument(source, ": model has no graph");
+  // As onnx.checker: an IR version must be given and known. (kiln's protos are IR 8; IR 9-11
+  // add element types -- float8, int4, float4 -- that import refuses by type where used.)
+  if (mp.ir_version() <= 0)
+    return InvalidArgument(source, ": model has no ir_version (", mp.ir_version(), "); ONNX requires one (1-",
+                           kMaxKnownIrVersion, ")");
+  if (mp.ir_version() > kMaxKnownIrVersion)
+    return InvalidArgument(source, ": model has ir_version ", mp.ir_version(), ", newer than the newest kiln knows (",
+                           kMaxKnownIrVersion, ")");
+  if (mp.opset_import_size() == 0)
+    return InvalidArgument(source, ": model has ir_version ", mp.ir_version(),
+                           " but no opset_import; every model must say which opsets it uses (IR 1-2 models without "
+                           "one are not supported: re-export or convert with onnx.version_converter)");
   OnnxModel model;
   model.ir_version = mp.ir_version();
   model.producer = mp.producer_name() + (mp.producer_version().empty() ? "" : " " + mp.producer_version());
   for (const auto& os : mp.opset_import()) {
     std::string d = os.domain() == "ai.onnx" ? "" : os.domain();
-    model.opsets[d] = os.version();
+    if (os.version() <= 0)
+      return InvalidArgument(source, ": opset_import for domain '", d.empty() ? "ai.onnx" : d, "' has version ",
+                             os.version());
+    if (!model.opsets.emplace(d, os.version()).second)
+      return InvalidArgument(source, ": opset_import names domain '", d.empty() ? "ai.onnx" : d, "' more than once");
   }
-  if (mp.opset_import_size() == 0) model.opsets[""] = 1;  // IR version 1/2 models
   auto def = model.opsets.find("");
   if (def != model.opsets.end()) {
     if (def->second > kMaxKnownOpset)
@@ -327,19 +358,11 @@ StatusOr<OnnxModel> ImportOnnxBytes(const void* data, size_t size, const std::st
 }
 
 StatusOr<OnnxModel> ImportOnnxFile(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return IoError(path, ": no such file");
-  if (fs::is_directory(path, ec)) return InvalidArgument(path, ": is a directory, not an ONNX model");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError(path, ": cannot open");
-  in.seekg(0, std::ios::end);
-  const int64_t size = static_cast<int64_t>(in.tellg());
-  if (size <= 0) return InvalidArgument(path, ": file is empty");
-  if (size > kMaxModelBytes) return InvalidArgument(path, ": model is larger than 2 GiB; store weights as external data");
-  std::string bytes(static_cast<size_t>(size), '\0');
-  in.seekg(0);
-  in.read(bytes.data(), size);
-  if (!in) return IoError(path, ": short read");
+  KILN_ASSIGN_OR_RETURN(ReadOnlyFile in, ReadOnlyFile::Open(path));
+  if (in.size() == 0) return InvalidArgument(path, ": file is empty");
+  if (in.size() > kMaxModelBytes)
+    return InvalidArgument(path, ": model is larger than 2 GiB; store weights as external data");
+  KILN_ASSIGN_OR_RETURN(std::string bytes, in.ReadAll(kMaxModelBytes));
   fs::path dir = fs::path(path).parent_path();
   return ImportOnnxBytes(bytes.data(), bytes.size(), dir.empty() ? "." : dir.string(), path);
 }

@@ -23,6 +23,13 @@ struct OnnxModel {
 
 // The newest ai.onnx opset whose ops kiln knows (ONNX 1.12).
 inline constexpr int64_t kMaxKnownOpset = 17;
+// The newest IR version kiln accepts (ONNX 1.18). Its protos are IR 8 (ONNX 1.12); IR 9-11
+// add element types (float8, int4, float4) that import refuses by type where a model uses them.
+inline constexpr int64_t kMaxKnownIrVersion = 11;
+// Subgraphs (If/Loop/Scan bodies) nested deeper than this are refused, naming the node.
+inline constexpr int kMaxGraphNesting = 64;
+// Protobuf's message-nesting limit: three levels per subgraph (graph > node > attribute), and room.
+inline constexpr int kProtoRecursionLimit = 3 * kMaxGraphNesting + 32;
 // Largest model file accepted (protobuf's 2 GiB limit); weights beyond that go in external data.
 inline constexpr int64_t kMaxModelBytes = (int64_t{1} << 31) - 1;
 

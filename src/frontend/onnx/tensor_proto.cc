@@ -3,16 +3,14 @@
 #include <onnx/onnx_pb.h>
 #include <onnx/onnx-data.pb.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 
 #include "ir/rvalue.h"
 #include "base/checked_math.h"
 
 namespace kiln {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -30,46 +28,54 @@ Status CopyField(const Field& field, Tensor& t, int64_t per_elem, const std::str
 
 StatusOr<std::string> ReadExternal(const onnx::TensorProto& proto, const ExternalDataPolicy& policy,
                                    const std::string& what, size_t expected_bytes) {
+  // ONNX's keys: location (required), offset, length, checksum. A key given twice is an
+  // error, not "the last one wins": two locations would make the checks and the read disagree.
   std::string location;
   int64_t offset = 0, length = -1;
+  bool seen_location = false, seen_offset = false, seen_length = false, seen_checksum = false;
   for (const auto& kv : proto.external_data()) {
-    if (kv.key() == "location") location = kv.value();
-    else if (kv.key() == "offset" || kv.key() == "length") {
+    bool* seen = kv.key() == "location" ? &seen_location
+                 : kv.key() == "offset" ? &seen_offset
+                 : kv.key() == "length" ? &seen_length
+                 : kv.key() == "checksum" ? &seen_checksum
+                                          : nullptr;
+    if (seen == nullptr)
+      return InvalidArgument(what, ": unknown external_data key '", kv.key(),
+                             "' (ONNX defines location, offset, length and checksum)");
+    if (*seen) return InvalidArgument(what, ": external_data key '", kv.key(), "' is given more than once");
+    *seen = true;
+    if (kv.key() == "location") {
+      location = kv.value();
+    } else if (kv.key() == "offset" || kv.key() == "length") {
       char* end = nullptr;
+      errno = 0;
       long long v = std::strtoll(kv.value().c_str(), &end, 10);
-      if (end == kv.value().c_str() || *end != '\0' || v < 0)
+      if (kv.value().empty() || end == kv.value().c_str() || *end != '\0' || v < 0 || errno == ERANGE)
         return InvalidArgument(what, ": external_data '", kv.key(), "' is not a non-negative integer: '", kv.value(), "'");
       (kv.key() == "offset" ? offset : length) = v;
     }
   }
-  if (location.empty()) return InvalidArgument(what, ": external data without a 'location'");
-  if (policy.base_dir.empty())
-    return InvalidArgument(what, ": external data '", location, "' but the model has no directory to resolve it in");
-  fs::path rel(location);
-  if (rel.is_absolute()) return InvalidArgument(what, ": external data location '", location, "' is an absolute path");
-  for (const auto& part : rel)
-    if (part == "..") return InvalidArgument(what, ": external data location '", location, "' escapes the model directory");
-  std::error_code ec;
-  fs::path base = fs::weakly_canonical(fs::path(policy.base_dir), ec);
-  fs::path full = fs::weakly_canonical(base / rel, ec);
-  if (ec) return IoError(what, ": cannot resolve external data '", location, "': ", ec.message());
-  auto [b, f] = std::mismatch(base.begin(), base.end(), full.begin(), full.end());
-  if (b != base.end()) return InvalidArgument(what, ": external data '", location, "' resolves outside the model directory");
-  std::ifstream in(full, std::ios::binary);
-  if (!in) return IoError(what, ": cannot open external data file '", full.string(), "'");
-  in.seekg(0, std::ios::end);
-  int64_t file_size = static_cast<int64_t>(in.tellg());
-  if (length < 0) length = file_size - offset;
-  int64_t end;
-  if (!CheckedAdd(offset, length, &end) || end > file_size)
-    return InvalidArgument(what, ": external data range [", offset, ", +", length, ") exceeds file '", location,
-                           "' of ", file_size, " bytes");
-  if (static_cast<size_t>(length) != expected_bytes)
-    return InvalidArgument(what, ": external data has ", length, " bytes but the dims need ", expected_bytes);
-  std::string bytes(static_cast<size_t>(length), '\0');
-  in.seekg(offset);
-  in.read(bytes.data(), length);
-  if (!in) return IoError(what, ": short read from '", location, "'");
+  if (!seen_location) return InvalidArgument(what, ": external data without a 'location'");
+  auto it = policy.open_files ? policy.open_files->find(location) : decltype(policy.open_files->end()){};
+  ReadOnlyFile file;
+  if (policy.open_files && it != policy.open_files->end()) {
+    file = it->second;
+  } else {
+    KILN_ASSIGN_OR_RETURN(file, ReadOnlyFile::OpenInside(policy.base_dir, location, what));
+    if (policy.open_files) policy.open_files->emplace(location, file);
+  }
+  if (offset > file.size())
+    return InvalidArgument(what, ": external data offset ", offset, " is past the end of '", location, "' (",
+                           file.size(), " bytes)");
+  if (length < 0) length = file.size() - offset;
+  if (static_cast<uint64_t>(length) != expected_bytes)
+    return InvalidArgument(what, ": external data has ", length, " bytes", seen_length ? "" : " (to the end of the file)",
+                           " but the dims need ", expected_bytes);
+  if (length > file.size() - offset)
+    return InvalidArgument(what, ": external data [", offset, ", +", length, ") runs past the end of '", location,
+                           "' (", file.size(), " bytes)");
+  auto bytes = file.ReadRange(offset, length);
+  if (!bytes.ok()) return bytes.status().WithPrefix(what);
   return bytes;
 }
 
@@ -99,10 +105,21 @@ StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const ExternalD
         return InvalidArgument(what, ": raw_data has ", proto.raw_data().size(), " bytes but ", DimsToString(dims),
                                " needs ", nbytes);
     } else {
-      const int64_t provided = int64_t{proto.float_data_size()} + proto.int32_data_size() + proto.int64_data_size() +
-                               proto.double_data_size() + proto.uint64_data_size();
-      if (numel > provided)
-        return InvalidArgument(what, ": holds ", provided, " values but ", DimsToString(dims), " needs ", numel);
+      // The one field this dtype is stored in must hold every value before anything is
+      // allocated (complex types hold two per element).
+      int64_t provided = 0, needed = numel;
+      switch (dtype) {
+        case DType::kFloat32: provided = proto.float_data_size(); break;
+        case DType::kComplex64: provided = proto.float_data_size(), needed = 2 * numel; break;
+        case DType::kFloat64: provided = proto.double_data_size(); break;
+        case DType::kComplex128: provided = proto.double_data_size(), needed = 2 * numel; break;
+        case DType::kInt64: provided = proto.int64_data_size(); break;
+        case DType::kUInt32:
+        case DType::kUInt64: provided = proto.uint64_data_size(); break;
+        default: provided = proto.int32_data_size(); break;
+      }
+      if (numel > 0 && needed > provided)
+        return InvalidArgument(what, ": holds ", provided, " values but ", DimsToString(dims), " needs ", needed);
     }
   } else {
     KILN_ASSIGN_OR_RETURN(int64_t numel, CheckedNumel(dims, what));
@@ -225,11 +242,12 @@ StatusOr<TypeInfo> TypeFromProto(const onnx::TypeProto& proto, const std::string
 
 namespace {
 
+// A serialized proto is at most 2 GiB (protobuf's own limit).
+constexpr int64_t kMaxProtoFileBytes = int64_t{2} << 30;
+
 StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError("cannot open '", path, "'");
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return s;
+  KILN_ASSIGN_OR_RETURN(ReadOnlyFile f, ReadOnlyFile::Open(path));
+  return f.ReadAll(kMaxProtoFileBytes);
 }
 
 StatusOr<RValue> SequenceToValue(const onnx::SequenceProto& seq, const std::string& what) {

@@ -1,8 +1,11 @@
 // ONNX protobuf messages -> IR values: TensorProto, TypeProto, SequenceProto, OptionalProto.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <string>
 
+#include "base/file.h"
 #include "base/status.h"
 #include "ir/shape.h"
 #include "ir/tensor.h"
@@ -19,9 +22,13 @@ namespace kiln {
 struct RValue;
 
 // Where external-data files of a model may live: only inside `base_dir` (the model's
-// directory). Absolute paths and paths that escape it ("..", symlinks) are rejected.
+// directory), opened through ReadOnlyFile::OpenInside (no absolute paths, "..", symbolic
+// links, hard links, FIFOs or devices).
 struct ExternalDataPolicy {
   std::string base_dir;  // empty: external data is an error
+  // Files already opened (and checked) for this model, by location: thousands of initializers
+  // usually share one file.
+  std::shared_ptr<std::map<std::string, ReadOnlyFile>> open_files = std::make_shared<std::map<std::string, ReadOnlyFile>>();
 };
 
 // Converts a TensorProto (raw_data, typed fields or external data) into a Tensor.

@@ -20,6 +20,24 @@ StatusOr<std::vector<int64_t>> ConstInts(const InferenceContext& ctx, int i) {
 
 Shape UnknownOfRank(int r) { return Shape::OfRank(r); }
 
+// Constant indices into a dimension of known size are checked here, at build time: an index
+// out of [-size, size) is the model's error, and the build (not the first run) must say so.
+// `stride`/`first` pick which indices apply to this dimension (GatherND's index tuples).
+Status CheckConstIndices(const InferenceContext& ctx, int input, const Dim& size, const char* what, int axis,
+                         int64_t stride = 1, int64_t first = 0) {
+  const Tensor* t = ctx.input_value(input);
+  if (t == nullptr || !size.known() || t->numel() == 0) return Status::OK();
+  if (t->dtype() != DType::kInt32 && t->dtype() != DType::kInt64) return Status::OK();
+  const int64_t d = size.value;
+  for (int64_t i = first; i < t->numel(); i += stride) {
+    const int64_t v = t->dtype() == DType::kInt64 ? t->data<int64_t>()[i] : t->data<int32_t>()[i];
+    if (v < -d || v >= d)
+      return InvalidArgument("constant ", what, " holds ", v, " (element ", i, "), out of range for axis ", axis,
+                             " of size ", d, " (valid: ", -d, " to ", d - 1, ")");
+  }
+  return Status::OK();
+}
+
 // Index-like inputs (indices, shapes, axes) must be int32 or int64.
 Status CheckIndexType(const InferenceContext& ctx, int i, const char* what) {
   if (!ctx.has_input(i)) return Status::OK();
@@ -296,6 +314,7 @@ Status InferGather(InferenceContext& ctx) {
   KILN_ASSIGN_OR_RETURN(int64_t axis, ctx.attrs().GetInt("axis", 0));
   if (!x.shape.has_rank() || !idx.shape.has_rank()) { ctx.set_output(0, x.dtype, Shape()); return Status::OK(); }
   KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axis, x.shape.rank()));
+  KILN_RETURN_IF_ERROR(CheckConstIndices(ctx, 1, x.shape.dim(ax), "indices", ax));
   std::vector<Dim> out;
   for (int i = 0; i < ax; ++i) out.push_back(x.shape.dim(i));
   for (const Dim& d : idx.shape.dims()) out.push_back(d);
@@ -306,6 +325,11 @@ Status InferGather(InferenceContext& ctx) {
 
 Status InferGatherElements(InferenceContext& ctx) {
   KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "indices"));
+  if (ctx.input_type(0).shape.has_rank()) {
+    KILN_ASSIGN_OR_RETURN(int64_t axis, ctx.attrs().GetInt("axis", 0));
+    KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axis, ctx.input_type(0).shape.rank()));
+    KILN_RETURN_IF_ERROR(CheckConstIndices(ctx, 1, ctx.input_type(0).shape.dim(ax), "indices", ax));
+  }
   ctx.set_output(0, ctx.input_type(0).dtype, ctx.input_type(1).shape);
   return Status::OK();
 }
@@ -326,6 +350,9 @@ Status InferGatherND(InferenceContext& ctx) {
   const int64_t last = idx.shape.dim(idx.shape.rank() - 1).value;
   if (last < 1 || b + last > x.shape.rank())
     return InvalidArgument("indices' last dimension ", last, " must be in [1, rank of data - batch_dims]");
+  for (int64_t j = 0; j < last; ++j)
+    KILN_RETURN_IF_ERROR(CheckConstIndices(ctx, 1, x.shape.dim(static_cast<int>(b + j)), "indices",
+                                           static_cast<int>(b + j), last, j));
   std::vector<Dim> out;
   for (int i = 0; i < idx.shape.rank() - 1; ++i) out.push_back(idx.shape.dim(i));
   for (int64_t i = b + last; i < x.shape.rank(); ++i) out.push_back(x.shape.dim(static_cast<int>(i)));
