@@ -100,6 +100,25 @@ expect_error "KILNPLAN + garbage" "corrupt plan header" "$KILN" run "$T/garbage2
 printf '0.5 some-key\n0.25 cut-short-li' >"$T/cut.cache"
 expect_error "truncated timing cache" "ends in the middle of a line" "$KILN" build "$M/m_good.onnx" -o "$T/c.plan" --timing-cache "$T/cut.cache"
 
+# 6. A 100k-node chain compiles and runs (linear passes; bench/compile_scaling.sh has the
+# timings: ~2 s here, a quadratic pass took 30 s). The generous limit only catches blow-ups.
+/usr/bin/python3 - "$T/chain.onnx" <<'PY'
+import sys, onnx
+from onnx import helper, TensorProto
+n = 100000
+nodes = [helper.make_node("Relu", [f"v{i}"], [f"v{i+1}"], name=f"r{i}") for i in range(n)]
+g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("v0", TensorProto.FLOAT, [1, 4])],
+                      [helper.make_tensor_value_info(f"v{n}", TensorProto.FLOAT, [1, 4])])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
+PY
+/usr/bin/python3 -c "import numpy as np; np.save('$T/xm.npy', np.array([[-1, 2, -3, 4]], np.float32))"
+if timeout 120 "$KILN" run "$T/chain.onnx" --input v0="$T/xm.npy" --output-dir "$T/co" >/dev/null 2>"$T/err"; then
+  /usr/bin/python3 -c "import numpy as np, sys; sys.exit(0 if np.array_equal(np.load('$T/co/0_v100000.npy'), [[0, 2, 0, 4]]) else 1)" &&
+    ok || bad "100k-node chain: wrong output"
+else
+  bad "100k-node chain: failed or took more than 120 s: $(tail -3 "$T/err")"
+fi
+
 # No output or plan of any case above holds a byte of the secret.
 /usr/bin/python3 - "$T" <<'PY' && ok || bad "the secret's bytes reached an output or a plan"
 import os, stat, sys, numpy as np

@@ -1,6 +1,7 @@
 // Fused epilogues (kEpilogueAttr subgraphs) as oneDNN post-ops, and the unary ops that
 // map onto oneDNN eltwise algorithms.
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "backends/cpu/lower_util.h"
@@ -223,6 +224,56 @@ bool NormalizePostOps(std::vector<PostOp>& ops) {
   }
   ops = std::move(out);
   return true;
+}
+
+std::string MdKey(const dnnl::memory::desc& md) {
+  const dnnl_memory_desc_t& m = md.data;
+  std::string k = StrCat("md", static_cast<int>(m.data_type), ":", static_cast<int>(m.format_kind), ":", m.offset0);
+  for (int i = 0; i < m.ndims; ++i) k += StrCat(",", m.dims[i], "/", m.padded_dims[i], "/", m.padded_offsets[i]);
+  if (m.format_kind == dnnl_blocked) {
+    const dnnl_blocking_desc_t& b = m.format_desc.blocking;
+    for (int i = 0; i < m.ndims; ++i) k += StrCat(";s", b.strides[i]);
+    for (int i = 0; i < b.inner_nblks; ++i) k += StrCat(";b", b.inner_blks[i], "@", b.inner_idxs[i]);
+  }
+  k += StrCat(";x", static_cast<int>(m.extra.flags));
+  return k;
+}
+
+std::string AttrKey(const dnnl::primitive_attr& attr) {
+  std::string k = StrCat("attr", static_cast<int>(attr.get_scratchpad_mode()), ":", static_cast<int>(attr.get_fpmath_mode()));
+  int mask = 0;
+  std::vector<float> scales;
+  attr.get_output_scales(mask, scales);
+  k += StrCat(":os", mask);
+  char buf[64];
+  for (float f : scales) {
+    std::snprintf(buf, sizeof buf, ",%a", f);
+    k += buf;
+  }
+  const dnnl::post_ops po = attr.get_post_ops();
+  for (int i = 0; i < po.len(); ++i) {
+    const dnnl::primitive::kind kind = po.kind(i);
+    k += StrCat("|", static_cast<int>(kind));
+    dnnl::algorithm alg = dnnl::algorithm::undef;
+    float scale = 0, alpha = 0, beta = 0;
+    if (kind == dnnl::primitive::kind::eltwise) {
+      po.get_params_eltwise(i, scale, alg, alpha, beta);
+      // Exact float bits: two parameters that print alike must not share a descriptor.
+      std::snprintf(buf, sizeof buf, ":%d:%a:%a:%a", static_cast<int>(alg), scale, alpha, beta);
+      k += buf;
+    } else if (kind == dnnl::primitive::kind::binary) {
+      dnnl::memory::desc md;
+      po.get_params_binary(i, alg, md);
+      k += StrCat(":", static_cast<int>(alg), ":", MdKey(md));
+    } else if (kind == dnnl::primitive::kind::sum) {
+      po.get_params_sum(i, scale);
+      std::snprintf(buf, sizeof buf, ":%a", scale);
+      k += buf;
+    } else {
+      return "";  // a post-op this key does not describe: no memo
+    }
+  }
+  return k;
 }
 
 dnnl::memory::desc BroadcastOperandMd(const std::vector<int64_t>& d, const dnnl::memory::desc* dst) {

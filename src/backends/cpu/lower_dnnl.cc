@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <algorithm>
+#include <cstdio>
 #include <chrono>
 
 #include "backends/cpu/depthwise.h"
@@ -54,6 +55,26 @@ std::string TrialImpl(F&& make) {
   } catch (const dnnl::error&) {
     return "";
   }
+}
+
+// A primitive descriptor through Compiler::MemoPd: `what` names the primitive and every
+// parameter of its op descriptor beyond `md` (which, with the attribute, completes the key).
+template <typename PD, typename F>
+PD MemoizedPd(Compiler& c, const std::string& what, const dnnl::memory::desc& md, const dnnl::primitive_attr& attr,
+              F&& make) {
+  const std::string ak = AttrKey(attr);
+  const std::string key = ak.empty() ? std::string() : StrCat(what, "|", MdKey(md), "|", ak);
+  const dnnl::primitive_desc pd = c.MemoPd(key, [&]() -> dnnl::primitive_desc { return make(); });
+  if (!pd) throw dnnl::error(dnnl_unimplemented, "no implementation");
+  dnnl_primitive_desc_t raw = nullptr;
+  dnnl::error::wrap_c_api(dnnl_primitive_desc_clone(&raw, pd.get()), "could not clone a primitive descriptor");
+  return PD(raw);
+}
+
+std::string FloatBits(float f) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%a", f);
+  return buf;
 }
 
 std::string ImplName(const dnnl::primitive_desc_base& pd, const char* what) {
@@ -1046,12 +1067,19 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
     const dnnl::memory::desc own = c.program().slots[static_cast<size_t>(src)].md;
     const dnnl::memory::desc plain = PlainMd(out_dims);
     const dnnl::memory::desc zero_md = PlainMd(std::vector<int64_t>(static_cast<size_t>(rank), 1));
+    // (Memoized: a chain of identical layers searches oneDNN's implementations once.)
+    const std::string eltwise_what =
+        StrCat("eltwise:", static_cast<int>(u->alg), ":", FloatBits(u->alpha), ":", FloatBits(u->beta));
     auto eltwise_pd = [&](const dnnl::memory::desc& md, const dnnl::primitive_attr& a) {
-      return dnnl::eltwise_forward::primitive_desc(
-          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, u->alg, md, u->alpha, u->beta), a, eng);
+      return MemoizedPd<dnnl::eltwise_forward::primitive_desc>(c, eltwise_what, md, a, [&] {
+        return dnnl::eltwise_forward::primitive_desc(
+            dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, u->alg, md, u->alpha, u->beta), a, eng);
+      });
     };
     auto binary_pd = [&](const dnnl::memory::desc& md, const dnnl::primitive_attr& a) {
-      return dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_add, md, zero_md, md), a, eng);
+      return MemoizedPd<dnnl::binary::primitive_desc>(c, "binary_add_zero", md, a, [&] {
+        return dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_add, md, zero_md, md), a, eng);
+      });
     };
     bool use_binary = false, use_plain = false;
     bool found = false;

@@ -367,6 +367,19 @@ double Compiler::CachedTiming(const std::string& key, const std::function<double
   return ms;
 }
 
+dnnl::primitive_desc Compiler::MemoPd(const std::string& key, const std::function<dnnl::primitive_desc()>& make) {
+  auto it = key.empty() ? pd_memo_.end() : pd_memo_.find(key);
+  if (it != pd_memo_.end()) return it->second;
+  dnnl::primitive_desc pd;
+  try {
+    pd = make();
+  } catch (const dnnl::error&) {
+    pd = dnnl::primitive_desc();
+  }
+  if (!key.empty()) pd_memo_.emplace(key, pd);
+  return pd;
+}
+
 double Compiler::TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
                                const std::vector<int>& arg_ids) {
   std::unordered_map<int, dnnl::memory> args;

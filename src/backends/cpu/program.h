@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -178,6 +179,11 @@ class Compiler {
   // A tactic's time under `key` (the layer's problem and the candidate): from the timing
   // cache when it has it, else measure() — recorded in the cache.
   double CachedTiming(const std::string& key, const std::function<double()>& measure);
+  // Primitive descriptors by a key that fully describes the request (kind, descriptors,
+  // post-ops): identical layers -- a transformer's repeated blocks, a long elementwise chain --
+  // make oneDNN search its implementations once. An empty descriptor when `make` throws (no
+  // implementation), remembered too. An empty key: no memo.
+  dnnl::primitive_desc MemoPd(const std::string& key, const std::function<dnnl::primitive_desc()>& make);
   // Times a primitive on scratch buffers (median of a few runs), in ms.
   double TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd, const std::vector<int>& arg_ids);
 
@@ -192,6 +198,7 @@ class Compiler {
   std::vector<bool> lowered_;  // per node
   std::map<NodeId, int> concat_whole_;  // concat node -> its output buffer (ConcatTarget)
   std::map<std::pair<int, std::string>, int> layout_cache_;  // (slot, md string) -> slot
+  std::unordered_map<std::string, dnnl::primitive_desc> pd_memo_;
 };
 
 // Lowering functions: true when the node was lowered, false to fall back (no error).
@@ -243,6 +250,10 @@ std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node&
 // Folds consecutive linear steps; false when the chain still has one eltwise algorithm twice
 // with different parameters, which oneDNN 2.6's JIT kernels compute wrongly.
 bool NormalizePostOps(std::vector<PostOp>& ops);
+// Keys for Compiler::MemoPd: every field of a memory descriptor / an attribute that a
+// primitive descriptor depends on ("" for an attribute with something the key cannot say).
+std::string MdKey(const dnnl::memory::desc& md);
+std::string AttrKey(const dnnl::primitive_attr& attr);
 // Builds the attr and registers binary operands as kernel args. `dst_dims` are the
 // primitive's output dims (post-op operand dims are matched against them). With `dst_md`
 // (the destination's layout, when known), full-size operands are brought into it: oneDNN
