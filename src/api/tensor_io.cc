@@ -149,28 +149,14 @@ Status WriteNpy(const std::string& path, const Tensor& tensor) {
   size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return IoError(path, ": cannot write");
-    out.write("\x93NUMPY\x01\x00", 8);
-    uint16_t len = static_cast<uint16_t>(header.size());
-    char lb[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-    out.write(lb, 2);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(static_cast<const char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes()));
-    if (!out) {
-      std::remove(tmp.c_str());
-      return IoError(path, ": write failed");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    return IoError(path, ": ", ec.message());
-  }
-  return Status::OK();
+  KILN_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(path));
+  const uint16_t len = static_cast<uint16_t>(header.size());
+  const char lb[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+  KILN_RETURN_IF_ERROR(out.Write("\x93NUMPY\x01\x00", 8));
+  KILN_RETURN_IF_ERROR(out.Write(lb, 2));
+  KILN_RETURN_IF_ERROR(out.Write(header.data(), header.size()));
+  KILN_RETURN_IF_ERROR(out.Write(t.raw_data(), t.nbytes()));
+  return out.Commit();
 }
 
 StatusOr<Tensor> ReadTensorFile(const std::string& path) {

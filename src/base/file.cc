@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -155,6 +157,58 @@ StatusOr<std::string> ReadOnlyFile::ReadAll(int64_t max_bytes) const {
   if (size_ > max_bytes)
     return InvalidArgument("'", path_, "' has ", size_, " bytes, more than the ", max_bytes, " allowed here");
   return ReadRange(0, size_);
+}
+
+StatusOr<AtomicFileWriter> AtomicFileWriter::Create(const std::string& path) {
+  if (path.empty()) return InvalidArgument("output file: empty path");
+  AtomicFileWriter w;
+  w.path_ = path;
+  w.tmp_ = path + ".tmp.XXXXXX";
+  w.fd_ = ::mkostemp(w.tmp_.data(), O_CLOEXEC);
+  if (w.fd_ < 0) return IoError(path, ": cannot create a temporary file beside it: ", std::strerror(errno));
+  // mkostemp makes the file 0600; a plan or an output is as readable as any new file.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(w.fd_, 0666 & ~mask);
+  return w;
+}
+
+AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& o) noexcept
+    : fd_(o.fd_), path_(std::move(o.path_)), tmp_(std::move(o.tmp_)) {
+  o.fd_ = -1;
+  o.tmp_.clear();
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+Status AtomicFileWriter::WriteAt(const void* data, size_t size, int64_t offset) {
+  if (fd_ < 0) return Internal(path_, ": write after commit");
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = offset < 0 ? ::write(fd_, p, size) : ::pwrite(fd_, p, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return IoError(path_, ": cannot write: ", std::strerror(n < 0 ? errno : EIO));
+    p += n;
+    size -= static_cast<size_t>(n);
+    if (offset >= 0) offset += n;
+  }
+  return Status::OK();
+}
+
+Status AtomicFileWriter::Write(const void* data, size_t size) { return WriteAt(data, size, -1); }
+
+Status AtomicFileWriter::Commit() {
+  if (fd_ < 0) return Internal(path_, ": committed twice");
+  if (::fsync(fd_) != 0) return IoError(path_, ": cannot sync: ", std::strerror(errno));
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) return IoError(path_, ": cannot close: ", std::strerror(errno));
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) return IoError(path_, ": cannot replace it: ", std::strerror(errno));
+  tmp_.clear();
+  return Status::OK();
 }
 
 }  // namespace kiln

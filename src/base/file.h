@@ -65,6 +65,28 @@ class ReadOnlyFile {
   int64_t nlink_ = 0;
 };
 
+// Writes a file atomically and safely: the bytes go to a new temporary file beside `path`,
+// created exclusively (O_EXCL with a random name: a link planted under a predictable name is
+// never written through), and Commit() syncs it and renames it over `path`. Destroyed without
+// Commit() -- an error on the way -- the temporary file is removed: a failed write never leaves
+// a half-written file behind, nor changes an existing one.
+class AtomicFileWriter {
+ public:
+  static StatusOr<AtomicFileWriter> Create(const std::string& path);
+  AtomicFileWriter(AtomicFileWriter&& other) noexcept;
+  AtomicFileWriter& operator=(AtomicFileWriter&&) = delete;
+  ~AtomicFileWriter();
+
+  Status Write(const void* data, size_t size);                  // appends
+  Status WriteAt(const void* data, size_t size, int64_t offset);  // over bytes already written
+  Status Commit();
+
+ private:
+  AtomicFileWriter() = default;
+  int fd_ = -1;
+  std::string path_, tmp_;
+};
+
 // "a FIFO", "a directory", "a character device", ... for an st_mode (for error messages).
 const char* FileTypeName(unsigned mode);
 

@@ -1,5 +1,7 @@
 #include "plan/plan_writer.h"
 
+#include "base/file.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -486,39 +488,18 @@ Status WritePlan(const Graph& optimized, const MemoryPlan& mem, const PlanOption
   KILN_RETURN_IF_ERROR(e.Encode(optimized, mem, options).WithPrefix(path));
   PlanHeader h = MakeHeader(e.weights_size(), e.flatbuffer().size());
 
-  const std::string tmp = StrCat(path, ".tmp.", getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError(path, ": cannot create '", tmp, "': ", std::strerror(errno));
-  auto write_at = [&](const void* data, size_t size, off_t at) -> Status {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (size > 0) {
-      const ssize_t n = at < 0 ? ::write(fd, p, size) : ::pwrite(fd, p, size, at);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return IoError(path, ": cannot write '", tmp, "': ", std::strerror(n < 0 ? errno : EIO));
-      p += n;
-      size -= static_cast<size_t>(n);
-      if (at >= 0) at += n;
-    }
-    return Status::OK();
-  };
+  KILN_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(path));
   // One pass: stream the sections while hashing them, then put the checksum in the header.
   PlanChecksum checksum;
-  Status st = EmitPlan(e, h, [&](const void* data, size_t size) {
+  KILN_RETURN_IF_ERROR(EmitPlan(e, h, [&](const void* data, size_t size) {
     checksum.Update(data, size);
-    return write_at(data, size, -1);
-  });
-  if (st.ok()) {
-    h.checksum = checksum.Digest();
-    uint8_t header[kPlanHeaderSize];
-    EncodePlanHeader(h, header);
-    st = write_at(header, sizeof header, 0);
-  }
-  if (st.ok() && ::fsync(fd) != 0) st = IoError(path, ": cannot sync '", tmp, "': ", std::strerror(errno));
-  if (::close(fd) != 0 && st.ok()) st = IoError(path, ": cannot close '", tmp, "': ", std::strerror(errno));
-  if (st.ok() && std::rename(tmp.c_str(), path.c_str()) != 0)
-    st = IoError(path, ": cannot rename '", tmp, "' to it: ", std::strerror(errno));
-  if (!st.ok()) ::unlink(tmp.c_str());
-  return st;
+    return out.Write(data, size);
+  }));
+  h.checksum = checksum.Digest();
+  uint8_t header[kPlanHeaderSize];
+  EncodePlanHeader(h, header);
+  KILN_RETURN_IF_ERROR(out.WriteAt(header, sizeof header, 0));
+  return out.Commit();  // on any error above, the writer removes its temporary file
 }
 
 }  // namespace kiln

@@ -119,6 +119,14 @@ else
   bad "100k-node chain: failed or took more than 120 s: $(tail -3 "$T/err")"
 fi
 
+# Writing: a failed build leaves no temporary file; an output path that is a symbolic link is
+# replaced, never written through.
+ls "$T"/*.tmp* "$M"/*.tmp* >/dev/null 2>&1 && bad "temporary files left behind: $(ls "$T"/*.tmp* "$M"/*.tmp* 2>/dev/null)" || ok
+echo "precious" >"$T/victim"
+ln -s "$T/victim" "$T/linked.plan"
+"$KILN" build "$M/m_good.onnx" -o "$T/linked.plan" >/dev/null 2>&1 &&
+  [ "$(cat "$T/victim")" = "precious" ] && [ ! -L "$T/linked.plan" ] && ok || bad "a plan was written through a symbolic link"
+
 # No output or plan of any case above holds a byte of the secret.
 /usr/bin/python3 - "$T" <<'PY' && ok || bad "the secret's bytes reached an output or a plan"
 import os, stat, sys, numpy as np

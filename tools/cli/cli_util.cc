@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "api/engine_internal.h"
+#include "base/file.h"
 #include "tools/cli/commands.h"
 
 namespace kiln::cli {
@@ -29,9 +30,11 @@ StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseShapeSpec(const std:
 }
 
 int CountOnnxNodes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  auto in = ReadOnlyFile::Open(path);  // never blocks on a FIFO
+  if (!in.ok()) return -1;
+  auto bytes = in->ReadAll(int64_t{2} << 30);
   onnx::ModelProto mp;
-  if (!in || !mp.ParseFromIstream(&in)) return -1;
+  if (!bytes.ok() || !mp.ParseFromString(*bytes)) return -1;
   return mp.graph().node_size();
 }
 

@@ -566,20 +566,14 @@ StatusOr<TimingCache> TimingCache::Load(const std::string& path) {
 }
 
 Status TimingCache::Save(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << "# kiln timing cache: measured milliseconds per layer problem and kernel candidate\n";
-    for (const auto& [k, v] : ms) f << v << " " << k << "\n";
-    if (!f) {
-      std::remove(tmp.c_str());
-      return Status(StatusCode::kIoError, StrCat(path, ": cannot write the timing cache"));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status(StatusCode::kIoError, StrCat(path, ": cannot write the timing cache"));
-  }
+  std::ostringstream text;
+  text << "# kiln timing cache: measured milliseconds per layer problem and kernel candidate\n";
+  for (const auto& [k, v] : ms) text << v << " " << k << "\n";
+  const std::string bytes = text.str();
+  auto out = AtomicFileWriter::Create(path);
+  Status st = out.ok() ? out->Write(bytes.data(), bytes.size()) : out.status();
+  if (st.ok()) st = out->Commit();
+  if (!st.ok()) return Status(StatusCode::kIoError, StrCat("cannot write the timing cache: ", st.message()));
   return Status::OK();
 }
 
