@@ -59,6 +59,12 @@ StatusOr<ReadOnlyFile> ReadOnlyFile::FromFd(int fd, std::string path, const std:
 
 StatusOr<ReadOnlyFile> ReadOnlyFile::Open(const std::string& path, const std::string& what) {
   if (path.empty()) return InvalidArgument(what.empty() ? std::string("file") : what, ": empty path");
+  // Look before opening: opening a device can have effects of its own (a tape rewinds, a
+  // terminal becomes the controlling one). The fstat after the open is the check that counts.
+  struct stat pre;
+  if (::stat(path.c_str(), &pre) == 0 && !S_ISREG(pre.st_mode))
+    return what.empty() ? InvalidArgument(path, ": is ", FileTypeName(pre.st_mode), ", not a regular file")
+                        : InvalidArgument(what, ": '", path, "' is ", FileTypeName(pre.st_mode), ", not a regular file");
   const int fd = ::open(path.c_str(), kOpenFlags);
   if (fd < 0) {
     const int err = errno;
@@ -96,6 +102,17 @@ StatusOr<ReadOnlyFile> ReadOnlyFile::OpenInside(const std::string& base_dir, con
   // following links: what we check is what we open.
   for (size_t k = 0; k < parts.size(); ++k) {
     const bool last = k + 1 == parts.size();
+    if (last) {  // look before opening (see Open); the fstat after the open decides
+      struct stat pre;
+      if (::fstatat(dir, parts[k].c_str(), &pre, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(pre.st_mode)) {
+        ::close(dir);
+        if (S_ISLNK(pre.st_mode))
+          return InvalidArgument(what, ": external data location '", relative, "': '", parts[k],
+                                 "' is a symbolic link; external data must be a regular file inside the model "
+                                 "directory, reached without links");
+        return InvalidArgument(what, ": '", relative, "' is ", FileTypeName(pre.st_mode), ", not a regular file");
+      }
+    }
     const int next = ::openat(dir, parts[k].c_str(), last ? (kOpenFlags | O_NOFOLLOW) : (O_RDONLY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW));
     const int err = errno;
     if (next < 0) {

@@ -14,12 +14,19 @@ fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
-# expect_error NAME PATTERN CMD...: non-zero exit within 20 s (not a signal), stderr matching PATTERN
+# expect_error NAME PATTERN CMD...: non-zero exit within 20 s (not a signal), stderr matching PATTERN,
+# peak memory under 200 MB (measured with GNU time when installed).
+TIME=()
+[ -x /usr/bin/time ] && TIME=(/usr/bin/time -f %M -o "$T/rss")
 expect_error() {
   local name=$1 pattern=$2
   shift 2
-  timeout 20 "$@" >"$T/out" 2>"$T/err" </dev/null
+  rm -f "$T/rss"
+  timeout 20 "${TIME[@]}" "$@" >"$T/out" 2>"$T/err" </dev/null
   local rc=$?
+  if [ -s "$T/rss" ] && [ "$(tail -1 "$T/rss")" -gt 204800 ] 2>/dev/null; then
+    bad "$name: peak memory $(tail -1 "$T/rss") KB (more than 200 MB)"; return
+  fi
   if [ $rc -eq 0 ]; then bad "$name: exit 0"; return; fi
   if [ $rc -eq 124 ]; then bad "$name: hung (killed after 20 s)"; return; fi
   if [ $rc -ge 128 ]; then bad "$name: crashed (rc $rc)"; cat "$T/err"; return; fi
@@ -92,7 +99,7 @@ expect_error "empty --output-dir" "empty path" "$KILN" run "$M/m_good.onnx" "$X"
 expect_error "empty -o" "empty path" "$KILN" build "$M/m_good.onnx" -o ""
 # 9. Clearer messages.
 expect_error "CPU kernel error names the node" "gather_rt" "$KILN" run "$M/gather_runtime.onnx" "$X" "$M/i_bad.npy"
-expect_error "nesting limit" "subgraphs nested more than 64 levels deep" "$KILN" run "$M/nested70.onnx" "$X" "$M/c.npy"
+expect_error "nesting limit" "nested70.onnx: node 'if69' (If): subgraphs nested more than 64 levels deep" "$KILN" run "$M/nested70.onnx" "$X" "$M/c.npy"
 "$KILN" run "$M/nested8.onnx" "$X" "$M/c.npy" >/dev/null 2>"$T/err" && ok || bad "If nested 8 deep: $(cat "$T/err")"
 printf 'KILNPLANJUNKJUNKJUNK' >"$T/garbage2.plan"
 expect_error "KILNPLAN + garbage" "corrupt plan header" "$KILN" run "$T/garbage2.plan" "$X"

@@ -27,6 +27,34 @@ Status CheckNesting(const std::vector<Graph*>& outer, const std::string& what) {
   return Status::OK();
 }
 
+// Depth of the deepest subgraph under `gp` (0: none), walked without recursion; `top` gets
+// the index of the main-graph node that holds it. Checked before import so that the error
+// names that node once, instead of one prefix per level.
+int MaxNesting(const onnx::GraphProto& gp, int* top) {
+  std::vector<std::pair<const onnx::GraphProto*, int>> stack;
+  int deepest = 0;
+  *top = -1;
+  for (int n = 0; n < gp.node_size(); ++n) {
+    stack.clear();
+    for (const auto& a : gp.node(n).attribute()) {
+      if (a.has_g()) stack.push_back({&a.g(), 1});
+      for (const auto& g : a.graphs()) stack.push_back({&g, 1});
+    }
+    while (!stack.empty()) {
+      auto [g, depth] = stack.back();
+      stack.pop_back();
+      if (depth > deepest) deepest = depth, *top = n;
+      if (depth > kMaxGraphNesting) break;  // deep enough to refuse
+      for (const auto& node : g->node())
+        for (const auto& a : node.attribute()) {
+          if (a.has_g()) stack.push_back({&a.g(), depth + 1});
+          for (const auto& sub : a.graphs()) stack.push_back({&sub, depth + 1});
+        }
+    }
+  }
+  return deepest;
+}
+
 class GraphImporter {
  public:
   GraphImporter(const std::map<std::string, int64_t>& opsets, const ExternalDataPolicy& policy)
@@ -348,6 +376,13 @@ StatusOr<OnnxModel> ImportOnnxBytes(const void* data, size_t size, const std::st
                                       kMaxKnownOpset, "); importing with opset ", kMaxKnownOpset, " semantics"));
     if (def->second < 7)
       model.warnings.push_back(StrCat(source, ": model uses opset ", def->second, " (< 7): only partly supported"));
+  }
+  int top = -1;
+  if (const int depth = MaxNesting(mp.graph(), &top); depth > kMaxGraphNesting) {
+    const auto& n = mp.graph().node(top);
+    return InvalidArgument(source, ": node '", n.name(), "' (", n.op_type(), "): subgraphs nested more than ",
+                           kMaxGraphNesting, " levels deep (If/Loop/Scan bodies inside each other); kiln's limit is ",
+                           kMaxGraphNesting);
   }
   ExternalDataPolicy policy{base_dir};
   model.graph = std::make_unique<Graph>();
