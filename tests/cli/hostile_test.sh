@@ -94,6 +94,8 @@ expect_error "constant Gather index (build)" "node 'gather_bad' (Gather): consta
   "$KILN" build "$M/gather_oob.onnx" -o "$T/g.plan"
 [ ! -e "$T/g.plan" ] && ok || bad "a failed build left g.plan"
 expect_error "constant Gather, folded (build)" "node 'gather_fold' (Gather)" "$KILN" build "$M/gather_oob_folded.onnx" -o "$T/g2.plan"
+expect_error "constant ScatterElements index (build)" "node 'scatter_bad' (ScatterElements): constant indices holds 9" \
+  "$KILN" build "$M/scatter_oob.onnx" -o "$T/s.plan"
 # 8. An empty output path is an error.
 expect_error "empty --output-dir" "empty path" "$KILN" run "$M/m_good.onnx" "$X" --output-dir ""
 expect_error "empty -o" "empty path" "$KILN" build "$M/m_good.onnx" -o ""

@@ -73,6 +73,11 @@ save("gather_oob_folded", model(
      helper.make_node("Add", ["x", "g"], ["y"], name="add")],
     [helper.make_tensor("c", TensorProto.FLOAT, [3, 4], np.zeros(12, np.float32)),
      helper.make_tensor("idx", TensorProto.INT64, [1], [5])]))
+# ScatterElements with a constant index out of range.
+save("scatter_oob", model(
+    [helper.make_node("ScatterElements", ["x", "idx", "upd"], ["y"], name="scatter_bad", axis=1)],
+    [helper.make_tensor("idx", TensorProto.INT64, [1, 2], [0, 9]),
+     helper.make_tensor("upd", TensorProto.FLOAT, [1, 2], [1, 1])]))
 # A Gather whose runtime index is out of range (the error comes from a CPU kernel).
 I = helper.make_tensor_value_info("i", TensorProto.INT64, [1])
 save("gather_runtime", model(

@@ -663,6 +663,23 @@ Status InferUnique(InferenceContext& ctx) {
 Status InferScatter(InferenceContext& ctx) {
   KILN_RETURN_IF_ERROR(CheckIndexType(ctx, 1, "indices"));
   if (ctx.input_type(2).dtype != ctx.input_type(0).dtype) return InvalidArgument("updates must have the data's element type");
+  const Shape& data = ctx.input_type(0).shape;
+  if (data.has_rank() && data.rank() > 0) {
+    if (ctx.node().op_type == "ScatterND") {
+      const Shape& idx = ctx.input_type(1).shape;
+      if (idx.has_rank() && idx.rank() >= 1 && idx.dim(idx.rank() - 1).known()) {
+        const int64_t last = idx.dim(idx.rank() - 1).value;
+        if (last < 1 || last > data.rank())
+          return InvalidArgument("indices' last dimension ", last, " must be in [1, rank of data]");
+        for (int64_t j = 0; j < last; ++j)
+          KILN_RETURN_IF_ERROR(CheckConstIndices(ctx, 1, data.dim(static_cast<int>(j)), "indices", static_cast<int>(j), last, j));
+      }
+    } else {  // Scatter / ScatterElements
+      KILN_ASSIGN_OR_RETURN(int64_t axis, ctx.attrs().GetInt("axis", 0));
+      KILN_ASSIGN_OR_RETURN(int ax, NormalizeAxis(axis, data.rank()));
+      KILN_RETURN_IF_ERROR(CheckConstIndices(ctx, 1, data.dim(ax), "indices", ax));
+    }
+  }
   return InferSameAsInput0(ctx);
 }
 
