@@ -66,9 +66,7 @@ PD MemoizedPd(Compiler& c, const std::string& what, const dnnl::memory::desc& md
   const std::string key = ak.empty() ? std::string() : StrCat(what, "|", MdKey(md), "|", ak);
   const dnnl::primitive_desc pd = c.MemoPd(key, [&]() -> dnnl::primitive_desc { return make(); });
   if (!pd) throw dnnl::error(dnnl_unimplemented, "no implementation");
-  dnnl_primitive_desc_t raw = nullptr;
-  dnnl::error::wrap_c_api(dnnl_primitive_desc_clone(&raw, pd.get()), "could not clone a primitive descriptor");
-  return PD(raw);
+  return PD(pd.get());  // (this constructor clones the C descriptor: the memo keeps its own)
 }
 
 std::string FloatBits(float f) {
