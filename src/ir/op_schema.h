@@ -120,10 +120,11 @@ namespace kiln {
 // elementwise chains alike.
 inline constexpr const char* kEpilogueAttr = "kiln.epilogue";
 inline constexpr const char* kEpilogueMainInputs = "kiln.main_inputs";
-// The most ops one epilogue absorbs. Kernels apply an epilogue as a list of post-ops
-// (oneDNN allows 32); a longer elementwise chain becomes several fused nodes, which also keeps
-// fusion linear in the chain's length.
-inline constexpr int kMaxEpilogueOps = 32;
+// The most ops one epilogue absorbs. Kernels apply an epilogue as a list of post-ops, and
+// oneDNN takes at most 32 -- including the head op of a unary layer, and two for some ops
+// (Sub with the chain second) -- so 16 leaves room; a longer elementwise chain becomes several
+// fused nodes, which also keeps fusion linear in the chain's length.
+inline constexpr int kMaxEpilogueOps = 16;
 
 // Horizontal fusion: a node may compute several sibling layers at once and hand each its
 // slice of output 0 (after the epilogue): the result is split along kSplitAxisAttr into
