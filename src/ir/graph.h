@@ -61,6 +61,12 @@ class Graph {
   const Value& value(ValueId id) const { return values_[static_cast<size_t>(id)]; }
   Node& node(NodeId id) { return nodes_[static_cast<size_t>(id)]; }
   const Node& node(NodeId id) const { return nodes_[static_cast<size_t>(id)]; }
+  // Room for this many nodes and values in all (an importer that knows the counts).
+  void Reserve(size_t nodes, size_t values) {
+    nodes_.reserve(nodes);
+    values_.reserve(values);
+    by_name_.reserve(values);
+  }
   int num_values() const { return static_cast<int>(values_.size()); }
   int num_nodes() const { return static_cast<int>(nodes_.size()); }  // dead included
   int num_live_nodes() const;

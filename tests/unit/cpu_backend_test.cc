@@ -28,6 +28,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -37,6 +38,7 @@
 #include "api/engine_internal.h"
 #include "api/optimize.h"
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/program.h"
 #include "builder/memory_planner.h"
 #include "passes/pass_test_util.h"
 #include "plan/plan_reader.h"
@@ -1123,6 +1125,49 @@ TEST(CpuBackend, ElementwiseChains) {
     t = net.AddElementWise(t, Const(net, g, {5}, 0.5f, 1.5f), ElementWiseOp::kMul, "t6");
     ASSERT_TRUE(net.MarkOutput(t, "y").ok()) << net.status().ToString();
     ExpectMatchesReference(net, "a[3,1,5]*b[1,4,1] -0.25, 2-., /4, max [4,1], SiLU, *[5]", 8500 + s);
+  }
+}
+
+TEST(CpuBackend, LongChainsOfIdenticalLayers) {
+  // A chain long enough to fill many fused layers (16 epilogue ops each): layers with
+  // identical ops share one oneDNN primitive (Compiler::FindStep), so each must still get
+  // its own constants and buffers; layers that differ only in a parameter (LeakyRelu's
+  // alpha) or in a constant operand's values must not be confused.
+  for (int variant = 0; variant < 3; ++variant) {
+    Gen g(8600 + static_cast<uint32_t>(variant));
+    NetworkDefinition net;
+    auto t = net.AddInput("x", DataType::kFloat32, {2, 3, 8});
+    for (int i = 0; i < 120; ++i) {
+      const std::string name = "l" + std::to_string(i);
+      if (variant == 0) {
+        t = net.AddActivation(t, i % 2 ? ActivationType::kRelu : ActivationType::kTanh, name);
+      } else if (variant == 1) {
+        // alpha changes once every 40 layers: some fused layers identical, some not.
+        t = net.AddActivation(t, ActivationType::kLeakyRelu, 0.05f + 0.1f * static_cast<float>(i / 40), 0.0f, name);
+      } else {
+        // Same op and operand shape (per channel) in every layer, different constant values.
+        t = i % 2 ? net.AddElementWise(t, Const(net, g, {3, 1}, 0.9f, 1.1f), ElementWiseOp::kMul, name)
+                  : net.AddActivation(t, ActivationType::kTanh, name);
+      }
+    }
+    ASSERT_TRUE(net.MarkOutput(t, "y").ok()) << net.status().ToString();
+    auto cpu = ExpectMatchesReference(net, "a chain of 120 layers, variant " + std::to_string(variant), 8600 + variant);
+    if (!cpu) continue;
+    const cpu::Program* prog = EngineCpuProgram(*cpu);
+    ASSERT_NE(prog, nullptr);
+    int layers = 0;
+    std::set<const void*> prims;
+    for (const auto& k : prog->kernels) {
+      if (const auto* pk = dynamic_cast<const cpu::PrimitiveKernel*>(k.get())) {
+        ++layers;
+        prims.insert(pk->prim.get());
+      }
+    }
+    for (const cpu::StepInfo& st : cpu::Steps(*prog))
+      EXPECT_EQ(st.impl.find("ref"), std::string::npos) << st.name << ": " << st.impl << "\n" << StepsText(*cpu);
+    // Identical fused layers share primitives: fewer primitives than layers.
+    EXPECT_GT(layers, 4);
+    EXPECT_LT(prims.size(), static_cast<size_t>(layers)) << StepsText(*cpu);
   }
 }
 

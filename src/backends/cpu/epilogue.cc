@@ -81,7 +81,7 @@ std::vector<int64_t> LeftPad(std::vector<int64_t> dims, int rank) {
   return dims;
 }
 
-std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node& node, int out_rank) {
+std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node& node, int out_rank, bool fusable_only) {
   std::vector<PostOp> ops;
   const Attr* epi = node.attrs.find(kEpilogueAttr);
   if (epi == nullptr) return ops;
@@ -196,11 +196,15 @@ std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node&
     chain = e.outputs[0];
   }
   if (chain != eg.outputs()[0]) return std::nullopt;
-  if (!NormalizePostOps(ops)) return std::nullopt;
+  if (fusable_only) {
+    if (!NormalizePostOps(ops)) return std::nullopt;
+  } else {
+    FoldLinearPostOps(ops);
+  }
   return ops;
 }
 
-bool NormalizePostOps(std::vector<PostOp>& ops) {
+void FoldLinearPostOps(std::vector<PostOp>& ops) {
   // Consecutive linear steps fold into one: a2 (a1 x + b1) + b2.
   std::vector<PostOp> out;
   for (const PostOp& op : ops) {
@@ -213,16 +217,27 @@ bool NormalizePostOps(std::vector<PostOp>& ops) {
     }
     out.push_back(op);
   }
+  ops = std::move(out);
+}
+
+bool PostOpsConflict(const std::vector<PostOp>& ops) {
   // oneDNN 2.6's JIT post-op injectors keep one set of parameters per eltwise algorithm:
   // a chain with the same algorithm twice with other parameters computes the wrong thing
   // (e.g. linear(-1, 0) then linear(1, 0.5) gives x). Such chains run elsewhere.
   std::map<dnnl::algorithm, std::pair<float, float>> params;
-  for (const PostOp& op : out) {
+  for (const PostOp& op : ops) {
     if (op.kind != PostOp::Kind::kEltwise) continue;
     auto [it, fresh] = params.emplace(op.alg, std::make_pair(op.alpha, op.beta));
-    if (!fresh && it->second != std::make_pair(op.alpha, op.beta)) return false;
+    if (!fresh && it->second != std::make_pair(op.alpha, op.beta)) return true;
   }
-  ops = std::move(out);
+  return false;
+}
+
+bool NormalizePostOps(std::vector<PostOp>& ops) {
+  std::vector<PostOp> folded = ops;
+  FoldLinearPostOps(folded);
+  if (PostOpsConflict(folded)) return false;
+  ops = std::move(folded);
   return true;
 }
 
@@ -299,11 +314,11 @@ Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vect
   for (size_t i = 0; i < ops.size(); ++i) {
     const PostOp& op = ops[i];
     if (op.kind == PostOp::Kind::kEltwise) {
-      po.append_eltwise(1.0f, op.alg, op.alpha, op.beta);
+      if (attr != nullptr) po.append_eltwise(1.0f, op.alg, op.alpha, op.beta);
       continue;
     }
     if (op.kind == PostOp::Kind::kSum) {
-      po.append_sum(1.0f);
+      if (attr != nullptr) po.append_sum(1.0f);
       continue;
     }
     const int arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(i)) | DNNL_ARG_SRC_1;
@@ -311,7 +326,7 @@ Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vect
       dnnl::memory::desc md = BroadcastOperandMd(op.src1_dims, dst_md);
       dnnl::memory m(md, c.program().engine);
       std::memcpy(m.get_data_handle(), op.src1_const.data(), op.src1_const.size() * sizeof(float));
-      po.append_binary(op.alg, md);
+      if (attr != nullptr) po.append_binary(op.alg, md);
       const_args->push_back({arg, m});
       continue;
     }
@@ -321,12 +336,24 @@ Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vect
     else if (dst_md != nullptr && op.src1_dims == dst_dims && dst_md->data_type() == dnnl::memory::data_type::f32)
       s = c.InLayout(s, *dst_md);
     (void)dst_dims;
-    po.append_binary(op.alg, c.program().slots[static_cast<size_t>(s)].md);
+    if (attr != nullptr) po.append_binary(op.alg, c.program().slots[static_cast<size_t>(s)].md);
     slot_args->push_back({arg, s});
     reads->push_back(s);
   }
-  attr->set_post_ops(po);
+  if (attr != nullptr) attr->set_post_ops(po);
   return Status::OK();
+}
+
+std::string PostOpsKey(const std::vector<PostOp>& ops) {
+  std::string k;
+  char buf[96];
+  for (const PostOp& op : ops) {
+    std::snprintf(buf, sizeof buf, "|%d:%d:%a:%a:%d", static_cast<int>(op.kind), static_cast<int>(op.alg), op.alpha,
+                  op.beta, op.src1 == kNoValue ? 0 : 1);
+    k += buf;
+    for (int64_t d : op.src1_dims) k += StrCat(",", d);
+  }
+  return k;
 }
 
 }  // namespace kiln::cpu

@@ -989,8 +989,43 @@ bool LowerDecomposed(Compiler& c, const Node& node, NodeId id, const std::vector
   };
   int cur = slot_for(0);
   if (!head(cur)) return false;
+  const dnnl::memory::desc zero_md = PlainMd(std::vector<int64_t>(static_cast<size_t>(rank), 1));
   for (size_t i = 0; i < ops.size(); ++i) {
     const PostOp& op = ops[i];
+    // A run of eltwise ops that oneDNN can fuse (NormalizePostOps): one "x + 0" binary step
+    // with them as post-ops, when it has a JIT kernel -- a chain split only where it must be.
+    if (op.kind == PostOp::Kind::kEltwise) {
+      size_t end = i + 1;
+      while (end < ops.size() && ops[end].kind == PostOp::Kind::kEltwise &&
+             !PostOpsConflict(std::vector<PostOp>(ops.begin() + static_cast<std::ptrdiff_t>(i),
+                                                  ops.begin() + static_cast<std::ptrdiff_t>(end) + 1)))
+        ++end;
+      if (end - i >= 2) {
+        const std::vector<PostOp> run(ops.begin() + static_cast<std::ptrdiff_t>(i), ops.begin() + static_cast<std::ptrdiff_t>(end));
+        const dnnl::primitive_attr run_attr = TrialAttr(run, out_dims, work);
+        auto run_pd = [&] {
+          return dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_add, work, zero_md, work), run_attr, eng);
+        };
+        const std::string impl = TrialImpl(run_pd);
+        if (!impl.empty() && !IsReferenceImpl(impl)) {
+          const dnnl::binary::primitive_desc pd = run_pd();
+          const int dst = slot_for(end);
+          auto k = std::make_unique<PrimitiveKernel>();
+          k->prim = dnnl::binary(pd);
+          dnnl::memory zero(zero_md, eng);
+          *static_cast<float*>(zero.get_data_handle()) = 0.f;
+          k->const_args.push_back({DNNL_ARG_SRC_1, zero});
+          k->slot_args = {{DNNL_ARG_SRC_0, cur}, {DNNL_ARG_DST, dst}};
+          k->reads.push_back(cur);
+          k->writes.push_back(dst);
+          k->info = {StrCat(node.name, " [", i + 1, "-", end, "]"), node.op_type, ImplName(pd, "binary"), "", 0, id};
+          c.AddKernel(std::move(k));
+          cur = dst;
+          i = end - 1;
+          continue;
+        }
+      }
+    }
     const int dst = slot_for(i + 1);
     const std::string name = StrCat(node.name, " [", i + 1, "]");
     auto k = std::make_unique<PrimitiveKernel>();
@@ -1048,8 +1083,10 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   const dnnl::engine& eng = c.program().engine;
   if (auto u = UnaryAlgorithm(g, main)) {
     if (main.inputs.empty() || !IsF32(g, main.inputs[0]) || DimsOf(g, main.inputs[0]) != out_dims) return false;
-    auto epi = TranslateEpilogue(g, node, rank);
+    // (An epilogue oneDNN cannot fuse, NormalizePostOps, still runs: one step per op.)
+    auto epi = TranslateEpilogue(g, node, rank, /*fusable_only=*/false);
     if (!epi) return false;
+    const bool fusable = !PostOpsConflict(*epi);
     // Candidates, first one that oneDNN runs with a JIT kernel wins: the eltwise primitive
     // (its JIT kernels take no post-ops: an epilogue sends it to ref:any), or "x + 0" as a
     // binary primitive with the op as its first post-op (binary's JIT kernels take eltwise
@@ -1079,11 +1116,35 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
         return dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_add, md, zero_md, md), a, eng);
       });
     };
+    // An identical step lowered before (no activation operands in the epilogue: their
+    // layouts are not in the key) gives its formulation and shares its primitive.
+    const bool slot_operands = std::any_of(epi->begin(), epi->end(), [](const PostOp& op) {
+      return op.kind == PostOp::Kind::kBinary && op.src1 != kNoValue;
+    });
+    const std::string step_key =
+        slot_operands ? std::string() : StrCat("unary|", eltwise_what, "|", MdKey(own), PostOpsKey(*epi));
+    if (const Compiler::StepMemo* m = step_key.empty() ? nullptr : c.FindStep(step_key)) {
+      const bool use_binary = (m->variant & 1) != 0;
+      if ((m->variant & 2) != 0) src = c.Plain(src);
+      const dnnl::memory::desc md = c.program().slots[static_cast<size_t>(src)].md;
+      KILN_RETURN_IF_ERROR(ApplyPostOps(c, use_binary ? as_post : *epi, out_dims, nullptr, &k->slot_args,
+                                        &k->const_args, &k->reads, &md));
+      k->prim = m->prim;
+      if (use_binary) k->const_args.push_back({DNNL_ARG_SRC_1, m->aux});
+      k->slot_args.push_back({use_binary ? DNNL_ARG_SRC_0 : DNNL_ARG_SRC, src});
+      const int dst = c.NewSlot(node.outputs[0], m->dst, out_dims);
+      k->info = {node.name, node.op_type, m->impl, "", 0};
+      k->slot_args.push_back({DNNL_ARG_DST, dst});
+      k->reads.push_back(src);
+      k->writes.push_back(dst);
+      c.AddKernel(std::move(k));
+      return true;
+    }
     bool use_binary = false, use_plain = false;
     bool found = false;
     for (int cand = 0; cand < 4 && !found; ++cand) {
       const bool bin = cand % 2 == 1, pl = cand >= 2;
-      if ((bin && (epi->empty() || !binary_ok)) || (pl && own == plain)) continue;
+      if ((bin && (epi->empty() || !binary_ok)) || (!bin && !fusable) || (pl && own == plain)) continue;
       const dnnl::memory::desc& md = pl ? plain : own;
       auto a = TrialAttr(bin ? as_post : *epi, out_dims, md);
       const std::string impl = bin ? TrialImpl([&] { return binary_pd(md, a); }) : TrialImpl([&] { return eltwise_pd(md, a); });
@@ -1121,12 +1182,14 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
       dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
       k->slot_args.push_back({DNNL_ARG_SRC_0, src});
       k->info = {node.name, node.op_type, ImplName(pd, "binary"), "", 0};
+      if (!step_key.empty()) c.RememberStep(step_key, {1 | (use_plain ? 2 : 0), k->prim, k->info.impl, pd.dst_desc(), zero});
     } else {
       dnnl::eltwise_forward::primitive_desc pd = eltwise_pd(md, attr);
       k->prim = dnnl::eltwise_forward(pd);
       dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
       k->slot_args.push_back({DNNL_ARG_SRC, src});
       k->info = {node.name, node.op_type, ImplName(pd, "eltwise"), "", 0};
+      if (!step_key.empty()) c.RememberStep(step_key, {use_plain ? 2 : 0, k->prim, k->info.impl, pd.dst_desc(), {}});
     }
     k->slot_args.push_back({DNNL_ARG_DST, dst});
     k->reads.push_back(src);
@@ -1137,8 +1200,10 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   auto b = BinaryAlgorithm(main.op_type);
   if (!b || main.inputs.size() != 2 || !IsF32(g, main.inputs[0]) || !IsF32(g, main.inputs[1])) return false;
   ValueId a0 = main.inputs[0], a1 = main.inputs[1];
-  auto epi = TranslateEpilogue(g, node, rank);
+  // (An epilogue oneDNN cannot fuse, NormalizePostOps, still runs: one step per op.)
+  auto epi = TranslateEpilogue(g, node, rank, /*fusable_only=*/false);
   if (!epi) return false;
+  const bool fusable = !PostOpsConflict(*epi);
   if (DimsOf(g, a0) != out_dims) {
     const bool commutative = main.op_type == "Add" || main.op_type == "Mul" || main.op_type == "Max" || main.op_type == "Min";
     if (!commutative || DimsOf(g, a1) != out_dims) {
@@ -1167,7 +1232,7 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
   // src0 keeps its own (possibly blocked) layout when oneDNN has a JIT kernel for the
   // combination, else both go row-major (a reorder around the op beats ref:any).
   bool use_plain = false;
-  std::string impl = TrialImpl([&] { return pd_for(own, TrialAttr(*epi, out_dims, own)); });
+  std::string impl = fusable ? TrialImpl([&] { return pd_for(own, TrialAttr(*epi, out_dims, own)); }) : "";
   if (own != plain && (impl.empty() || IsReferenceImpl(impl)) && !epi->empty()) {
     // The op with its epilogue has no JIT kernel in src0's (blocked) layout, but each step
     // alone may (DenseNet's BN after a concat: per-channel Mul, then Add + ReLU): one step
@@ -1184,7 +1249,7 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
       if (done) return true;
     }
   }
-  if (own != plain && (impl.empty() || IsReferenceImpl(impl))) {
+  if (fusable && own != plain && (impl.empty() || IsReferenceImpl(impl))) {
     const std::string impl_plain = TrialImpl([&] { return pd_for(plain, TrialAttr(*epi, out_dims, plain)); });
     use_plain = !impl_plain.empty() && (!IsReferenceImpl(impl_plain) || impl.empty());
     if (use_plain) impl = impl_plain;

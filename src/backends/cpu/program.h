@@ -184,6 +184,23 @@ class Compiler {
   // make oneDNN search its implementations once. An empty descriptor when `make` throws (no
   // implementation), remembered too. An empty key: no memo.
   dnnl::primitive_desc MemoPd(const std::string& key, const std::function<dnnl::primitive_desc()>& make);
+  // Whole steps by a key of everything they depend on (the op, its parameters, the source
+  // descriptor, the epilogue's ops): the choice a lowering made among its formulations, and
+  // the primitive itself, shared by every identical step (oneDNN primitives are immutable
+  // and may run concurrently). A long elementwise chain creates one primitive, not one per
+  // layer. `aux`: a constant operand the formulation adds (never written).
+  struct StepMemo {
+    int variant = 0;
+    dnnl::primitive prim;
+    std::string impl;
+    dnnl::memory::desc dst;
+    dnnl::memory aux;
+  };
+  const StepMemo* FindStep(const std::string& key) const {
+    auto it = step_memo_.find(key);
+    return it == step_memo_.end() ? nullptr : &it->second;
+  }
+  void RememberStep(const std::string& key, StepMemo m) { step_memo_.emplace(key, std::move(m)); }
   // Times a primitive on scratch buffers (median of a few runs), in ms.
   double TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd, const std::vector<int>& arg_ids);
 
@@ -199,6 +216,7 @@ class Compiler {
   std::map<NodeId, int> concat_whole_;  // concat node -> its output buffer (ConcatTarget)
   std::map<std::pair<int, std::string>, int> layout_cache_;  // (slot, md string) -> slot
   std::unordered_map<std::string, dnnl::primitive_desc> pd_memo_;
+  std::unordered_map<std::string, StepMemo> step_memo_;
 };
 
 // Lowering functions: true when the node was lowered, false to fall back (no error).
@@ -246,18 +264,28 @@ struct PostOp {
   ValueId src1 = kNoValue;  // a graph value (constant or activation)
   std::vector<float> src1_const;  // or scalar/constant data already materialized
 };
-std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node& node, int out_rank);
-// Folds consecutive linear steps; false when the chain still has one eltwise algorithm twice
-// with different parameters, which oneDNN 2.6's JIT kernels compute wrongly.
+// `fusable_only` false: also a chain that NormalizePostOps refuses (linear steps folded),
+// for a lowering that can run it as separate steps.
+std::optional<std::vector<PostOp>> TranslateEpilogue(const Graph& g, const Node& node, int out_rank,
+                                                     bool fusable_only = true);
+// Folds consecutive linear steps; false (and `ops` unchanged) when the chain still has one
+// eltwise algorithm twice with different parameters, which oneDNN 2.6's JIT kernels compute
+// wrongly.
 bool NormalizePostOps(std::vector<PostOp>& ops);
+void FoldLinearPostOps(std::vector<PostOp>& ops);
+bool PostOpsConflict(const std::vector<PostOp>& ops);
 // Keys for Compiler::MemoPd: every field of a memory descriptor / an attribute that a
 // primitive descriptor depends on ("" for an attribute with something the key cannot say).
 std::string MdKey(const dnnl::memory::desc& md);
 std::string AttrKey(const dnnl::primitive_attr& attr);
+// A key for an epilogue's ops as TranslateEpilogue gives them: kinds, algorithms, exact
+// parameters and operand dims (not constant operands' values, which are kernel arguments).
+std::string PostOpsKey(const std::vector<PostOp>& ops);
 // Builds the attr and registers binary operands as kernel args. `dst_dims` are the
 // primitive's output dims (post-op operand dims are matched against them). With `dst_md`
 // (the destination's layout, when known), full-size operands are brought into it: oneDNN
-// falls back to its slow reference kernels when they differ.
+// falls back to its slow reference kernels when they differ. A null `attr`: registers the
+// operands only (a step whose primitive comes from Compiler::FindStep).
 Status ApplyPostOps(Compiler& c, const std::vector<PostOp>& ops, const std::vector<int64_t>& dst_dims,
                     dnnl::primitive_attr* attr, std::vector<std::pair<int, int>>* slot_args,
                     std::vector<std::pair<int, dnnl::memory>>* const_args, std::vector<int>* reads,

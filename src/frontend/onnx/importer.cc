@@ -77,6 +77,14 @@ std::string NodeWhere(const onnx::NodeProto& np, int index) {
   return StrCat("node ", n, " (", np.domain().empty() ? "" : np.domain() + ".", np.op_type(), ")");
 }
 
+// NodeWhere composed only when printed (an error needs it; the nodes that import fine do not).
+struct LazyNodeWhere {
+  const onnx::NodeProto& np;
+  int index;
+  operator std::string() const { return NodeWhere(np, index); }
+  friend std::ostream& operator<<(std::ostream& os, const LazyNodeWhere& w) { return os << NodeWhere(w.np, w.index); }
+};
+
 StatusOr<ValueId> GraphImporter::ResolveInput(Graph& g, const std::string& name, const std::vector<Graph*>& outer) {
   if (auto v = g.FindValue(name)) return *v;
   for (auto it = outer.rbegin(); it != outer.rend(); ++it) {
@@ -223,6 +231,12 @@ Status GraphImporter::ConvertConstantNode(const onnx::NodeProto& np, Graph& g, c
 
 Status GraphImporter::Convert(const onnx::GraphProto& gp, Graph& g, std::vector<Graph*> outer) {
   g.name = gp.name();
+  {
+    size_t outputs = 0;
+    for (const auto& np : gp.node()) outputs += static_cast<size_t>(np.output_size());
+    g.Reserve(static_cast<size_t>(gp.node_size()),
+              static_cast<size_t>(gp.initializer_size() + gp.input_size()) + outputs);
+  }
   for (const auto& init : gp.initializer()) {
     KILN_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(init, policy_, StrCat("initializer '", init.name(), "'")));
     KILN_RETURN_IF_ERROR(g.AddConstant(init.name(), std::move(t)).status());
@@ -251,7 +265,7 @@ Status GraphImporter::Convert(const onnx::GraphProto& gp, Graph& g, std::vector<
   inner.push_back(&g);
   for (int i = 0; i < gp.node_size(); ++i) {
     const auto& np = gp.node(i);
-    const std::string where = NodeWhere(np, i);
+    const LazyNodeWhere where{np, i};
     const std::string domain = np.domain() == "ai.onnx" ? "" : np.domain();
     if (domain.empty() && np.op_type() == "Constant") {
       KILN_RETURN_IF_ERROR(ConvertConstantNode(np, g, where));
@@ -288,7 +302,7 @@ Status GraphImporter::Convert(const onnx::GraphProto& gp, Graph& g, std::vector<
             return InvalidArgument(where, ": required input ", i, " is empty");
       }
       NormalizeContext nctx(g, node, static_cast<int>(opset_it->second));
-      KILN_RETURN_IF_ERROR(fn(nctx).WithPrefix(where));
+      if (Status st = fn(nctx); !st.ok()) return st.WithPrefix(where);
     }
     auto added = g.AddNode(std::move(node));
     if (!added.ok()) return added.status().WithPrefix(where);
