@@ -71,6 +71,13 @@ py::dtype ToNumpy(kiln::DataType t) {
     case kiln::DataType::kFloat16: return py::dtype("float16");
     case kiln::DataType::kFloat64: return py::dtype::of<double>();
     case kiln::DataType::kBFloat16: return py::dtype::of<uint16_t>();  // raw bits
+    case kiln::DataType::kUInt16: return py::dtype::of<uint16_t>();
+    case kiln::DataType::kInt16: return py::dtype::of<int16_t>();
+    case kiln::DataType::kUInt32: return py::dtype::of<uint32_t>();
+    case kiln::DataType::kUInt64: return py::dtype::of<uint64_t>();
+    case kiln::DataType::kComplex64: return py::dtype("complex64");
+    case kiln::DataType::kComplex128: return py::dtype("complex128");
+    case kiln::DataType::kString: return py::dtype("O");  // Python str (bytes when not UTF-8)
   }
   throw std::runtime_error(std::string("kiln: no NumPy dtype for ") + kiln::DataTypeName(t));
 }
@@ -81,9 +88,16 @@ py::tuple ToTuple(const std::vector<int64_t>& v) {
   return t;
 }
 
+// (name, numpy dtype, shape) for a tensor; a sequence or optional adds its kind:
+// (name, dtype, shape, "sequence" | "optional(tensor)" | "optional(sequence)").
 py::list Infos(const std::vector<kiln::TensorInfo>& infos) {
   py::list l;
-  for (const kiln::TensorInfo& i : infos) l.append(py::make_tuple(i.name, ToNumpy(i.dtype), ToTuple(i.shape)));
+  for (const kiln::TensorInfo& i : infos) {
+    if (i.kind == kiln::ValueKind::kTensor)
+      l.append(py::make_tuple(i.name, ToNumpy(i.dtype), ToTuple(i.shape)));
+    else
+      l.append(py::make_tuple(i.name, ToNumpy(i.dtype), ToTuple(i.shape), kiln::ValueKindName(i.kind)));
+  }
   return l;
 }
 
@@ -111,8 +125,42 @@ kiln::HostTensor View(const py::array& a, kiln::DataType dtype) {
   return kiln::HostTensor::Wrap(dtype, std::move(shape), const_cast<void*>(a.data()));
 }
 
+// A string tensor from str/bytes/object arrays (copied: strings are std::string objects).
+kiln::HostTensor StringTensor(const py::handle& obj, const std::string& what) {
+  py::module_ np = py::module_::import("numpy");
+  py::array a = np.attr("asarray")(obj, "O");
+  std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+  kiln::HostTensor t = kiln::HostTensor::Allocate(kiln::DataType::kString, shape);
+  py::list flat = a.attr("ravel")().attr("tolist")();
+  for (size_t i = 0; i < flat.size(); ++i) {
+    py::handle e = flat[i];
+    if (py::isinstance<py::str>(e)) t.data_as<std::string>()[i] = e.cast<std::string>();
+    else if (py::isinstance<py::bytes>(e)) t.data_as<std::string>()[i] = std::string(e.cast<py::bytes>());
+    else throw py::type_error(what + " must hold str or bytes, element " + std::to_string(i) + " is " +
+                              py::str(e.get_type()).cast<std::string>());
+  }
+  return t;
+}
+
 // Hands the tensor's buffer to NumPy: the array keeps it alive through a capsule.
 py::array ToArray(kiln::HostTensor t) {
+  if (t.dtype() == kiln::DataType::kString) {
+    py::list items;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const std::string& v = t.data_as<std::string>()[i];
+      PyObject* u = PyUnicode_DecodeUTF8(v.data(), static_cast<py::ssize_t>(v.size()), "strict");
+      if (u == nullptr) {
+        PyErr_Clear();
+        items.append(py::bytes(v));
+      } else {
+        items.append(py::reinterpret_steal<py::object>(u));
+      }
+    }
+    py::module_ np = py::module_::import("numpy");
+    py::array a = np.attr("empty")(ToTuple(t.shape()), "O");
+    a.attr("reshape")(-1).attr("__setitem__")(py::slice(0, static_cast<py::ssize_t>(t.numel()), 1), items);
+    return a;
+  }
   py::dtype dtype = ToNumpy(t.dtype());
   std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
   auto owned = std::make_unique<kiln::HostTensor>(std::move(t));
@@ -120,6 +168,50 @@ py::array ToArray(kiln::HostTensor t) {
   py::capsule base(owned.get(), [](void* p) { delete static_cast<kiln::HostTensor*>(p); });
   owned.release();
   return py::array(dtype, shape, data, base);
+}
+
+// Binds one input of any kind: a tensor (array-like), a sequence (list/tuple of them), or
+// None for an optional. What must stay alive during the run is appended to `keep`.
+void BindInput(kiln::ExecutionContext& ctx, int i, const kiln::TensorInfo& info, const py::handle& value, py::list& keep) {
+  const std::string what = "input '" + info.name + "'";
+  auto tensor = [&](const py::handle& v, const std::string& w) -> kiln::HostTensor {
+    if (info.dtype == kiln::DataType::kString) {
+      auto owned = std::make_unique<kiln::HostTensor>(StringTensor(v, w));
+      kiln::HostTensor view = *owned;
+      keep.append(py::capsule(owned.release(), [](void* p) { delete static_cast<kiln::HostTensor*>(p); }));
+      return view;
+    }
+    py::array a = AsInput(v, info);
+    keep.append(a);
+    return View(a, info.dtype);
+  };
+  const bool optional = info.kind == kiln::ValueKind::kOptionalTensor || info.kind == kiln::ValueKind::kOptionalSequence;
+  if (value.is_none()) {
+    if (!optional) throw py::type_error(what + " is a " + kiln::ValueKindName(info.kind) + " and needs a value (None is for optional inputs)");
+    Check(ctx.SetInputNone(i));
+    return;
+  }
+  if (info.kind == kiln::ValueKind::kSequence || info.kind == kiln::ValueKind::kOptionalSequence) {
+    if (!py::isinstance<py::list>(value) && !py::isinstance<py::tuple>(value))
+      throw py::type_error(what + " is a sequence: pass a list of arrays");
+    std::vector<kiln::HostTensor> elems;
+    size_t k = 0;
+    for (py::handle e : value) elems.push_back(tensor(e, what + " element " + std::to_string(k++)));
+    Check(ctx.SetInputSequence(i, elems));
+    return;
+  }
+  Check(ctx.SetInput(i, tensor(value, what)));
+}
+
+// Output i of the last run as a Python value: an array, a list of arrays, or None.
+py::object OutputValue(const kiln::ExecutionContext& ctx, int i, const kiln::TensorInfo& info) {
+  if (Check(ctx.OutputIsNone(i))) return py::none();
+  if (info.kind == kiln::ValueKind::kSequence || info.kind == kiln::ValueKind::kOptionalSequence) {
+    py::list l;
+    for (kiln::HostTensor& t : Check(ctx.OutputSequence(i))) l.append(ToArray(std::move(t)));
+    return l;
+  }
+  return ToArray(Check(ctx.Output(i)));
 }
 
 struct PyEngine {
@@ -191,7 +283,7 @@ PyEngine Build(const py::object& onnx_path, const py::object& plan_path, const s
 struct PyExecContext {
   std::shared_ptr<const kiln::Engine> engine;
   std::unique_ptr<kiln::ExecutionContext> ctx;
-  std::vector<py::object> bound;  // the arrays bound to the inputs, alive until rebound
+  std::vector<py::object> bound;  // what each input's binding reads (arrays, strings), alive until rebound
   std::mutex busy;
 
   std::unique_lock<std::mutex> Lock() {
@@ -214,9 +306,9 @@ struct PyExecContext {
     auto lock = Lock();
     const int i = Index(key);
     const kiln::TensorInfo& info = engine->inputs()[static_cast<size_t>(i)];
-    py::array a = AsInput(value, info);
-    Check(ctx->SetInput(i, View(a, info.dtype)));
-    bound[static_cast<size_t>(i)] = std::move(a);
+    py::list keep;
+    BindInput(*ctx, i, info, value, keep);
+    bound[static_cast<size_t>(i)] = std::move(keep);
   }
 
   void Run() {
@@ -229,15 +321,25 @@ struct PyExecContext {
     Check(s);
   }
 
-  py::array Output(const py::handle& key) {
+  py::object Output(const py::handle& key) {
     auto lock = Lock();
-    kiln::StatusOr<kiln::HostTensor> t = kiln::Status(kiln::StatusCode::kInternal, "not run");
+    const auto& outs = engine->outputs();
+    int i = -1;
     if (py::isinstance<py::str>(key)) {
-      t = ctx->Output(key.cast<std::string>());
+      const std::string name = key.cast<std::string>();
+      for (size_t k = 0; k < outs.size(); ++k)
+        if (outs[k].name == name) i = static_cast<int>(k);
+      if (i < 0) {
+        PyErr_SetString(PyExc_KeyError, ("the model has no output '" + name + "'").c_str());
+        throw py::error_already_set();
+      }
     } else {
-      t = ctx->Output(key.cast<int>());
+      i = key.cast<int>();
+      if (i < 0 || static_cast<size_t>(i) >= outs.size())
+        throw py::index_error("output index " + std::to_string(i) + " is out of range: the model has " +
+                              std::to_string(outs.size()) + " outputs");
     }
-    return ToArray(Check(std::move(t)));
+    return OutputValue(*ctx, i, outs[static_cast<size_t>(i)]);
   }
 };
 
@@ -252,27 +354,21 @@ PyExecContext* CreateContext(const PyEngine& e) {
 py::dict Run(const PyEngine& self, const py::dict& inputs) {
   const kiln::Engine& e = *self.engine;
   std::unique_ptr<kiln::ExecutionContext> ctx = e.CreateContext();
-  std::vector<py::array> keep;  // alive until the run is over
+  py::list keep;  // alive until the run is over
   for (const auto& [key, value] : inputs) {
     if (!py::isinstance<py::str>(key)) throw py::type_error("input names must be str");
     const int i = self.InputIndex(key.cast<std::string>());
-    const kiln::TensorInfo& info = e.inputs()[static_cast<size_t>(i)];
-    keep.push_back(AsInput(value, info));
-    Check(ctx->SetInput(i, View(keep.back(), info.dtype)));
+    BindInput(*ctx, i, e.inputs()[static_cast<size_t>(i)], value, keep);
   }
   kiln::Status s;
-  std::vector<kiln::HostTensor> outs;
   {
     py::gil_scoped_release nogil;
     s = ctx->Run();
-    for (size_t i = 0; s.ok() && i < e.outputs().size(); ++i) {
-      kiln::StatusOr<kiln::HostTensor> t = ctx->Output(static_cast<int>(i));
-      if (t.ok()) outs.push_back(std::move(t).value()); else s = t.status();
-    }
   }
   Check(s);
   py::dict result;
-  for (size_t i = 0; i < outs.size(); ++i) result[py::str(e.outputs()[i].name)] = ToArray(std::move(outs[i]));
+  for (size_t i = 0; i < e.outputs().size(); ++i)
+    result[py::str(e.outputs()[i].name)] = OutputValue(*ctx, static_cast<int>(i), e.outputs()[i]);
   return result;
 }
 

@@ -18,29 +18,43 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kiln/status.h"
 
 namespace kiln {
 
+// Every ONNX tensor element type the reference backend computes (values are ONNX's
+// TensorProto.DataType). kString: each element is a std::string (any bytes; ops that read
+// text want UTF-8); a string HostTensor holds std::string objects, not raw bytes.
 enum class DataType : int {
   kFloat32 = 1,
   kUInt8 = 2,
   kInt8 = 3,
+  kUInt16 = 4,
+  kInt16 = 5,
   kInt32 = 6,
   kInt64 = 7,
+  kString = 8,
   kBool = 9,
   kFloat16 = 10,
   kFloat64 = 11,
-  kBFloat16 = 16,
-};  // values are ONNX's TensorProto.DataType
+  kUInt32 = 12,
+  kUInt64 = 13,
+  kComplex64 = 14,   // interleaved (real, imaginary) float32 pairs
+  kComplex128 = 15,  // interleaved float64 pairs
+  kBFloat16 = 16,    // bit pattern (uint16) of the upper half of a float32
+};
 
 const char* DataTypeName(DataType t);
+// Bytes per element; sizeof(std::string) for kString.
 size_t DataTypeSize(DataType t);
 
 // A dense, row-major tensor in host memory: either owning its bytes or a view of the
 // caller's buffer (Wrap: no copy; the caller keeps the buffer alive while it is used).
+// A kString tensor's elements are std::string objects: Allocate constructs them (empty),
+// Wrap takes an array of them.
 class HostTensor {
  public:
   HostTensor() = default;
@@ -69,11 +83,20 @@ class HostTensor {
   void* data_ = nullptr;
 };
 
-// A graph input or output: name, element type, shape (-1 for a dynamic dimension).
+// What a graph input or output holds: a tensor, a sequence of tensors (ONNX
+// sequence(tensor)), or an ONNX optional of either (which may hold no value).
+enum class ValueKind : int { kTensor, kSequence, kOptionalTensor, kOptionalSequence };
+const char* ValueKindName(ValueKind k);  // "tensor", "sequence", "optional(tensor)", ...
+
+// A graph input or output: name, kind, element type, shape (-1 for a dynamic dimension).
+// For sequences and optionals, dtype and shape describe the tensors inside; `has_rank`
+// false: the rank is not known (shape is empty then).
 struct TensorInfo {
   std::string name;
   DataType dtype = DataType::kFloat32;
   std::vector<int64_t> shape;
+  ValueKind kind = ValueKind::kTensor;
+  bool has_rank = true;
 };
 
 // The shapes one input takes within a profile: every dimension d with min <= d <= max; the
@@ -153,6 +176,13 @@ class ExecutionContext {
   // The bytes are read during Run(), not copied here.
   Status SetInput(const std::string& name, const HostTensor& t);
   Status SetInput(int index, const HostTensor& t);
+  // Binds a sequence input (kSequence or kOptionalSequence): its elements, each checked
+  // against the element type; all of one dtype. Read during Run(), not copied here.
+  Status SetInputSequence(const std::string& name, const std::vector<HostTensor>& elements);
+  Status SetInputSequence(int index, const std::vector<HostTensor>& elements);
+  // Binds "no value" to an optional input (an optional input left unbound has none too).
+  Status SetInputNone(const std::string& name);
+  Status SetInputNone(int index);
   // Binds a caller buffer for an output (dtype and shape checked against what Run()
   // produces): Run() writes that output there — on the CPU backend straight from the last
   // kernel, without a copy — and Output() returns a view of it. Unbound outputs are
@@ -163,6 +193,12 @@ class ExecutionContext {
   // Output of the last Run(), by name or index (a view of the bound buffer, if any).
   StatusOr<HostTensor> Output(const std::string& name) const;
   StatusOr<HostTensor> Output(int index) const;
+  // A sequence output of the last Run() (its elements, copied out).
+  StatusOr<std::vector<HostTensor>> OutputSequence(const std::string& name) const;
+  StatusOr<std::vector<HostTensor>> OutputSequence(int index) const;
+  // Whether an optional output of the last Run() holds no value (false for other kinds).
+  StatusOr<bool> OutputIsNone(const std::string& name) const;
+  StatusOr<bool> OutputIsNone(int index) const;
 
   struct State;
   explicit ExecutionContext(std::unique_ptr<State> state);
@@ -175,6 +211,13 @@ class ExecutionContext {
 template <typename T>
 HostTensor HostTensor::Copy(DataType dtype, std::vector<int64_t> shape, const std::vector<T>& values) {
   HostTensor t = Allocate(dtype, std::move(shape));
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (dtype == DataType::kString) {
+      const size_t n = std::min(values.size(), static_cast<size_t>(t.numel()));
+      std::copy(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(n), t.template data_as<std::string>());
+      return t;
+    }
+  }
   const size_t n = std::min(values.size() * sizeof(T), t.nbytes());
   const char* src = reinterpret_cast<const char*>(values.data());
   std::copy(src, src + n, static_cast<char*>(t.data()));

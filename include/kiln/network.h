@@ -49,7 +49,7 @@ class NetworkTensor {
 // A view of weight values (not owned; copied by the Add* call that receives it).
 struct Weights {
   DataType dtype = DataType::kFloat32;
-  const void* values = nullptr;
+  const void* values = nullptr;  // count elements of dtype (for kString: an array of std::string)
   int64_t count = 0;  // elements; 0 means "none" where weights are optional (a bias)
 
   Weights() = default;

@@ -74,30 +74,53 @@ namespace {
 DType ToDType(DataType t) { return static_cast<DType>(static_cast<int>(t)); }
 DataType ToDataType(DType t) { return static_cast<DataType>(static_cast<int>(t)); }
 
-bool IsPublicDType(DType t) {
-  switch (t) {
-    case DType::kFloat32: case DType::kUInt8: case DType::kInt8: case DType::kInt32: case DType::kInt64:
-    case DType::kBool: case DType::kFloat16: case DType::kFloat64: case DType::kBFloat16:
-      return true;
-    default:
-      return false;
-  }
-}
-
 StatusOr<TensorInfo> InfoOf(const Value& v) {
-  if (!v.type.is_tensor() || !IsPublicDType(v.type.dtype))
-    return Unimplemented("graph input/output '", v.name, "' of type ", v.type.ToString(),
-                         " is not supported by the Engine API (use `kiln run`)");
-  TensorInfo info{v.name, ToDataType(v.type.dtype), {}};
-  if (v.type.shape.has_rank())
-    for (const Dim& d : v.type.shape.dims()) info.shape.push_back(d.known() ? d.value : -1);
+  TensorInfo info;
+  info.name = v.name;
+  const TypeInfo* t = &v.type;
+  if (t->kind == TypeInfo::Kind::kOptional) {
+    if (!t->elem) return Unimplemented("graph input/output '", v.name, "' is an optional of unknown type");
+    t = t->elem.get();
+    info.kind = t->kind == TypeInfo::Kind::kSequence ? ValueKind::kOptionalSequence : ValueKind::kOptionalTensor;
+  } else if (t->kind == TypeInfo::Kind::kSequence) {
+    info.kind = ValueKind::kSequence;
+  }
+  if (t->kind == TypeInfo::Kind::kSequence) {
+    if (!t->elem || !t->elem->is_tensor())
+      return Unimplemented("graph input/output '", v.name, "' of type ", v.type.ToString(),
+                           " (a sequence of non-tensors) is not supported");
+    t = t->elem.get();
+  } else if (t->kind != TypeInfo::Kind::kTensor) {
+    return Unimplemented("graph input/output '", v.name, "' of type ", v.type.ToString(), " is not supported");
+  }
+  if (t->dtype != DType::kUndefined && !IsValidDType(static_cast<int32_t>(t->dtype)))
+    return Unimplemented("graph input/output '", v.name, "' has element type ", static_cast<int>(t->dtype),
+                         ", which kiln does not compute");
+  info.dtype = ToDataType(t->dtype);
+  info.has_rank = t->shape.has_rank();
+  if (info.has_rank)
+    for (const Dim& d : t->shape.dims()) info.shape.push_back(d.known() ? d.value : -1);
   return info;
 }
 
 HostTensor ToHost(const Tensor& t) {
   HostTensor h = HostTensor::Allocate(ToDataType(t.dtype()), t.dims());
-  if (t.nbytes() > 0) std::memcpy(h.data(), t.raw_data(), t.nbytes());
+  if (t.dtype() == DType::kString) {
+    std::copy(t.data<std::string>(), t.data<std::string>() + t.numel(), h.data_as<std::string>());
+  } else if (t.nbytes() > 0) {
+    std::memcpy(h.data(), t.raw_data(), t.nbytes());
+  }
   return h;
+}
+
+// A view of the caller's tensor (no copy), checked for a usable shape and data.
+StatusOr<Tensor> ViewOf(const HostTensor& t, const std::string& what) {
+  if (static_cast<int>(t.dtype()) < 1 || static_cast<int>(t.dtype()) > 16)
+    return InvalidArgument(what, " has an unknown element type (", static_cast<int>(t.dtype()), ")");
+  if (t.data() == nullptr && t.numel() != 0) return InvalidArgument(what, " has no data");
+  for (int64_t d : t.shape())
+    if (d < 0) return InvalidArgument(what, " has a negative dimension");
+  return Tensor::FromExternal(ToDType(t.dtype()), t.shape(), const_cast<void*>(t.data()), nullptr);
 }
 
 }  // namespace
@@ -113,10 +136,26 @@ int64_t HostTensor::numel() const {
   return n;
 }
 
+const char* ValueKindName(ValueKind k) {
+  switch (k) {
+    case ValueKind::kTensor: return "tensor";
+    case ValueKind::kSequence: return "sequence";
+    case ValueKind::kOptionalTensor: return "optional(tensor)";
+    case ValueKind::kOptionalSequence: return "optional(sequence)";
+  }
+  return "?";
+}
+
 HostTensor HostTensor::Allocate(DataType dtype, std::vector<int64_t> shape) {
   HostTensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
+  if (dtype == DataType::kString) {
+    auto* strings = new std::string[static_cast<size_t>(std::max<int64_t>(t.numel(), 1))];
+    t.owner_ = std::shared_ptr<void>(strings, [](void* p) { delete[] static_cast<std::string*>(p); });
+    t.data_ = strings;
+    return t;
+  }
   const size_t bytes = std::max<size_t>(t.nbytes(), 1);
   t.owner_ = std::shared_ptr<void>(::operator new(bytes, std::align_val_t{64}),
                                    [](void* p) { ::operator delete(p, std::align_val_t{64}); });
@@ -809,35 +848,99 @@ StatusOr<std::map<std::string, HostTensor>> Engine::Infer(const std::map<std::st
 ExecutionContext::ExecutionContext(std::unique_ptr<State> state) : state_(std::move(state)) {}
 ExecutionContext::~ExecutionContext() = default;
 
-Status ExecutionContext::SetInput(const std::string& name, const HostTensor& t) {
-  const auto& ins = state_->engine->inputs;
+namespace {
+
+// The input's index by name, or an error listing the inputs.
+StatusOr<int> InputIndex(const std::vector<TensorInfo>& ins, const std::string& name) {
   for (size_t i = 0; i < ins.size(); ++i)
-    if (ins[i].name == name) return SetInput(static_cast<int>(i), t);
+    if (ins[i].name == name) return static_cast<int>(i);
   std::string names;
   for (const TensorInfo& in : ins) names += (names.empty() ? "" : ", ") + in.name;
   return NotFound("the model has no input '", name, "' (inputs: ", names, ")");
 }
 
+StatusOr<int> OutputIndex(const std::vector<TensorInfo>& outs, const std::string& name) {
+  for (size_t i = 0; i < outs.size(); ++i)
+    if (outs[i].name == name) return static_cast<int>(i);
+  return NotFound("the model has no output '", name, "'");
+}
+
+}  // namespace
+
+Status ExecutionContext::SetInput(const std::string& name, const HostTensor& t) {
+  KILN_ASSIGN_OR_RETURN(int index, InputIndex(state_->engine->inputs, name));
+  return SetInput(index, t);
+}
+
+
 Status ExecutionContext::SetInput(int index, const HostTensor& t) {
   const auto& ins = state_->engine->inputs;
   if (index < 0 || static_cast<size_t>(index) >= ins.size())
     return OutOfRange("input index ", index, " is out of range: the model has ", ins.size(), " inputs");
-  if (t.data() == nullptr && t.numel() != 0) return InvalidArgument("input '", ins[static_cast<size_t>(index)].name, "' has no data");
-  for (int64_t d : t.shape())
-    if (d < 0) return InvalidArgument("input '", ins[static_cast<size_t>(index)].name, "' has a negative dimension");
+  const TensorInfo& info = ins[static_cast<size_t>(index)];
+  if (info.kind == ValueKind::kSequence || info.kind == ValueKind::kOptionalSequence)
+    return InvalidArgument("input '", info.name, "' is a ", ValueKindName(info.kind), ": bind it with SetInputSequence");
   // A view of the caller's bytes: read during Run(), never written.
-  Tensor view = Tensor::FromExternal(ToDType(t.dtype()), t.shape(), const_cast<void*>(t.data()), nullptr);
+  KILN_ASSIGN_OR_RETURN(Tensor view, ViewOf(t, StrCat("input '", info.name, "'")));
   const Graph& g = *state_->engine->graph;
-  KILN_RETURN_IF_ERROR(CheckInputMatches(g.value(*g.FindValue(ins[static_cast<size_t>(index)].name)), RValue(view)));
+  KILN_RETURN_IF_ERROR(CheckInputMatches(g.value(*g.FindValue(info.name)), RValue(view)));
   state_->inputs[static_cast<size_t>(index)] = RValue(std::move(view));
+  state_->bound[static_cast<size_t>(index)] = true;
+  return Status::OK();
+}
+
+Status ExecutionContext::SetInputSequence(const std::string& name, const std::vector<HostTensor>& elements) {
+  KILN_ASSIGN_OR_RETURN(int index, InputIndex(state_->engine->inputs, name));
+  return SetInputSequence(index, elements);
+}
+
+Status ExecutionContext::SetInputSequence(int index, const std::vector<HostTensor>& elements) {
+  const auto& ins = state_->engine->inputs;
+  if (index < 0 || static_cast<size_t>(index) >= ins.size())
+    return OutOfRange("input index ", index, " is out of range: the model has ", ins.size(), " inputs");
+  const TensorInfo& info = ins[static_cast<size_t>(index)];
+  if (info.kind != ValueKind::kSequence && info.kind != ValueKind::kOptionalSequence)
+    return InvalidArgument("input '", info.name, "' is a ", ValueKindName(info.kind), ", not a sequence");
+  std::vector<Tensor> views;
+  for (size_t i = 0; i < elements.size(); ++i) {
+    KILN_ASSIGN_OR_RETURN(Tensor view, ViewOf(elements[i], StrCat("input '", info.name, "' element ", i)));
+    views.push_back(std::move(view));
+  }
+  RValue v = RValue::Sequence(std::move(views));
+  const Graph& g = *state_->engine->graph;
+  KILN_RETURN_IF_ERROR(CheckInputMatches(g.value(*g.FindValue(info.name)), v));
+  state_->inputs[static_cast<size_t>(index)] = std::move(v);
+  state_->bound[static_cast<size_t>(index)] = true;
+  return Status::OK();
+}
+
+Status ExecutionContext::SetInputNone(const std::string& name) {
+  KILN_ASSIGN_OR_RETURN(int index, InputIndex(state_->engine->inputs, name));
+  return SetInputNone(index);
+}
+
+Status ExecutionContext::SetInputNone(int index) {
+  const auto& ins = state_->engine->inputs;
+  if (index < 0 || static_cast<size_t>(index) >= ins.size())
+    return OutOfRange("input index ", index, " is out of range: the model has ", ins.size(), " inputs");
+  const TensorInfo& info = ins[static_cast<size_t>(index)];
+  if (info.kind != ValueKind::kOptionalTensor && info.kind != ValueKind::kOptionalSequence)
+    return InvalidArgument("input '", info.name, "' is a ", ValueKindName(info.kind), " and needs a value (only optional inputs may be empty)");
+  state_->inputs[static_cast<size_t>(index)] = RValue::None();
   state_->bound[static_cast<size_t>(index)] = true;
   return Status::OK();
 }
 
 Status ExecutionContext::Run() {
   const Engine::Impl& e = *state_->engine;
-  for (size_t i = 0; i < e.inputs.size(); ++i)
-    if (!state_->bound[i]) return FailedPrecondition("input '", e.inputs[i].name, "' is not set");
+  for (size_t i = 0; i < e.inputs.size(); ++i) {
+    if (state_->bound[i]) continue;
+    if (e.inputs[i].kind == ValueKind::kOptionalTensor || e.inputs[i].kind == ValueKind::kOptionalSequence) {
+      state_->inputs[i] = RValue::None();  // an unbound optional: no value
+      continue;
+    }
+    return FailedPrecondition("input '", e.inputs[i].name, "' is not set");
+  }
   if (!e.profiles.empty()) {
     std::map<std::string, std::vector<int64_t>> shapes;
     for (size_t i = 0; i < e.inputs.size(); ++i) shapes[e.inputs[i].name] = state_->inputs[i].tensor.dims();
@@ -956,7 +1059,9 @@ StatusOr<HostTensor> ExecutionContext::Output(int index) const {
     return OutOfRange("output index ", index, " is out of range: the model has ", outs.size(), " outputs");
   if (state_->outputs.size() != outs.size()) return FailedPrecondition("no results yet: call Run() first");
   const RValue& v = state_->outputs[static_cast<size_t>(index)];
-  if (!v.is_tensor()) return Internal("output '", outs[static_cast<size_t>(index)].name, "' is not a tensor");
+  const TensorInfo& info = outs[static_cast<size_t>(index)];
+  if (v.is_sequence()) return InvalidArgument("output '", info.name, "' is a sequence: read it with OutputSequence");
+  if (v.is_none()) return InvalidArgument("output '", info.name, "' is an optional that holds no value (OutputIsNone)");
   if (static_cast<size_t>(index) < state_->bound_outputs.size() && state_->bound_outputs[static_cast<size_t>(index)].data() != nullptr)
     return state_->bound_outputs[static_cast<size_t>(index)];  // the caller's buffer holds it
   return ToHost(v.tensor);
@@ -974,6 +1079,9 @@ Status ExecutionContext::SetOutput(int index, const HostTensor& t) {
   if (index < 0 || static_cast<size_t>(index) >= outs.size())
     return OutOfRange("output index ", index, " is out of range: the model has ", outs.size(), " outputs");
   const TensorInfo& info = outs[static_cast<size_t>(index)];
+  if (info.kind != ValueKind::kTensor || info.dtype == DataType::kString)
+    return InvalidArgument("output '", info.name, "' is a ", ValueKindName(info.kind), " of ", DataTypeName(info.dtype),
+                           ": only numeric tensor outputs can be bound to a buffer");
   if (t.data() == nullptr) return InvalidArgument("output '", info.name, "': the buffer has no data");
   if (t.dtype() != info.dtype)
     return InvalidArgument("output '", info.name, "' is ", DataTypeName(info.dtype), ", the buffer is ", DataTypeName(t.dtype()));
@@ -987,10 +1095,41 @@ Status ExecutionContext::SetOutput(int index, const HostTensor& t) {
 }
 
 StatusOr<HostTensor> ExecutionContext::Output(const std::string& name) const {
+  KILN_ASSIGN_OR_RETURN(int index, OutputIndex(state_->engine->outputs, name));
+  return Output(index);
+}
+
+StatusOr<std::vector<HostTensor>> ExecutionContext::OutputSequence(int index) const {
   const auto& outs = state_->engine->outputs;
-  for (size_t i = 0; i < outs.size(); ++i)
-    if (outs[i].name == name) return Output(static_cast<int>(i));
-  return NotFound("the model has no output '", name, "'");
+  if (index < 0 || static_cast<size_t>(index) >= outs.size())
+    return OutOfRange("output index ", index, " is out of range: the model has ", outs.size(), " outputs");
+  if (state_->outputs.size() != outs.size()) return FailedPrecondition("no results yet: call Run() first");
+  const RValue& v = state_->outputs[static_cast<size_t>(index)];
+  const TensorInfo& info = outs[static_cast<size_t>(index)];
+  if (v.is_none()) return InvalidArgument("output '", info.name, "' is an optional that holds no value (OutputIsNone)");
+  if (!v.is_sequence()) return InvalidArgument("output '", info.name, "' is a tensor, not a sequence: read it with Output");
+  std::vector<HostTensor> elements;
+  elements.reserve(v.sequence.size());
+  for (const Tensor& t : v.sequence) elements.push_back(ToHost(t));
+  return elements;
+}
+
+StatusOr<std::vector<HostTensor>> ExecutionContext::OutputSequence(const std::string& name) const {
+  KILN_ASSIGN_OR_RETURN(int index, OutputIndex(state_->engine->outputs, name));
+  return OutputSequence(index);
+}
+
+StatusOr<bool> ExecutionContext::OutputIsNone(int index) const {
+  const auto& outs = state_->engine->outputs;
+  if (index < 0 || static_cast<size_t>(index) >= outs.size())
+    return OutOfRange("output index ", index, " is out of range: the model has ", outs.size(), " outputs");
+  if (state_->outputs.size() != outs.size()) return FailedPrecondition("no results yet: call Run() first");
+  return state_->outputs[static_cast<size_t>(index)].is_none();
+}
+
+StatusOr<bool> ExecutionContext::OutputIsNone(const std::string& name) const {
+  KILN_ASSIGN_OR_RETURN(int index, OutputIndex(state_->engine->outputs, name));
+  return OutputIsNone(index);
 }
 
 }  // namespace kiln

@@ -42,7 +42,8 @@ bool IsPublicDType(DataType t) {
   switch (t) {
     case DataType::kFloat32: case DataType::kUInt8: case DataType::kInt8: case DataType::kInt32:
     case DataType::kInt64: case DataType::kBool: case DataType::kFloat16: case DataType::kFloat64:
-    case DataType::kBFloat16:
+    case DataType::kBFloat16: case DataType::kUInt16: case DataType::kInt16: case DataType::kUInt32:
+    case DataType::kUInt64: case DataType::kComplex64: case DataType::kComplex128: case DataType::kString:
       return true;
   }
   return false;
@@ -149,7 +150,12 @@ class LayerBuilder {
     if (w.count != t.numel())
       return InvalidArgument(what, " have ", w.count, " elements, expected ", t.numel(), " (", DimsText(dims), ")");
     if (t.numel() > 0 && w.values == nullptr) return InvalidArgument(what, ": values are null");
-    if (t.nbytes() > 0) std::memcpy(t.raw_data(), w.values, t.nbytes());
+    if (t.dtype() == DType::kString) {  // w.values: an array of std::string
+      const auto* src = static_cast<const std::string*>(w.values);
+      std::copy(src, src + t.numel(), t.data<std::string>());
+    } else if (t.nbytes() > 0) {
+      std::memcpy(t.raw_data(), w.values, t.nbytes());
+    }
     return AddConstTensor(suffix, std::move(t));
   }
   // A constant named "<layer>.<suffix>" (or the layer's name for suffix "").

@@ -61,7 +61,7 @@ expect_error "wrong shape" "must have shape" "$KILN" run "$M" "$T/wrong.npy"
 expect_error "wrong dtype" "must be float32" "$KILN" run "$M" "$T/wrongt.npy"
 head -c 60 "$IN" >"$T/trunc.npy"
 expect_error "truncated npy" "trunc.npy" "$KILN" run "$M" "$T/trunc.npy"
-expect_error "unknown input file type" "unknown tensor file type" "$KILN" run "$M" "$ROOT/models/make_tiny_cnn.py"
+expect_error "unknown input file type" "unknown file type" "$KILN" run "$M" "$ROOT/models/make_tiny_cnn.py"
 
 # Models with broken structure, written with Debian's onnx package.
 if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
@@ -305,6 +305,54 @@ assert f['slow_paths'] == [], f['slow_paths']
 else
   bad "make_bad_models.py did not write slow_path.onnx"
 fi
+
+# Every ONNX value kind through `kiln run`: sequences, optionals, strings, bfloat16 bit
+# patterns -- and the wrong kind of .pb for an input, named with both kinds.
+/usr/bin/python3 - "$T" <<'PY'
+import sys, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto as TP
+d = sys.argv[1]
+seq_t = helper.make_tensor_sequence_value_info
+g = helper.make_graph([helper.make_node("SequenceLength", ["s"], ["n"]), helper.make_node("Identity", ["s"], ["s2"])],
+                      "seq", [seq_t("s", TP.FLOAT, None)], [helper.make_tensor_value_info("n", TP.INT64, []), seq_t("s2", TP.FLOAT, None)])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)]), f"{d}/seq.onnx")
+g = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TP.FLOAT)], "bf",
+                      [helper.make_tensor_value_info("x", TP.BFLOAT16, [3])], [helper.make_tensor_value_info("y", TP.FLOAT, [3])])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)]), f"{d}/bf16.onnx")
+g = helper.make_graph([helper.make_node("StringNormalizer", ["x"], ["y"], case_change_action="UPPER")], "str",
+                      [helper.make_tensor_value_info("x", TP.STRING, [2])], [helper.make_tensor_value_info("y", TP.STRING, None)])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)]), f"{d}/str.onnx")
+def write(name, msg):
+    open(f"{d}/{name}", "wb").write(msg.SerializeToString())
+a, b = np.ones((2, 2), np.float32), np.zeros((3,), np.float32)
+write("seq.pb", numpy_helper.from_list([a, b], "s"))
+write("seq_mixed.pb", numpy_helper.from_list([a, np.ones(2, np.int64)], "s"))
+write("tensor.pb", numpy_helper.from_array(a, "s"))
+opt = onnx.OptionalProto(); opt.name = "x"; opt.elem_type = onnx.OptionalProto.TENSOR
+write("empty_opt.pb", opt)
+open(f"{d}/garbage.pb", "wb").write(b"\xff\xfe\x00 not a proto \x07\x07\x07")
+np.save(f"{d}/bf16_bits.npy", np.array([0x3f80, 0x4000, 0xc040], np.uint16))  # 1, 2, -3
+np.save(f"{d}/words.npy", np.array(["hello", "gr\u00fc\u00dfe"]))
+PY
+"$KILN" run "$T/seq.onnx" "$T/seq.pb" -o "$T/seq_out" >"$T/out" 2>"$T/err" &&
+  /usr/bin/python3 -c "
+import numpy as np, onnx; from onnx import numpy_helper
+assert int(np.load('$T/seq_out/0_n.npy')) == 2
+s = onnx.SequenceProto(); s.ParseFromString(open('$T/seq_out/1_s2.pb', 'rb').read())
+v = numpy_helper.to_list(s); assert len(v) == 2 and v[0].shape == (2, 2) and v[1].shape == (3,)" && ok ||
+  { bad "sequence in, sequence out (.pb)"; cat "$T/err"; }
+"$KILN" run "$T/bf16.onnx" "$T/bf16_bits.npy" -o "$T/bf_out" >"$T/out" 2>"$T/err" &&
+  /usr/bin/python3 -c "import numpy as np; assert np.load('$T/bf_out/0_y.npy').tolist() == [1, 2, -3]" && ok ||
+  { bad "bfloat16 input as uint16 bit patterns"; cat "$T/err"; }
+"$KILN" run "$T/str.onnx" "$T/words.npy" -o "$T/str_out" >"$T/out" 2>"$T/err" &&
+  /usr/bin/python3 -c "import numpy as np; assert np.load('$T/str_out/0_y.npy').tolist() == ['HELLO', 'GR\u00dc\u00dfE'] or np.load('$T/str_out/0_y.npy').tolist()[0] == 'HELLO'" && ok ||
+  { bad "string tensor in and out (.npy unicode)"; cat "$T/err"; }
+expect_error "a .pb that is none of the protos" "garbage.pb.*not a SequenceProto" "$KILN" run "$T/seq.onnx" "$T/garbage.pb"
+expect_error "a TensorProto for a sequence input" "holds a TensorProto, but a SequenceProto is needed" "$KILN" run "$T/seq.onnx" "$T/tensor.pb"
+expect_error "a SequenceProto for a tensor input" "holds a SequenceProto, but a TensorProto is needed" "$KILN" run "$T/bf16.onnx" "$T/seq.pb"
+expect_error "a .npy for a sequence input" "give a SequenceProto" "$KILN" run "$T/seq.onnx" "$IN"
+expect_error "sequence elements of two dtypes" "must share one type" "$KILN" run "$T/seq.onnx" "$T/seq_mixed.pb"
+expect_error "an empty optional for a tensor input" "holds an OptionalProto\|OptionalProto" "$KILN" run "$T/bf16.onnx" "$T/empty_opt.pb"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

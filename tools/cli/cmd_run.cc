@@ -40,10 +40,10 @@ double MsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string SafeFileName(const std::string& s) {
-  std::string out;
-  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
-  return out.empty() ? "output" : out;
+StatusOr<RValue> ReadInput(const Value& v, const std::string& path) {
+  auto r = ReadValueFile(path, &v.type);
+  if (!r.ok()) return r.status().WithPrefix(StrCat("input '", v.name, "' (", v.type.ToString(), ")"));
+  return r;
 }
 
 StatusOr<std::vector<RValue>> BindInputs(const Graph& g, const RunArgs& a) {
@@ -53,8 +53,8 @@ StatusOr<std::vector<RValue>> BindInputs(const Graph& g, const RunArgs& a) {
   if (a.positional.size() > n)
     return InvalidArgument("the model takes ", n, " inputs, but ", a.positional.size(), " input files were given");
   for (size_t i = 0; i < a.positional.size(); ++i) {
-    KILN_ASSIGN_OR_RETURN(Tensor t, ReadTensorFile(a.positional[i]));
-    inputs[i] = RValue(std::move(t));
+    const Value& v = g.value(g.inputs()[i]);
+    KILN_ASSIGN_OR_RETURN(inputs[i], ReadInput(v, a.positional[i]));
     bound[i] = true;
   }
   for (const std::string& spec : a.named) {
@@ -70,8 +70,8 @@ StatusOr<std::vector<RValue>> BindInputs(const Graph& g, const RunArgs& a) {
       return InvalidArgument("--input '", spec, "': the model has no input named '", name, "' (inputs: ", names, ")");
     }
     if (bound[idx]) return InvalidArgument("input '", name, "' is given twice");
-    KILN_ASSIGN_OR_RETURN(Tensor t, ReadTensorFile(spec.substr(eq + 1)));
-    inputs[idx] = RValue(std::move(t));
+    const Value& v = g.value(g.inputs()[idx]);
+    KILN_ASSIGN_OR_RETURN(inputs[idx], ReadInput(v, spec.substr(eq + 1)));
     bound[idx] = true;
   }
   for (size_t i = 0; i < n; ++i) {
@@ -139,6 +139,7 @@ int Run(const RunArgs& a) {
     }
   }
   double load_ms = MsSince(t0);
+  const std::vector<TypeInfo> declared = model->declared_outputs;
   std::shared_ptr<Graph> graph(std::move(model->graph));  // shared with the engine (cpu backend)
   const Graph& g = *graph;
   auto inputs = BindInputs(g, a);
@@ -149,9 +150,7 @@ int Run(const RunArgs& a) {
   std::vector<double> times;
   StatusOr<std::vector<RValue>> outs = std::vector<RValue>{};
   std::string backend = "reference backend";
-  bool tensors_only = true;
-  for (const RValue& v : *inputs) tensors_only = tensors_only && v.is_tensor();
-  if (a.backend == "cpu" && tensors_only) {
+  if (a.backend == "cpu") {
     // The engine path: shapes from the inputs, optimizer, CPU backend (layers it lacks run
     // the reference kernels; graphs it cannot take at all run on the reference backend).
     auto t1 = std::chrono::steady_clock::now();
@@ -171,7 +170,8 @@ int Run(const RunArgs& a) {
     options.strict = a.strict;
     if (!is_plan)
       for (size_t i = 0; i < inputs->size(); ++i)
-        options.input_shapes[g.value(g.inputs()[i]).name] = (*inputs)[i].tensor.dims();
+        if ((*inputs)[i].is_tensor() && g.value(g.inputs()[i]).type.is_tensor())
+          options.input_shapes[g.value(g.inputs()[i]).name] = (*inputs)[i].tensor.dims();
     auto engine = have_plan_engine ? plan_engine : is_plan ? Engine::Load(a.model, options) : BuildEngineFromGraph(graph, options);
     if (!engine.ok()) {
       std::cerr << "error: " << a.model << ": " << engine.status().message() << "\n";
@@ -181,9 +181,19 @@ int Run(const RunArgs& a) {
     backend = EngineBackendSummary(**engine);
     WarnSlowPaths(**engine, a.model);
     auto ctx = (*engine)->CreateContext();
+    auto wrap = [](Tensor& t) { return HostTensor::Wrap(static_cast<DataType>(static_cast<int>(t.dtype())), t.dims(), t.raw_data()); };
     for (size_t i = 0; i < inputs->size(); ++i) {
-      Tensor& t = (*inputs)[i].tensor;
-      Status st = ctx->SetInput(static_cast<int>(i), HostTensor::Wrap(static_cast<DataType>(static_cast<int>(t.dtype())), t.dims(), t.raw_data()));
+      RValue& v = (*inputs)[i];
+      Status st = Status::OK();
+      if (v.is_tensor()) {
+        st = ctx->SetInput(static_cast<int>(i), wrap(v.tensor));
+      } else if (v.is_sequence()) {
+        std::vector<HostTensor> elems;
+        for (Tensor& t : v.sequence) elems.push_back(wrap(t));
+        st = ctx->SetInputSequence(static_cast<int>(i), elems);
+      } else {
+        st = ctx->SetInputNone(static_cast<int>(i));
+      }
       if (!st.ok()) {
         std::cerr << "error: " << a.model << ": " << st.message() << "\n";
         return 1;
@@ -198,21 +208,44 @@ int Run(const RunArgs& a) {
     if (!st.ok()) {
       outs = st;
     } else {
+      auto to_tensor = [](const HostTensor& h) {
+        Tensor t(static_cast<DType>(static_cast<int>(h.dtype())), h.shape());
+        if (h.dtype() == DataType::kString)
+          std::copy(h.data_as<std::string>(), h.data_as<std::string>() + h.numel(), t.data<std::string>());
+        else if (t.nbytes() > 0)
+          std::memcpy(t.raw_data(), h.data(), t.nbytes());
+        return t;
+      };
       std::vector<RValue> results;
-      for (size_t i = 0; i < (*engine)->outputs().size(); ++i) {
-        auto h = ctx->Output(static_cast<int>(i));
-        if (!h.ok()) {
-          outs = h.status();
-          break;
+      for (size_t i = 0; i < (*engine)->outputs().size() && outs.ok(); ++i) {
+        const int index = static_cast<int>(i);
+        const ValueKind kind = (*engine)->outputs()[i].kind;
+        auto none = ctx->OutputIsNone(index);
+        if (!none.ok()) {
+          outs = none.status();
+        } else if (*none) {
+          results.push_back(RValue::None());
+        } else if (kind == ValueKind::kSequence || kind == ValueKind::kOptionalSequence) {
+          auto seq = ctx->OutputSequence(index);
+          if (!seq.ok()) {
+            outs = seq.status();
+            break;
+          }
+          std::vector<Tensor> items;
+          for (const HostTensor& h : *seq) items.push_back(to_tensor(h));
+          results.push_back(RValue::Sequence(std::move(items)));
+        } else {
+          auto h = ctx->Output(index);
+          if (!h.ok()) {
+            outs = h.status();
+            break;
+          }
+          results.emplace_back(to_tensor(*h));
         }
-        Tensor t(static_cast<DType>(static_cast<int>(h->dtype())), h->shape());
-        if (t.nbytes() > 0) std::memcpy(t.raw_data(), h->data(), t.nbytes());
-        results.emplace_back(std::move(t));
       }
       if (outs.ok()) outs = std::move(results);
     }
   } else {
-    if (a.backend == "cpu") backend = "reference backend (the model has non-tensor inputs)";
     if (have_plan_engine) {  // the engine's graph keeps its weights packed: row-major for the reference
       Status st = cpu::UnpackWeights(*graph);
       if (!st.ok()) {
@@ -240,18 +273,21 @@ int Run(const RunArgs& a) {
     }
   }
   for (size_t i = 0; i < outs->size(); ++i) {
-    const std::string& name = g.value(g.outputs()[i]).name;
+    const Value& out = g.value(g.outputs()[i]);
     const RValue& v = (*outs)[i];
-    if (!v.is_tensor()) {
-      std::printf("%s: %s\n", name.c_str(), v.is_sequence() ? StrCat("sequence of ", v.sequence.size()).c_str() : "none");
-      continue;
-    }
-    std::printf("%s: %s %s\n", name.c_str(), DTypeName(v.tensor.dtype()), DimsToString(v.tensor.dims()).c_str());
+    if (v.is_tensor())
+      std::printf("%s: %s %s\n", out.name.c_str(), DTypeName(v.tensor.dtype()), DimsToString(v.tensor.dims()).c_str());
+    else
+      std::printf("%s: %s\n", out.name.c_str(), v.is_sequence() ? StrCat("sequence of ", v.sequence.size()).c_str() : "none");
     if (!a.output_dir.empty()) {
-      std::string path = (std::filesystem::path(a.output_dir) / StrCat(i, "_", SafeFileName(name), ".npy")).string();
-      Status st = WriteNpy(path, v.tensor);
-      if (!st.ok()) {
-        std::cerr << "error: " << st.message() << "\n";
+      // The model's declared type where it gives the kind (inference may give a broader one).
+      const TypeInfo& type = i < declared.size() && (declared[i].kind != TypeInfo::Kind::kTensor ||
+                                                     declared[i].dtype != DType::kUndefined)
+                                 ? declared[i]
+                                 : out.type;
+      auto path = WriteValueFile(a.output_dir, i, out.name, v, type);
+      if (!path.ok()) {
+        std::cerr << "error: " << path.status().message() << "\n";
         return 1;
       }
     }
@@ -268,9 +304,15 @@ Command AddRunCommand(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Run a model on given inputs and write its outputs as .npy");
   cmd->add_option("model", args->model, "ONNX model or plan file (from `kiln build`)")->required()->check(kPath);
-  cmd->add_option("inputs", args->positional, "Input tensors (.npy or TensorProto .pb), bound to graph inputs in order");
+  cmd->add_option("inputs", args->positional,
+                  "Input files, bound to graph inputs in order: .npy (a tensor; strings as a unicode array; a uint16 "
+                  "array for a bfloat16 input holds its bit patterns) or .pb (a TensorProto, SequenceProto or "
+                  "OptionalProto, as the input's type calls for)");
   cmd->add_option("-i,--input", args->named, "NAME=FILE: bind an input by name (repeatable)");
-  cmd->add_option("-o,--output-dir", args->output_dir, "Write DIR/<i>_<name>.npy per graph output")->check(kPath);
+  cmd->add_option("-o,--output-dir", args->output_dir,
+                  "Write DIR/<i>_<name>.npy per tensor output (bfloat16 as uint16 bit patterns), DIR/<i>_<name>.pb "
+                  "(SequenceProto / OptionalProto) per sequence or optional output")
+      ->check(kPath);
   cmd->add_option("--backend", args->backend, "cpu (default: oneDNN and kiln's kernels) or ref (the reference backend, slow)");
   cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
   cmd->add_option("--batch-parallel", args->batch_parallel,

@@ -403,6 +403,10 @@ StatusOr<OnnxModel> ImportOnnxBytes(const void* data, size_t size, const std::st
   GraphImporter gi(model.opsets, policy);
   Status st = gi.Convert(mp.graph(), *model.graph, {});
   if (!st.ok()) return st.WithPrefix(source);
+  for (const auto& vi : mp.graph().output()) {
+    auto t = vi.has_type() ? TypeFromProto(vi.type(), vi.name()) : StatusOr<TypeInfo>(TypeInfo{});
+    model.declared_outputs.push_back(t.ok() ? *t : TypeInfo{});
+  }
   return model;
 }
 

@@ -19,6 +19,10 @@ struct OnnxModel {
   std::map<std::string, int64_t> opsets;  // domain ("" = ai.onnx) -> version
   std::string producer;                   // "pytorch 1.13.1"
   std::vector<std::string> warnings;      // e.g. a newer opset than kiln knows
+  // Per graph output, its type as the model declares it (kind kTensor with dtype
+  // kUndefined where it declares none): inference may give a broader one (a Loop-16 carried
+  // optional(sequence) comes out as optional(sequence) where the model says sequence).
+  std::vector<TypeInfo> declared_outputs;
 };
 
 // The newest ai.onnx opset whose ops kiln knows (ONNX 1.12).

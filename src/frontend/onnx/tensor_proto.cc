@@ -270,17 +270,27 @@ StatusOr<Tensor> ReadTensorProtoFile(const std::string& path) {
   return TensorFromProto(proto, {}, path);
 }
 
-StatusOr<RValue> ReadValueProtoFile(const std::string& path, const TypeInfo* hint) {
-  KILN_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(path));
-  const TypeInfo::Kind kind = hint ? hint->kind : TypeInfo::Kind::kTensor;
+namespace {
+
+// What a .pb file's bytes decode to as each of the three messages: strictly (no unknown
+// fields, the message's own invariants), so a file written as one kind is not taken for
+// another (protobuf parses almost any bytes as almost any message).
+StatusOr<RValue> DecodeAs(const std::string& bytes, TypeInfo::Kind kind, const std::string& path) {
   if (kind == TypeInfo::Kind::kSequence) {
     onnx::SequenceProto seq;
-    if (!seq.ParseFromString(bytes)) return InvalidArgument(path, ": not a valid SequenceProto");
+    if (!seq.ParseFromString(bytes) || !seq.unknown_fields().empty() || seq.elem_type() == onnx::SequenceProto::UNDEFINED)
+      return InvalidArgument(path, ": not a SequenceProto");
+    for (const auto& t : seq.tensor_values())
+      if (!t.unknown_fields().empty()) return InvalidArgument(path, ": not a SequenceProto");
     return SequenceToValue(seq, path);
   }
   if (kind == TypeInfo::Kind::kOptional) {
     onnx::OptionalProto opt;
-    if (!opt.ParseFromString(bytes)) return InvalidArgument(path, ": not a valid OptionalProto");
+    if (!opt.ParseFromString(bytes) || !opt.unknown_fields().empty()) return InvalidArgument(path, ": not an OptionalProto");
+    // (An empty optional may leave elem_type UNDEFINED; one with a value may not.)
+    const bool has_value = opt.has_tensor_value() || opt.has_sequence_value() || opt.has_sparse_tensor_value() ||
+                           opt.has_map_value() || opt.has_optional_value();
+    if (opt.elem_type() == onnx::OptionalProto::UNDEFINED && has_value) return InvalidArgument(path, ": not an OptionalProto");
     if (opt.has_tensor_value()) {
       KILN_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(opt.tensor_value(), {}, path));
       return RValue(std::move(t));
@@ -289,9 +299,82 @@ StatusOr<RValue> ReadValueProtoFile(const std::string& path, const TypeInfo* hin
     return RValue::None();
   }
   onnx::TensorProto proto;
-  if (!proto.ParseFromString(bytes)) return InvalidArgument(path, ": not a valid TensorProto");
+  if (!proto.ParseFromString(bytes) || !proto.unknown_fields().empty() || proto.has_segment() ||
+      proto.data_type() == onnx::TensorProto::UNDEFINED)
+    return InvalidArgument(path, ": not a TensorProto");
   KILN_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(proto, {}, path));
   return RValue(std::move(t));
+}
+
+const char* MessageName(TypeInfo::Kind k) {
+  return k == TypeInfo::Kind::kSequence ? "SequenceProto" : k == TypeInfo::Kind::kOptional ? "OptionalProto" : "TensorProto";
+}
+
+}  // namespace
+
+StatusOr<RValue> ReadValueProtoFile(const std::string& path, const TypeInfo* hint) {
+  KILN_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(path));
+  const TypeInfo::Kind kind = hint ? hint->kind : TypeInfo::Kind::kTensor;
+  StatusOr<RValue> v = DecodeAs(bytes, kind, path);
+  if (v.ok()) return v;
+  // Say what the file holds instead, when it is one of the others (an empty sequence and an
+  // empty optional can be the same bytes: both are named then).
+  std::string holds;
+  for (TypeInfo::Kind other : {TypeInfo::Kind::kTensor, TypeInfo::Kind::kSequence, TypeInfo::Kind::kOptional}) {
+    if (other == kind || !DecodeAs(bytes, other, path).ok()) continue;
+    holds += StrCat(holds.empty() ? "a " : " or an ", MessageName(other));
+  }
+  if (!holds.empty())
+    return InvalidArgument(path, " holds ", holds, ", but a ", MessageName(kind), " is needed",
+                           hint ? StrCat(" (the value's type is ", hint->ToString(), ")") : std::string());
+  return v.status();
+}
+
+namespace {
+
+void TensorToProto(const Tensor& t, const std::string& name, onnx::TensorProto* p) {
+  p->set_name(name);
+  p->set_data_type(static_cast<int32_t>(t.dtype()));
+  for (int64_t d : t.dims()) p->add_dims(d);
+  if (t.dtype() == DType::kString) {
+    for (int64_t i = 0; i < t.numel(); ++i) p->add_string_data(t.data<std::string>()[i]);
+  } else {
+    p->set_raw_data(t.raw_data(), t.nbytes());
+  }
+}
+
+void SequenceToProto(const std::vector<Tensor>& items, const std::string& name, onnx::SequenceProto* p) {
+  p->set_name(name);
+  p->set_elem_type(onnx::SequenceProto::TENSOR);
+  for (const Tensor& t : items) TensorToProto(t, "", p->add_tensor_values());
+}
+
+}  // namespace
+
+Status WriteValueProtoFile(const std::string& path, const RValue& v, const TypeInfo& type, const std::string& name) {
+  std::string bytes;
+  if (type.kind == TypeInfo::Kind::kOptional) {
+    onnx::OptionalProto opt;
+    opt.set_name(name);
+    const bool seq = type.elem && type.elem->kind == TypeInfo::Kind::kSequence;
+    opt.set_elem_type(seq || v.is_sequence() ? onnx::OptionalProto::SEQUENCE : onnx::OptionalProto::TENSOR);
+    if (v.is_tensor()) TensorToProto(v.tensor, "", opt.mutable_tensor_value());
+    if (v.is_sequence()) SequenceToProto(v.sequence, "", opt.mutable_sequence_value());
+    bytes = opt.SerializeAsString();
+  } else if (v.is_sequence()) {
+    onnx::SequenceProto seq;
+    SequenceToProto(v.sequence, name, &seq);
+    bytes = seq.SerializeAsString();
+  } else if (v.is_tensor()) {
+    onnx::TensorProto t;
+    TensorToProto(v.tensor, name, &t);
+    bytes = t.SerializeAsString();
+  } else {
+    return InvalidArgument(path, ": '", name, "' holds no value but its type ", type.ToString(), " is not optional");
+  }
+  KILN_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(path));
+  KILN_RETURN_IF_ERROR(out.Write(bytes.data(), bytes.size()));
+  return out.Commit();
 }
 
 }  // namespace kiln

@@ -43,6 +43,11 @@ StatusOr<TypeInfo> TypeFromProto(const onnx::TypeProto& proto, const std::string
 StatusOr<Tensor> ReadTensorProtoFile(const std::string& path);
 // Reads a .pb file holding a TensorProto, SequenceProto or OptionalProto; `hint` picks the
 // message kind when known (from the model's input/output type), else a TensorProto is tried.
+// A file that holds another of the three messages is an error that names both.
 StatusOr<RValue> ReadValueProtoFile(const std::string& path, const TypeInfo* hint);
+// Writes `v` (atomically) as the message its type calls for: an OptionalProto for an
+// optional type (empty for no value), else a SequenceProto or a TensorProto; `name` is
+// recorded in the message.
+Status WriteValueProtoFile(const std::string& path, const RValue& v, const TypeInfo& type, const std::string& name);
 
 }  // namespace kiln
