@@ -865,6 +865,13 @@ StatusOr<int> OutputIndex(const std::vector<TensorInfo>& outs, const std::string
   return NotFound("the model has no output '", name, "'");
 }
 
+// The description of input/output `index` (`what`: "input" or "output"), or OutOfRange.
+StatusOr<const TensorInfo*> InfoAt(const std::vector<TensorInfo>& list, int index, const char* what) {
+  if (index < 0 || static_cast<size_t>(index) >= list.size())
+    return OutOfRange(what, " index ", index, " is out of range: the model has ", list.size(), " ", what, "s");
+  return &list[static_cast<size_t>(index)];
+}
+
 }  // namespace
 
 Status ExecutionContext::SetInput(const std::string& name, const HostTensor& t) {
@@ -874,10 +881,8 @@ Status ExecutionContext::SetInput(const std::string& name, const HostTensor& t) 
 
 
 Status ExecutionContext::SetInput(int index, const HostTensor& t) {
-  const auto& ins = state_->engine->inputs;
-  if (index < 0 || static_cast<size_t>(index) >= ins.size())
-    return OutOfRange("input index ", index, " is out of range: the model has ", ins.size(), " inputs");
-  const TensorInfo& info = ins[static_cast<size_t>(index)];
+  KILN_ASSIGN_OR_RETURN(const TensorInfo* info_ptr, InfoAt(state_->engine->inputs, index, "input"));
+  const TensorInfo& info = *info_ptr;
   if (info.kind == ValueKind::kSequence || info.kind == ValueKind::kOptionalSequence)
     return InvalidArgument("input '", info.name, "' is a ", ValueKindName(info.kind), ": bind it with SetInputSequence");
   // A view of the caller's bytes: read during Run(), never written.
@@ -895,10 +900,8 @@ Status ExecutionContext::SetInputSequence(const std::string& name, const std::ve
 }
 
 Status ExecutionContext::SetInputSequence(int index, const std::vector<HostTensor>& elements) {
-  const auto& ins = state_->engine->inputs;
-  if (index < 0 || static_cast<size_t>(index) >= ins.size())
-    return OutOfRange("input index ", index, " is out of range: the model has ", ins.size(), " inputs");
-  const TensorInfo& info = ins[static_cast<size_t>(index)];
+  KILN_ASSIGN_OR_RETURN(const TensorInfo* info_ptr, InfoAt(state_->engine->inputs, index, "input"));
+  const TensorInfo& info = *info_ptr;
   if (info.kind != ValueKind::kSequence && info.kind != ValueKind::kOptionalSequence)
     return InvalidArgument("input '", info.name, "' is a ", ValueKindName(info.kind), ", not a sequence");
   std::vector<Tensor> views;
@@ -920,10 +923,8 @@ Status ExecutionContext::SetInputNone(const std::string& name) {
 }
 
 Status ExecutionContext::SetInputNone(int index) {
-  const auto& ins = state_->engine->inputs;
-  if (index < 0 || static_cast<size_t>(index) >= ins.size())
-    return OutOfRange("input index ", index, " is out of range: the model has ", ins.size(), " inputs");
-  const TensorInfo& info = ins[static_cast<size_t>(index)];
+  KILN_ASSIGN_OR_RETURN(const TensorInfo* info_ptr, InfoAt(state_->engine->inputs, index, "input"));
+  const TensorInfo& info = *info_ptr;
   if (info.kind != ValueKind::kOptionalTensor && info.kind != ValueKind::kOptionalSequence)
     return InvalidArgument("input '", info.name, "' is a ", ValueKindName(info.kind), " and needs a value (only optional inputs may be empty)");
   state_->inputs[static_cast<size_t>(index)] = RValue::None();
@@ -1055,11 +1056,10 @@ Status ExecutionContext::Run() {
 
 StatusOr<HostTensor> ExecutionContext::Output(int index) const {
   const auto& outs = state_->engine->outputs;
-  if (index < 0 || static_cast<size_t>(index) >= outs.size())
-    return OutOfRange("output index ", index, " is out of range: the model has ", outs.size(), " outputs");
+  KILN_ASSIGN_OR_RETURN(const TensorInfo* info_ptr, InfoAt(outs, index, "output"));
+  const TensorInfo& info = *info_ptr;
   if (state_->outputs.size() != outs.size()) return FailedPrecondition("no results yet: call Run() first");
   const RValue& v = state_->outputs[static_cast<size_t>(index)];
-  const TensorInfo& info = outs[static_cast<size_t>(index)];
   if (v.is_sequence()) return InvalidArgument("output '", info.name, "' is a sequence: read it with OutputSequence");
   if (v.is_none()) return InvalidArgument("output '", info.name, "' is an optional that holds no value (OutputIsNone)");
   if (static_cast<size_t>(index) < state_->bound_outputs.size() && state_->bound_outputs[static_cast<size_t>(index)].data() != nullptr)
@@ -1076,9 +1076,8 @@ Status ExecutionContext::SetOutput(const std::string& name, const HostTensor& t)
 
 Status ExecutionContext::SetOutput(int index, const HostTensor& t) {
   const auto& outs = state_->engine->outputs;
-  if (index < 0 || static_cast<size_t>(index) >= outs.size())
-    return OutOfRange("output index ", index, " is out of range: the model has ", outs.size(), " outputs");
-  const TensorInfo& info = outs[static_cast<size_t>(index)];
+  KILN_ASSIGN_OR_RETURN(const TensorInfo* info_ptr, InfoAt(outs, index, "output"));
+  const TensorInfo& info = *info_ptr;
   if (info.kind != ValueKind::kTensor || info.dtype == DataType::kString)
     return InvalidArgument("output '", info.name, "' is a ", ValueKindName(info.kind), " of ", DataTypeName(info.dtype),
                            ": only numeric tensor outputs can be bound to a buffer");
@@ -1101,11 +1100,10 @@ StatusOr<HostTensor> ExecutionContext::Output(const std::string& name) const {
 
 StatusOr<std::vector<HostTensor>> ExecutionContext::OutputSequence(int index) const {
   const auto& outs = state_->engine->outputs;
-  if (index < 0 || static_cast<size_t>(index) >= outs.size())
-    return OutOfRange("output index ", index, " is out of range: the model has ", outs.size(), " outputs");
+  KILN_ASSIGN_OR_RETURN(const TensorInfo* info_ptr, InfoAt(outs, index, "output"));
+  const TensorInfo& info = *info_ptr;
   if (state_->outputs.size() != outs.size()) return FailedPrecondition("no results yet: call Run() first");
   const RValue& v = state_->outputs[static_cast<size_t>(index)];
-  const TensorInfo& info = outs[static_cast<size_t>(index)];
   if (v.is_none()) return InvalidArgument("output '", info.name, "' is an optional that holds no value (OutputIsNone)");
   if (!v.is_sequence()) return InvalidArgument("output '", info.name, "' is a tensor, not a sequence: read it with Output");
   std::vector<HostTensor> elements;
@@ -1121,8 +1119,7 @@ StatusOr<std::vector<HostTensor>> ExecutionContext::OutputSequence(const std::st
 
 StatusOr<bool> ExecutionContext::OutputIsNone(int index) const {
   const auto& outs = state_->engine->outputs;
-  if (index < 0 || static_cast<size_t>(index) >= outs.size())
-    return OutOfRange("output index ", index, " is out of range: the model has ", outs.size(), " outputs");
+  KILN_RETURN_IF_ERROR(InfoAt(outs, index, "output").status());
   if (state_->outputs.size() != outs.size()) return FailedPrecondition("no results yet: call Run() first");
   return state_->outputs[static_cast<size_t>(index)].is_none();
 }

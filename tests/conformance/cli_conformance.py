@@ -34,7 +34,8 @@ SUITES = ["node", "pytorch-converted", "pytorch-operator", "simple"]
 
 def read_expected(path, type_proto):
     """An expected output file as a Python value: ndarray, list of ndarrays, or None."""
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     which = type_proto.WhichOneof("value")
     if which == "sequence_type":
         p = onnx.SequenceProto()

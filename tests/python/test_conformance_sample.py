@@ -11,44 +11,32 @@ Needs Debian's python3-onnx; skipped without it or without the test data.
 import glob
 import os
 import re
+import sys
 import unittest
 
 import numpy as np
 
 import kiln
 
+ROOT = os.environ.get("KILN_SOURCE_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
 try:
     import onnx
-    from onnx import numpy_helper
+    # The reading and comparing rules of the `kiln run` conformance driver, shared.
+    sys.path.insert(0, os.path.join(ROOT, "tests", "conformance"))
+    from cli_conformance import compare as _compare, read_expected as read_value
 except ImportError:  # pragma: no cover
     onnx = None
 
-ROOT = os.environ.get("KILN_SOURCE_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+def compare(got, want, what):
+    return _compare(got, want, 1e-3, 1e-7, what)
+
+
 DATA = os.environ.get("ONNX_TESTDATA", "/usr/share/libonnx-testdata/data")
 SAMPLE = 100
 SPECIAL = {onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64, onnx.TensorProto.INT16,
            onnx.TensorProto.STRING, onnx.TensorProto.BFLOAT16} if onnx else set()
-
-
-def read_value(path, type_proto):
-    with open(path, "rb") as f:
-        data = f.read()
-    which = type_proto.WhichOneof("value")
-    if which == "sequence_type":
-        p = onnx.SequenceProto()
-        p.ParseFromString(data)
-        return [numpy_helper.to_array(t) for t in p.tensor_values]
-    if which == "optional_type":
-        p = onnx.OptionalProto()
-        p.ParseFromString(data)
-        if p.HasField("tensor_value"):
-            return numpy_helper.to_array(p.tensor_value)
-        if p.HasField("sequence_value"):
-            return [numpy_helper.to_array(t) for t in p.sequence_value.tensor_values]
-        return None
-    p = onnx.TensorProto()
-    p.ParseFromString(data)
-    return numpy_helper.to_array(p)
 
 
 def elem_types(type_proto):
@@ -60,33 +48,6 @@ def elem_types(type_proto):
     if which == "optional_type":
         return ["opt"] + elem_types(type_proto.optional_type.elem_type)
     return ["?"]
-
-
-def text(a):
-    return np.vectorize(lambda s: s.decode("utf-8", "surrogateescape") if isinstance(s, bytes) else str(s), otypes=[object])(a)
-
-
-def compare(got, want, what):
-    if want is None or got is None:
-        return None if (want is None) == (got is None) else f"{what}: none / value mismatch"
-    if isinstance(want, list) or isinstance(got, list):
-        if not (isinstance(want, list) and isinstance(got, list)) or len(got) != len(want):
-            return f"{what}: sequence mismatch"
-        for i, (g, w) in enumerate(zip(got, want)):
-            err = compare(g, w, f"{what}[{i}]")
-            if err:
-                return err
-        return None
-    got, want = np.asarray(got), np.asarray(want)
-    if got.shape != want.shape:
-        return f"{what}: shape {got.shape} != {want.shape}"
-    if want.dtype == object or want.dtype.kind in "US":
-        return None if np.array_equal(text(got), text(want)) else f"{what}: strings differ"
-    if got.dtype != want.dtype:
-        return f"{what}: dtype {got.dtype} != {want.dtype}"
-    if want.dtype.kind in "fc":
-        return None if np.allclose(got, want, rtol=1e-3, atol=1e-7, equal_nan=True) else f"{what}: values differ"
-    return None if np.array_equal(got, want) else f"{what}: values differ"
 
 
 def declared_shapes_match(model, ds):
