@@ -139,6 +139,13 @@ struct BuildOptions {
   bool strict = false;
 };
 
+// A model's graph inputs and outputs as its file declares them (an .onnx model: after type
+// inference, -1 for dynamic dimensions; a plan: as built), without building anything.
+struct ModelSignature {
+  std::vector<TensorInfo> inputs, outputs;
+};
+StatusOr<ModelSignature> ReadSignature(const std::string& path);
+
 class ExecutionContext;
 
 class Engine {

@@ -754,6 +754,30 @@ StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, co
   return BuildFromOnnx(path, options);
 }
 
+StatusOr<ModelSignature> ReadSignature(const std::string& path) {
+  KILN_RETURN_IF_ERROR(ReadOnlyFile::Open(path).status());
+  std::unique_ptr<Graph> owned;
+  if (IsPlanFile(path)) {
+    KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
+    owned = std::move(plan.graph);
+  } else {
+    KILN_ASSIGN_OR_RETURN(OnnxModel model, LoadOnnxModel(path));
+    owned = std::move(model.graph);
+  }
+  const Graph& g = *owned;
+  ModelSignature sig;
+  for (ValueId v : g.inputs()) {
+    if (g.value(v).constant) continue;
+    KILN_ASSIGN_OR_RETURN(TensorInfo info, InfoOf(g.value(v)));
+    sig.inputs.push_back(std::move(info));
+  }
+  for (ValueId v : g.outputs()) {
+    KILN_ASSIGN_OR_RETURN(TensorInfo info, InfoOf(g.value(v)));
+    sig.outputs.push_back(std::move(info));
+  }
+  return sig;
+}
+
 const Graph& EngineGraph(const Engine& engine) { return *engine.impl().graph; }
 
 const cpu::Program* EngineCpuProgram(const Engine& engine) {

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
       kiln::cli::AddInspectCommand(app),
       kiln::cli::AddBuildCommand(app),
       kiln::cli::AddBenchCommand(app),
+      kiln::cli::AddServeCommand(app),
   };
   try {
     app.parse(argc, argv);

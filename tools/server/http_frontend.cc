@@ -1,0 +1,401 @@
+#include "tools/server/http_frontend.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "tools/server/model_manager.h"
+#include "tools/server/request_builder.h"
+#include "tools/server/tensor_codec.h"
+
+namespace kiln::server {
+
+namespace {
+
+using json = nlohmann::json;
+
+// JSON that never throws on bad UTF-8 in strings that came from the client.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+void SendError(httplib::Response& res, ReplyCode code, const std::string& message) {
+  res.status = static_cast<int>(code);
+  if (code == ReplyCode::kUnavailable) res.set_header("Retry-After", "1");
+  res.set_content(Dump(json{{"error", message}}), "application/json");
+}
+
+void SendJson(httplib::Response& res, const json& j) {
+  res.status = 200;
+  res.set_content(Dump(j), "application/json");
+}
+
+// Deepest nesting of arrays/objects in a JSON text (strings skipped), stopping at `limit`+1.
+int JsonDepth(const char* p, size_t n, int limit) {
+  int depth = 0, max_depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < n; ++i) {
+    const char c = p[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth && (max_depth = depth) > limit) return max_depth;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
+json TensorMetadata(const TensorInfo& t) {
+  const char* type = WireTypeName(t.dtype);
+  return json{{"name", t.name}, {"datatype", type ? type : DataTypeName(t.dtype)}, {"shape", t.shape}};
+}
+
+// The shape array of a request input: non-negative integers.
+Reply ReadShape(const json& j, const std::string& what, std::vector<int64_t>* shape) {
+  if (!j.is_array()) return Reply::Error(ReplyCode::kBadRequest, what + ": 'shape' must be an array of integers");
+  if (j.size() > 32) return Reply::Error(ReplyCode::kBadRequest, what + ": 'shape' has more than 32 dimensions");
+  for (const json& d : j) {
+    if (!d.is_number_integer() || (d.is_number_integer() && !d.is_number_unsigned() && d.get<int64_t>() < 0) ||
+        (d.is_number_unsigned() && d.get<uint64_t>() > (uint64_t{1} << 62)))
+      return Reply::Error(ReplyCode::kBadRequest, fmt::format("{}: 'shape' holds {}, not a dimension", what, Dump(d)));
+    shape->push_back(d.get<int64_t>());
+  }
+  return Reply::Ok();
+}
+
+bool BoolParameter(const json& params, const char* key, bool fallback) {
+  if (!params.is_object()) return fallback;
+  auto it = params.find(key);
+  return it != params.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+struct ParsedInfer {
+  InferRequest request;
+  std::vector<bool> binary;  // per requested output
+  json id;                   // echoed when given
+};
+
+// The JSON header `head` and the binary section after it, into a checked request.
+Reply ParseInfer(const ModelVersion& model, const char* head, size_t head_size, const char* binary, size_t binary_size,
+                 const HttpOptions& options, ParsedInfer* out) {
+  if (JsonDepth(head, head_size, options.max_json_depth) > options.max_json_depth)
+    return Reply::Error(ReplyCode::kBadRequest,
+                        fmt::format("the request JSON nests deeper than {} levels", options.max_json_depth));
+  json j = json::parse(head, head + head_size, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Reply::Error(ReplyCode::kBadRequest, "the request body is not valid JSON");
+  if (!j.is_object()) return Reply::Error(ReplyCode::kBadRequest, "the request must be a JSON object");
+  if (j.contains("id")) {
+    if (!j["id"].is_string()) return Reply::Error(ReplyCode::kBadRequest, "'id' must be a string");
+    out->id = j["id"];
+  }
+  const json params = j.value("parameters", json::object());
+  if (!params.is_object()) return Reply::Error(ReplyCode::kBadRequest, "'parameters' must be an object");
+  int64_t timeout_us = model.config.default_timeout_us;
+  if (params.contains("timeout")) {
+    if (!params["timeout"].is_number_unsigned())
+      return Reply::Error(ReplyCode::kBadRequest, "parameter 'timeout' must be a non-negative integer (microseconds)");
+    timeout_us = static_cast<int64_t>(std::min<uint64_t>(params["timeout"].get<uint64_t>(), uint64_t{1} << 40));
+  }
+  if (timeout_us > 0) out->request.deadline = out->request.arrival + std::chrono::microseconds(timeout_us);
+  const bool binary_default = BoolParameter(params, "binary_data_output", false);
+
+  auto inputs = j.find("inputs");
+  if (inputs == j.end() || !inputs->is_array())
+    return Reply::Error(ReplyCode::kBadRequest, "the request needs an 'inputs' array");
+  RequestBuilder builder(model);
+  size_t offset = 0;  // into the binary section
+  // Allocation bound for JSON data: every element takes at least 2 bytes of the body.
+  const size_t json_limit = options.max_body_bytes * 4;
+  for (const json& in : *inputs) {
+    if (!in.is_object() || !in.contains("name") || !in["name"].is_string())
+      return Reply::Error(ReplyCode::kBadRequest, "each input needs a 'name' string");
+    const std::string name = in["name"].get<std::string>();
+    const std::string what = builder.Describe(name);
+    if (!in.contains("datatype") || !in["datatype"].is_string())
+      return Reply::Error(ReplyCode::kBadRequest, what + " needs a 'datatype' string");
+    if (!in.contains("shape")) return Reply::Error(ReplyCode::kBadRequest, what + " needs a 'shape'");
+    std::vector<int64_t> shape;
+    Reply r = ReadShape(in["shape"], what, &shape);
+    if (!r.ok()) return r;
+    DataType dtype;
+    r = builder.BeginInput(name, in["datatype"].get<std::string>(), shape, &dtype);
+    if (!r.ok()) return r;
+    const json in_params = in.value("parameters", json::object());
+    StatusOr<HostTensor> t = Status(StatusCode::kInternal, "unset");
+    if (in_params.is_object() && in_params.contains("binary_data_size")) {
+      if (!in_params["binary_data_size"].is_number_unsigned())
+        return Reply::Error(ReplyCode::kBadRequest, what + ": 'binary_data_size' must be a non-negative integer");
+      const uint64_t size = in_params["binary_data_size"].get<uint64_t>();
+      if (size > binary_size - offset)
+        return Reply::Error(ReplyCode::kBadRequest,
+                            fmt::format("{}: binary_data_size {} is past the end of the binary data ({} bytes, {} "
+                                        "left)", what, size, binary_size, binary_size - offset));
+      if (in.contains("data"))
+        return Reply::Error(ReplyCode::kBadRequest, what + " has both 'data' and binary_data_size");
+      t = TensorFromRaw(dtype, shape, binary + offset, size, options.max_body_bytes, what);
+      offset += size;
+    } else {
+      if (!in.contains("data")) return Reply::Error(ReplyCode::kBadRequest, what + " has no 'data' (nor binary_data_size)");
+      t = TensorFromJson(dtype, shape, in["data"], json_limit, what);
+    }
+    if (!t.ok()) return Reply::FromStatus(t.status());
+    builder.SetData(std::move(*t));
+  }
+  if (offset != binary_size)
+    return Reply::Error(ReplyCode::kBadRequest,
+                        fmt::format("the request carries {} bytes of binary data, its inputs' binary_data_size add up "
+                                    "to {}", binary_size, offset));
+  if (j.contains("outputs")) {
+    if (!j["outputs"].is_array()) return Reply::Error(ReplyCode::kBadRequest, "'outputs' must be an array");
+    for (const json& o : j["outputs"]) {
+      if (!o.is_object() || !o.contains("name") || !o["name"].is_string())
+        return Reply::Error(ReplyCode::kBadRequest, "each requested output needs a 'name' string");
+      Reply r = builder.AddOutput(o["name"].get<std::string>(),
+                                  BoolParameter(o.value("parameters", json::object()), "binary_data", binary_default));
+      if (!r.ok()) return r;
+    }
+  }
+  Reply r = builder.Finish(binary_default, &out->request);
+  out->binary = builder.binary_outputs();
+  return r;
+}
+
+void SendInferResult(httplib::Response& res, const ModelVersion& model, const ParsedInfer& parsed,
+                     const InferResult& result) {
+  json outputs = json::array();
+  std::string binary;
+  for (size_t i = 0; i < result.outputs.size(); ++i) {
+    const auto& [name, t] = result.outputs[i];
+    const char* type = WireTypeName(t.dtype());
+    json o{{"name", name}, {"datatype", type ? type : DataTypeName(t.dtype())}, {"shape", t.shape()}};
+    if (i < parsed.binary.size() && parsed.binary[i]) {
+      const size_t before = binary.size();
+      AppendRaw(t, &binary);
+      o["parameters"] = json{{"binary_data_size", binary.size() - before}};
+    } else {
+      o["data"] = TensorToJson(t);
+    }
+    outputs.push_back(std::move(o));
+  }
+  json j{{"model_name", model.name}, {"model_version", std::to_string(model.version)}, {"outputs", std::move(outputs)}};
+  if (!parsed.id.is_null()) j["id"] = parsed.id;
+  std::string head = Dump(j);
+  res.status = 200;
+  if (binary.empty()) {
+    res.set_content(std::move(head), "application/json");
+    return;
+  }
+  res.set_header("Inference-Header-Content-Length", std::to_string(head.size()));
+  head += binary;
+  res.set_content(std::move(head), "application/octet-stream");
+}
+
+}  // namespace
+
+struct HttpFrontend::Impl {
+  ModelManager& manager;
+  HttpOptions options;
+  std::function<bool()> ready;
+  httplib::Server server;
+  int port = -1;
+
+  Impl(ModelManager& m, HttpOptions o, std::function<bool()> r) : manager(m), options(std::move(o)), ready(std::move(r)) {}
+
+  // Model and version from the route's captures.
+  Reply FindModel(const httplib::Request& req, std::shared_ptr<ModelVersion>* out) {
+    return manager.Find(req.matches[1].str(), req.matches.size() > 2 ? req.matches[2].str() : "", out);
+  }
+
+  void Routes();
+  void MetricsRoutes();
+  void Infer(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
+};
+
+void HttpFrontend::Impl::Routes() {
+  server.Get("/v2/health/live", [](const httplib::Request&, httplib::Response& res) { SendJson(res, json{{"live", true}}); });
+  server.Get("/v2/health/ready", [this](const httplib::Request&, httplib::Response& res) {
+    if (ready()) return SendJson(res, json{{"ready", true}});
+    SendError(res, ReplyCode::kUnavailable, "not ready");
+  });
+  server.Get("/v2", [](const httplib::Request&, httplib::Response& res) {
+    SendJson(res, json{{"name", "kiln"}, {"version", KILN_VERSION},
+                       {"extensions", {"binary_tensor_data", "model_repository", "schedule_policy", "statistics"}}});
+  });
+  const std::string model = R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)";
+  server.Get(model, [this](const httplib::Request& req, httplib::Response& res) {
+    std::shared_ptr<ModelVersion> mv;
+    Reply r = FindModel(req, &mv);
+    if (!r.ok()) return SendError(res, r.code, r.message);
+    json versions = json::array();
+    for (const ModelManager::IndexEntry& e : manager.Index())
+      if (e.name == mv->name && !e.version.empty()) versions.push_back(e.version);
+    json inputs = json::array(), outputs = json::array();
+    for (const TensorInfo& t : mv->inputs) inputs.push_back(TensorMetadata(t));
+    for (const TensorInfo& t : mv->outputs) outputs.push_back(TensorMetadata(t));
+    SendJson(res, json{{"name", mv->name}, {"versions", versions}, {"platform", mv->platform},
+                       {"inputs", inputs}, {"outputs", outputs}});
+  });
+  server.Get(model + "/ready", [this](const httplib::Request& req, httplib::Response& res) {
+    std::shared_ptr<ModelVersion> mv;
+    Reply r = FindModel(req, &mv);
+    if (!r.ok()) return SendError(res, r.code, r.message);
+    SendJson(res, json{{"name", mv->name}, {"ready", true}});
+  });
+  server.Get(model + "/config", [this](const httplib::Request& req, httplib::Response& res) {
+    std::shared_ptr<ModelVersion> mv;
+    Reply r = FindModel(req, &mv);
+    if (!r.ok()) return SendError(res, r.code, r.message);
+    const ModelConfig& c = mv->config;
+    SendJson(res, json{{"name", mv->name}, {"platform", mv->platform}, {"max_batch_size", c.max_batch_size},
+                       {"dynamic_batching", {{"max_queue_delay_microseconds", c.max_queue_delay_us},
+                                             {"preferred_batch_size", c.preferred_batch_sizes}}},
+                       {"max_queue_size", c.max_queue_size}, {"instance_count", c.instance_count},
+                       {"precision", c.precision}, {"threads", c.threads}});
+  });
+  server.Post(model + "/infer", [this](const httplib::Request& req, httplib::Response& res,
+                                       const httplib::ContentReader& reader) { Infer(req, res, reader); });
+  server.Post("/v2/repository/index", [this](const httplib::Request&, httplib::Response& res,
+                                              const httplib::ContentReader& reader) {
+    reader([](const char*, size_t) { return true; });
+    json out = json::array();
+    for (const ModelManager::IndexEntry& e : manager.Index()) {
+      json m{{"name", e.name}, {"state", e.state}};
+      if (!e.version.empty()) m["version"] = e.version;
+      if (!e.reason.empty()) m["reason"] = e.reason;
+      out.push_back(std::move(m));
+    }
+    SendJson(res, out);
+  });
+  server.Post(R"(/v2/repository/models/([^/]+)/(load|unload))",
+              [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+                reader([](const char*, size_t) { return true; });
+                if (!options.repository_control)
+                  return SendError(res, ReplyCode::kBadRequest,
+                                   "model control is off: start kiln serve with --model-control-mode explicit");
+                const std::string name = req.matches[1].str();
+                Reply r = req.matches[2].str() == "load" ? manager.Load(name) : manager.Unload(name);
+                if (!r.ok()) return SendError(res, r.code, r.message);
+                SendJson(res, json::object());
+              });
+  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;  // an answer already written
+    if (res.status == 404) return SendError(res, ReplyCode::kNotFound, fmt::format("no route {} {}", req.method, req.path));
+    if (res.status == 413) return SendError(res, ReplyCode::kPayloadTooLarge, "the request body is over the size limit");
+    SendError(res, static_cast<ReplyCode>(res.status), fmt::format("HTTP {}", res.status));
+  });
+  server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    SendError(res, ReplyCode::kInternal, "internal error: " + what);
+  });
+}
+
+void HttpFrontend::Impl::Infer(const httplib::Request& req, httplib::Response& res,
+                               const httplib::ContentReader& reader) {
+  // The body, up to the limit (after decompression, chunked or not).
+  std::string body;
+  bool too_large = false;
+  const bool read = reader([&](const char* data, size_t n) {
+    if (n > options.max_body_bytes - body.size()) {
+      too_large = true;
+      return false;
+    }
+    body.append(data, n);
+    return true;
+  });
+  if (too_large || res.status == 413 ||
+      (req.has_header("Content-Length") && req.get_header_value<uint64_t>("Content-Length") > options.max_body_bytes))
+    return SendError(res, ReplyCode::kPayloadTooLarge,
+                     fmt::format("the request body is larger than the limit of {} bytes", options.max_body_bytes));
+  if (!read) return SendError(res, ReplyCode::kBadRequest, "the request body could not be read (truncated, timed out, "
+                                                           "or badly encoded)");
+  std::shared_ptr<ModelVersion> mv;
+  Reply r = FindModel(req, &mv);
+  if (!r.ok()) return SendError(res, r.code, r.message);
+
+  size_t head_size = body.size();
+  if (req.has_header("Inference-Header-Content-Length")) {
+    const std::string v = req.get_header_value("Inference-Header-Content-Length");
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || errno != 0 || v[0] == '-' || n > body.size())
+      return SendError(res, ReplyCode::kBadRequest,
+                       fmt::format("Inference-Header-Content-Length '{}' is not a length within the {}-byte body", v,
+                                   body.size()));
+    head_size = static_cast<size_t>(n);
+  }
+  ParsedInfer parsed;
+  r = ParseInfer(*mv, body.data(), head_size, body.data() + head_size, body.size() - head_size, options, &parsed);
+  if (!r.ok()) {
+    mv->stats.request_failure.fetch_add(1);
+    return SendError(res, r.code, r.message);
+  }
+  parsed.request.id = parsed.id.is_string() ? parsed.id.get<std::string>() : "";
+  body.clear();
+  body.shrink_to_fit();
+  InferResult result = mv->Infer(std::move(parsed.request));
+  if (!result.reply.ok()) return SendError(res, result.reply.code, result.reply.message);
+  SendInferResult(res, *mv, parsed, result);
+}
+
+HttpFrontend::HttpFrontend(ModelManager& manager, HttpOptions options, std::function<bool()> ready)
+    : impl_(std::make_unique<Impl>(manager, std::move(options), std::move(ready))) {
+  const int threads = std::max(1, impl_->options.threads);
+  impl_->server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  impl_->server.set_payload_max_length(impl_->options.max_body_bytes);
+  impl_->server.set_read_timeout(impl_->options.read_timeout_s, 0);
+  impl_->server.set_keep_alive_timeout(5);
+  if (impl_->options.metrics_only) impl_->MetricsRoutes();
+  else impl_->Routes();
+}
+
+HttpFrontend::~HttpFrontend() = default;
+
+bool HttpFrontend::Bind(std::string* error) {
+  if (impl_->options.port == 0) {
+    impl_->port = impl_->server.bind_to_any_port(impl_->options.host);
+  } else if (impl_->server.bind_to_port(impl_->options.host, impl_->options.port)) {
+    impl_->port = impl_->options.port;
+  }
+  if (impl_->port <= 0) {
+    *error = fmt::format("cannot listen on {}:{} ({})", impl_->options.host, impl_->options.port, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+int HttpFrontend::port() const { return impl_->port; }
+void HttpFrontend::Run() { impl_->server.listen_after_bind(); }
+void HttpFrontend::Stop() { impl_->server.stop(); }
+
+std::unique_ptr<HttpFrontend> HttpFrontend::Metrics(ModelManager& manager, const std::string& host, int port) {
+  HttpOptions o;
+  o.host = host;
+  o.port = port;
+  o.threads = 2;
+  o.metrics_only = true;
+  return std::make_unique<HttpFrontend>(manager, o, [] { return true; });
+}
+
+void HttpFrontend::Impl::MetricsRoutes() {
+  server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    std::vector<std::shared_ptr<ModelVersion>> serving = manager.Serving();
+    std::vector<StatsSource> sources;
+    for (const auto& mv : serving) sources.push_back({mv->name, mv->version, &mv->stats});
+    res.set_content(RenderMetrics(sources), "text/plain; version=0.0.4");
+  });
+}
+
+}  // namespace kiln::server
