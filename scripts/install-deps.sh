@@ -7,7 +7,7 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  build-essential cmake ninja-build ccache pkg-config git python3 python3-numpy python3-onnx \
+  build-essential cmake ninja-build ccache pkg-config git curl python3 python3-numpy python3-onnx \
   libprotobuf-dev protobuf-compiler libonnx-dev libonnx-testdata \
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libfmt-dev \
   flatbuffers-compiler libflatbuffers-dev libxxhash-dev graphviz \

@@ -49,6 +49,8 @@ Command AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-plan-cache", [o](int64_t) { o->plan_cache = false; }, "Build ONNX models afresh, cache no plan");
   cmd->add_flag("--verbose", o->verbose, "Log each model version as it becomes ready");
+  cmd->add_flag("--access-log", o->access_log,
+                "One JSON line per HTTP request on stdout (time, request id, client, path, status, sizes, ms)");
   return {cmd, [o, max_body_mb] {
             o->max_body_bytes = static_cast<size_t>(*max_body_mb * 1024 * 1024);
             return server::Serve(*o);

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <mutex>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -359,6 +360,35 @@ HttpFrontend::HttpFrontend(ModelManager& manager, HttpOptions options, std::func
   impl_->server.set_keep_alive_timeout(5);
   if (impl_->options.metrics_only) impl_->MetricsRoutes();
   else impl_->Routes();
+  // Every answer carries a request id: the client's X-Request-Id, else one made here.
+  static std::atomic<uint64_t> next_id{1};
+  static thread_local Clock::time_point started;
+  impl_->server.set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    started = Clock::now();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  impl_->server.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.has_header("X-Request-Id") ? req.get_header_value("X-Request-Id")
+                                                          : fmt::format("kiln-{}", next_id.fetch_add(1));
+    res.set_header("X-Request-Id", id.substr(0, 128));
+  });
+  if (impl_->options.access_log) {
+    impl_->server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+      static std::mutex mu;
+      const auto now = std::chrono::system_clock::now();
+      json line{{"ts", std::chrono::duration<double>(now.time_since_epoch()).count()},
+                {"request_id", res.get_header_value("X-Request-Id")},
+                {"remote", req.remote_addr},
+                {"method", req.method},
+                {"path", req.path},
+                {"status", res.status},
+                {"request_bytes", req.body.size() ? req.body.size() : req.get_header_value<uint64_t>("Content-Length")},
+                {"response_bytes", res.body.size()},
+                {"ms", std::chrono::duration<double, std::milli>(Clock::now() - started).count()}};
+      std::lock_guard<std::mutex> lock(mu);
+      std::cout << Dump(line) << "\n" << std::flush;
+    });
+  }
 }
 
 HttpFrontend::~HttpFrontend() = default;

@@ -21,6 +21,7 @@ struct HttpOptions {
   int read_timeout_s = 30;                     // a body that stalls longer is dropped
   bool repository_control = false;             // POST /v2/repository/models/*/load|unload
   bool metrics_only = false;                   // only GET /metrics (the metrics port)
+  bool access_log = false;                     // one JSON line per request on stdout
 };
 
 class HttpFrontend {

@@ -23,6 +23,7 @@ struct ServeOptions {
   double drain_seconds = 0;  // after SIGTERM: not ready, still serving, this long
   bool plan_cache = true;
   bool verbose = false;
+  bool access_log = false;  // one JSON line per HTTP request on stdout
 };
 
 // Serves until SIGTERM/SIGINT, then stops accepting, answers what it accepted and returns 0;
