@@ -36,6 +36,12 @@ else
   echo "make_corpus: $DATA not found (apt-get install libonnx-testdata); ONNX seeds: demo model only" >&2
 fi
 add models/tiny_cnn.onnx "$OUT/onnx"
+# Inputs that once crashed a target (fuzz/regressions/<target>/) seed it again.
+declare -A REGRESSION_DIR=([fuzz_plan_loader]=plan [fuzz_onnx_importer]=onnx [fuzz_tensor_file]=tensor [fuzz_external_data]=extdata)
+for t in "${!REGRESSION_DIR[@]}"; do
+  [ -d "fuzz/regressions/$t" ] || continue
+  for f in fuzz/regressions/"$t"/*; do [ -f "$f" ] && add "$f" "$OUT/${REGRESSION_DIR[$t]}"; done
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if "$PY" -c "import onnx" 2>/dev/null && "$PY" tests/cli/make_bad_models.py "$tmp" >/dev/null 2>&1; then

@@ -112,7 +112,9 @@ StatusOr<TypeInfo> PlanDecoder::DecodeType(const fb::Type* t, int depth, const s
       sizes.push_back(d);
       continue;
     }
-    std::string sym = t->symbols() ? Str(t->symbols()->Get(static_cast<flatbuffers::uoffset_t>(i))) : std::string();
+    // An empty (but present) `symbols` means no names, like an absent one.
+    std::string sym =
+        Len(t->symbols()) == rank ? Str(t->symbols()->Get(static_cast<flatbuffers::uoffset_t>(i))) : std::string();
     dims.push_back(sym.empty() ? Dim::Unknown() : Dim::Symbol(std::move(sym)));
   }
   // The static part must have a representable size (it sizes buffers later).

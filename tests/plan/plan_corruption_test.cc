@@ -604,3 +604,31 @@ TEST(PlanCorruption, FilesThatAreNotPlans) {
 
 }  // namespace
 }  // namespace kiln::testing
+
+namespace kiln {
+
+// Inputs the plan-loader fuzzer once crashed on (fuzz/regressions/fuzz_plan_loader/), run
+// as the fuzz target runs them: the header's sizes and checksum made consistent with the
+// bytes, so they reach the decoder. Each must load or fail with an error; the sanitizer
+// build (scripts/sanitize.sh) watches the reads.
+TEST(PlanCorruption, FuzzRegressions) {
+  const std::filesystem::path dir = std::filesystem::path(KILN_SOURCE_DIR) / "fuzz" / "regressions" / "fuzz_plan_loader";
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    SCOPED_TRACE(entry.path().string());
+    std::ifstream f(entry.path(), std::ios::binary);
+    std::vector<uint8_t> file((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    ASSERT_GE(file.size(), kPlanHeaderSize);
+    PlanHeader h = DecodePlanHeader(file.data());
+    h.file_size = file.size();
+    if (h.flatbuffer_offset <= file.size()) h.flatbuffer_size = file.size() - h.flatbuffer_offset;
+    EncodePlanHeader(h, file.data());
+    RestampPlanChecksum(file);
+    auto plan = LoadPlanFromBytes(file.data(), file.size(), entry.path().filename().string());
+    if (!plan.ok()) EXPECT_NE(plan.status().message(), "");
+    ++n;
+  }
+  EXPECT_GE(n, 1);
+}
+
+}  // namespace kiln
