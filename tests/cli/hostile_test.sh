@@ -34,6 +34,20 @@ expect_error() {
   ok
 }
 
+# expect_bounded NAME CMD...: exit 0 within 20 s and under 200 MB (the same limits).
+expect_bounded() {
+  local name=$1
+  shift
+  rm -f "$T/rss"
+  timeout 20 "${TIME[@]}" "$@" >"$T/out" 2>"$T/err" </dev/null
+  local rc=$?
+  if [ -s "$T/rss" ] && [ "$(tail -1 "$T/rss")" -gt 204800 ] 2>/dev/null; then
+    bad "$name: peak memory $(tail -1 "$T/rss") KB (more than 200 MB)"; return
+  fi
+  if [ $rc -ne 0 ]; then bad "$name: exit $rc"; cat "$T/err"; return; fi
+  ok
+}
+
 if ! /usr/bin/python3 -c "import onnx" 2>/dev/null; then
   echo "hostile_test: python3-onnx missing, skipped"
   exit 0
@@ -80,6 +94,7 @@ expect_error "unknown key" "unknown external_data key 'sneaky'" "$KILN" run "$M/
 expect_error "offset past end" "offset 1000 is past the end of 'good.bin' (64 bytes)" "$KILN" run "$M/m_past_end.onnx" "$X"
 expect_error "short range" "external data has 48 bytes (to the end of the file) but the dims need 64" "$KILN" run "$M/m_short.onnx" "$X"
 # 4. IR version and opsets.
+expect_bounded "Reshape to a declared rank of 2^31" "$KILN" inspect "$M/reshape_huge_rank.onnx"
 expect_error "ir_version 0" "has no ir_version (0)" "$KILN" run "$M/ir0.onnx" "$X"
 expect_error "ir_version 99" "ir_version 99, newer than the newest kiln knows" "$KILN" run "$M/ir99.onnx" "$X"
 expect_error "no opset_import" "no opset_import" "$KILN" run "$M/no_opset.onnx" "$X"

@@ -103,6 +103,13 @@ save("nested70", nested_if(70))
 save("nested8", nested_if(8))
 np.save(os.path.join(out, "c.npy"), np.array(True))
 
+# Reshape whose `shape` input is declared int64[2147483647]: its output's rank comes from that
+# declared length, which must not become 2^31 dims in type inference (fuzz_onnx_importer found
+# a 10 GB allocation this way).
+S = helper.make_tensor_value_info("s", TensorProto.INT64, [2147483647])
+save("reshape_huge_rank", model([helper.make_node("Reshape", ["x", "s"], ["y"])], inputs=(X, S),
+                                outputs=(helper.make_tensor_value_info("y", TensorProto.FLOAT, None),)))
+
 # A 128-byte .npy whose header claims 6 GB.
 hdr = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 750000000), }"
 hdr += b" " * (128 - 10 - len(hdr) - 1) + b"\n"

@@ -20,6 +20,16 @@ StatusOr<std::vector<int64_t>> ConstInts(const InferenceContext& ctx, int i) {
 
 Shape UnknownOfRank(int r) { return Shape::OfRank(r); }
 
+// The output of an op whose rank is the length of a 1-D shape-like input (Reshape's
+// `shape`, Expand's, ConstantOfShape's): that many unknown dims when the length is known
+// and plausible, else unknown rank. The length comes from the model's declared types, so
+// it is untrusted: a declared int64[2147483647] must not allocate 2^31 dims.
+constexpr int64_t kMaxDeclaredRank = 1024;
+Shape UnknownOfLength(const Dim& length, int64_t at_least = 0) {
+  if (!length.known() || length.value < 0 || length.value > kMaxDeclaredRank) return Shape();
+  return Shape::OfRank(static_cast<int>(std::max(length.value, at_least)));
+}
+
 // Constant indices into a dimension of known size are checked here, at build time: an index
 // out of [-size, size) is the model's error, and the build (not the first run) must say so.
 // `stride`/`first` pick which indices apply to this dimension (GatherND's index tuples).
@@ -55,7 +65,7 @@ Status InferReshape(InferenceContext& ctx) {
   if (!shape.ok()) {
     const TypeInfo& st = ctx.input_type(1);
     if (st.shape.has_rank() && st.shape.rank() == 1 && st.shape.dim(0).known())
-      ctx.set_output(0, x.dtype, UnknownOfRank(static_cast<int>(st.shape.dim(0).value)));
+      ctx.set_output(0, x.dtype, UnknownOfLength(st.shape.dim(0)));
     else
       ctx.set_output(0, x.dtype, Shape());
     return Status::OK();
@@ -367,7 +377,7 @@ Status InferExpand(InferenceContext& ctx) {
   if (!shape.ok()) {
     const TypeInfo& st = ctx.input_type(1);
     if (st.shape.has_rank() && st.shape.rank() == 1 && st.shape.dim(0).known() && x.shape.has_rank())
-      ctx.set_output(0, x.dtype, UnknownOfRank(static_cast<int>(std::max<int64_t>(st.shape.dim(0).value, x.shape.rank()))));
+      ctx.set_output(0, x.dtype, UnknownOfLength(st.shape.dim(0), x.shape.rank()));
     else
       ctx.set_output(0, x.dtype, Shape());
     return Status::OK();
@@ -472,7 +482,7 @@ Status InferConstantOfShape(InferenceContext& ctx) {
   } else {
     const TypeInfo& st = ctx.input_type(0);
     ctx.set_output(0, dt, st.shape.has_rank() && st.shape.rank() == 1 && st.shape.dim(0).known()
-                              ? UnknownOfRank(static_cast<int>(st.shape.dim(0).value)) : Shape());
+                              ? UnknownOfLength(st.shape.dim(0)) : Shape());
   }
   return Status::OK();
 }
