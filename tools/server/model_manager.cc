@@ -199,6 +199,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelManager::LoadVersion(const ModelFil
     }
   }
 
+  const double engine_ms = MsSince(t0);
   mv->inputs = mv->engine->inputs();
   mv->outputs = mv->engine->outputs();
   if (max_batch > 0) {
@@ -231,6 +232,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelManager::LoadVersion(const ModelFil
   }
   std::sort(sizes.begin(), sizes.end());
   sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  const Clock::time_point warm0 = Clock::now();
   std::unique_ptr<ExecutionContext> ctx = mv->engine->CreateContext();
   for (int64_t b : sizes) {
     std::vector<HostTensor> inputs = WarmupInputs(mv->inputs, b);
@@ -244,6 +246,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelManager::LoadVersion(const ModelFil
     }
   }
 
+  const double warm_ms = MsSince(warm0);
   SchedulerOptions so;
   so.max_batch_size = config.max_batch_size;
   so.max_queue_delay_us = config.max_queue_delay_us;
@@ -253,7 +256,9 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelManager::LoadVersion(const ModelFil
   mv->scheduler = std::make_unique<ModelScheduler>(mv->engine, so, &mv->stats);
   mv->stats.load_ms = MsSince(t0);
   if (options_.verbose)
-    std::cerr << fmt::format("kiln serve: {} ready ({}, {:.0f} ms)\n", what, mv->platform, mv->stats.load_ms);
+    std::cerr << fmt::format("kiln serve: {} ready ({}, {:.0f} ms: engine {:.0f}, warm-up of {} batch size{} {:.0f})\n",
+                             what, mv->platform, mv->stats.load_ms, engine_ms, sizes.size(), sizes.size() == 1 ? "" : "s",
+                             warm_ms);
   return mv;
 }
 
