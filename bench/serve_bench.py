@@ -8,6 +8,8 @@
             infer (client-observed, keep-alive) vs `kiln bench` on the same plan in-process,
             measured alternately; plus the server's own time per request from its metrics
             (request time minus engine time).
+  soak      --minutes of mixed traffic (binary and JSON infers, bad requests) at
+            --concurrency; the server's RSS sampled every 5 s must stay flat.
   coldstart process start -> first successful infer (a plan in the repository), median of
             --runs starts; ONNX Runtime's session creation for the same model beside it
             (../shared/bench/peer/ort_bench.js) when the kit is installed.
@@ -263,9 +265,80 @@ def coldstart(a):
     return {"times_ms": times, "median_ms": med, "ort_session_create_ms": ort}
 
 
+def rss_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def soak(a):
+    """Mixed traffic (binary and JSON infers, bad requests) for --minutes; RSS sampled."""
+    name, shape = input_spec(a.kiln, a.model)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    body, headers = binary_request(name, x)
+    json_body = json.dumps({"inputs": [{"name": name, "shape": shape, "datatype": "FP32",
+                                        "data": x.flatten().tolist()}]}).encode()
+    repo = make_repo(a.model, "m", {"threads": 1, "max_batch_size": 0})
+    s = Server(a.kiln, repo)
+    s.wait_ready()
+    stop = time.perf_counter() + 60 * a.minutes
+    counts = {"ok": 0, "bad": 0, "unexpected": 0}
+    lock = threading.Lock()
+
+    def client(k):
+        conn = http.client.HTTPConnection("127.0.0.1", s.http, timeout=60)
+        i = 0
+        while time.perf_counter() < stop:
+            i += 1
+            kind = i % 4
+            try:
+                if kind == 0:
+                    conn.request("POST", "/v2/models/m/infer", body=body, headers=headers)
+                elif kind == 1:
+                    conn.request("POST", "/v2/models/m/infer", body=json_body)
+                elif kind == 2:
+                    conn.request("POST", "/v2/models/m/infer", body=b'{"inputs": [{"name": "x"}]}')
+                else:
+                    conn.request("POST", "/v2/models/nope/infer", body=b"{}")
+                r = conn.getresponse()
+                r.read()
+                want_ok = kind < 2
+                with lock:
+                    if (r.status == 200) == want_ok and (want_ok or 400 <= r.status < 500):
+                        counts["ok" if want_ok else "bad"] += 1
+                    else:
+                        counts["unexpected"] += 1
+            except OSError:
+                with lock:
+                    counts["unexpected"] += 1
+                conn = http.client.HTTPConnection("127.0.0.1", s.http, timeout=60)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(a.concurrency[0])]
+    for t in threads:
+        t.start()
+    samples = []
+    while time.perf_counter() < stop:
+        samples.append((time.perf_counter(), rss_kb(s.proc.pid)))
+        time.sleep(5)
+    for t in threads:
+        t.join()
+    s.stop()
+    shutil.rmtree(repo, ignore_errors=True)
+    n = max(1, len(samples) // 10)
+    first = statistics.median(r for _, r in samples[n:2 * n]) if len(samples) > 2 * n else samples[0][1]
+    last = statistics.median(r for _, r in samples[-n:])
+    peak = max(r for _, r in samples)
+    print(f"{cpu_name()}, {os.path.basename(a.model)}: {a.minutes} min soak at concurrency {a.concurrency[0]}: "
+          f"{counts['ok']} good answers, {counts['bad']} 4xx for bad requests, {counts['unexpected']} unexpected; "
+          f"RSS after warm-up {first / 1024:.1f} MiB, at the end {last / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB")
+    return {"counts": counts, "rss_samples_kb": samples, "rss_first_kb": first, "rss_last_kb": last}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["batching", "overhead", "coldstart"])
+    p.add_argument("mode", choices=["batching", "overhead", "coldstart", "soak"])
+    p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--kiln", default=os.path.join(ROOT, "build", "kiln"))
     p.add_argument("--model", required=True)
     p.add_argument("--threads", type=int, default=os.cpu_count())

@@ -284,6 +284,14 @@ class HttpProtocolTest(unittest.TestCase, RepositoryMixin):
         self.assertTrue(all(h == "1" for c, h in results if c == 503))
         self.assert_still_serving()
 
+    def test_timeout_parameter_answers_504(self):
+        # The batcher holds a lone request up to 20 ms for company: a 1 us timeout has passed by then.
+        x = np.ones((1, 16), np.float32)
+        r = self.server.infer("dense", {"inputs": [json_input("x", x)], "parameters": {"timeout": 1}})
+        self.assert_error(r, 504, "timeout")
+        r = self.server.infer("dense", {"inputs": [json_input("x", x)], "parameters": {"timeout": 10_000_000}})
+        self.assertEqual(r.status_code, 200, r.text)
+
     def test_broken_model_fails_alone_with_its_reason(self):
         r = requests.get(self.server.url + "/v2/models/broken/ready")
         self.assertEqual(r.status_code, 503)
@@ -432,6 +440,14 @@ class GrpcProtocolTest(unittest.TestCase, RepositoryMixin):
                     self.stub.ModelInfer(req)
                 self.assertEqual(cm.exception.code(), code, cm.exception.details())
         self.assertTrue(self.stub.ServerLive(pb.ServerLiveRequest()).live)
+
+    def test_client_deadline(self):
+        grpc = self.grpc
+        # A 5 ms deadline on a request the batcher holds for 20 ms.
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.stub.ModelInfer(self.infer_request("dense", "x", np.ones((1, 16), np.float32)), timeout=0.005)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertTrue(self.stub.ServerLive(self.pb.ServerLiveRequest()).live)
 
 
 class LifecycleTest(unittest.TestCase):

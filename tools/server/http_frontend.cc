@@ -306,6 +306,10 @@ void HttpFrontend::Impl::Infer(const httplib::Request& req, httplib::Response& r
                                const httplib::ContentReader& reader) {
   // The body, up to the limit (after decompression, chunked or not).
   std::string body;
+  if (req.has_header("Content-Length")) {
+    const uint64_t n = req.get_header_value<uint64_t>("Content-Length");
+    if (n <= options.max_body_bytes) body.reserve(static_cast<size_t>(n));  // one buffer, no regrowth
+  }
   bool too_large = false;
   const bool read = reader([&](const char* data, size_t n) {
     if (n > options.max_body_bytes - body.size()) {
