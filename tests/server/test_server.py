@@ -174,7 +174,7 @@ class HttpProtocolTest(unittest.TestCase, RepositoryMixin):
     @classmethod
     def setUpClass(cls):
         cls.repo = cls.make_repo()
-        cls.server = Server(cls.repo, "--max-body-mb", "1")
+        cls.server = Server(cls.repo, "--max-body-mb", "1", "--http-read-timeout", "1")
 
     @classmethod
     def tearDownClass(cls):
@@ -363,6 +363,15 @@ class HttpProtocolTest(unittest.TestCase, RepositoryMixin):
         self.assert_still_serving()
         r = self.server.infer("dense", {"inputs": [json_input("x", x16)]})
         self.assertEqual(r.status_code, 200, r.text)
+        # --http-read-timeout 1: the stalled connection is closed by the server, not held.
+        s.settimeout(10)
+        t0 = time.time()
+        try:
+            while s.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        self.assertLess(time.time() - t0, 8)
         s.close()
         self.assert_still_serving()
 

@@ -44,6 +44,10 @@ Command AddServeCommand(CLI::App& app) {
   cmd->add_option("--max-body-mb", *max_body_mb, "Largest request body (after decompression) and gRPC message, MiB")
       ->check(CLI::Range(0.001, 4096.0))
       ->capture_default_str();
+  cmd->add_option("--http-read-timeout", o->read_timeout_seconds,
+                  "Seconds a request may stall mid-body before its connection is dropped")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   cmd->add_option("--drain-seconds", o->drain_seconds, "After SIGTERM: not ready but still serving, this long")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();

@@ -151,12 +151,13 @@ class Service final : public inference::GRPCInferenceService::Service {
     std::shared_ptr<ModelVersion> mv;
     Reply r = manager_.Find(req->model_name(), req->model_version(), &mv);
     if (!r.ok()) return ToGrpc(r);
-    r = Build(*mv, *req, context);
+    InferRequest request;
+    r = Build(*mv, *req, context, &request);
     if (!r.ok()) {
       mv->stats.request_failure.fetch_add(1);
       return ToGrpc(r);
     }
-    InferResult result = mv->Infer(std::move(request_), [context] { return context->IsCancelled(); });
+    InferResult result = mv->Infer(std::move(request), [context] { return context->IsCancelled(); });
     if (!result.reply.ok()) return ToGrpc(result.reply);
     res->set_model_name(mv->name);
     res->set_model_version(std::to_string(mv->version));
@@ -173,10 +174,10 @@ class Service final : public inference::GRPCInferenceService::Service {
   }
 
  private:
-  // A checked request from the proto (into request_: one Service object per call thread is
-  // not guaranteed, so it is thread_local).
-  Reply Build(const ModelVersion& mv, const inference::ModelInferRequest& req, grpc::ServerContext* context) {
-    request_ = InferRequest();
+  // A checked request from the proto.
+  Reply Build(const ModelVersion& mv, const inference::ModelInferRequest& req, grpc::ServerContext* context,
+              InferRequest* out) {
+    InferRequest& request = *out;
     RequestBuilder builder(mv);
     const bool raw = req.raw_input_contents_size() > 0;
     if (raw && req.raw_input_contents_size() != req.inputs_size())
@@ -204,23 +205,20 @@ class Service final : public inference::GRPCInferenceService::Service {
     auto p = req.parameters().find("timeout");
     if (p != req.parameters().end() && p->second.parameter_choice_case() == inference::InferParameter::kInt64Param)
       timeout_us = std::max<int64_t>(0, p->second.int64_param());
-    if (timeout_us > 0) request_.deadline = request_.arrival + std::chrono::microseconds(timeout_us);
+    if (timeout_us > 0) request.deadline = request.arrival + std::chrono::microseconds(timeout_us);
     // The client's own deadline bounds it too.
     const auto client = context->deadline();
     const auto now_sys = std::chrono::system_clock::now();
     if (client < now_sys + std::chrono::hours(24 * 365))
-      request_.deadline = std::min(request_.deadline, request_.arrival + (client - now_sys));
-    request_.id = req.id();
-    return builder.Finish(true, &request_);
+      request.deadline = std::min(request.deadline, request.arrival + (client - now_sys));
+    request.id = req.id();
+    return builder.Finish(true, &request);
   }
 
   ModelManager& manager_;
   GrpcOptions options_;
   std::function<bool()> ready_;
-  static thread_local InferRequest request_;
 };
-
-thread_local InferRequest Service::request_;
 
 class GrpcFrontendImpl final : public GrpcFrontend {
  public:

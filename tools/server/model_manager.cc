@@ -406,7 +406,9 @@ Reply ModelManager::Find(const std::string& name, const std::string& version, st
     return Reply::Error(ReplyCode::kNotFound, fmt::format("unknown model '{}'", name));
   const ModelEntry& e = *it->second;
   if (e.versions.empty())
-    return Reply::Error(ReplyCode::kUnavailable, fmt::format("model '{}' is not ready: {}", name, e.reason));
+    return Reply::Error(ReplyCode::kUnavailable,
+                        e.state == "LOADING" ? fmt::format("model '{}' is loading; retry", name)
+                                             : fmt::format("model '{}' is not ready: {}", name, e.reason));
   if (version.empty()) {
     *out = e.versions.rbegin()->second;
     return Reply::Ok();

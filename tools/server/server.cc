@@ -59,6 +59,7 @@ int Serve(const ServeOptions& o) {
     ho.max_body_bytes = o.max_body_bytes;
     ho.repository_control = o.model_control == "explicit";
     ho.access_log = o.access_log;
+    ho.read_timeout_s = o.read_timeout_seconds;
     http = std::make_unique<HttpFrontend>(manager, ho, ready);
     if (!http->Bind(&error)) {
       std::cerr << "kiln serve: HTTP: " << error << "\n";

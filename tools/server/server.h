@@ -20,6 +20,7 @@ struct ServeOptions {
   int poll_seconds = 15;
   std::vector<std::string> load_models;  // explicit mode: loaded at start
   size_t max_body_bytes = size_t{64} << 20;
+  int read_timeout_seconds = 30;  // a request body that stalls longer is dropped
   double drain_seconds = 0;  // after SIGTERM: not ready, still serving, this long
   bool plan_cache = true;
   bool verbose = false;
