@@ -333,6 +333,9 @@ write("empty_opt.pb", opt)
 open(f"{d}/garbage.pb", "wb").write(b"\xff\xfe\x00 not a proto \x07\x07\x07")
 np.save(f"{d}/bf16_bits.npy", np.array([0x3f80, 0x4000, 0xc040], np.uint16))  # 1, 2, -3
 np.save(f"{d}/words.npy", np.array(["hello", "gr\u00fc\u00dfe"]))
+t = TensorProto = onnx.TensorProto(); t.name, t.data_type = "x", TP.STRING
+t.dims.append(2); t.string_data.extend([b"fine", b"bad\xff"])
+write("bad_utf8.pb", t)
 PY
 "$KILN" run "$T/seq.onnx" "$T/seq.pb" -o "$T/seq_out" >"$T/out" 2>"$T/err" &&
   /usr/bin/python3 -c "
@@ -352,6 +355,8 @@ expect_error "a TensorProto for a sequence input" "holds a TensorProto, but a Se
 expect_error "a SequenceProto for a tensor input" "holds a SequenceProto, but a TensorProto is needed" "$KILN" run "$T/bf16.onnx" "$T/seq.pb"
 expect_error "a .npy for a sequence input" "give a SequenceProto" "$KILN" run "$T/seq.onnx" "$IN"
 expect_error "sequence elements of two dtypes" "must share one type" "$KILN" run "$T/seq.onnx" "$T/seq_mixed.pb"
+expect_error "invalid UTF-8 where the op needs text" "StringNormalizer.*input X element 1 is not valid UTF-8 (byte 0xff at offset 3)" \
+  "$KILN" run "$T/str.onnx" "$T/bad_utf8.pb" -o "$T/str_bad"
 expect_error "an empty optional for a tensor input" "holds an OptionalProto\|OptionalProto" "$KILN" run "$T/bf16.onnx" "$T/empty_opt.pb"
 
 echo "$pass passed, $fail failed"

@@ -147,6 +147,20 @@ TEST(ReduceRnnSignalText, StringNormalizerNonAsciiAndEmptyOutput) {
   EXPECT_FALSE(RunOp("StringNormalizer", {F32({1}, {1})}).status.ok());
 }
 
+// Changing case reads text: bytes that are not UTF-8 are an error naming the element and
+// byte; with no case change and case-sensitive stopwords, strings are only compared, and any
+// bytes pass through.
+TEST(ReduceRnnSignalText, StringNormalizerInvalidUtf8) {
+  const Tensor x = Strings({"ok", std::string("ab\xff", 3), std::string("\xc3(", 2)}, {3});
+  OpRun upper = RunOp("StringNormalizer", {x}, A({{"case_change_action", Attr::String("UPPER")}}));
+  EXPECT_TRUE(Has(upper.status, "input X element 1 is not valid UTF-8 (byte 0xff at offset 2)")) << upper.status.ToString();
+  OpRun insensitive = RunOp("StringNormalizer", {x}, A({{"stopwords", Attr::Strings({"ok"})}}));
+  EXPECT_TRUE(Has(insensitive.status, "not valid UTF-8")) << insensitive.status.ToString();
+  OpRun bytes = RunOp("StringNormalizer", {x}, A({{"stopwords", Attr::Strings({"ok"})}, {"is_case_sensitive", Attr::Int(1)}}));
+  ASSERT_TRUE(bytes.status.ok()) << bytes.status.ToString();
+  EXPECT_EQ(bytes.outputs[0].tensor.data<std::string>()[0], std::string("ab\xff", 3));
+}
+
 // Pool of ONNX's examples: unigrams [2 3 5 4], bigrams [5 6] [7 8] [6 7].
 AttrMap TfIdfAttrs(const char* mode, int64_t min_gram, int64_t max_gram, int64_t skip) {
   return A({{"mode", Attr::String(mode)},

@@ -14,7 +14,7 @@ namespace {
 // ---- StringNormalizer -------------------------------------------------------------------
 
 // Decodes one UTF-8 code point at s[i], advancing i. A malformed byte decodes to a value
-// past the Unicode range, which no case mapping touches (so it passes through unchanged).
+// past the Unicode range (callers that need text check with FindMalformedUtf8 first).
 char32_t DecodeUtf8(const std::string& s, size_t& i) {
   const unsigned char b0 = static_cast<unsigned char>(s[i]);
   const char32_t malformed = 0x110000 + b0;
@@ -86,6 +86,15 @@ char32_t ToLowerCp(char32_t c) {
   return c;
 }
 
+// The offset of the first byte that does not start a well-formed UTF-8 sequence, or npos.
+size_t FindMalformedUtf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t start = i;
+    if (DecodeUtf8(s, i) >= 0x110000) return start;
+  }
+  return std::string::npos;
+}
+
 std::string ChangeCase(const std::string& s, bool upper) {
   std::string out;
   out.reserve(s.size());
@@ -110,6 +119,20 @@ Status StringNormalizerKernel(RefContext& ctx) {
   KILN_ASSIGN_OR_RETURN(std::vector<std::string> stopwords, ctx.attrs().GetStrings("stopwords"));
   if (action != "NONE" && action != "LOWER" && action != "UPPER")
     return InvalidArgument("attribute 'case_change_action' must be NONE, LOWER or UPPER, got '", action, "'");
+  // Changing case and case-insensitive matching read the strings as text: bytes that are not
+  // UTF-8 are the input's error (ONNX Runtime refuses them too), not something to guess at.
+  if (action != "NONE" || (!sensitive && !stopwords.empty())) {
+    const auto words = x.span<std::string>();
+    for (size_t e = 0; e < words.size(); ++e) {
+      const size_t at = FindMalformedUtf8(words[e]);
+      if (at != std::string::npos) {
+        const unsigned char b = static_cast<unsigned char>(words[e][at]);
+        const char hex[] = {"0123456789abcdef"[b >> 4], "0123456789abcdef"[b & 15], 0};
+        return InvalidArgument("input X element ", e, " is not valid UTF-8 (byte 0x", hex, " at offset ", at,
+                               "); StringNormalizer needs text to change case or match stopwords case-insensitively");
+      }
+    }
+  }
   // Case-insensitive matching compares lower-cased forms (as ONNX Runtime does).
   auto key = [&](const std::string& w) { return sensitive ? w : ChangeCase(w, false); };
   std::vector<std::string> stop_keys;
