@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -233,27 +234,33 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelManager::LoadVersion(const ModelFil
   std::sort(sizes.begin(), sizes.end());
   sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
   const Clock::time_point warm0 = Clock::now();
-  std::unique_ptr<ExecutionContext> ctx = mv->engine->CreateContext();
-  for (int64_t b : sizes) {
-    std::vector<HostTensor> inputs = WarmupInputs(mv->inputs, b);
-    Status s;
-    for (size_t i = 0; i < inputs.size() && s.ok(); ++i) s = ctx->SetInput(static_cast<int>(i), inputs[i]);
-    if (s.ok()) s = ctx->Run();
-    if (!s.ok()) {
-      std::cerr << fmt::format("kiln serve: {}: warm-up with zeros{} failed (it serves anyway): {}\n", what,
-                               b > 0 ? fmt::format(" at batch {}", b) : "", s.message());
-      break;
-    }
-  }
-
-  const double warm_ms = MsSince(warm0);
   SchedulerOptions so;
   so.max_batch_size = config.max_batch_size;
   so.max_queue_delay_us = config.max_queue_delay_us;
   so.preferred_batch_sizes = config.preferred_batch_sizes;
   so.max_queue_size = config.max_queue_size;
   so.instances = config.instance_count;
-  mv->scheduler = std::make_unique<ModelScheduler>(mv->engine, so, &mv->stats);
+  // Each instance warms its own context; the first also compiles the batch sizes (a
+  // dynamic engine specializes once per shape, for every context).
+  const std::vector<TensorInfo>& inputs = mv->inputs;
+  std::atomic<bool> warm_failed{false};
+  auto warmup = [&](ExecutionContext& ctx, int instance) {
+    for (int64_t b : sizes) {
+      if (instance > 0 && b != sizes.back()) continue;
+      std::vector<HostTensor> zeros = WarmupInputs(inputs, b);
+      Status s;
+      for (size_t i = 0; i < zeros.size() && s.ok(); ++i) s = ctx.SetInput(static_cast<int>(i), zeros[i]);
+      if (s.ok()) s = ctx.Run();
+      if (!s.ok()) {
+        if (!warm_failed.exchange(true))
+          std::cerr << fmt::format("kiln serve: {}: warm-up with zeros{} failed (it serves anyway): {}\n", what,
+                                   b > 0 ? fmt::format(" at batch {}", b) : "", s.message());
+        return;
+      }
+    }
+  };
+  mv->scheduler = std::make_unique<ModelScheduler>(mv->engine, so, &mv->stats, warmup);
+  const double warm_ms = MsSince(warm0);
   mv->stats.load_ms = MsSince(t0);
   if (options_.verbose)
     std::cerr << fmt::format("kiln serve: {} ready ({}, {:.0f} ms: engine {:.0f}, warm-up of {} batch size{} {:.0f})\n",

@@ -58,10 +58,15 @@ HostTensor JoinRows(const std::vector<const HostTensor*>& parts, int64_t total) 
 
 }  // namespace
 
-ModelScheduler::ModelScheduler(std::shared_ptr<const Engine> engine, SchedulerOptions options, ModelStats* stats)
+ModelScheduler::ModelScheduler(std::shared_ptr<const Engine> engine, SchedulerOptions options, ModelStats* stats,
+                               const Warmup& warmup)
     : engine_(std::move(engine)), options_(std::move(options)), stats_(stats) {
   std::sort(options_.preferred_batch_sizes.begin(), options_.preferred_batch_sizes.end());
-  for (int i = 0; i < std::max(1, options_.instances); ++i) workers_.emplace_back([this] { Worker(); });
+  const int n = std::max(1, options_.instances);
+  std::vector<std::promise<void>> warmed(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i)
+    workers_.emplace_back([this, &warmup, i, &warmed] { Worker(warmup ? &warmup : nullptr, i, &warmed[static_cast<size_t>(i)]); });
+  for (auto& w : warmed) w.get_future().wait();  // `warmup` and `warmed` outlive their use
 }
 
 ModelScheduler::~ModelScheduler() {
@@ -119,8 +124,10 @@ void ModelScheduler::TakeCompatible(Batch& batch, int64_t& total) {
   }
 }
 
-void ModelScheduler::Worker() {
+void ModelScheduler::Worker(const Warmup* warmup, int instance, std::promise<void>* warmed) {
   std::unique_ptr<ExecutionContext> context = engine_->CreateContext();
+  if (warmup) (*warmup)(*context, instance);
+  warmed->set_value();
   for (;;) {
     Batch batch;
     {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -54,7 +55,11 @@ struct SchedulerOptions {
 
 class ModelScheduler {
  public:
-  ModelScheduler(std::shared_ptr<const Engine> engine, SchedulerOptions options, ModelStats* stats);
+  // Runs `warmup` once on each instance, on the instance's own thread and context (so its
+  // arena, OpenMP team and caches are warm), before the constructor returns.
+  using Warmup = std::function<void(ExecutionContext& context, int instance)>;
+  ModelScheduler(std::shared_ptr<const Engine> engine, SchedulerOptions options, ModelStats* stats,
+                 const Warmup& warmup = nullptr);
   // Runs every request still queued, then joins the instances.
   ~ModelScheduler();
   ModelScheduler(const ModelScheduler&) = delete;
@@ -72,7 +77,7 @@ class ModelScheduler {
   };
   using Batch = std::vector<std::unique_ptr<Pending>>;
 
-  void Worker();
+  void Worker(const Warmup* warmup, int instance, std::promise<void>* warmed);
   void TakeCompatible(Batch& batch, int64_t& total);
   bool IsPreferred(int64_t total) const;
   void Execute(ExecutionContext& context, Batch& batch);
