@@ -145,6 +145,24 @@ TEST(NoCliffs, ResizeLinearWithComputedSizes) {
     b.Output(b.Op("Add", "add", {r, big}));
     ExpectFastAndCorrect(b.Build());
   }
+  // Large upsampling (segmentation heads: LR-ASPP, FCN, IS-Net), downsampling, cubic, and
+  // crop-and-resize with extrapolation, each against the reference kernel.
+  struct Case {
+    std::vector<int64_t> in, out;
+    const char* mode;
+    const char* coord;
+  };
+  for (const Case& c : {Case{{1, 3, 9, 11}, {1, 3, 72, 88}, "linear", "half_pixel"},
+                        Case{{2, 5, 40, 33}, {2, 5, 13, 10}, "linear", "align_corners"},
+                        Case{{1, 2, 7, 6}, {1, 2, 30, 17}, "cubic", "half_pixel"},
+                        Case{{1, 2, 70, 3}, {1, 2, 5, 40}, "cubic", "asymmetric"}}) {
+    SCOPED_TRACE(std::string(c.mode) + " " + c.coord);
+    GraphBuilder b;
+    ValueId x = b.Input("x", DType::kFloat32, c.in);
+    b.Output(b.Op("Resize", "resize", {x, kNoValue, kNoValue, b.Const("sizes", Ints(c.out))},
+                  Attrs({{"mode", Attr::String(c.mode)}, {"coordinate_transformation_mode", Attr::String(c.coord)}})));
+    ExpectFastAndCorrect(b.Build());
+  }
   // Nearest with a non-integer factor (oneDNN's resampling only takes integer ones).
   GraphBuilder b;
   ValueId x = b.Input("x", DType::kFloat32, {1, 3, 10, 10});

@@ -15,6 +15,40 @@ namespace kiln::cpu {
 
 namespace {
 
+// The two passes, compiled for AVX-512, AVX2 and the baseline (picked once, at load, by
+// the CPU's features): horizontal interpolation of one input row, and the vertical blend of
+// interpolated rows into one output row.
+#define KILN_RESIZE_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+
+KILN_RESIZE_CLONES void InterpolateRow(const float* irow, const int64_t* xi, const float* xw, int kx, int64_t ow,
+                                       float* h) {
+  if (kx == 2) {
+    for (int64_t x = 0; x < ow; ++x) h[x] = xw[2 * x] * irow[xi[2 * x]] + xw[2 * x + 1] * irow[xi[2 * x + 1]];
+  } else if (kx == 1) {
+    for (int64_t x = 0; x < ow; ++x) h[x] = xw[x] * irow[xi[x]];
+  } else {
+    for (int64_t x = 0; x < ow; ++x) {
+      float v = 0;
+      for (int k = 0; k < kx; ++k) v += xw[x * kx + k] * irow[xi[x * kx + k]];
+      h[x] = v;
+    }
+  }
+}
+
+KILN_RESIZE_CLONES void BlendRows(const float* const* rows, const float* w, int n, int64_t ow, float* o) {
+  if (n == 1) {
+    for (int64_t x = 0; x < ow; ++x) o[x] = w[0] * rows[0][x];
+  } else if (n == 2) {
+    const float* a = rows[0];
+    const float* b = rows[1];
+    for (int64_t x = 0; x < ow; ++x) o[x] = w[0] * a[x] + w[1] * b[x];
+  } else {
+    for (int64_t x = 0; x < ow; ++x) o[x] = w[0] * rows[0][x];
+    for (int t = 1; t < n; ++t)
+      for (int64_t x = 0; x < ow; ++x) o[x] += w[t] * rows[t][x];
+  }
+}
+
 class ResizeKernel : public Kernel {
  public:
   int src = -1, dst = -1;
@@ -24,43 +58,62 @@ class ResizeKernel : public Kernel {
   std::vector<float> yw, xw;          // their weights
   std::vector<uint8_t> yin, xin;      // inside the crop (tf_crop_and_resize)
   float extrapolation = 0;
+  // Output rows per task: each task interpolates the input rows its output rows read once
+  // (an input row serves ~oh/ih output rows when upsampling), then blends.
+  static constexpr int64_t kBlockRows = 32;
 
   Status Execute(ExecContext& ctx, int) const override {
     const float* in = reinterpret_cast<const float*>(ctx.ptrs[static_cast<size_t>(src)]);
     float* out = reinterpret_cast<float*>(ctx.ptrs[static_cast<size_t>(dst)]);
-    auto row = [&](int64_t r) {
-      const int64_t p = r / oh, oy = r % oh;
-      float* o = out + r * ow;
-      if (!yin[static_cast<size_t>(oy)]) {
-        std::fill(o, o + ow, extrapolation);
-        return;
-      }
-      std::fill(o, o + ow, 0.f);
-      for (int t = 0; t < ky; ++t) {
-        const float w = yw[static_cast<size_t>(oy * ky + t)];
-        if (w == 0.f) continue;
-        const float* irow = in + (p * ih + yi[static_cast<size_t>(oy * ky + t)]) * iw;
-        const int64_t* xidx = xi.data();
-        const float* xwt = xw.data();
-        if (kx == 2) {
-          for (int64_t x = 0; x < ow; ++x)
-            o[x] += w * (xwt[2 * x] * irow[xidx[2 * x]] + xwt[2 * x + 1] * irow[xidx[2 * x + 1]]);
-        } else if (kx == 1) {
-          for (int64_t x = 0; x < ow; ++x) o[x] += w * xwt[x] * irow[xidx[x]];
-        } else {
-          for (int64_t x = 0; x < ow; ++x) {
-            float h = 0;
-            for (int k = 0; k < kx; ++k) h += xwt[x * kx + k] * irow[xidx[x * kx + k]];
-            o[x] += w * h;
-          }
+    const int64_t blocks_per_plane = (oh + kBlockRows - 1) / kBlockRows;
+    const bool all_xin = std::all_of(xin.begin(), xin.end(), [](uint8_t v) { return v != 0; });
+    auto block = [&](int64_t b) {
+      const int64_t p = b / blocks_per_plane, oy0 = b % blocks_per_plane * kBlockRows;
+      const int64_t oy1 = std::min(oh, oy0 + kBlockRows);
+      // The input rows this block reads (taps of weight 0 and rows outside the crop skip).
+      int64_t lo = ih, hi = -1;
+      for (int64_t oy = oy0; oy < oy1; ++oy) {
+        if (!yin[static_cast<size_t>(oy)]) continue;
+        for (int t = 0; t < ky; ++t) {
+          if (yw[static_cast<size_t>(oy * ky + t)] == 0.f) continue;
+          lo = std::min(lo, yi[static_cast<size_t>(oy * ky + t)]);
+          hi = std::max(hi, yi[static_cast<size_t>(oy * ky + t)]);
         }
       }
-      for (int64_t x = 0; x < ow; ++x)
-        if (!xin[static_cast<size_t>(x)]) o[x] = extrapolation;
+      thread_local std::vector<float> interp;
+      if (hi >= lo) {
+        interp.resize(static_cast<size_t>((hi - lo + 1) * ow));
+        for (int64_t y = lo; y <= hi; ++y)
+          InterpolateRow(in + (p * ih + y) * iw, xi.data(), xw.data(), kx, ow, interp.data() + (y - lo) * ow);
+      }
+      thread_local std::vector<const float*> rows;
+      thread_local std::vector<float> w;
+      rows.resize(static_cast<size_t>(ky));
+      w.resize(static_cast<size_t>(ky));
+      for (int64_t oy = oy0; oy < oy1; ++oy) {
+        float* o = out + (p * oh + oy) * ow;
+        int n = 0;
+        if (yin[static_cast<size_t>(oy)])
+          for (int t = 0; t < ky; ++t) {
+            const float wt = yw[static_cast<size_t>(oy * ky + t)];
+            if (wt == 0.f) continue;
+            rows[n] = interp.data() + (yi[static_cast<size_t>(oy * ky + t)] - lo) * ow;
+            w[n++] = wt;
+          }
+        if (!yin[static_cast<size_t>(oy)]) {
+          std::fill(o, o + ow, extrapolation);
+          continue;
+        }
+        if (n == 0) std::fill(o, o + ow, 0.f);
+        else BlendRows(rows.data(), w.data(), n, ow, o);
+        if (!all_xin)
+          for (int64_t x = 0; x < ow; ++x)
+            if (!xin[static_cast<size_t>(x)]) o[x] = extrapolation;
+      }
     };
-    const int64_t rows = planes * oh;
-    if (rows * ow > (1 << 14)) ParallelFor(rows, 0, row);
-    else for (int64_t r = 0; r < rows; ++r) row(r);
+    const int64_t blocks = planes * blocks_per_plane;
+    if (planes * oh * ow > (1 << 14)) ParallelFor(blocks, 0, block);
+    else for (int64_t b = 0; b < blocks; ++b) block(b);
     return Status::OK();
   }
 };
