@@ -625,7 +625,9 @@ TEST(PlanCorruption, FuzzRegressions) {
     EncodePlanHeader(h, file.data());
     RestampPlanChecksum(file);
     auto plan = LoadPlanFromBytes(file.data(), file.size(), entry.path().filename().string());
-    if (!plan.ok()) EXPECT_NE(plan.status().message(), "");
+    if (!plan.ok()) {
+      EXPECT_NE(plan.status().message(), "");
+    }
     ++n;
   }
   EXPECT_GE(n, 1);
