@@ -478,9 +478,13 @@ class LifecycleTest(unittest.TestCase):
                 r = session.post(server.url + f"/v2/models/{model}/infer", json={"inputs": [json_input("x", x)]}, timeout=60)
                 results.append((r.status_code, r.json().get("model_version")))
             except requests.ConnectionError as e:
-                # Refused: the server no longer listens (not accepted, not dropped). Anything
-                # else (a reset, a connection closed before the answer) is a dropped request.
-                results.append(("refused" if "refused" in str(e).lower() else f"dropped: {e}", None))
+                # Not accepted: the connection could not be made (refused, or reset while it
+                # waited in the listen backlog as the server closed its socket) -- no request
+                # reached the server. Anything else (a reset or close after the request was
+                # sent) is a dropped request.
+                text = str(e).lower()
+                not_accepted = "refused" in text or "failed to establish a new connection" in text
+                results.append(("refused" if not_accepted else f"dropped: {e}", None))
                 session = requests.Session()
                 time.sleep(0.01)
 

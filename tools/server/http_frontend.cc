@@ -374,10 +374,15 @@ HttpFrontend::HttpFrontend(ModelManager& manager, HttpOptions options, std::func
     started = Clock::now();
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  impl_->server.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+  Impl* impl = impl_.get();
+  impl_->server.set_post_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.has_header("X-Request-Id") ? req.get_header_value("X-Request-Id")
                                                           : fmt::format("kiln-{}", next_id.fetch_add(1));
     res.set_header("X-Request-Id", id.substr(0, 128));
+    // Draining (or not yet ready): each answer closes its connection, so keep-alive clients
+    // reconnect for their next request instead of sending it on a connection the server is
+    // about to close (which they would see as a dropped request).
+    if (!impl->options.metrics_only && !impl->ready()) res.set_header("Connection", "close");
   });
   if (impl_->options.access_log) {
     impl_->server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
