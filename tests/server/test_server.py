@@ -470,13 +470,18 @@ class LifecycleTest(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.repo, ignore_errors=True)
 
-    def load_generator(self, server, stop, results, model="dense"):
+    def load_generator(self, server, stop, results, model="dense", stop_on_close=False):
+        """Sends requests until `stop`. stop_on_close: like a load balancer that takes the
+        endpoint out of rotation when the server says it is going (readiness fails, and each
+        answer closes its connection), stop sending after an answer with Connection: close."""
         x = RNG.standard_normal((1, 16)).astype(np.float32)
         session = requests.Session()
         while not stop.is_set():
             try:
                 r = session.post(server.url + f"/v2/models/{model}/infer", json={"inputs": [json_input("x", x)]}, timeout=60)
                 results.append((r.status_code, r.json().get("model_version")))
+                if stop_on_close and r.headers.get("Connection", "").lower() == "close":
+                    return
             except requests.ConnectionError as e:
                 # Not accepted: the connection could not be made (refused, or reset while it
                 # waited in the listen backlog as the server closed its socket) -- no request
@@ -554,7 +559,7 @@ class LifecycleTest(unittest.TestCase):
     def test_sigterm_under_load_drops_no_request(self):
         s = Server(self.repo, "--drain-seconds", "0.5")
         stop, results = threading.Event(), []
-        threads = [threading.Thread(target=self.load_generator, args=(s, stop, results)) for _ in range(4)]
+        threads = [threading.Thread(target=self.load_generator, args=(s, stop, results, "dense", True)) for _ in range(4)]
         for t in threads:
             t.start()
         time.sleep(1.0)

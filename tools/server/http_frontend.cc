@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <mutex>
 #include <iostream>
@@ -197,13 +199,27 @@ void SendInferResult(httplib::Response& res, const ModelVersion& model, const Pa
   res.set_content(std::move(head), "application/octet-stream");
 }
 
+// cpp-httplib's stop() marks the listening socket invalid, and its connection loop then
+// closes every accepted connection before reading its next request -- including connections
+// accepted but still queued for a worker: requests dropped at shutdown. Stopping by shutting
+// the listening socket down instead ends the accept loop (accept fails) while the socket stays
+// "valid", so every accepted connection is served until its client closes it or an answer
+// says Connection: close (every answer does while draining).
+class DrainableServer : public httplib::Server {
+ public:
+  void StopAccepting() {
+    const socket_t s = svr_sock_;
+    if (s != INVALID_SOCKET) ::shutdown(s, SHUT_RDWR);
+  }
+};
+
 }  // namespace
 
 struct HttpFrontend::Impl {
   ModelManager& manager;
   HttpOptions options;
   std::function<bool()> ready;
-  httplib::Server server;
+  DrainableServer server;
   int port = -1;
 
   Impl(ModelManager& m, HttpOptions o, std::function<bool()> r) : manager(m), options(std::move(o)), ready(std::move(r)) {}
@@ -420,7 +436,7 @@ bool HttpFrontend::Bind(std::string* error) {
 
 int HttpFrontend::port() const { return impl_->port; }
 void HttpFrontend::Run() { impl_->server.listen_after_bind(); }
-void HttpFrontend::Stop() { impl_->server.stop(); }
+void HttpFrontend::Stop() { impl_->server.StopAccepting(); }
 
 std::unique_ptr<HttpFrontend> HttpFrontend::Metrics(ModelManager& manager, const std::string& host, int port) {
   HttpOptions o;
