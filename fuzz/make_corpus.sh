@@ -21,7 +21,7 @@ OUT=${1:?usage: fuzz/make_corpus.sh OUT_DIR [KILN_BINARY]}
 KILN=${2:-}
 DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 PY=${PYTHON:-/usr/bin/python3}
-mkdir -p "$OUT/onnx" "$OUT/plan" "$OUT/tensor" "$OUT/extdata"
+mkdir -p "$OUT/onnx" "$OUT/plan" "$OUT/tensor" "$OUT/extdata" "$OUT/infer"
 
 add() {  # add FILE DIR: copy under its content hash
   local h
@@ -36,8 +36,29 @@ else
   echo "make_corpus: $DATA not found (apt-get install libonnx-testdata); ONNX seeds: demo model only" >&2
 fi
 add models/tiny_cnn.onnx "$OUT/onnx"
+# fuzz_infer_request: 2-byte little-endian JSON length + JSON header + binary section, for
+# its model (x FP32 [-1,16], s BYTES [2], n INT64 [3]; outputs y, t).
+"$PY" - "$OUT/infer" <<'PY' || echo "make_corpus: no infer seeds (python3 missing)" >&2
+import json, struct, sys, hashlib, os
+out = sys.argv[1]
+def seed(head, binary=b""):
+    h = json.dumps(head).encode()
+    data = struct.pack("<H", min(len(h), 65535)) + h + binary
+    open(os.path.join(out, hashlib.sha1(data).hexdigest()[:16]), "wb").write(data)
+x = {"name": "x", "shape": [1, 16], "datatype": "FP32", "data": [0.5] * 16}
+s = {"name": "s", "shape": [2], "datatype": "BYTES", "data": ["a", "bc"]}
+n = {"name": "n", "shape": [3], "datatype": "INT64", "data": [1, -2, 3]}
+seed({"id": "1", "inputs": [x, s, n]})
+seed({"inputs": [x, s, n], "outputs": [{"name": "y", "parameters": {"binary_data": True}}, {"name": "t"}],
+      "parameters": {"timeout": 1000, "binary_data_output": True}})
+xb = dict(x, data=None); del xb["data"]; xb["parameters"] = {"binary_data_size": 64}
+sb = {"name": "s", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": 11}}
+seed({"inputs": [xb, sb, n]}, b"\0" * 64 + struct.pack("<I", 2) + b"hi" + struct.pack("<I", 1) + b"!")
+seed({"inputs": [dict(x, shape=[2, 16], data=[[0.25] * 16, [1e30] * 16]), s, n]})
+seed({"inputs": [dict(x, data=["NaN", "Infinity"] + [0] * 14), s, dict(n, data=[[1], [2], [3]])]})
+PY
 # Inputs that once crashed a target (fuzz/regressions/<target>/) seed it again.
-declare -A REGRESSION_DIR=([fuzz_plan_loader]=plan [fuzz_onnx_importer]=onnx [fuzz_tensor_file]=tensor [fuzz_external_data]=extdata)
+declare -A REGRESSION_DIR=([fuzz_plan_loader]=plan [fuzz_onnx_importer]=onnx [fuzz_tensor_file]=tensor [fuzz_external_data]=extdata [fuzz_infer_request]=infer)
 for t in "${!REGRESSION_DIR[@]}"; do
   [ -d "fuzz/regressions/$t" ] || continue
   for f in fuzz/regressions/"$t"/*; do [ -f "$f" ] && add "$f" "$OUT/${REGRESSION_DIR[$t]}"; done
