@@ -18,6 +18,7 @@ Usage: bench/serve_bench.py {batching|overhead|coldstart} --kiln build/kiln --mo
 Prints a Markdown table and writes --json.
 """
 import argparse
+import atexit
 import concurrent.futures
 import http.client
 import json
@@ -62,6 +63,8 @@ class Server:
         self.proc = subprocess.Popen([kiln, "serve", "--model-repository", repo, "--host", "127.0.0.1",
                                       "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", *args],
                                      stdout=self.log, stderr=subprocess.STDOUT)
+        # A benchmark that fails half-way must not leave its server running.
+        atexit.register(lambda p=self.proc: p.poll() is None and p.kill())
         while True:
             m = re.search(r"HTTP on [\d.]+:(\d+), gRPC on (\d+), metrics on (\d+)", open(self.log.name).read())
             if m:
