@@ -103,6 +103,21 @@ StatusOr<TensorInfo> InfoOf(const Value& v) {
   return info;
 }
 
+// The graph's non-constant inputs and its outputs, as the public API describes them.
+StatusOr<ModelSignature> SignatureOf(const Graph& g) {
+  ModelSignature sig;
+  for (ValueId v : g.inputs()) {
+    if (g.value(v).constant) continue;
+    KILN_ASSIGN_OR_RETURN(TensorInfo info, InfoOf(g.value(v)));
+    sig.inputs.push_back(std::move(info));
+  }
+  for (ValueId v : g.outputs()) {
+    KILN_ASSIGN_OR_RETURN(TensorInfo info, InfoOf(g.value(v)));
+    sig.outputs.push_back(std::move(info));
+  }
+  return sig;
+}
+
 HostTensor ToHost(const Tensor& t) {
   HostTensor h = HostTensor::Allocate(ToDataType(t.dtype()), t.dims());
   if (t.dtype() == DType::kString) {
@@ -691,15 +706,9 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     return InvalidArgument("unknown backend '", options.backend, "' (expected cpu or ref)");
   }
   impl->memory = std::move(memory);
-  for (ValueId v : g->inputs()) {
-    if (g->value(v).constant) continue;
-    KILN_ASSIGN_OR_RETURN(TensorInfo info, InfoOf(g->value(v)));
-    impl->inputs.push_back(std::move(info));
-  }
-  for (ValueId v : g->outputs()) {
-    KILN_ASSIGN_OR_RETURN(TensorInfo info, InfoOf(g->value(v)));
-    impl->outputs.push_back(std::move(info));
-  }
+  KILN_ASSIGN_OR_RETURN(ModelSignature io, SignatureOf(*g));
+  impl->inputs = std::move(io.inputs);
+  impl->outputs = std::move(io.outputs);
   impl->graph = std::move(g);
   if (impl->cpu_dynamic) {
     for (const ShapeProfileSpec& p : impl->profiles) {
@@ -764,18 +773,7 @@ StatusOr<ModelSignature> ReadSignature(const std::string& path) {
     KILN_ASSIGN_OR_RETURN(OnnxModel model, LoadOnnxModel(path));
     owned = std::move(model.graph);
   }
-  const Graph& g = *owned;
-  ModelSignature sig;
-  for (ValueId v : g.inputs()) {
-    if (g.value(v).constant) continue;
-    KILN_ASSIGN_OR_RETURN(TensorInfo info, InfoOf(g.value(v)));
-    sig.inputs.push_back(std::move(info));
-  }
-  for (ValueId v : g.outputs()) {
-    KILN_ASSIGN_OR_RETURN(TensorInfo info, InfoOf(g.value(v)));
-    sig.outputs.push_back(std::move(info));
-  }
-  return sig;
+  return SignatureOf(*owned);
 }
 
 const Graph& EngineGraph(const Engine& engine) { return *engine.impl().graph; }

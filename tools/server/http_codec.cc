@@ -15,8 +15,6 @@ std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_
 
 namespace {
 
-std::string Dump(const json& j) { return DumpJson(j); }
-
 // Deepest nesting of arrays/objects in a JSON text (strings skipped), stopping at `limit`+1.
 int JsonDepth(const char* p, size_t n, int limit) {
   int depth = 0, max_depth = 0;
@@ -44,7 +42,7 @@ Reply ReadShape(const json& j, const std::string& what, std::vector<int64_t>* sh
   for (const json& d : j) {
     if (!d.is_number_integer() || (d.is_number_integer() && !d.is_number_unsigned() && d.get<int64_t>() < 0) ||
         (d.is_number_unsigned() && d.get<uint64_t>() > (uint64_t{1} << 62)))
-      return Reply::Error(ReplyCode::kBadRequest, fmt::format("{}: 'shape' holds {}, not a dimension", what, Dump(d)));
+      return Reply::Error(ReplyCode::kBadRequest, fmt::format("{}: 'shape' holds {}, not a dimension", what, DumpJson(d)));
     shape->push_back(d.get<int64_t>());
   }
   return Reply::Ok();

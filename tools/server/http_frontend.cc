@@ -22,17 +22,15 @@ namespace {
 using json = nlohmann::json;
 
 // JSON that never throws on bad UTF-8 in strings that came from the client.
-std::string Dump(const json& j) { return DumpJson(j); }
-
 void SendError(httplib::Response& res, ReplyCode code, const std::string& message) {
   res.status = static_cast<int>(code);
   if (code == ReplyCode::kUnavailable) res.set_header("Retry-After", "1");
-  res.set_content(Dump(json{{"error", message}}), "application/json");
+  res.set_content(DumpJson(json{{"error", message}}), "application/json");
 }
 
 void SendJson(httplib::Response& res, const json& j) {
   res.status = 200;
-  res.set_content(Dump(j), "application/json");
+  res.set_content(DumpJson(j), "application/json");
 }
 
 json TensorMetadata(const TensorInfo& t) {
@@ -269,7 +267,7 @@ HttpFrontend::HttpFrontend(ModelManager& manager, HttpOptions options, std::func
                 {"response_bytes", res.body.size()},
                 {"ms", std::chrono::duration<double, std::milli>(Clock::now() - started).count()}};
       std::lock_guard<std::mutex> lock(mu);
-      std::cout << Dump(line) << "\n" << std::flush;
+      std::cout << DumpJson(line) << "\n" << std::flush;
     });
   }
 }

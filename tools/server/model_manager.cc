@@ -450,10 +450,4 @@ std::vector<std::shared_ptr<ModelVersion>> ModelManager::Serving() const {
   return out;
 }
 
-std::string ModelManager::Reason(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = models_.find(name);
-  return it == models_.end() ? "" : it->second->reason;
-}
-
 }  // namespace kiln::server

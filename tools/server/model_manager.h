@@ -69,8 +69,6 @@ class ModelManager {
   std::vector<IndexEntry> Index() const;
   // Every serving version (for metrics), held alive by the caller while it reads them.
   std::vector<std::shared_ptr<ModelVersion>> Serving() const;
-  // Why a model is not serving ("" if it is, or is unknown).
-  std::string Reason(const std::string& name) const;
 
  private:
   struct ModelEntry {
