@@ -1,0 +1,265 @@
+#include "builder/calibrator.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <sstream>
+
+#include "base/file.h"
+
+namespace kiln {
+
+StatusOr<Calibrator> ParseCalibrator(const std::string& name) {
+  if (name == "minmax") return Calibrator::kMinMax;
+  if (name == "percentile") return Calibrator::kPercentile;
+  if (name == "entropy") return Calibrator::kEntropy;
+  return InvalidArgument("unknown calibrator '", name, "' (expected entropy, percentile or minmax)");
+}
+
+const char* CalibratorName(Calibrator c) {
+  switch (c) {
+    case Calibrator::kMinMax: return "minmax";
+    case Calibrator::kPercentile: return "percentile";
+    case Calibrator::kEntropy: return "entropy";
+  }
+  return "?";
+}
+
+float TensorStats::max_abs() const { return std::max(std::fabs(min_), std::fabs(max_)); }
+
+void TensorStats::Grow(double needed) {
+  if (range_ == 0) {
+    // The first nonzero batch sets the range: a hair above its largest |x|, so that value
+    // lands in the last bin rather than past it.
+    range_ = needed * (1.0 + 1e-6);
+    return;
+  }
+  while (range_ <= needed) {
+    for (int i = 0; i < kBins / 2; ++i) hist_[static_cast<size_t>(i)] = hist_[2 * static_cast<size_t>(i)] + hist_[2 * static_cast<size_t>(i) + 1];
+    std::fill(hist_.begin() + kBins / 2, hist_.end(), 0.0);
+    range_ *= 2;
+  }
+}
+
+void TensorStats::Add(const float* data, int64_t n) {
+  if (n <= 0) return;
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = data[i];
+    if (std::isnan(x)) continue;
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  if (lo > hi) return;  // all NaN
+  if (count_ == 0) {
+    min_ = lo;
+    max_ = hi;
+  } else {
+    min_ = std::min(min_, lo);
+    max_ = std::max(max_, hi);
+  }
+  count_ += n;
+  const double amax = std::max(std::fabs(static_cast<double>(lo)), std::fabs(static_cast<double>(hi)));
+  if (!std::isfinite(amax)) return;  // +-inf: counted in min/max, no bin can hold it
+  if (amax > 0 && amax >= range_) Grow(amax);
+  if (range_ == 0) {
+    hist_[0] += static_cast<double>(n);  // all zeros
+    return;
+  }
+  const double inv = kBins / range_;
+  for (int64_t i = 0; i < n; ++i) {
+    const double a = std::fabs(static_cast<double>(data[i]));
+    if (!(a < range_)) continue;  // NaN
+    const int b = std::min(kBins - 1, static_cast<int>(a * inv));
+    hist_[static_cast<size_t>(b)] += 1.0;
+  }
+}
+
+void TensorStats::Merge(const TensorStats& other) {
+  if (other.count_ == 0) return;
+  if (count_ == 0) {
+    *this = other;
+    return;
+  }
+  min_ = std::min(min_, other.min_);
+  max_ = std::max(max_, other.max_);
+  count_ += other.count_;
+  if (other.range_ > 0) {
+    if (range_ == 0) range_ = other.range_;
+    else if (other.range_ >= range_) Grow(other.range_ * (1.0 - 1e-9));
+    const double w = other.range_ / kBins, inv = kBins / range_;
+    for (int i = 0; i < kBins; ++i) {
+      const double c = other.hist_[static_cast<size_t>(i)];
+      if (c == 0) continue;
+      const int b = std::min(kBins - 1, static_cast<int>((i + 0.5) * w * inv));
+      hist_[static_cast<size_t>(b)] += c;
+    }
+  } else {
+    hist_[0] += other.hist_[0];
+  }
+}
+
+float Int8Range::scale() const { return threshold / (is_unsigned ? 255.0f : 127.0f); }
+
+double EntropyThreshold(const std::vector<double>& hist, double bin_width, int levels) {
+  const int nbins = static_cast<int>(hist.size());
+  // The last nonzero bin: candidates past it change nothing but the resolution.
+  int last = nbins;
+  while (last > 0 && hist[static_cast<size_t>(last - 1)] == 0) --last;
+  if (last <= levels) return last * bin_width;
+  std::vector<double> suffix(static_cast<size_t>(nbins) + 1, 0.0);
+  for (int i = nbins - 1; i >= 0; --i) suffix[static_cast<size_t>(i)] = suffix[static_cast<size_t>(i) + 1] + hist[static_cast<size_t>(i)];
+  double best_kl = std::numeric_limits<double>::infinity();
+  int best = last;
+  std::vector<double> p, q;
+  for (int i = levels; i <= last; ++i) {
+    // P: the first i bins, the outliers clipped into the last of them.
+    p.assign(hist.begin(), hist.begin() + i);
+    p[static_cast<size_t>(i) - 1] += suffix[static_cast<size_t>(i)];
+    // Q: the first i bins merged into `levels` quantized bins, each expanded back evenly over
+    // the bins of its span that P has values in.
+    q.assign(static_cast<size_t>(i), 0.0);
+    const double span = static_cast<double>(i) / levels;
+    for (int j = 0; j < levels; ++j) {
+      const int start = static_cast<int>(std::floor(j * span));
+      const int end = j == levels - 1 ? i : static_cast<int>(std::floor((j + 1) * span));
+      double total = 0;
+      int nonzero = 0;
+      for (int k = start; k < end; ++k) {
+        total += hist[static_cast<size_t>(k)];
+        if (p[static_cast<size_t>(k)] != 0) ++nonzero;
+      }
+      if (nonzero == 0) continue;
+      for (int k = start; k < end; ++k)
+        if (p[static_cast<size_t>(k)] != 0) q[static_cast<size_t>(k)] = total / nonzero;
+    }
+    double psum = 0, qsum = 0;
+    for (int k = 0; k < i; ++k) {
+      psum += p[static_cast<size_t>(k)];
+      qsum += q[static_cast<size_t>(k)];
+    }
+    if (psum == 0 || qsum == 0) continue;
+    // KL(P || Q); a bin where P has mass and Q none (the clipped outliers of an empty tail)
+    // gets a tiny Q rather than an infinite divergence.
+    double kl = 0;
+    for (int k = 0; k < i; ++k) {
+      const double pk = p[static_cast<size_t>(k)] / psum;
+      if (pk == 0) continue;
+      const double qk = std::max(q[static_cast<size_t>(k)] / qsum, 1e-12);
+      kl += pk * std::log(pk / qk);
+    }
+    if (kl < best_kl) {
+      best_kl = kl;
+      best = i;
+    }
+  }
+  return best * bin_width;
+}
+
+Int8Range ComputeRange(const TensorStats& stats, const CalibratorOptions& options) {
+  Int8Range r;
+  r.is_unsigned = !stats.empty() && stats.min() >= 0;
+  const double amax = stats.max_abs();
+  if (stats.empty() || !(amax > 0) || !std::isfinite(amax)) {
+    r.threshold = std::isfinite(amax) && amax > 0 ? static_cast<float>(amax) : 1.0f;
+    return r;
+  }
+  double t = amax;
+  const auto& h = stats.histogram();
+  switch (options.calibrator) {
+    case Calibrator::kMinMax:
+      break;
+    case Calibrator::kPercentile: {
+      double total = 0;
+      for (double c : h) total += c;
+      const double want = total * std::clamp(options.percentile, 0.0, 100.0) / 100.0;
+      double cum = 0;
+      for (int b = 0; b < TensorStats::kBins; ++b) {
+        cum += h[static_cast<size_t>(b)];
+        if (cum >= want) {
+          t = (b + 1) * stats.bin_width();
+          break;
+        }
+      }
+      break;
+    }
+    case Calibrator::kEntropy:
+      t = EntropyThreshold(h, stats.bin_width(), r.is_unsigned ? 256 : 128);
+      break;
+  }
+  r.threshold = static_cast<float>(std::min(t, amax));
+  if (!(r.threshold > 0)) r.threshold = static_cast<float>(amax);
+  return r;
+}
+
+StatusOr<CalibrationCache> CalibrationCache::Read(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(ReadOnlyFile f, ReadOnlyFile::Open(path, "calibration cache"));
+  KILN_ASSIGN_OR_RETURN(std::string text, f.ReadAll(64 << 20));
+  CalibrationCache cache;
+  std::istringstream in(text);
+  std::string line;
+  int lineno = 0;
+  bool header = false;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    auto err = [&](const std::string& what) {
+      return InvalidArgument(path, ":", lineno, ": ", what);
+    };
+    if (line[0] == '#') {
+      std::istringstream h(line.substr(1));
+      std::string key, value;
+      h >> key;
+      std::getline(h >> std::ws, value);
+      if (key == "kiln" && value.rfind("calibration cache", 0) == 0) {
+        if (value != "calibration cache 1")
+          return err(StrCat("unsupported calibration cache version '", value, "' (this kiln reads version 1)"));
+        header = true;
+      } else if (key == "calibrator") {
+        cache.calibrator = value;
+      } else if (key == "kiln") {
+        cache.kiln_version = value;
+      }
+      continue;
+    }
+    if (!header) return err("not a kiln calibration cache (the first line must be '# kiln calibration cache 1')");
+    std::istringstream l(line);
+    std::string tstr, kind, name;
+    l >> tstr >> kind;
+    std::getline(l >> std::ws, name);
+    if (tstr.empty() || kind.empty() || name.empty())
+      return err("expected '<threshold> <s8|u8> <tensor name>'");
+    char* end = nullptr;
+    const float t = std::strtof(tstr.c_str(), &end);
+    if (end == tstr.c_str() || *end != '\0' || !std::isfinite(t) || !(t > 0))
+      return err(StrCat("threshold '", tstr, "' of tensor '", name, "' is not a positive finite number"));
+    if (kind != "s8" && kind != "u8") return err(StrCat("type '", kind, "' of tensor '", name, "' is not s8 or u8"));
+    if (cache.ranges.count(name)) return err(StrCat("tensor '", name, "' is listed twice"));
+    cache.ranges[name] = Int8Range{t, kind == "u8"};
+  }
+  if (!header) return InvalidArgument(path, ": not a kiln calibration cache (empty)");
+  return cache;
+}
+
+Status CalibrationCache::Write(const std::string& path) const {
+  std::string text = "# kiln calibration cache 1\n";
+  text += StrCat("# calibrator ", calibrator.empty() ? "unknown" : calibrator, "\n");
+  text += StrCat("# kiln ", kiln_version.empty() ? std::string(KILN_VERSION) : kiln_version, "\n");
+  text += "# <threshold T> <s8: [-T,T] onto [-127,127] | u8: [0,T] onto [0,255]> <tensor>\n";
+  for (const auto& [name, r] : ranges) {
+    if (name.find('\n') != std::string::npos)
+      return InvalidArgument("tensor name '", name, "' holds a line break: it cannot go into a calibration cache");
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%a", static_cast<double>(r.threshold));
+    text += StrCat(buf, " ", r.is_unsigned ? "u8" : "s8", " ", name, "\n");
+  }
+  KILN_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(path));
+  KILN_RETURN_IF_ERROR(out.Write(text.data(), text.size()));
+  return out.Commit();
+}
+
+}  // namespace kiln
