@@ -11,6 +11,7 @@
 #include <chrono>
 
 #include "backends/cpu/depthwise.h"
+#include "backends/cpu/int8.h"
 #include "backends/cpu/lower_util.h"
 #include "ir/op_schema.h"
 #include "ir/ops/conv_pool_geometry.h"
@@ -299,6 +300,30 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     }
   }
   const bool bf16 = c.Bf16(node);
+  // INT8 (a calibrated layer): u8/s8 input, s8 weights per output channel, output float or,
+  // when every reader is an INT8 convolution, already quantized for them.
+  std::optional<Int8ConvParams> q8;
+  if (const std::optional<Int8Quant> in8 = Int8InputOf(node); in8 && !bf16) {
+    std::optional<Int8Quant> out8;
+    if (residual == kNoValue && split_axis < 0) out8 = Int8OutputFor(g, node.outputs[0]);
+    KILN_ASSIGN_OR_RETURN(Tensor wrm, RowMajorWeights(node, w));
+    q8 = PrepareInt8Conv(*in8, wrm, bias, out8);
+    if (q8->out) {
+      // The output scale applies after the epilogue: folded into the output scales when every
+      // step commutes with a positive scale (ReLU), else one more (linear) post-op.
+      bool homogeneous = true;
+      for (const PostOp& op : *ops)
+        homogeneous = homogeneous && op.kind == PostOp::Kind::kEltwise && op.alg == dnnl::algorithm::eltwise_relu &&
+                      op.alpha == 0;
+      if (!homogeneous) {
+        for (float& s : q8->out_scales) s *= q8->out->scale;  // back to real units
+        PostOp lin;
+        lin.alg = dnnl::algorithm::eltwise_linear;
+        lin.alpha = 1.0f / q8->out->scale;
+        ops->push_back(lin);
+      }
+    }
+  }
   if (residual != kNoValue && ops->front().kind != PostOp::Kind::kSum) {
     // oneDNN's AVX2 convolutions take the sum post-op only first (sum, then activation):
     // Conv + Relu + residual Add (U^2-Net's RSU blocks) would get ref:any. Then the residual
@@ -321,15 +346,18 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     }
   }
   KILN_RETURN_IF_ERROR(ApplyPostOps(c, *ops, out_dims, &attr, &k->slot_args, &k->const_args, &k->reads));
+  if (q8) attr.set_output_scales(q8->out_scales.size() > 1 ? 1 << 1 : 0, q8->out_scales);
   const mdt act = bf16 ? mdt::bf16 : mdt::f32;
-  const dnnl::memory::desc src_any(ToDnnl(x_dims), act, tag::any), dst_any(ToDnnl(out_dims), act, tag::any);
-  const dnnl::memory::desc w_any(wdims, act, tag::any), b_md({oc}, mdt::f32, tag::x);
+  auto int8_type = [](const Int8Quant& qq) { return qq.is_unsigned ? mdt::u8 : mdt::s8; };
+  const mdt src_t = q8 ? int8_type(q8->in) : act, dst_t = q8 && q8->out ? int8_type(*q8->out) : act;
+  const dnnl::memory::desc src_any(ToDnnl(x_dims), src_t, tag::any), dst_any(ToDnnl(out_dims), dst_t, tag::any);
+  const dnnl::memory::desc w_any(wdims, q8 ? mdt::s8 : act, tag::any), b_md({oc}, mdt::f32, tag::x);
   struct Candidate {
     const char* name;
     dnnl::algorithm alg;
   };
   std::vector<Candidate> cands = {{"direct", dnnl::algorithm::convolution_direct}};
-  const bool wino_shape = !bf16 && spatial == 2 && group == 1 && kernel[0] == 3 && kernel[1] == 3 && strides[0] == 1 &&
+  const bool wino_shape = !bf16 && !q8 && spatial == 2 && group == 1 && kernel[0] == 3 && kernel[1] == 3 && strides[0] == 1 &&
                           strides[1] == 1 && dil[0] == 0 && dil[1] == 0;
   if (wino_shape) cands.push_back({"winograd", dnnl::algorithm::convolution_winograd});
   // A tactic recorded in the graph (a plan built earlier) is taken as is.
@@ -364,14 +392,14 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
         << DimsToString(std::vector<int64_t>(pl.begin(), pl.end()))
         << DimsToString(std::vector<int64_t>(pr.begin(), pr.end())) << " d"
         << DimsToString(std::vector<int64_t>(dil.begin(), dil.end())) << " post" << attr.get_post_ops().len()
-        << " t" << c.program().threads << (bf16 ? " bf16" : "");
+        << " t" << c.program().threads << (bf16 ? " bf16" : "") << (q8 ? (q8->out ? " int8>int8" : " int8") : "");
     return c.CachedTiming(key.str(), measure);
   };
   // kiln's own depthwise kernel competes for depthwise layers whose epilogue it can apply
   // (not for a plan's layers without a recorded tactic: those keep oneDNN's, untimed).
   const bool from_plan = node.attrs.has("kiln.precision");
   std::optional<std::vector<DwActivation>> dw_acts;
-  if (!bf16 && spatial == 2 && group > 1 && group == oc && icg == 1 && oc == x_dims[1] && residual == kNoValue &&
+  if (!bf16 && !q8 && spatial == 2 && group > 1 && group == oc && icg == 1 && oc == x_dims[1] && residual == kNoValue &&
       split_axis < 0 && (forced == "kiln_dw" || (forced.empty() && !from_plan && c.options().time_tactics)))
     dw_acts = DwActivations(*ops);
   const bool kiln_dw_candidate = dw_acts.has_value();
@@ -441,7 +469,7 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   // Concat elimination: when the only reader of the output is a channel Concat, write
   // straight into the concat's buffer (same primitive, a strided destination).
   std::optional<Compiler::ConcatPart> part;
-  if (residual == kNoValue && split_axis < 0) {
+  if (residual == kNoValue && split_axis < 0 && !(q8 && q8->out)) {
     part = c.ConcatTarget(node.outputs[0], best->dst_desc());
     if (part) {
       // Only when the same implementation takes the strided destination (oneDNN falls back
@@ -453,7 +481,8 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   }
   const auto& pd = *best;
   k->prim = dnnl::convolution_forward(pd);
-  const int src = c.InLayout(c.SlotOf(main.inputs[0]), pd.src_desc());
+  const int src = q8 ? c.Quantized(c.SlotOf(main.inputs[0]), pd.src_desc(), q8->in.scale)
+                     : c.InLayout(c.SlotOf(main.inputs[0]), pd.src_desc());
   dnnl::memory::desc w_from = group == 1 ? PlainMd(w.dims()) : PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()));
   const void* w_data = w.raw_data();
   if (node.attrs.has(kPackedMdAttr)) {  // a plan's weights, stored in a kernel layout already
@@ -461,10 +490,17 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     w_from = src.md;
     w_data = src.data;
   }
-  dnnl::memory wmem = c.WeightsMemory(node, w_data, w_from, pd.weights_desc());
+  if (q8) {  // the quantized weights, row-major (a plan keeps the float ones)
+    w_from = PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()), mdt::s8);
+    w_data = q8->weights.data();
+  }
+  // (The quantized weights are this function's: always copied into the kernel's layout.)
+  dnnl::memory wmem = q8 ? c.ConstantMemory(w_data, w_from, pd.weights_desc())
+                         : c.WeightsMemory(node, w_data, w_from, pd.weights_desc());
+  if (q8) c.program().weights_repacked_bytes += static_cast<int64_t>(pd.weights_desc().get_size());
   k->const_args.push_back({DNNL_ARG_WEIGHTS, wmem});
   // Packable into a plan: the constant is this layer's alone.
-  if (g.value(main.inputs[1]).consumers.size() == 1) {
+  if (!q8 && g.value(main.inputs[1]).consumers.size() == 1) {
     bool output = false;
     for (ValueId o : g.outputs()) output = output || o == main.inputs[1];
     if (!output) {
@@ -474,7 +510,8 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
       k->packed_relayout = wd.data.format_kind == dnnl_blocked && wd.data_type() == mdt::f32;
     }
   }
-  if (bias) k->const_args.push_back({DNNL_ARG_BIAS, c.ConstantMemory(*bias, b_md, pd.bias_desc())});
+  if (bias && q8) k->const_args.push_back({DNNL_ARG_BIAS, c.ConstantMemory(q8->bias.data(), b_md, pd.bias_desc())});
+  else if (bias) k->const_args.push_back({DNNL_ARG_BIAS, c.ConstantMemory(*bias, b_md, pd.bias_desc())});
   int dst;
   if (residual != kNoValue) {
     // Accumulate into the residual's buffer when this layer is its last reader (no copy),
@@ -492,6 +529,9 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     k->reads.push_back(dst);
   } else if (part) {
     dst = part->slot;
+  } else if (q8 && q8->out) {
+    dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims, q8->out->is_unsigned ? DType::kUInt8 : DType::kInt8);
+    c.program().slots[static_cast<size_t>(dst)].qscale = q8->out->scale;
   } else {
     dst = OutputSlot(c, node, pd.dst_desc(), out_dims, split_axis);
   }
@@ -500,7 +540,7 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   k->reads.push_back(src);
   k->writes.push_back(dst);
   k->info = {node.name, node.op_type, ImplName(pd, "conv"), viable > 1 || !forced.empty() || kiln_dw_candidate ? best_name : "", best_ms, id,
-             bf16 ? "bf16" : ""};
+             bf16 ? "bf16" : q8 ? "int8" : ""};
   c.AddKernel(std::move(k));
   if (split_axis >= 0) SplitInto(c, node, dst, split_axis, split_sizes);
   return true;

@@ -125,6 +125,10 @@ int Compiler::SlotOf(ValueId v) {
 int Compiler::InLayout(int slot, const dnnl::memory::desc& md) {
   const Slot& s = p_.slots[static_cast<size_t>(slot)];
   if (s.md == md) return slot;
+  if (md.data_type() == dnnl::memory::data_type::s8 || md.data_type() == dnnl::memory::data_type::u8) {
+    // (An INT8 layout of a quantized slot keeps its scale.)
+    if (s.qscale > 0) return Quantized(slot, md, s.qscale);
+  }
   const std::string key = MdString(md);
   auto it = layout_cache_.find({slot, key});
   if (it != layout_cache_.end()) return it->second;
@@ -133,6 +137,25 @@ int Compiler::InLayout(int slot, const dnnl::memory::desc& md) {
   int out = NewSlot(kNoValue, md, dims);
   p_.slots[static_cast<size_t>(out)].name = name;
   AddReorder(slot, out, "reorder " + name, "Reorder");
+  layout_cache_[{slot, key}] = out;
+  return out;
+}
+
+int Compiler::Quantized(int slot, const dnnl::memory::desc& md, float scale) {
+  const Slot& s = p_.slots[static_cast<size_t>(slot)];
+  if (s.md == md && s.qscale == scale) return slot;
+  char sc[32];
+  std::snprintf(sc, sizeof sc, "@%a", static_cast<double>(scale));
+  const std::string key = MdString(md) + sc;
+  auto it = layout_cache_.find({slot, key});
+  if (it != layout_cache_.end()) return it->second;
+  const std::vector<int64_t> dims = s.dims;
+  const std::string name = s.name;
+  const DType dt = md.data_type() == dnnl::memory::data_type::u8 ? DType::kUInt8 : DType::kInt8;
+  int out = NewSlot(kNoValue, md, dims, dt);
+  p_.slots[static_cast<size_t>(out)].name = name;
+  p_.slots[static_cast<size_t>(out)].qscale = scale;
+  AddReorder(slot, out, "quantize " + name, "QuantizeLinear");
   layout_cache_[{slot, key}] = out;
   return out;
 }
@@ -238,8 +261,11 @@ int Compiler::CopyTo(int slot, const dnnl::memory::desc& md) {
   const Slot& s = p_.slots[static_cast<size_t>(slot)];
   const std::vector<int64_t> dims = s.dims;
   const std::string name = s.name;
+  const float qscale = s.qscale;
   int out = NewSlot(kNoValue, md, dims);
   p_.slots[static_cast<size_t>(out)].name = name;
+  if (md.data_type() == dnnl::memory::data_type::s8 || md.data_type() == dnnl::memory::data_type::u8)
+    p_.slots[static_cast<size_t>(out)].qscale = qscale;
   AddReorder(slot, out, "copy " + name, "Reorder");
   return out;
 }
@@ -248,7 +274,12 @@ void Compiler::AddReorder(int src, int dst, std::string name, std::string op, in
   const dnnl::memory::desc& from = p_.slots[static_cast<size_t>(src)].md;
   const dnnl::memory::desc& to = p_.slots[static_cast<size_t>(dst)].md;
   auto k = std::make_unique<PrimitiveKernel>();
-  dnnl::reorder::primitive_desc pd(p_.engine, from, p_.engine, to);
+  // Between quantization scales: dst = src * (src scale / dst scale), a float slot's scale 1.
+  const float qs = p_.slots[static_cast<size_t>(src)].qscale, qd = p_.slots[static_cast<size_t>(dst)].qscale;
+  const float ratio = (qs > 0 ? qs : 1.0f) / (qd > 0 ? qd : 1.0f);
+  dnnl::primitive_attr attr;
+  if (ratio != 1.0f) attr.set_output_scales(0, {ratio});
+  dnnl::reorder::primitive_desc pd(p_.engine, from, p_.engine, to, attr);
   k->prim = dnnl::reorder(pd);
   k->slot_args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   k->reads = {src};

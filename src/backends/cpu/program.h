@@ -33,6 +33,9 @@ struct Slot {
   const void* constant = nullptr;  // kConstant: the graph's tensor data
   int alias_of = -1;               // shares the root slot's bytes (a view: same bytes, other dims)
   int64_t offset = -1;             // kArena roots: offset in the arena
+  // An INT8 slot (md of type s8/u8) holding a float value quantized: real = stored * qscale.
+  // 0 for every other slot. Reorders between slots convert (InLayout, Quantized).
+  float qscale = 0;
 };
 
 struct ExecContext;
@@ -119,6 +122,10 @@ class Compiler {
   int SlotOf(ValueId v);
   // A slot with v's data in layout `md`: the same slot, or a reordered copy (cached).
   int InLayout(int slot, const dnnl::memory::desc& md);
+  // A slot with the (float) value of `slot` quantized into `md` (s8/u8) with `scale` (real =
+  // stored * scale, saturating): the same slot when it holds exactly that, else a scaling
+  // reorder (cached).
+  int Quantized(int slot, const dnnl::memory::desc& md, float scale);
   int Plain(int slot) { return slot_md_plain(slot); }
   // A row-major view of a row-major slot with other dims (same element count).
   int View(int plain_slot, const std::vector<int64_t>& dims);
@@ -145,6 +152,7 @@ class Compiler {
   // A fresh (uncached) copy of `slot` in layout `md`: a buffer a kernel may overwrite.
   int CopyTo(int slot, const dnnl::memory::desc& md);
   // A kernel copying slot src into slot dst, converting between their layouts.
+  // A reorder step; it converts between the slots' quantization scales (Slot::qscale).
   void AddReorder(int src, int dst, std::string name, std::string op, int node = -1);
   // Concat elimination. When v's only reader is a Concat that can take it in place (not
   // fused, every input an activation read only by it, not a graph output), the place for v

@@ -1,0 +1,66 @@
+#include "backends/cpu/int8.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ir/op_schema.h"
+
+namespace kiln::cpu {
+
+std::optional<Int8Quant> Int8InputOf(const Node& node) {
+  const Attr* a = node.attrs.find(kInt8Attr);
+  if (a == nullptr || a->type != Attr::Type::kFloats || a->floats.size() != 2) return std::nullopt;
+  const float scale = a->floats[0];
+  if (!(scale > 0) || !std::isfinite(scale)) return std::nullopt;
+  return Int8Quant{scale, a->floats[1] != 0};
+}
+
+Int8ConvParams PrepareInt8Conv(const Int8Quant& in, const Tensor& w, const Tensor* bias,
+                               const std::optional<Int8Quant>& out) {
+  Int8ConvParams p;
+  p.in = in;
+  p.out = out;
+  const int64_t oc = w.dim(0);
+  const int64_t per = oc > 0 ? w.numel() / oc : 0;
+  const float* wf = w.data<float>();
+  p.weights.resize(static_cast<size_t>(w.numel()));
+  p.w_scales.resize(static_cast<size_t>(oc));
+  p.out_scales.resize(static_cast<size_t>(oc));
+  if (bias) p.bias.resize(static_cast<size_t>(oc));
+  for (int64_t o = 0; o < oc; ++o) {
+    const float* row = wf + o * per;
+    float amax = 0;
+    for (int64_t i = 0; i < per; ++i) amax = std::max(amax, std::fabs(row[i]));
+    const float ws = amax > 0 ? amax / 127.0f : 1.0f;
+    p.w_scales[static_cast<size_t>(o)] = ws;
+    int8_t* q = p.weights.data() + o * per;
+    for (int64_t i = 0; i < per; ++i)
+      q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(row[i] / ws), -127.0f, 127.0f));
+    const float acc_scale = in.scale * ws;  // one unit of the int32 accumulator, in real units
+    if (bias) p.bias[static_cast<size_t>(o)] = bias->data<float>()[o] / acc_scale;
+    p.out_scales[static_cast<size_t>(o)] = out ? acc_scale / out->scale : acc_scale;
+  }
+  return p;
+}
+
+std::optional<Int8Quant> Int8OutputFor(const Graph& g, ValueId v) {
+  const Value& val = g.value(v);
+  if (val.consumers.empty() || val.type.dtype != DType::kFloat32) return std::nullopt;
+  for (ValueId o : g.outputs())
+    if (o == v) return std::nullopt;
+  std::optional<Int8Quant> want;
+  for (NodeId c : val.consumers) {
+    const Node& n = g.node(c);
+    if (n.op_type != "Conv" || !(n.domain.empty() || n.domain == "ai.onnx")) return std::nullopt;
+    const std::optional<Int8Quant> q = Int8InputOf(n);
+    if (!q || (want && !(*want == *q))) return std::nullopt;
+    want = q;
+    if (std::count(n.inputs.begin(), n.inputs.end(), v) != 1) return std::nullopt;
+    const Node main = MainPartOf(n);
+    if (main.inputs.empty() || main.inputs[0] != v) return std::nullopt;
+    if (const Attr* p = n.attrs.find("kiln.precision"); p != nullptr && p->s == "bf16") return std::nullopt;
+  }
+  return want;
+}
+
+}  // namespace kiln::cpu
