@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -116,7 +117,29 @@ struct BuildOptions {
   int threads = 0;  // threads per inference; 0 = all cores
   // "fp32", or "bf16" (cpu backend, CPUs with AVX512-BF16/AMX): convolutions and matmuls
   // with constant weights compute in BF16 with FP32 accumulation; the rest stays FP32.
+  // "int8" (cpu backend): convolutions compute in INT8 — weights symmetric per output
+  // channel, activations with the ranges of `calibration` — and layers without an INT8
+  // kernel stay FP32.
   std::string precision = "fp32";
+  // INT8 calibration (precision "int8"): each quantized activation's range comes from
+  // running the FP32 model on representative batches, or from a calibration cache written
+  // by an earlier calibration (then no data is needed).
+  struct Calibration {
+    // Fills the next batch, one tensor per graph input at the built shapes, and returns
+    // true; false when there are no more; an error fails the build. Unset: the ranges come
+    // from `cache`, which must exist.
+    std::function<StatusOr<bool>(std::map<std::string, HostTensor>* batch)> next_batch;
+    std::string calibrator = "entropy";  // "entropy" (KL divergence), "percentile", "minmax"
+    double percentile = 99.99;           // for "percentile"
+    int max_batches = 0;                 // read at most this many batches (0: all)
+    // A calibration cache file (text: tensor, threshold, s8/u8): written after calibrating
+    // with next_batch; read when next_batch is unset.
+    std::string cache;
+    // Layers (node names) that stay FP32.
+    std::vector<std::string> keep_fp32;
+    // Called after each batch with the number done (progress display).
+    std::function<void(int batches_done)> on_batch;
+  } calibration;
   // A timing-cache file: the builder reuses the kernel timings it holds (so two builds
   // choose the same kernels) and adds the ones it measures. Empty: time afresh.
   std::string timing_cache;

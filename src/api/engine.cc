@@ -251,6 +251,7 @@ StatusOr<std::shared_ptr<const Engine>> BuildEngineFromGraph(std::shared_ptr<Gra
     KILN_RETURN_IF_ERROR(SetProfileInputs(*g, profiles, options.input_shapes));
   }
   if (options.optimize) KILN_RETURN_IF_ERROR(OptimizeGraph(*g).status());
+  KILN_RETURN_IF_ERROR(QuantizeInt8(*g, options).status());
   // A dynamic graph (profiles, or shapes that depend on input values) has no memory plan:
   // each specialization plans its own arena, or the reference backend allocates as it goes.
   MemoryPlan memory;

@@ -28,6 +28,21 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngineFromOptimized(std::shared_ptr<
 // options.input_shapes), re-inferring the graph's types: the first step of a dynamic build.
 Status SetDynamicProfileInputs(Graph& graph, const BuildOptions& options);
 
+// A copy of `g` whose subgraphs (fused epilogues, control flow) are copies too; constants
+// share their storage.
+Graph DeepCopy(const Graph& g);
+
+// Precision "int8" (else nothing): marks the optimized graph's INT8 layers with their input
+// ranges — calibrated on options.calibration's batches (writing its cache when named) or
+// read from its cache. Errors name the batch, tensor or cache line at fault.
+struct Int8Report {
+  int layers = 0;        // layers marked INT8
+  int tensors = 0;       // activation ranges (calibrated or read)
+  bool calibrated = false;  // from data (else from the cache)
+  std::string calibrator;
+};
+StatusOr<Int8Report> QuantizeInt8(Graph& graph, const BuildOptions& options);
+
 // The engine's optimized graph (for inspect, bench profiles).
 const Graph& EngineGraph(const Engine& engine);
 // What executes the engine, for humans: "cpu (N steps: ...)" or "reference (why)".

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
       kiln::cli::AddBuildCommand(app),
       kiln::cli::AddBenchCommand(app),
       kiln::cli::AddServeCommand(app),
+      kiln::cli::AddCompareCommand(app),
   };
   try {
     app.parse(argc, argv);

@@ -558,10 +558,17 @@ Status CheckPrecision(const std::string& precision) {
     return InvalidArgument("--precision bf16 needs a CPU with AVX512-BF16 or AMX; this one's best ISA for oneDNN is ",
                            static_cast<int>(isa), " (see ONEDNN_VERBOSE)");
   }
+  if (precision == "int8") {
+    // oneDNN's JIT INT8 convolutions: AVX2 and up (VNNI/AMX make them fast).
+    const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+    if (isa == dnnl::cpu_isa::sse41 || isa == dnnl::cpu_isa::avx)
+      return InvalidArgument("precision int8 needs a CPU with AVX2 or better");
+    return Status::OK();
+  }
   if (precision == "fp16")
     return Unimplemented("--precision fp16: the CPU backend has no FP16 kernels (oneDNN 2.6 offers none for this CPU, "
                          "which lacks AVX512-FP16); use bf16");
-  return InvalidArgument("unknown precision '", precision, "' (expected fp32, bf16 or fp16)");
+  return InvalidArgument("unknown precision '", precision, "' (expected fp32, bf16, int8 or fp16)");
 }
 
 std::shared_ptr<const Graph> ProgramGraph(const Program& program) { return program.graph; }
