@@ -40,8 +40,13 @@ struct Int8Report {
   int tensors = 0;       // activation ranges (calibrated or read)
   bool calibrated = false;  // from data (else from the cache)
   std::string calibrator;
+  // Per quantized activation (value name): its INT8 range, as the layers use it.
+  std::map<std::string, Graph::QuantRange> ranges;
+  // The ranges of `extra_tensors` (calibrated, or found in the cache).
+  std::map<std::string, Graph::QuantRange> extra_ranges;
 };
-StatusOr<Int8Report> QuantizeInt8(Graph& graph, const BuildOptions& options);
+// `extra_tensors`: more values to calibrate (kiln quantize's layer outputs), not quantized here.
+StatusOr<Int8Report> QuantizeInt8(Graph& graph, const BuildOptions& options, const std::vector<ValueId>& extra_tensors = {});
 
 // The engine's optimized graph (for inspect, bench profiles).
 const Graph& EngineGraph(const Engine& engine);

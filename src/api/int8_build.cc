@@ -41,7 +41,7 @@ std::vector<std::pair<NodeId, ValueId>> Int8Layers(const Graph& g, const std::ve
 }
 
 StatusOr<CalibrationCache> Calibrate(const Graph& g, const std::vector<std::pair<NodeId, ValueId>>& layers,
-                                     const BuildOptions& options) {
+                                     const std::vector<ValueId>& extra, const BuildOptions& options) {
   const BuildOptions::Calibration& cal = options.calibration;
   KILN_ASSIGN_OR_RETURN(Calibrator which, ParseCalibrator(cal.calibrator));
   if (which == Calibrator::kPercentile && !(cal.percentile > 0 && cal.percentile <= 100))
@@ -51,6 +51,10 @@ StatusOr<CalibrationCache> Calibrate(const Graph& g, const std::vector<std::pair
   std::set<ValueId> outputs(probe->outputs().begin(), probe->outputs().end());
   std::map<std::string, TensorStats> stats;
   for (const auto& [node, v] : layers) {
+    stats[g.value(v).name];
+    if (outputs.insert(v).second) probe->outputs().push_back(v);
+  }
+  for (ValueId v : extra) {
     stats[g.value(v).name];
     if (outputs.insert(v).second) probe->outputs().push_back(v);
   }
@@ -109,8 +113,22 @@ StatusOr<CalibrationCache> Calibrate(const Graph& g, const std::vector<std::pair
 
 }  // namespace
 
-StatusOr<Int8Report> QuantizeInt8(Graph& g, const BuildOptions& options) {
+StatusOr<Int8Report> QuantizeInt8(Graph& g, const BuildOptions& options, const std::vector<ValueId>& extra) {
   Int8Report report;
+  if (!g.quant_ranges.empty() && options.backend == "cpu" && options.calibration.cache.empty() &&
+      !options.calibration.next_batch && cpu::CheckPrecision("int8").ok()) {
+    // A QDQ model: its own scales, for the layers whose input it quantized.
+    for (const auto& [node, v] : Int8Layers(g, options.calibration.keep_fp32)) {
+      auto it = g.quant_ranges.find(g.value(v).name);
+      if (it == g.quant_ranges.end()) continue;
+      g.node(node).attrs.set(cpu::kInt8Attr, Attr::Floats({it->second.scale, it->second.is_unsigned ? 1.0f : 0.0f}));
+      report.ranges[it->first] = it->second;
+      ++report.layers;
+    }
+    report.tensors = static_cast<int>(g.quant_ranges.size());
+    report.calibrator = "qdq";
+    return report;
+  }
   if (options.precision != "int8") return report;
   if (options.backend != "cpu") return InvalidArgument("precision int8 needs the cpu backend");
   if (!options.profiles.empty())
@@ -120,7 +138,7 @@ StatusOr<Int8Report> QuantizeInt8(Graph& g, const BuildOptions& options) {
   const auto layers = Int8Layers(g, cal.keep_fp32);
   CalibrationCache cache;
   if (cal.next_batch) {
-    KILN_ASSIGN_OR_RETURN(cache, Calibrate(g, layers, options));
+    KILN_ASSIGN_OR_RETURN(cache, Calibrate(g, layers, extra, options));
     if (!cal.cache.empty()) KILN_RETURN_IF_ERROR(cache.Write(cal.cache).WithPrefix("calibration cache"));
     report.calibrated = true;
   } else if (!cal.cache.empty()) {
@@ -154,7 +172,12 @@ StatusOr<Int8Report> QuantizeInt8(Graph& g, const BuildOptions& options) {
   for (const auto& [node, v] : layers) {
     const Int8Range& r = cache.ranges.at(g.value(v).name);
     g.node(node).attrs.set(cpu::kInt8Attr, Attr::Floats({r.scale(), r.is_unsigned ? 1.0f : 0.0f}));
+    report.ranges[g.value(v).name] = Graph::QuantRange{r.scale(), r.is_unsigned};
     ++report.layers;
+  }
+  for (ValueId v : extra) {
+    auto it = cache.ranges.find(g.value(v).name);
+    if (it != cache.ranges.end()) report.extra_ranges[it->first] = Graph::QuantRange{it->second.scale(), it->second.is_unsigned};
   }
   report.tensors = static_cast<int>(cache.ranges.size());
   return report;

@@ -196,9 +196,16 @@ Int8Range ComputeRange(const TensorStats& stats, const CalibratorOptions& option
       }
       break;
     }
-    case Calibrator::kEntropy:
-      t = EntropyThreshold(h, stats.bin_width(), r.is_unsigned ? 256 : 128);
+    case Calibrator::kEntropy: {
+      // The first bin holds every exact zero (half of a ReLU's outputs): a spike that no
+      // threshold can quantize badly, and that would otherwise dominate the divergence and
+      // pull the threshold down. Level it with its neighbour (as NVIDIA's
+      // pytorch-quantization does) before the search.
+      std::vector<double> levelled = h;
+      if (levelled.size() > 1) levelled[0] = levelled[1];
+      t = EntropyThreshold(levelled, stats.bin_width(), r.is_unsigned ? 256 : 128);
       break;
+    }
   }
   r.threshold = static_cast<float>(std::min(t, amax));
   if (!(r.threshold > 0)) r.threshold = static_cast<float>(amax);

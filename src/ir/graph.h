@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -87,6 +88,16 @@ class Graph {
 
   // Text form for dumps and golden tests.
   std::string ToString() const;
+
+  // INT8 ranges a QDQ model declared, by value name: {scale, unsigned (u8) or signed (s8)},
+  // from the QuantizeLinear -> DequantizeLinear pairs the optimizer took out
+  // (fold_quantize_dequantize). The builder runs the layers reading these values in INT8
+  // with exactly these scales (api/int8_build.cc).
+  struct QuantRange {
+    float scale = 1;
+    bool is_unsigned = false;
+  };
+  std::map<std::string, QuantRange> quant_ranges;
 
  private:
   std::vector<Value> values_;

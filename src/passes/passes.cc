@@ -5,6 +5,9 @@ namespace kiln {
 std::span<const PassInfo> DefaultPasses() {
   static const PassInfo kPasses[] = {
       {"fold_constants", "evaluate nodes whose inputs are all constant", &FoldConstants},
+      {"fold_quantize_dequantize",
+       "QuantizeLinear -> DequantizeLinear of an activation: readers take it unrounded, its scale recorded for INT8 layers",
+       &FoldQuantizeDequantize},
       {"compute_fp16_in_fp32", "FP16 layers compute in FP32 (CPU kernels have no FP16 arithmetic), casts around them vanish",
        &ComputeFp16InFp32},
       {"remove_no_ops", "remove Identity, inference Dropout, same-type Cast, same-shape Reshape, identity Transpose, zero Pad",

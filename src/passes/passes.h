@@ -14,6 +14,7 @@ StatusOr<bool> EliminateDeadNodes(Graph& graph, PassContext& ctx);
 StatusOr<bool> RemoveNoOps(Graph& graph, PassContext& ctx);
 // Transpose(Transpose(x, p1), p2) -> Transpose(x, p1∘p2) (removed by RemoveNoOps when identity).
 StatusOr<bool> FoldTransposePairs(Graph& graph, PassContext& ctx);
+StatusOr<bool> FoldQuantizeDequantize(Graph& graph, PassContext& ctx);
 // Nodes whose inputs are all constant are evaluated once (reference kernels) and become
 // initializers; covers Shape->Gather->Unsqueeze->Concat chains once shapes are known.
 StatusOr<bool> FoldConstants(Graph& graph, PassContext& ctx);

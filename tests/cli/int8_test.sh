@@ -116,5 +116,24 @@ echo '{"resize": "squash"}' >"$T/images/preprocess.json"
 expect_error "bad preprocess.json" "image resize 'squash'" "$KILN" build "$M" -o "$T/x.plan" --precision int8 --calib "$T/images"
 expect_error "compare: missing B" "nope.plan" "$KILN" compare "$M" "$T/nope.plan"
 
+# kiln quantize: a QDQ model that imports, runs its convolutions in INT8 with the cache's
+# scales (the same engine as the calibrated plan, up to BatchNormalization folding), and
+# keeps the model's outputs.
+if "$KILN" quantize "$M" -o "$T/q.onnx" --calib-cache "$T/c.cache" >"$T/out" 2>"$T/err"; then
+  grep -q "convolutions quantized (QDQ" "$T/out" && ok || bad "quantize summary: $(cat "$T/out")"
+  "$KILN" build "$T/q.onnx" -o "$T/q.plan" >/dev/null 2>"$T/err" && grep -q "layers INT8 with the scales of the model" "$T/err" \
+    && ok || bad "QDQ model build: $(cat "$T/err")"
+  "$KILN" compare "$T/i8.plan" "$T/q.plan" --inputs "$T/eval" --json "$T/qc.json" >/dev/null 2>"$T/err" || bad "compare QDQ: $(cat "$T/err")"
+  /usr/bin/python3 -c "
+import json, sys
+o = json.load(open('$T/qc.json'))['outputs']['probs']
+sys.exit(0 if o['cosine_mean'] > 0.999 else 1)" && ok || bad "QDQ plan differs from the calibrated plan: $(cat "$T/qc.json")"
+  "$KILN" run "$T/q.onnx" "$IN" --backend ref >/dev/null 2>"$T/err" && ok || bad "QDQ model on the reference backend: $(cat "$T/err")"
+else
+  bad "quantize: $(cat "$T/err")"
+fi
+expect_error "quantize without data" "needs --calib DIR" "$KILN" quantize "$M" -o "$T/x.onnx"
+[ ! -e "$T/x.onnx" ] && ok || bad "a failed quantize left $T/x.onnx behind"
+
 echo "int8 CLI tests: $pass passed, $fail failed"
 [ $fail -eq 0 ]

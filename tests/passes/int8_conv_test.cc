@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "api/engine_internal.h"
 #include "api/optimize.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/int8.h"
@@ -168,6 +169,49 @@ TEST(Int8Conv, SaturatesOutOfRangeInputs) {
   // A scale far too small for the data: everything beyond 0.5 saturates — identical to
   // QuantizeLinear's saturation in the oracle (values within the s8 range's -127 end).
   Check({{"conv1", 0.5f / 127, false}}, false, 0, nullptr, 1, /*near_fp32=*/false);
+}
+
+// A QDQ model (the oracle graph itself: Q/DQ before each layer, weights already on the
+// per-channel grid) imports as INT8 layers with the model's own scales:
+// fold_quantize_dequantize records them, the builder marks the layers, and the result is
+// the oracle's (the rounding the model asks for happens in the INT8 kernels).
+TEST(Int8Conv, QdqModelRunsOnInt8Kernels) {
+  const std::vector<Layer> layers = {{"conv1", 4.5f / 127, false}, {"conv2", 12.0f / 255, true}, {"conv3", 12.0f / 255, true}};
+  Net net = Build(layers, false, 5);
+  auto opt = std::make_shared<Graph>(net.fake);
+  ASSERT_TRUE(OptimizeGraph(*opt).ok());
+  EXPECT_EQ(opt->quant_ranges.size(), 3u);
+  int qdq_left = 0;
+  for (NodeId n = 0; n < opt->num_nodes(); ++n)
+    if (!opt->node(n).dead && (opt->node(n).op_type == "QuantizeLinear" || opt->node(n).op_type == "DequantizeLinear")) ++qdq_left;
+  EXPECT_EQ(qdq_left, 0) << opt->ToString();
+  BuildOptions bo;
+  bo.threads = 1;
+  auto report = QuantizeInt8(*opt, bo);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->layers, 3);
+  auto engine = MakeEngineFromOptimized(opt, MemoryPlan{}, bo);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  const cpu::Program* program = EngineCpuProgram(**engine);
+  ASSERT_NE(program, nullptr);
+  int int8_steps = 0;
+  for (const cpu::StepInfo& s : cpu::Steps(*program)) int8_steps += s.precision == "int8";
+  EXPECT_EQ(int8_steps, 3);
+  Tensor x = RandomTensor({1, 8, 12, 12}, 99, 1.0f);
+  RefExecutor ex;
+  auto want = ex.Run(net.fake, {RValue(x)});
+  ASSERT_TRUE(want.ok());
+  auto got = (*engine)->Infer({{"x", HostTensor::Wrap(x.data<float>(), x.dims())}});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  const HostTensor& y = got->begin()->second;
+  const Tensor& w = (*want)[0].tensor;
+  ASSERT_EQ(y.numel(), w.numel());
+  double max_ref = 0, max_err = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    max_ref = std::max(max_ref, std::fabs(w.GetAsDouble(i)));
+    max_err = std::max(max_err, std::fabs(w.GetAsDouble(i) - y.data_as<float>()[i]));
+  }
+  EXPECT_LE(max_err, 0.05) << "max |ref| " << max_ref;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "api/tensor_io.h"
 #include "base/status.h"
+#include "tools/cli/commands.h"
 
 namespace kiln::cli {
 
@@ -265,6 +266,59 @@ StatusOr<CalibrationSource> CalibrationBatches(const std::string& dir, const std
     (*out)[in.name] = std::move(t);
     return true;
   };
+  return src;
+}
+
+void AddCalibrationOptions(CLI::App* cmd, CalibArgs* args) {
+  cmd->add_option("--calib", args->calib,
+                  "INT8 calibration data: a folder of .npy/.pb tensors or images (.jpg/.png/.bmp) for a one-input "
+                  "model, or of one folder per batch (NAME.npy per input)")
+      ->check(kPath);
+  cmd->add_option("--calibrator", args->calibrator, "entropy (default; KL divergence), percentile or minmax");
+  cmd->add_option("--percentile", args->percentile, "The percentile of |x| the percentile calibrator keeps (default 99.99)");
+  cmd->add_option("--calib-cache", args->calib_cache,
+                  "Calibration cache: written after calibrating with --calib, read (no data needed) without it")
+      ->check(kPath);
+  cmd->add_option("--calib-batches", args->calib_batches, "Calibrate on at most this many batches (default: all)");
+  cmd->add_option("--keep-fp32", args->keep_fp32, "Layers (node names, comma-separated) that stay FP32")->delimiter(',');
+  cmd->add_option_function<std::string>("--calib-resize", [args](const std::string& v) { args->image.resize = v; },
+                                        "Images: crop (default: shorter side to size/crop-fraction, center crop) or stretch");
+  cmd->add_option_function<double>("--calib-crop-fraction", [args](double v) { args->image.crop_fraction = v; },
+                                   "Images: the center crop's share of the resized shorter side (default 0.875)");
+  cmd->add_option_function<double>("--calib-scale", [args](double v) { args->image.scale = v; },
+                                   "Images: pixel (0-255) multiplier before mean/std (default 1/255)");
+  cmd->add_option_function<std::vector<double>>("--calib-mean", [args](const std::vector<double>& v) { args->image.mean = v; },
+                                                "Images: per-channel mean subtracted (after scale), e.g. 0.485,0.456,0.406")
+      ->delimiter(',');
+  cmd->add_option_function<std::vector<double>>("--calib-std", [args](const std::vector<double>& v) { args->image.std = v; },
+                                                "Images: per-channel std divided by, e.g. 0.229,0.224,0.225")
+      ->delimiter(',');
+  cmd->add_option_function<std::string>("--calib-channel-order", [args](const std::string& v) { args->image.channel_order = v; },
+                                        "Images: rgb (default) or bgr");
+}
+
+StatusOr<CalibrationSource> SetUpCalibration(const Graph& g, const CalibArgs& a, BuildOptions::Calibration* cal) {
+  cal->calibrator = a.calibrator;
+  cal->percentile = a.percentile;
+  cal->cache = a.calib_cache;
+  cal->max_batches = a.calib_batches;
+  cal->keep_fp32 = a.keep_fp32;
+  if (a.calib.empty()) {
+    if (a.calib_cache.empty())
+      return InvalidArgument("INT8 needs --calib DIR (calibration data) or --calib-cache FILE (an earlier calibration)");
+    return CalibrationSource{};
+  }
+  std::vector<CalibrationInput> inputs;
+  for (ValueId v : g.inputs()) {
+    const Value& val = g.value(v);
+    if (val.constant) continue;
+    if (!val.type.is_tensor() || !val.type.shape.IsStatic())
+      return InvalidArgument("input '", val.name, "' has no fixed shape: give it with --shapes to calibrate");
+    inputs.push_back({val.name, static_cast<DataType>(static_cast<int>(val.type.dtype)), val.type.shape.Sizes()});
+  }
+  KILN_ASSIGN_OR_RETURN(CalibrationSource src, CalibrationBatches(a.calib, inputs, a.image));
+  if (a.calib_batches > 0) src.batches = std::min(a.calib_batches, src.batches);
+  cal->next_batch = src.next;
   return src;
 }
 

@@ -19,6 +19,9 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
+#include "ir/graph.h"
 #include "kiln/kiln.h"
 
 namespace kiln::cli {
@@ -55,5 +58,20 @@ struct CalibrationSource {
 };
 StatusOr<CalibrationSource> CalibrationBatches(const std::string& dir, const std::vector<CalibrationInput>& inputs,
                                                const ImagePreprocessOverrides& overrides);
+
+// The calibration options `kiln build` and `kiln quantize` share.
+struct CalibArgs {
+  std::string calib, calibrator = "entropy", calib_cache;
+  double percentile = 99.99;
+  int calib_batches = 0;
+  std::vector<std::string> keep_fp32;
+  ImagePreprocessOverrides image;
+};
+void AddCalibrationOptions(CLI::App* cmd, CalibArgs* args);
+
+// Fills `cal` from the arguments for a graph whose inputs have fixed shapes: the batch
+// source over --calib (when given) and the cache/calibrator settings. Returns the source's
+// description and batch count (0 batches: no data, the cache is read).
+StatusOr<CalibrationSource> SetUpCalibration(const Graph& g, const CalibArgs& args, BuildOptions::Calibration* cal);
 
 }  // namespace kiln::cli

@@ -35,12 +35,7 @@ struct BuildArgs {
   std::string batch_parallel = "auto";
   std::string timing_cache;
   bool strict = false;
-  // INT8
-  std::string calib, calibrator = "entropy", calib_cache;
-  double percentile = 99.99;
-  int calib_batches = 0;
-  std::vector<std::string> keep_fp32;
-  ImagePreprocessOverrides image;
+  CalibArgs int8;  // --calib, --calib-cache, ...
 };
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
@@ -180,35 +175,16 @@ int Build(const BuildArgs& a) {
   options.timing_cache = a.timing_cache;
   options.profiles = profiles;
   options.strict = a.strict;
-  if (!int8 && (!a.calib.empty() || !a.calib_cache.empty()))
+  const CalibArgs& c8 = a.int8;
+  if (!int8 && (!c8.calib.empty() || !c8.calib_cache.empty()))
     return fail("--calib and --calib-cache go with --precision int8");
   if (int8) {
     BuildOptions::Calibration& cal = options.calibration;
-    cal.calibrator = a.calibrator;
-    cal.percentile = a.percentile;
-    cal.cache = a.calib_cache;
-    cal.max_batches = a.calib_batches;
-    cal.keep_fp32 = a.keep_fp32;
-    int total = 0;
-    std::string source;
-    if (!a.calib.empty()) {
-      std::vector<CalibrationInput> inputs;
-      for (ValueId v : g.inputs()) {
-        const Value& val = g.value(v);
-        if (val.constant) continue;
-        if (!val.type.is_tensor() || !val.type.shape.IsStatic())
-          return fail(a.model + ": input '" + val.name + "' has no fixed shape: give it with --shapes to calibrate");
-        inputs.push_back({val.name, static_cast<DataType>(static_cast<int>(val.type.dtype)), val.type.shape.Sizes()});
-      }
-      auto src = CalibrationBatches(a.calib, inputs, a.image);
-      if (!src.ok()) return fail(src.status().message());
-      cal.next_batch = src->next;
-      total = a.calib_batches > 0 ? std::min(a.calib_batches, src->batches) : src->batches;
-      source = src->description;
-    } else if (a.calib_cache.empty()) {
-      return fail("--precision int8 needs --calib DIR (calibration data) or --calib-cache FILE (an earlier calibration)");
-    }
-    progress.Begin(a.calib.empty() ? "read calibration cache" : "calibrate (" + a.calibrator + ")");
+    auto src = SetUpCalibration(g, c8, &cal);
+    if (!src.ok()) return fail(a.model + ": --precision int8: " + src.status().message());
+    const int total = src->batches;
+    const std::string source = src->description;
+    progress.Begin(c8.calib.empty() ? "read calibration cache" : "calibrate (" + c8.calibrator + ")");
     const auto tc = std::chrono::steady_clock::now();
     cal.on_batch = [&](int done) {
       char buf[96];
@@ -221,8 +197,13 @@ int Build(const BuildArgs& a) {
     if (q->calibrated)
       progress.Note("calibrated " + std::to_string(q->tensors) + " tensors on " + source + " with " + q->calibrator +
                     " in " + std::to_string(static_cast<int>(MsSince(tc))) + " ms" +
-                    (a.calib_cache.empty() ? "" : "; cache " + a.calib_cache));
+                    (c8.calib_cache.empty() ? "" : "; cache " + c8.calib_cache));
     progress.Note(std::to_string(q->layers) + " layers INT8 (the rest FP32)");
+  } else if (!g.quant_ranges.empty()) {
+    // A QDQ model: its quantized layers run in INT8 with its scales.
+    auto q = QuantizeInt8(g, options);
+    if (!q.ok()) return fail(a.model + ": " + q.status().message());
+    progress.Note(std::to_string(q->layers) + " layers INT8 with the scales of the model's QuantizeLinear/DequantizeLinear pairs");
   }
   progress.Begin("select kernels (" + a.backend + ")");
   const int64_t arena_bytes = mem->arena_bytes;
@@ -271,29 +252,7 @@ Command AddBuildCommand(CLI::App& app) {
   cmd->add_option("--precision", args->precision,
                   "fp32 (default); bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation; "
                   "int8 (cpu backend; AVX2+, fast with VNNI/AMX): INT8 convolutions, calibrated with --calib or --calib-cache");
-  cmd->add_option("--calib", args->calib,
-                  "INT8 calibration data: a folder of .npy/.pb tensors or images (.jpg/.png/.bmp) for a one-input "
-                  "model, or of one folder per batch (NAME.npy per input)")->check(kPath);
-  cmd->add_option("--calibrator", args->calibrator, "entropy (default; KL divergence), percentile or minmax");
-  cmd->add_option("--percentile", args->percentile, "The percentile of |x| the percentile calibrator keeps (default 99.99)");
-  cmd->add_option("--calib-cache", args->calib_cache,
-                  "Calibration cache: written after calibrating with --calib, read (no data needed) without it")->check(kPath);
-  cmd->add_option("--calib-batches", args->calib_batches, "Calibrate on at most this many batches (default: all)");
-  cmd->add_option("--keep-fp32", args->keep_fp32, "Layers (node names, comma-separated) that stay FP32")->delimiter(',');
-  cmd->add_option_function<std::string>("--calib-resize", [args](const std::string& v) { args->image.resize = v; },
-                                        "Images: crop (default: shorter side to size/crop-fraction, center crop) or stretch");
-  cmd->add_option_function<double>("--calib-crop-fraction", [args](double v) { args->image.crop_fraction = v; },
-                                   "Images: the center crop's share of the resized shorter side (default 0.875)");
-  cmd->add_option_function<double>("--calib-scale", [args](double v) { args->image.scale = v; },
-                                   "Images: pixel (0-255) multiplier before mean/std (default 1/255)");
-  cmd->add_option_function<std::vector<double>>("--calib-mean", [args](const std::vector<double>& v) { args->image.mean = v; },
-                                                "Images: per-channel mean subtracted (after scale), e.g. 0.485,0.456,0.406")
-      ->delimiter(',');
-  cmd->add_option_function<std::vector<double>>("--calib-std", [args](const std::vector<double>& v) { args->image.std = v; },
-                                                "Images: per-channel std divided by, e.g. 0.229,0.224,0.225")
-      ->delimiter(',');
-  cmd->add_option_function<std::string>("--calib-channel-order", [args](const std::string& v) { args->image.channel_order = v; },
-                                        "Images: rgb (default) or bgr");
+  AddCalibrationOptions(cmd, &args->int8);
   cmd->add_option("--batch-parallel", args->batch_parallel,
                   "auto (default: time both schedules), on or off: run a batch > 1 as independent slices, one per thread")
       ->check(CLI::IsMember({"auto", "on", "off"}));

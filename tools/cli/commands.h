@@ -26,6 +26,7 @@ Command AddBuildCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
 Command AddServeCommand(CLI::App& app);
 Command AddCompareCommand(CLI::App& app);
+Command AddQuantizeCommand(CLI::App& app);
 
 // "NAME=1x3x224x224" -> {NAME, {1,3,224,224}}.
 StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseShapeSpec(const std::string& spec);

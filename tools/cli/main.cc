@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
       kiln::cli::AddBenchCommand(app),
       kiln::cli::AddServeCommand(app),
       kiln::cli::AddCompareCommand(app),
+      kiln::cli::AddQuantizeCommand(app),
   };
   try {
     app.parse(argc, argv);
