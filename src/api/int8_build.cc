@@ -20,17 +20,23 @@ namespace kiln {
 namespace {
 
 // The layers that compute in INT8: convolutions over a float activation with constant
-// float weights (every group count; oneDNN has INT8 kernels for all). Per layer, the value
-// its input quantizes.
+// float weights (every group count; oneDNN has INT8 kernels for all), and MatMul/Gemm with
+// constant 2-D float weights. Per layer, the value its input quantizes.
 std::vector<std::pair<NodeId, ValueId>> Int8Layers(const Graph& g, const std::vector<std::string>& keep_fp32) {
   const std::set<std::string> keep(keep_fp32.begin(), keep_fp32.end());
   std::vector<std::pair<NodeId, ValueId>> out;
   for (NodeId n = 0; n < g.num_nodes(); ++n) {
     const Node& node = g.node(n);
-    if (node.dead) continue;
-    if (node.op_type != "Conv" || !(node.domain.empty() || node.domain == "ai.onnx") || keep.count(node.name)) continue;
+    if (node.dead || !(node.domain.empty() || node.domain == "ai.onnx") || keep.count(node.name)) continue;
+    const bool conv = node.op_type == "Conv", mm = node.op_type == "MatMul" || node.op_type == "Gemm";
+    if (!conv && !mm) continue;
     const Node main = MainPartOf(node);
     if (main.inputs.size() < 2 || main.inputs[0] == kNoValue || main.inputs[1] == kNoValue) continue;
+    // Matrix products: constant 2-D weights (B), A not transposed.
+    if (mm) {
+      auto ta = main.attrs.GetInt("transA", 0);
+      if (g.value(main.inputs[1]).type.shape.rank() != 2 || !ta.ok() || *ta != 0) continue;
+    }
     const Value& x = g.value(main.inputs[0]);
     const Value& w = g.value(main.inputs[1]);
     if (x.constant || !x.type.is_tensor() || x.type.dtype != DType::kFloat32 || !x.type.shape.IsStatic()) continue;

@@ -214,5 +214,86 @@ TEST(Int8Conv, QdqModelRunsOnInt8Kernels) {
   EXPECT_LE(max_err, 0.05) << "max |ref| " << max_ref;
 }
 
+// Matrix products with constant weights: per-column (output feature) weight scales, the
+// bias folded into the matmul (PyTorch's Linear as MatMul + Add) and Gemm with transB.
+TEST(Int8MatMul, LinearLayersAgainstTheFakeQuantizedReference) {
+  auto fake_cols = [](Tensor w, bool trans) {  // per output column of the product
+    const int64_t rows = w.dim(0), cols = w.dim(1);
+    float* d = w.data<float>();
+    const int64_t n = trans ? rows : cols, k = trans ? cols : rows;
+    for (int64_t j = 0; j < n; ++j) {
+      float amax = 0;
+      for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(trans ? d[j * cols + i] : d[i * cols + j]));
+      const float s = amax > 0 ? amax / 127.0f : 1.0f;
+      for (int64_t i = 0; i < k; ++i) {
+        float& v = trans ? d[j * cols + i] : d[i * cols + j];
+        v = std::clamp(std::nearbyint(v / s), -127.0f, 127.0f) * s;
+      }
+    }
+    return w;
+  };
+  const float s1 = 3.5f / 127, s2 = 6.0f / 255;
+  Graph graphs[2];
+  for (int pass = 0; pass < 2; ++pass) {
+    const bool fake = pass == 1;
+    GraphBuilder b;
+    ValueId x = b.Input("x", DType::kFloat32, {4, 32});
+    auto qdq = [&](ValueId v, float s, bool u8, const std::string& name) {
+      if (!fake) return v;
+      ValueId sc = b.Const(name + "_qs", Tensor::Scalar(s));
+      ValueId zp = b.Const(name + "_qz", u8 ? Tensor::Scalar(uint8_t{0}) : Tensor::Scalar(int8_t{0}));
+      return b.Op("DequantizeLinear", name + "_dq", {b.Op("QuantizeLinear", name + "_q", {v, sc, zp}), sc, zp});
+    };
+    Tensor w1 = RandomTensor({32, 24}, 11, 0.2f), w2 = RandomTensor({16, 24}, 12, 0.2f);
+    if (fake) {
+      w1 = fake_cols(w1, false);
+      w2 = fake_cols(w2, true);
+    }
+    ValueId h = b.Op("MatMul", "fc1", {qdq(x, s1, false, "fc1"), b.Const("w1", w1)});
+    h = b.Op("Relu", "relu", {b.Op("Add", "bias1", {h, b.Const("b1", RandomTensor({24}, 13, 0.1f))})});
+    ValueId y = b.Op("Gemm", "fc2", {qdq(h, s2, true, "fc2"), b.Const("w2", w2), b.Const("b2", RandomTensor({16}, 14, 0.1f))},
+                     Attrs({{"transB", Attr::Int(1)}}));
+    b.Output(y);
+    graphs[pass] = b.Build();
+  }
+  auto opt = std::make_shared<Graph>(graphs[0]);
+  ASSERT_TRUE(OptimizeGraph(*opt).ok());
+  int marked = 0;
+  for (NodeId n = 0; n < opt->num_nodes(); ++n) {
+    Node& node = opt->node(n);
+    if (node.dead) continue;
+    if (node.name == "fc1") node.attrs.set(cpu::kInt8Attr, Attr::Floats({s1, 0.0f})), ++marked;
+    if (node.name == "fc2") node.attrs.set(cpu::kInt8Attr, Attr::Floats({s2, 1.0f})), ++marked;
+  }
+  ASSERT_EQ(marked, 2) << opt->ToString();
+  cpu::CompileOptions co;
+  co.threads = 1;
+  co.time_tactics = false;
+  auto program = cpu::Compile(opt, co);
+  ASSERT_TRUE(program.ok()) << program.status().ToString();
+  int int8_steps = 0;
+  std::string steps;
+  for (const cpu::StepInfo& st : cpu::Steps(**program)) {
+    int8_steps += st.precision == "int8";
+    steps += st.name + " " + st.impl + "\n";
+    EXPECT_FALSE(cpu::IsReferenceImpl(st.impl)) << st.name;
+  }
+  EXPECT_EQ(int8_steps, 2) << steps;
+  Tensor x = RandomTensor({4, 32}, 5, 1.0f);
+  RefExecutor ex;
+  auto want = ex.Run(graphs[1], {RValue(x)});
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  cpu::Context ctx(*program);
+  std::vector<Tensor> got;
+  ASSERT_TRUE(ctx.Run({&x}, &got).ok());
+  const Tensor& w = (*want)[0].tensor;
+  double max_ref = 0, max_err = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    max_ref = std::max(max_ref, std::fabs(w.GetAsDouble(i)));
+    max_err = std::max(max_err, std::fabs(w.GetAsDouble(i) - got[0].GetAsDouble(i)));
+  }
+  EXPECT_LE(max_err, 1e-4 * std::max(1.0, max_ref)) << steps;
+}
+
 }  // namespace
 }  // namespace kiln

@@ -657,8 +657,38 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
   // BF16 for constant weights only (activation x activation products stay FP32).
   const bool bf16 = const_w && c.Bf16(node);
   const mdt act = bf16 ? mdt::bf16 : mdt::f32;
-  const dnnl::memory::desc src_md = PlainMd(src_dims, act), dst_md = PlainMd(dst_dims, act);
-  dnnl::memory::desc w_md = const_w ? dnnl::memory::desc(ToDnnl(w_dims), act, tag::any) : PlainMd(w_dims);
+  // INT8 (a calibrated layer with constant 2-D weights): u8/s8 A, s8 weights per output
+  // column, float output through the output scales.
+  std::optional<Int8Quant> in8;
+  std::vector<int8_t> w8;
+  if (const_w && !bf16) in8 = Int8InputOf(node);
+  if (in8) {
+    const Tensor& bt = *bv.constant;
+    const int64_t kk = w_dims[0], n = w_dims[1];
+    std::vector<float> wf(static_cast<size_t>(kk * n));  // alpha * B as [K, N]
+    const float* b = bt.data<float>();
+    for (int64_t r = 0; r < kk; ++r)
+      for (int64_t col = 0; col < n; ++col)
+        wf[static_cast<size_t>(r * n + col)] = alpha * (trans_b ? b[col * kk + r] : b[r * n + col]);
+    std::vector<float> ws(static_cast<size_t>(n), 0.0f), oscales(static_cast<size_t>(n));
+    for (int64_t r = 0; r < kk; ++r)
+      for (int64_t col = 0; col < n; ++col)
+        ws[static_cast<size_t>(col)] = std::max(ws[static_cast<size_t>(col)], std::fabs(wf[static_cast<size_t>(r * n + col)]));
+    for (float& v : ws) v = v > 0 ? v / 127.0f : 1.0f;
+    w8.resize(wf.size());
+    for (int64_t r = 0; r < kk; ++r)
+      for (int64_t col = 0; col < n; ++col)
+        w8[static_cast<size_t>(r * n + col)] = static_cast<int8_t>(
+            std::clamp(std::nearbyint(wf[static_cast<size_t>(r * n + col)] / ws[static_cast<size_t>(col)]), -127.0f, 127.0f));
+    for (int64_t col = 0; col < n; ++col) oscales[static_cast<size_t>(col)] = in8->scale * ws[static_cast<size_t>(col)];
+    // oneDNN 2.x adds the bias to the int32 accumulator before the output scales.
+    if (!bias_data.empty())
+      for (size_t col = 0; col < bias_data.size(); ++col) bias_data[col] /= oscales[col % oscales.size()];
+    attr.set_output_scales(1 << 1, oscales);
+  }
+  const dnnl::memory::desc src_md = PlainMd(src_dims, in8 ? (in8->is_unsigned ? mdt::u8 : mdt::s8) : act),
+                           dst_md = PlainMd(dst_dims, act);
+  dnnl::memory::desc w_md = const_w ? dnnl::memory::desc(ToDnnl(w_dims), in8 ? mdt::s8 : act, tag::any) : PlainMd(w_dims);
   // Tactic for constant FP32 weights: the layout oneDNN picks ("any") or an explicit
   // row-major or transposed one, timed on this CPU. On AVX2, oneDNN's gemm with [K, N]
   // weights whose row is a multiple of 4 KiB (N = 3072: ViT's MLP) runs at half the speed
@@ -666,7 +696,7 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
   std::string mm_tactic;
   double mm_tactic_ms = 0;
   int mm_viable = 0;
-  if (const_w && !bf16) {
+  if (const_w && !bf16 && !in8) {
     std::string forced;
     if (const Attr* t = node.attrs.find("kiln.tactic")) forced = t->s;
     const std::pair<const char*, tag> cands[] = {{"w_any", tag::any}, {"w_ab", tag::ab}, {"w_ba", tag::ba}};
@@ -718,6 +748,7 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
   k->prim = dnnl::matmul(*pd);
   int a_slot = c.View(c.Plain(c.SlotOf(main.inputs[0])), src_dims);
   if (bf16) a_slot = c.InLayout(a_slot, src_md);
+  if (in8) a_slot = c.Quantized(a_slot, src_md, in8->scale);
   k->slot_args.push_back({DNNL_ARG_SRC, a_slot});
   k->reads.push_back(a_slot);
   if (const_w) {
@@ -731,12 +762,15 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
       wt = &tmp;
     }
     const dnnl::memory::desc from = trans_b ? dnnl::memory::desc(ToDnnl(w_dims), mdt::f32, tag::ba) : PlainMd(w_dims);
-    dnnl::memory wmem = c.WeightsMemory(node, wt->raw_data(), from, pd->weights_desc());
+    dnnl::memory wmem = in8 ? c.ConstantMemory(w8.data(), PlainMd(w_dims, mdt::s8), pd->weights_desc())
+                            : c.WeightsMemory(node, wt->raw_data(), from, pd->weights_desc());
+    if (in8) c.program().weights_repacked_bytes += static_cast<int64_t>(pd->weights_desc().get_size());
     if (wt == &tmp && wmem.get_data_handle() == tmp.raw_data())  // in place over the scaled copy: keep it
       wmem = c.ConstantMemory(tmp.raw_data(), wmem.get_desc(), wmem.get_desc());
     k->const_args.push_back({DNNL_ARG_WEIGHTS, wmem});
     // A plan may store them as the kernel reads them (a kernel copy: transposed, scaled).
-    if (bv.consumers.size() == 1 && std::find(g.outputs().begin(), g.outputs().end(), main.inputs[1]) == g.outputs().end()) {
+    if (!in8 && bv.consumers.size() == 1 &&
+        std::find(g.outputs().begin(), g.outputs().end(), main.inputs[1]) == g.outputs().end()) {
       k->packed_value = main.inputs[1];
       k->packed = wmem;
     }
@@ -750,7 +784,7 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
   k->slot_args.push_back({DNNL_ARG_DST, dst});
   k->writes.push_back(dst);
   k->info = {node.name, node.op_type, ImplName(*pd, "matmul"), mm_viable > 1 || node.attrs.has("kiln.tactic") ? mm_tactic : "",
-             mm_tactic_ms, id, bf16 ? "bf16" : ""};
+             mm_tactic_ms, id, bf16 ? "bf16" : in8 ? "int8" : ""};
   c.AddKernel(std::move(k));
   if (split_axis >= 0) SplitInto(c, node, whole, split_axis, split_sizes);
   return true;
