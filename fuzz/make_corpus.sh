@@ -21,7 +21,7 @@ OUT=${1:?usage: fuzz/make_corpus.sh OUT_DIR [KILN_BINARY]}
 KILN=${2:-}
 DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 PY=${PYTHON:-/usr/bin/python3}
-mkdir -p "$OUT/onnx" "$OUT/plan" "$OUT/tensor" "$OUT/extdata" "$OUT/infer"
+mkdir -p "$OUT/onnx" "$OUT/plan" "$OUT/tensor" "$OUT/extdata" "$OUT/infer" "$OUT/calib"
 
 add() {  # add FILE DIR: copy under its content hash
   local h
@@ -188,5 +188,10 @@ ext '\x01\x00\x00\x04\x01\x02\x03\x04\x01\x01\x04\x00\x00\xe0\x03./a\x00'
 ext '\x02\x00\x00\x04\x01\x02\x03\x04\x07\x01\x00\x01\x01\x04\x00\x00\x00\x00'
 # "fifo" is a FIFO; UINT8 [0] from "fifo" (must not block).
 ext '\x01\x08\x0e\x01\x01\x00\x00\x00\x0e\x00'
+# ---- fuzz_calib_cache seeds: calibration caches (their bytes also read as floats) ----
+printf '# kiln calibration cache 1\n# calibrator entropy\n# kiln 0.1.0\n0x1.11023p+2 u8 /relu/Relu_output_0\n0x1.8p+1 s8 input\n' >"$OUT/calib/good"
+printf '# kiln calibration cache 1\n0x1p-149 s8 tiny\n1e38 u8 big name with spaces\n\r\n' >"$OUT/calib/edge"
+printf '# kiln calibration cache 1\nnan s8 x\n' >"$OUT/calib/nan"
+head -c 4096 /dev/urandom >"$OUT/calib/random" 2>/dev/null || true
 echo "make_corpus: $(find "$OUT/onnx" -type f | wc -l) ONNX seeds, $(find "$OUT/plan" -type f | wc -l) plan seeds ($built of ${#models[@]} models built)," \
   "$(find "$OUT/tensor" -type f | wc -l) tensor file seeds, $(find "$OUT/extdata" -type f | wc -l) external data seeds"

@@ -18,7 +18,7 @@ export CCACHE_NOHASHDIR=1  # ccache may reuse objects across build directories
 BUILD_DIR=build-fuzz
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 JOBS=${KILN_JOBS:-1}
-ALL_TARGETS=(fuzz_plan_loader fuzz_onnx_importer fuzz_tensor_file fuzz_external_data fuzz_infer_request)
+ALL_TARGETS=(fuzz_plan_loader fuzz_onnx_importer fuzz_tensor_file fuzz_external_data fuzz_infer_request fuzz_calib_cache)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 
@@ -46,7 +46,7 @@ rm -rf "$BUILD_DIR/corpus"
 fuzz/make_corpus.sh "$BUILD_DIR/corpus" "${KILN_BIN:-}"
 
 # ---- run ----
-declare -A CORPUS=([fuzz_plan_loader]=plan [fuzz_onnx_importer]=onnx [fuzz_tensor_file]=tensor [fuzz_external_data]=extdata [fuzz_infer_request]=infer)
+declare -A CORPUS=([fuzz_plan_loader]=plan [fuzz_onnx_importer]=onnx [fuzz_tensor_file]=tensor [fuzz_external_data]=extdata [fuzz_infer_request]=infer [fuzz_calib_cache]=calib)
 # Extra libFuzzer options per target. The file readers must check sizes against the file
 # before allocating: a single allocation over 64 MiB from inputs of a few KiB is a finding.
 declare -A OPTIONS=([fuzz_tensor_file]="-malloc_limit_mb=64" [fuzz_external_data]="-malloc_limit_mb=64" [fuzz_infer_request]="-malloc_limit_mb=64")

@@ -16,14 +16,13 @@ std::optional<Int8Quant> Int8InputOf(const Node& node) {
 }
 
 Int8ConvParams PrepareInt8Conv(const Int8Quant& in, const Tensor& w, const Tensor* bias,
-                               const std::optional<Int8Quant>& out) {
+                               const std::optional<Int8Quant>& out, bool quantize_weights) {
   Int8ConvParams p;
   p.in = in;
   p.out = out;
   const int64_t oc = w.dim(0);
   const int64_t per = oc > 0 ? w.numel() / oc : 0;
   const float* wf = w.data<float>();
-  p.weights.resize(static_cast<size_t>(w.numel()));
   p.w_scales.resize(static_cast<size_t>(oc));
   p.out_scales.resize(static_cast<size_t>(oc));
   if (bias) p.bias.resize(static_cast<size_t>(oc));
@@ -33,14 +32,25 @@ Int8ConvParams PrepareInt8Conv(const Int8Quant& in, const Tensor& w, const Tenso
     for (int64_t i = 0; i < per; ++i) amax = std::max(amax, std::fabs(row[i]));
     const float ws = amax > 0 ? amax / 127.0f : 1.0f;
     p.w_scales[static_cast<size_t>(o)] = ws;
-    int8_t* q = p.weights.data() + o * per;
-    for (int64_t i = 0; i < per; ++i)
-      q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(row[i] / ws), -127.0f, 127.0f));
     const float acc_scale = in.scale * ws;  // one unit of the int32 accumulator, in real units
     if (bias) p.bias[static_cast<size_t>(o)] = bias->data<float>()[o] / acc_scale;
     p.out_scales[static_cast<size_t>(o)] = out ? acc_scale / out->scale : acc_scale;
   }
+  if (quantize_weights) QuantizeConvWeights(w, &p);
   return p;
+}
+
+void QuantizeConvWeights(const Tensor& w, Int8ConvParams* p) {
+  const int64_t oc = w.dim(0);
+  const int64_t per = oc > 0 ? w.numel() / oc : 0;
+  const float* wf = w.data<float>();
+  p->weights.resize(static_cast<size_t>(w.numel()));
+  for (int64_t o = 0; o < oc; ++o) {
+    const float ws = p->w_scales[static_cast<size_t>(o)];
+    const float* row = wf + o * per;
+    int8_t* q = p->weights.data() + o * per;
+    for (int64_t i = 0; i < per; ++i) q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(row[i] / ws), -127.0f, 127.0f));
+  }
 }
 
 std::optional<Int8Quant> Int8OutputFor(const Graph& g, ValueId v) {

@@ -44,8 +44,11 @@ struct Int8ConvParams {
 
 // `w`: the row-major float weights [OC, ...]; `bias` may be null. `out`: the quantization
 // to write the output in (see Int8OutputFor), or nullopt for a float output.
+// With `quantize_weights` false, `weights` stays empty (a plan's kernel copy holds them):
+// QuantizeConvWeights fills it when needed.
 Int8ConvParams PrepareInt8Conv(const Int8Quant& in, const Tensor& w, const Tensor* bias,
-                               const std::optional<Int8Quant>& out);
+                               const std::optional<Int8Quant>& out, bool quantize_weights = true);
+void QuantizeConvWeights(const Tensor& w, Int8ConvParams* p);
 
 // The quantization every reader of value v wants when they are all INT8 convolutions
 // reading it as their data input with one and the same quantization (and v is no graph

@@ -303,11 +303,12 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   // INT8 (a calibrated layer): u8/s8 input, s8 weights per output channel, output float or,
   // when every reader is an INT8 convolution, already quantized for them.
   std::optional<Int8ConvParams> q8;
+  Tensor wrm;  // INT8: the row-major float weights
   if (const std::optional<Int8Quant> in8 = Int8InputOf(node); in8 && !bf16) {
     std::optional<Int8Quant> out8;
     if (residual == kNoValue && split_axis < 0) out8 = Int8OutputFor(g, node.outputs[0]);
-    KILN_ASSIGN_OR_RETURN(Tensor wrm, RowMajorWeights(node, w));
-    q8 = PrepareInt8Conv(*in8, wrm, bias, out8);
+    KILN_ASSIGN_OR_RETURN(wrm, RowMajorWeights(node, w));
+    q8 = PrepareInt8Conv(*in8, wrm, bias, out8, /*quantize_weights=*/false);
     if (q8->out) {
       // The output scale applies after the epilogue: folded into the output scales when every
       // step commutes with a positive scale (ReLU), else one more (linear) post-op.
@@ -490,14 +491,27 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     w_from = src.md;
     w_data = src.data;
   }
-  if (q8) {  // the quantized weights, row-major (a plan keeps the float ones)
-    w_from = PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()), mdt::s8);
-    w_data = q8->weights.data();
+  dnnl::memory wmem;
+  if (q8) {
+    // A plan's INT8 kernel copy in place, else the weights quantized here (this function's
+    // buffer: always copied into the kernel's layout).
+    if (std::optional<dnnl::memory> kc = c.KernelCopy(node, pd.weights_desc())) {
+      wmem = *kc;
+    } else {
+      QuantizeConvWeights(wrm, &*q8);
+      wmem = c.ConstantMemory(q8->weights.data(), PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()), mdt::s8),
+                              pd.weights_desc());
+      c.program().weights_repacked_bytes += static_cast<int64_t>(pd.weights_desc().get_size());
+    }
+    // The plan keeps the float weights and this INT8 copy (a form that cannot be turned back).
+    if (g.value(main.inputs[1]).consumers.size() == 1) {
+      k->packed_value = main.inputs[1];
+      k->packed = wmem;
+      k->packed_relayout = false;
+    }
+  } else {
+    wmem = c.WeightsMemory(node, w_data, w_from, pd.weights_desc());
   }
-  // (The quantized weights are this function's: always copied into the kernel's layout.)
-  dnnl::memory wmem = q8 ? c.ConstantMemory(w_data, w_from, pd.weights_desc())
-                         : c.WeightsMemory(node, w_data, w_from, pd.weights_desc());
-  if (q8) c.program().weights_repacked_bytes += static_cast<int64_t>(pd.weights_desc().get_size());
   k->const_args.push_back({DNNL_ARG_WEIGHTS, wmem});
   // Packable into a plan: the constant is this layer's alone.
   if (!q8 && g.value(main.inputs[1]).consumers.size() == 1) {
@@ -660,26 +674,22 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
   // INT8 (a calibrated layer with constant 2-D weights): u8/s8 A, s8 weights per output
   // column, float output through the output scales.
   std::optional<Int8Quant> in8;
-  std::vector<int8_t> w8;
+  std::vector<float> wf, ws;  // INT8: alpha * B as [K, N], per-column scales
   if (const_w && !bf16) in8 = Int8InputOf(node);
   if (in8) {
     const Tensor& bt = *bv.constant;
     const int64_t kk = w_dims[0], n = w_dims[1];
-    std::vector<float> wf(static_cast<size_t>(kk * n));  // alpha * B as [K, N]
+    wf.resize(static_cast<size_t>(kk * n));
     const float* b = bt.data<float>();
     for (int64_t r = 0; r < kk; ++r)
       for (int64_t col = 0; col < n; ++col)
         wf[static_cast<size_t>(r * n + col)] = alpha * (trans_b ? b[col * kk + r] : b[r * n + col]);
-    std::vector<float> ws(static_cast<size_t>(n), 0.0f), oscales(static_cast<size_t>(n));
+    ws.assign(static_cast<size_t>(n), 0.0f);
+    std::vector<float> oscales(static_cast<size_t>(n));
     for (int64_t r = 0; r < kk; ++r)
       for (int64_t col = 0; col < n; ++col)
         ws[static_cast<size_t>(col)] = std::max(ws[static_cast<size_t>(col)], std::fabs(wf[static_cast<size_t>(r * n + col)]));
     for (float& v : ws) v = v > 0 ? v / 127.0f : 1.0f;
-    w8.resize(wf.size());
-    for (int64_t r = 0; r < kk; ++r)
-      for (int64_t col = 0; col < n; ++col)
-        w8[static_cast<size_t>(r * n + col)] = static_cast<int8_t>(
-            std::clamp(std::nearbyint(wf[static_cast<size_t>(r * n + col)] / ws[static_cast<size_t>(col)]), -127.0f, 127.0f));
     for (int64_t col = 0; col < n; ++col) oscales[static_cast<size_t>(col)] = in8->scale * ws[static_cast<size_t>(col)];
     // oneDNN 2.x adds the bias to the int32 accumulator before the output scales.
     if (!bias_data.empty())
@@ -762,14 +772,24 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
       wt = &tmp;
     }
     const dnnl::memory::desc from = trans_b ? dnnl::memory::desc(ToDnnl(w_dims), mdt::f32, tag::ba) : PlainMd(w_dims);
-    dnnl::memory wmem = in8 ? c.ConstantMemory(w8.data(), PlainMd(w_dims, mdt::s8), pd->weights_desc())
-                            : c.WeightsMemory(node, wt->raw_data(), from, pd->weights_desc());
-    if (in8) c.program().weights_repacked_bytes += static_cast<int64_t>(pd->weights_desc().get_size());
+    dnnl::memory wmem;
+    if (!in8) {
+      wmem = c.WeightsMemory(node, wt->raw_data(), from, pd->weights_desc());
+    } else if (std::optional<dnnl::memory> kc = c.KernelCopy(node, pd->weights_desc())) {
+      wmem = *kc;  // a plan's INT8 copy
+    } else {
+      const size_t n = ws.size();
+      std::vector<int8_t> w8(wf.size());
+      for (size_t i = 0; i < wf.size(); ++i)
+        w8[i] = static_cast<int8_t>(std::clamp(std::nearbyint(wf[i] / ws[i % n]), -127.0f, 127.0f));
+      wmem = c.ConstantMemory(w8.data(), PlainMd(w_dims, mdt::s8), pd->weights_desc());
+      c.program().weights_repacked_bytes += static_cast<int64_t>(pd->weights_desc().get_size());
+    }
     if (wt == &tmp && wmem.get_data_handle() == tmp.raw_data())  // in place over the scaled copy: keep it
       wmem = c.ConstantMemory(tmp.raw_data(), wmem.get_desc(), wmem.get_desc());
     k->const_args.push_back({DNNL_ARG_WEIGHTS, wmem});
     // A plan may store them as the kernel reads them (a kernel copy: transposed, scaled).
-    if (!in8 && bv.consumers.size() == 1 &&
+    if (bv.consumers.size() == 1 &&
         std::find(g.outputs().begin(), g.outputs().end(), main.inputs[1]) == g.outputs().end()) {
       k->packed_value = main.inputs[1];
       k->packed = wmem;

@@ -363,19 +363,24 @@ const Tensor* ByteAttr(const Node& node, const char* name) {
 }
 }  // namespace
 
-dnnl::memory Compiler::WeightsMemory(const Node& node, const void* data, const dnnl::memory::desc& from,
-                                     const dnnl::memory::desc& want) {
-  const int64_t bytes = static_cast<int64_t>(want.get_size());
-  // The plan's kernel copy: only compared with what this CPU's kernel asks for, never handed
-  // to oneDNN as a descriptor, so a damaged one can only mean a repack.
+std::optional<dnnl::memory> Compiler::KernelCopy(const Node& node, const dnnl::memory::desc& want) {
+  // Only compared with what this CPU's kernel asks for, never handed to oneDNN as a
+  // descriptor, so a damaged one can only mean a repack.
   const Tensor* kmd = ByteAttr(node, kKernelMdAttr);
   const Tensor* kw = ByteAttr(node, kKernelWeightsAttr);
   if (kmd != nullptr && kw != nullptr && kmd->nbytes() == sizeof(dnnl_memory_desc_t) &&
       std::memcmp(kmd->raw_data(), &want.data, sizeof(dnnl_memory_desc_t)) == 0 &&
       kw->nbytes() == want.get_size() && reinterpret_cast<uintptr_t>(kw->raw_data()) % 64 == 0) {
-    p_.weights_in_place_bytes += bytes;
+    p_.weights_in_place_bytes += static_cast<int64_t>(want.get_size());
     return dnnl::memory(want, p_.engine, const_cast<void*>(kw->raw_data()));
   }
+  return std::nullopt;
+}
+
+dnnl::memory Compiler::WeightsMemory(const Node& node, const void* data, const dnnl::memory::desc& from,
+                                     const dnnl::memory::desc& want) {
+  const int64_t bytes = static_cast<int64_t>(want.get_size());
+  if (std::optional<dnnl::memory> kc = KernelCopy(node, want)) return *kc;
   if (from == want) {
     p_.weights_in_place_bytes += bytes;
     return dnnl::memory(want, p_.engine, const_cast<void*>(data));

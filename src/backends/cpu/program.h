@@ -182,6 +182,9 @@ class Compiler {
   // The weights memory of node's kernel, in layout `want`: the plan's kernel copy of them
   // (kiln.kernel_weights) in place when its descriptor is byte-identical to `want`, else
   // `data` (laid out as `from`) in place when that is `want`, else a reordered copy.
+  // The plan's kernel copy of node's weights (kiln.kernel_weights) as a memory in `want`,
+  // used in place, when its descriptor is byte-identical to `want`; nullopt otherwise.
+  std::optional<dnnl::memory> KernelCopy(const Node& node, const dnnl::memory::desc& want);
   dnnl::memory WeightsMemory(const Node& node, const void* data, const dnnl::memory::desc& from,
                              const dnnl::memory::desc& want);
   // A tactic's time under `key` (the layer's problem and the candidate): from the timing
