@@ -83,6 +83,17 @@ else
   bad "compare: $(cat "$T/err")"
 fi
 "$KILN" compare "$M" "$T/i8.plan" >"$T/out" 2>&1 && grep -q "seeded random" "$T/out" && ok || bad "compare on random inputs: $(cat "$T/out")"
+# Per layer: every tensor both run, the INT8 layers marked, a JSON list and an HTML chart.
+if "$KILN" compare "$M" "$T/i8.plan" --inputs "$T/eval" --per-layer --html "$T/cmp.html" --json "$T/pl.json" >"$T/out" 2>"$T/err"; then
+  grep -q "(int8)" "$T/out" && ok || bad "per-layer table marks no INT8 layer: $(cat "$T/out")"
+  grep -q "<svg" "$T/cmp.html" && ok || bad "per-layer html has no chart"
+  /usr/bin/python3 -c "
+import json, sys
+l = json.load(open('$T/pl.json'))['layers']
+sys.exit(0 if len(l) >= 5 and all(0.9 < x['cosine'] <= 1.0000001 for x in l) else 1)" && ok || bad "per-layer json: $(head -c 600 "$T/pl.json")"
+else
+  bad "compare --per-layer: $(cat "$T/err")"
+fi
 
 # Every calibrator; images; --keep-fp32.
 for c in minmax percentile; do

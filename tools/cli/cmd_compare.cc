@@ -16,7 +16,15 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <set>
+#include <sstream>
 
+#include "api/engine_internal.h"
+#include "api/model.h"
+#include "base/file.h"
+#include "ir/op_schema.h"
+#include "api/optimize.h"
+#include "plan/plan_reader.h"
 #include "tools/cli/calib_data.h"
 #include "tools/cli/commands.h"
 
@@ -31,8 +39,86 @@ struct CompareArgs {
   std::vector<std::string> shapes;
   int threads = 0;
   std::string json;
+  bool per_layer = false;
+  std::string html;
   ImagePreprocessOverrides image;
 };
+
+// --per-layer: the graph a model or plan runs (an ONNX model optimized as kiln build does;
+// a QDQ model's INT8 layers marked), for matching its tensors with the other side's by name.
+StatusOr<std::shared_ptr<Graph>> RunGraphOf(const std::string& path, const BuildOptions& options) {
+  if (IsPlanFile(path)) {
+    KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
+    if (!plan.profiles.empty()) return InvalidArgument(path, ": --per-layer takes plans with fixed shapes");
+    return std::shared_ptr<Graph>(std::move(plan.graph));
+  }
+  KILN_ASSIGN_OR_RETURN(OnnxModel model, LoadOnnxModel(path));
+  std::shared_ptr<Graph> g = std::move(model.graph);
+  KILN_RETURN_IF_ERROR(SetInputShapes(*g, options.input_shapes).WithPrefix(path));
+  KILN_RETURN_IF_ERROR(OptimizeGraph(*g).status().WithPrefix(path));
+  KILN_RETURN_IF_ERROR(QuantizeInt8(*g, options).status().WithPrefix(path));
+  return g;
+}
+
+// The engine of `g` with `extra` values as more outputs.
+StatusOr<std::shared_ptr<const Engine>> ProbeEngine(const Graph& g, const std::vector<std::string>& extra,
+                                                    const BuildOptions& options) {
+  auto probe = std::make_shared<Graph>(DeepCopy(g));
+  std::set<ValueId> outs(probe->outputs().begin(), probe->outputs().end());
+  for (const std::string& name : extra) {
+    std::optional<ValueId> v = probe->FindValue(name);
+    if (v && outs.insert(*v).second) probe->outputs().push_back(*v);
+  }
+  BuildOptions po = options;
+  po.batch_parallel = "off";
+  return MakeEngineFromOptimized(probe, MemoryPlan{}, po);
+}
+
+struct LayerDiff {
+  std::string tensor, op;
+  double max_abs = 0, max_ref = 0, xy = 0, xx = 0, yy = 0;
+  double cosine() const { return xx == 0 && yy == 0 ? 1.0 : (xx == 0 || yy == 0 ? 0.0 : xy / std::sqrt(xx * yy)); }
+};
+
+// An HTML page: the per-layer table and an SVG chart of each layer's 1 - cosine (log scale).
+Status WriteHtml(const std::string& path, const std::string& a, const std::string& b, const std::vector<LayerDiff>& rows) {
+  auto esc = [](const std::string& t) {
+    std::string o;
+    for (char c : t) o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+    return o;
+  };
+  std::ostringstream h;
+  h << "<!doctype html><html><head><meta charset=\"utf-8\"><title>kiln compare</title><style>"
+       "body{font:13px sans-serif;margin:20px}table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;"
+       "text-align:right}td:first-child,th:first-child,td:nth-child(2){text-align:left}</style></head><body>";
+  h << "<h2>kiln compare, per layer</h2><p>A = " << esc(a) << "<br>B = " << esc(b)
+    << "<br>Bars: 1 - cosine(B, A) of each tensor both run (log scale; higher = further apart).</p>";
+  const int bar_h = 14, width = 900, left = 360;
+  h << "<svg width=\"" << width << "\" height=\"" << rows.size() * bar_h + 30 << "\" xmlns=\"http://www.w3.org/2000/svg\">";
+  for (int d = 1; d <= 8; ++d) {  // decades 1e-8 .. 1
+    const int x = left + (width - left - 20) * (8 - d) / 8;
+    h << "<line x1=\"" << x << "\" y1=\"0\" x2=\"" << x << "\" y2=\"" << rows.size() * bar_h << "\" stroke=\"#eee\"/>"
+      << "<text x=\"" << x << "\" y=\"" << rows.size() * bar_h + 14 << "\" font-size=\"10\">1e-" << d << "</text>";
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const double gap = std::max(1e-8, 1.0 - rows[i].cosine());
+    const int w = static_cast<int>((width - left - 20) * (8 + std::log10(gap)) / 8);
+    const int y = static_cast<int>(i) * bar_h;
+    h << "<text x=\"0\" y=\"" << y + 11 << "\" font-size=\"10\">" << esc(rows[i].tensor.substr(0, 58)) << "</text>"
+      << "<rect x=\"" << left << "\" y=\"" << y + 2 << "\" width=\"" << std::max(1, w) << "\" height=\"" << bar_h - 4
+      << "\" fill=\"" << (gap > 1e-2 ? "#d62728" : gap > 1e-3 ? "#ff7f0e" : "#1f77b4") << "\"><title>" << esc(rows[i].tensor)
+      << ": cosine " << rows[i].cosine() << "</title></rect>";
+  }
+  h << "</svg><table><tr><th>tensor</th><th>layer op (B)</th><th>max |B-A|</th><th>rel to max</th><th>cosine</th></tr>";
+  for (const LayerDiff& r : rows)
+    h << "<tr><td>" << esc(r.tensor) << "</td><td>" << esc(r.op) << "</td><td>" << r.max_abs << "</td><td>"
+      << (r.max_ref > 0 ? r.max_abs / r.max_ref : 0) << "</td><td>" << r.cosine() << "</td></tr>";
+  h << "</table></body></html>\n";
+  const std::string text = h.str();
+  KILN_ASSIGN_OR_RETURN(AtomicFileWriter w, AtomicFileWriter::Create(path));
+  KILN_RETURN_IF_ERROR(w.Write(text.data(), text.size()));
+  return w.Commit();
+}
 
 struct OutputDiff {
   int64_t elements = 0;
@@ -132,6 +218,43 @@ int Compare(const CompareArgs& a) {
     };
     source = "seeded random N(0,1) inputs";
   }
+  // --per-layer: the tensors both sides compute (same name, float, same shape), in B's order.
+  std::vector<LayerDiff> layers;
+  std::shared_ptr<const Engine> pa, pb;
+  if (a.per_layer) {
+    auto ga = RunGraphOf(a.a, options);
+    if (!ga.ok()) return fail(ga.status().message());
+    auto gb = RunGraphOf(a.b, options);
+    if (!gb.ok()) return fail(gb.status().message());
+    auto order = (*gb)->TopologicalOrder();
+    if (!order.ok()) return fail(a.b + ": " + order.status().message());
+    std::vector<std::string> names;
+    for (NodeId n : *order) {
+      const Node& node = (*gb)->node(n);
+      for (ValueId v : node.outputs) {
+        if (v == kNoValue) continue;
+        const Value& vb = (*gb)->value(v);
+        std::optional<ValueId> va = (*ga)->FindValue(vb.name);
+        if (!va || vb.type.dtype != DType::kFloat32 || !vb.type.shape.IsStatic()) continue;
+        const Value& x = (*ga)->value(*va);
+        if (x.constant || x.type.dtype != DType::kFloat32 || !x.type.shape.IsStatic() || x.type.shape.Sizes() != vb.type.shape.Sizes())
+          continue;
+        names.push_back(vb.name);
+        LayerDiff d;
+        d.tensor = vb.name;
+        d.op = node.op_type + (IsFusedNode(node) ? "+" : "");
+        if (const Attr* p = node.attrs.find("kiln.int8")) d.op += p ? " (int8)" : "";
+        layers.push_back(d);
+      }
+    }
+    if (names.empty()) return fail("--per-layer: the two models share no tensor name (different optimizations or models?)");
+    auto ea2 = ProbeEngine(**ga, names, options);
+    if (!ea2.ok()) return fail(a.a + ": " + ea2.status().message());
+    auto eb2 = ProbeEngine(**gb, names, options);
+    if (!eb2.ok()) return fail(a.b + ": " + eb2.status().message());
+    pa = *ea2;
+    pb = *eb2;
+  }
   std::map<std::string, OutputDiff> diffs;
   int batches = 0;
   std::map<std::string, HostTensor> batch;
@@ -144,6 +267,25 @@ int Compare(const CompareArgs& a) {
     if (!ra.ok()) return fail(a.a + ": " + ra.status().message());
     auto rb = (*eb)->Infer(batch);
     if (!rb.ok()) return fail(a.b + ": " + rb.status().message());
+    if (a.per_layer) {
+      auto la = pa->Infer(batch);
+      if (!la.ok()) return fail(a.a + ": " + la.status().message());
+      auto lb = pb->Infer(batch);
+      if (!lb.ok()) return fail(a.b + ": " + lb.status().message());
+      for (LayerDiff& d : layers) {
+        auto ia = la->find(d.tensor), ib = lb->find(d.tensor);
+        if (ia == la->end() || ib == lb->end() || ia->second.numel() != ib->second.numel()) continue;
+        const float* x = ia->second.data_as<float>();
+        const float* y = ib->second.data_as<float>();
+        for (int64_t i = 0; i < ia->second.numel(); ++i) {
+          d.max_abs = std::max(d.max_abs, std::fabs(static_cast<double>(x[i]) - y[i]));
+          d.max_ref = std::max(d.max_ref, std::fabs(static_cast<double>(x[i])));
+          d.xy += static_cast<double>(x[i]) * y[i];
+          d.xx += static_cast<double>(x[i]) * x[i];
+          d.yy += static_cast<double>(y[i]) * y[i];
+        }
+      }
+    }
     for (const auto& [name, ta] : *ra) {
       auto it = rb->find(name);
       if (it == rb->end() || ta.dtype() != DataType::kFloat32 || it->second.dtype() != DataType::kFloat32) continue;
@@ -187,6 +329,24 @@ int Compare(const CompareArgs& a) {
     }
     j["outputs"][name] = o;
   }
+  if (a.per_layer) {
+    std::printf("\nper layer (%zu tensors both compute, in B's order; cosine over all batches):\n", layers.size());
+    std::printf("%-48s %-22s %12s %12s %10s\n", "tensor", "layer op (B)", "max |B-A|", "rel to max", "cosine");
+    for (const LayerDiff& d : layers) {
+      std::printf("%-48s %-22s %12.4g %12.4g %10.6f\n", d.tensor.substr(0, 48).c_str(), d.op.substr(0, 22).c_str(), d.max_abs,
+                  d.max_ref > 0 ? d.max_abs / d.max_ref : 0, d.cosine());
+      nlohmann::json l;
+      l["tensor"] = d.tensor;
+      l["op"] = d.op;
+      l["max_abs"] = d.max_abs;
+      l["cosine"] = d.cosine();
+      j["layers"].push_back(l);
+    }
+    if (!a.html.empty()) {
+      if (Status st = WriteHtml(a.html, a.a, a.b, layers); !st.ok()) return fail(st.message());
+      std::printf("wrote %s\n", a.html.c_str());
+    }
+  }
   if (!a.json.empty()) {
     if (a.json == "-") {
       std::cout << j.dump(1) << "\n";
@@ -213,6 +373,10 @@ Command AddCompareCommand(CLI::App& app) {
   cmd->add_option("--shapes", args->shapes, "NAME=DIMS for inputs with dynamic dims (both models)");
   cmd->add_option("--threads", args->threads, "Threads per inference (0 = all cores)");
   cmd->add_option("--json", args->json, "Also write the figures as JSON to FILE (- for stdout)");
+  cmd->add_flag("--per-layer", args->per_layer,
+                "Also compare every intermediate tensor both run (same name after optimization), to see where "
+                "B departs from A (B's INT8 layers then write float outputs, so chained INT8 layers requantize)");
+  cmd->add_option("--html", args->html, "With --per-layer: write the table and a chart as an HTML page")->check(kPath);
   cmd->add_option_function<std::vector<double>>("--mean", [args](const std::vector<double>& v) { args->image.mean = v; },
                                                 "Images: per-channel mean (as kiln build --calib-mean)")
       ->delimiter(',');
