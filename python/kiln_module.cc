@@ -18,6 +18,8 @@
 
 #include <kiln/kiln.h>
 
+#include <cstring>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <memory>
@@ -261,11 +263,49 @@ PyEngine Load(const py::object& path, const std::optional<Shapes>& shapes, bool 
   return PyEngine{Check(std::move(e))};
 }
 
+// INT8 calibration batches from a Python iterable of {input name: array} dicts, pulled
+// (with the GIL) as the builder asks for them; each array copied as float32.
+std::function<kiln::StatusOr<bool>(std::map<std::string, kiln::HostTensor>*)> PyBatches(const py::object& iterable) {
+  auto it = std::make_shared<py::object>(py::iter(iterable));
+  return [it](std::map<std::string, kiln::HostTensor>* batch) -> kiln::StatusOr<bool> {
+    py::gil_scoped_acquire gil;
+    try {
+      py::object item;
+      try {
+        item = (*it).attr("__next__")();
+      } catch (py::error_already_set& e) {
+        if (e.matches(PyExc_StopIteration)) return false;
+        throw;
+      }
+      if (!py::isinstance<py::dict>(item))
+        return kiln::Status(kiln::StatusCode::kInvalidArgument, "a calibration batch must be a dict {input name: array}");
+      py::module_ np = py::module_::import("numpy");
+      for (const auto& [k, v] : item.cast<py::dict>()) {
+        py::array a = np.attr("ascontiguousarray")(v, "float32");
+        std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+        kiln::HostTensor t = kiln::HostTensor::Allocate(kiln::DataType::kFloat32, shape);
+        if (t.nbytes() > 0) std::memcpy(t.data(), a.data(), t.nbytes());
+        (*batch)[py::str(k).cast<std::string>()] = std::move(t);
+      }
+      return true;
+    } catch (py::error_already_set& e) {
+      return kiln::Status(kiln::StatusCode::kInvalidArgument, std::string("calibration data: ") + e.what());
+    }
+  };
+}
+
 PyEngine Build(const py::object& onnx_path, const py::object& plan_path, const std::optional<Shapes>& shapes, bool optimize,
                const std::string& precision, int threads, const std::string& backend,
-               const std::optional<Profiles>& profiles, const std::string& batch_parallel, bool strict) {
+               const std::optional<Profiles>& profiles, const std::string& batch_parallel, bool strict,
+               const py::object& calibration, const std::string& calibrator, const py::object& calibration_cache,
+               double percentile, const std::vector<std::string>& keep_fp32) {
   const std::string src = FsPath(onnx_path), dst = FsPath(plan_path);
-  const kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend, profiles, batch_parallel, strict);
+  kiln::BuildOptions o = Options(shapes, optimize, precision, threads, backend, profiles, batch_parallel, strict);
+  if (!calibration.is_none()) o.calibration.next_batch = PyBatches(calibration);
+  if (!calibration_cache.is_none()) o.calibration.cache = FsPath(calibration_cache);
+  o.calibration.calibrator = calibrator;
+  o.calibration.percentile = percentile;
+  o.calibration.keep_fp32 = keep_fp32;
   kiln::StatusOr<std::shared_ptr<const kiln::Engine>> e = kiln::Status(kiln::StatusCode::kInternal, "not run");
   kiln::Status saved;
   {
@@ -431,5 +471,10 @@ PYBIND11_MODULE(kiln, m) {
   m.def("build", &Build, py::arg("onnx_path"), py::arg("plan_path"), py::arg("shapes") = py::none(),
         py::arg("optimize") = true, py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("backend") = "cpu",
         py::arg("profiles") = py::none(), py::arg("batch_parallel") = "auto", py::arg("strict") = false,
-        "Builds an engine from an ONNX model, writes it to plan_path and returns it.");
+        py::arg("calibration") = py::none(), py::arg("calibrator") = "entropy", py::arg("calibration_cache") = py::none(),
+        py::arg("percentile") = 99.99, py::arg("keep_fp32") = std::vector<std::string>(),
+        "Builds an engine from an ONNX model, writes it to plan_path and returns it. precision='int8': INT8 "
+        "convolutions/matmuls calibrated on `calibration` (an iterable of {input name: array} batches) with "
+        "`calibrator` ('entropy', 'percentile', 'minmax'), writing `calibration_cache` when given; without "
+        "`calibration`, the ranges come from `calibration_cache`.");
 }

@@ -67,6 +67,28 @@ class EngineTest(unittest.TestCase):
         with self.assertRaises(Exception):
             kiln.load(MODEL, backend="tpu")
 
+    def test_int8_build_with_calibration_and_cache(self):
+        rng = np.random.default_rng(3)
+        batches = [{"input": rng.normal(size=(1, 3, 32, 32)).astype(np.float32)} for _ in range(8)]
+        with tempfile.TemporaryDirectory() as d:
+            plan, cache = os.path.join(d, "m.plan"), os.path.join(d, "m.cache")
+            e = kiln.build(MODEL, plan, precision="int8", calibration=iter(batches), calibration_cache=cache, threads=1)
+            got = e.run({"input": X})["probs"]
+            self.assertEqual(got.shape, EXPECTED.shape)
+            self.assertLess(float(np.abs(got - EXPECTED).max()), 0.05)  # softmax probabilities
+            with open(cache) as f:
+                self.assertTrue(f.readline().startswith("# kiln calibration cache 1"))
+            again = kiln.build(MODEL, os.path.join(d, "c.plan"), precision="int8", calibration_cache=cache, threads=1)
+            np.testing.assert_array_equal(again.run({"input": X})["probs"], got)
+            self.assertTrue(np.array_equal(kiln.load(plan).run({"input": X})["probs"], got))
+            with self.assertRaises(Exception) as cm:
+                kiln.build(MODEL, os.path.join(d, "x.plan"), precision="int8", calibration=[[1, 2]])
+            self.assertIn("dict", str(cm.exception))
+            with self.assertRaises(Exception) as cm:
+                kiln.build(MODEL, os.path.join(d, "x.plan"), precision="int8")
+            self.assertIn("calibration", str(cm.exception))
+            self.assertFalse(os.path.exists(os.path.join(d, "x.plan")))
+
     @unittest.skipUnless(KILN_CLI, "KILN_CLI not set")
     def test_run_matches_cli(self):
         for flags, optimize in (([], False), (["-O"], True)):
