@@ -30,18 +30,27 @@ const char* CalibratorName(Calibrator c) {
 
 float TensorStats::max_abs() const { return std::max(std::fabs(min_), std::fabs(max_)); }
 
-void TensorStats::Grow(double needed) {
-  if (range_ == 0) {
-    // The first nonzero batch sets the range: a hair above its largest |x|, so that value
-    // lands in the last bin rather than past it.
-    range_ = needed * (1.0 + 1e-6);
+void TensorStats::Cover(double amax) {
+  if (width_ == 0) {
+    // The first nonzero batch sets the resolution: kBins bins up to a hair above its max.
+    width_ = amax * (1.0 + 1e-6) / kBins;
+    fine_.assign(kBins, 0.0);
+    fine_[0] += zeros_;
+    zeros_ = 0;
     return;
   }
-  while (range_ <= needed) {
-    for (int i = 0; i < kBins / 2; ++i) hist_[static_cast<size_t>(i)] = hist_[2 * static_cast<size_t>(i)] + hist_[2 * static_cast<size_t>(i) + 1];
-    std::fill(hist_.begin() + kBins / 2, hist_.end(), 0.0);
-    range_ *= 2;
+  const double need = std::floor(amax / width_) + 1;
+  if (need <= static_cast<double>(fine_.size())) return;
+  double bins = need;
+  while (bins > kMaxFineBins) {
+    // Merge pairs: half the bins, twice the width.
+    const size_t half = (fine_.size() + 1) / 2;
+    for (size_t i = 0; i < half; ++i) fine_[i] = fine_[2 * i] + (2 * i + 1 < fine_.size() ? fine_[2 * i + 1] : 0.0);
+    fine_.resize(half);
+    width_ *= 2;
+    bins = std::floor(amax / width_) + 1;
   }
+  if (bins > static_cast<double>(fine_.size())) fine_.resize(static_cast<size_t>(bins), 0.0);
 }
 
 void TensorStats::Add(const float* data, int64_t n) {
@@ -64,28 +73,60 @@ void TensorStats::Add(const float* data, int64_t n) {
   count_ += n;
   const double amax = std::max(std::fabs(static_cast<double>(lo)), std::fabs(static_cast<double>(hi)));
   if (!std::isfinite(amax)) return;  // +-inf: counted in min/max, no bin can hold it
-  if (amax > 0 && amax >= range_) Grow(amax);
-  if (range_ == 0) {
-    hist_[0] += static_cast<double>(n);  // all zeros
+  if (amax == 0 && width_ == 0) {
+    zeros_ += static_cast<double>(n);  // all zeros so far
     return;
   }
+  Cover(amax);
   // Pass 2: the bins, counted in 32-bit integers per call (one batch's tensor) and added
   // once: the scatter is the calibration's hot loop.
-  const float inv = static_cast<float>(kBins / range_);
-  std::vector<uint32_t> counts(kBins, 0);
+  const float inv = static_cast<float>(1.0 / width_);
+  const size_t nb = fine_.size();
+  const float last = static_cast<float>(nb - 1);
+  std::vector<uint32_t> counts(nb, 0);
   for (int64_t at = 0; at < n; at += int64_t{1} << 31) {
     const int64_t end = std::min(n, at + (int64_t{1} << 31));
     for (int64_t i = at; i < end; ++i) {
       const float b = std::fabs(data[i]) * inv;
-      // (NaN fails b >= 0 and goes to no bin; |x| < range_ always lands below kBins, the
-      // clamp guards the rounding of the product.)
-      if (b >= 0) ++counts[static_cast<size_t>(std::min(b, static_cast<float>(kBins - 1)))];
+      // (NaN fails b >= 0 and goes to no bin; the clamp guards the rounding of the product.)
+      if (b >= 0) ++counts[static_cast<size_t>(std::min(b, last))];
     }
-    for (int i = 0; i < kBins; ++i) {
-      hist_[static_cast<size_t>(i)] += counts[static_cast<size_t>(i)];
-      counts[static_cast<size_t>(i)] = 0;
+    for (size_t i = 0; i < nb; ++i) {
+      fine_[i] += counts[i];
+      counts[i] = 0;
     }
   }
+}
+
+double TensorStats::Quantile(double q) const {
+  double total = zeros_;
+  for (double c : fine_) total += c;
+  const double want = total * q;
+  double cum = zeros_;
+  if (cum >= want || fine_.empty()) return 0;
+  for (size_t i = 0; i < fine_.size(); ++i) {
+    cum += fine_[i];
+    if (cum >= want) return static_cast<double>(i + 1) * width_;
+  }
+  return static_cast<double>(fine_.size()) * width_;
+}
+
+std::vector<double> TensorStats::histogram(double upper) const {
+  std::vector<double> h(kBins, 0.0);
+  h[0] += zeros_;
+  const double top = upper > 0 ? std::min<double>(upper, max_abs()) : max_abs();
+  if (fine_.empty()) return h;
+  if (!(top > 0) || !std::isfinite(top)) {
+    for (double c : fine_) h[0] += c;
+    return h;
+  }
+  const double inv = kBins / top;
+  for (size_t i = 0; i < fine_.size(); ++i) {
+    if (fine_[i] == 0) continue;
+    const double centre = (static_cast<double>(i) + 0.5) * width_;
+    h[static_cast<size_t>(std::min<double>(kBins - 1, std::floor(centre * inv)))] += fine_[i];
+  }
+  return h;
 }
 
 void TensorStats::Merge(const TensorStats& other) {
@@ -97,18 +138,14 @@ void TensorStats::Merge(const TensorStats& other) {
   min_ = std::min(min_, other.min_);
   max_ = std::max(max_, other.max_);
   count_ += other.count_;
-  if (other.range_ > 0) {
-    if (range_ == 0) range_ = other.range_;
-    else if (other.range_ >= range_) Grow(other.range_ * (1.0 - 1e-9));
-    const double w = other.range_ / kBins, inv = kBins / range_;
-    for (int i = 0; i < kBins; ++i) {
-      const double c = other.hist_[static_cast<size_t>(i)];
-      if (c == 0) continue;
-      const int b = std::min(kBins - 1, static_cast<int>((i + 0.5) * w * inv));
-      hist_[static_cast<size_t>(b)] += c;
-    }
-  } else {
-    hist_[0] += other.hist_[0];
+  zeros_ += other.zeros_;
+  if (other.fine_.empty()) return;
+  const double top = other.width_ * static_cast<double>(other.fine_.size());
+  Cover(top * (1.0 - 1e-9));
+  for (size_t i = 0; i < other.fine_.size(); ++i) {
+    if (other.fine_[i] == 0) continue;
+    const double centre = (static_cast<double>(i) + 0.5) * other.width_;
+    fine_[static_cast<size_t>(std::min<double>(static_cast<double>(fine_.size() - 1), std::floor(centre / width_)))] += other.fine_[i];
   }
 }
 
@@ -178,7 +215,7 @@ Int8Range ComputeRange(const TensorStats& stats, const CalibratorOptions& option
     return r;
   }
   double t = amax;
-  const auto& h = stats.histogram();
+  const std::vector<double> h = stats.histogram();
   switch (options.calibrator) {
     case Calibrator::kMinMax:
       break;
@@ -197,13 +234,18 @@ Int8Range ComputeRange(const TensorStats& stats, const CalibratorOptions& option
       break;
     }
     case Calibrator::kEntropy: {
+      // The search window: up to the |x| that all but a millionth of the values stay under
+      // (the rest clip into its last bin, priced by the divergence like any clipping). Over
+      // [0, max |x|], a few extreme values would put every candidate far above the dense
+      // part (the first candidate is 128 or 256 bins of 2048 up: max/16 or max/8).
+      const double window = std::max(stats.Quantile(1.0 - 1e-6), amax / TensorStats::kBins);
+      std::vector<double> levelled = stats.histogram(window);
       // The first bin holds every exact zero (half of a ReLU's outputs): a spike that no
       // threshold can quantize badly, and that would otherwise dominate the divergence and
       // pull the threshold down. Level it with its neighbour (as NVIDIA's
       // pytorch-quantization does) before the search.
-      std::vector<double> levelled = h;
       if (levelled.size() > 1) levelled[0] = levelled[1];
-      t = EntropyThreshold(levelled, stats.bin_width(), r.is_unsigned ? 256 : 128);
+      t = EntropyThreshold(levelled, std::min(window, amax) / TensorStats::kBins, r.is_unsigned ? 256 : 128);
       break;
     }
   }

@@ -3,8 +3,8 @@
 // that calibration never saw negative). Values beyond T saturate.
 //
 // A TensorStats gathers what every calibrator needs as batches arrive: the min, max and a
-// histogram of |x| (2048 bins from 0, its range doubled — pairs of bins merged — whenever a
-// batch brings a larger |x|, so no value is ever dropped and no second pass is needed).
+// histogram of |x| at the first batch's resolution, extended as larger values arrive (no
+// value dropped, no second pass), handed to the calibrators as 2048 bins over [0, max|x|].
 // Calibrators then read T off it:
 //   minmax      max |x| (no saturation: outliers cost resolution);
 //   percentile  the given percentile of |x| (the upper edge of the bin that reaches it);
@@ -36,24 +36,35 @@ const char* CalibratorName(Calibrator c);
 
 class TensorStats {
  public:
+  // The calibrators' resolution: kBins bins over [0, max |x|] (histogram()).
   static constexpr int kBins = 2048;
+  // Collection keeps the first batch's bin width (its max |x| / kBins) and adds bins as
+  // larger values arrive — so a tensor whose range grows batch after batch keeps the
+  // resolution of its dense part (merging bin pairs on every doubling would blur it into a
+  // few bins, and the entropy search with it) — up to this many, then merges pairs.
+  static constexpr int kMaxFineBins = 1 << 16;
   void Add(const float* data, int64_t n);
   bool empty() const { return count_ == 0; }
   float min() const { return min_; }
   float max() const { return max_; }
   float max_abs() const;
   int64_t count() const { return count_; }
-  double bin_width() const { return range_ / kBins; }
-  const std::vector<double>& histogram() const { return hist_; }
+  // kBins bins of |x| over [0, upper] (0: max_abs()), each collected bin counted in the bin
+  // of its centre; values past `upper` in the last bin.
+  std::vector<double> histogram(double upper = 0) const;
+  // The |x| below which a share q of the values lie (upper edge of the collected bin).
+  double Quantile(double q) const;
+  double bin_width() const { return static_cast<double>(max_abs()) / kBins; }
   // Merges another tensor's statistics (the same tensor seen by another worker).
   void Merge(const TensorStats& other);
 
  private:
-  void Grow(double needed);
-  std::vector<double> hist_ = std::vector<double>(kBins, 0.0);
-  double range_ = 0;  // the histogram covers [0, range_); 0 until the first nonzero |x|
+  void Cover(double amax);  // bins up to amax, merging pairs past kMaxFineBins
+  std::vector<double> fine_;
+  double width_ = 0;  // 0 until the first nonzero |x|
   float min_ = 0, max_ = 0;
   int64_t count_ = 0;
+  double zeros_ = 0;  // values counted before any nonzero one (all exact zeros)
 };
 
 // A quantization range: T, and whether the tensor maps onto u8 (never negative) or s8.

@@ -41,6 +41,30 @@ TEST(Calibrator, EntropySaturatesRareOutliers) {
   EXPECT_LT(r.threshold, 12.0f);
 }
 
+TEST(Calibrator, RangeGrowthKeepsTheResolutionOfTheDensePart) {
+  // 2M values of N(0, 1), then a batch with one value at 1000: the histogram grows 200-fold
+  // (merging bin pairs on every doubling would leave N(0, 1) in ~10 bins, and the entropy
+  // search could not go below 1000 * 128 / 2048 = 62). The threshold stays a few sigma out.
+  TensorStats s;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(100000);
+  for (int b = 0; b < 20; ++b) {
+    for (float& v : x) v = normal(rng);
+    s.Add(x.data(), static_cast<int64_t>(x.size()));
+  }
+  std::vector<float> spike = {1000.0f, 0.5f, -0.25f};
+  s.Add(spike.data(), 3);
+  EXPECT_FLOAT_EQ(s.max_abs(), 1000.0f);
+  const Int8Range r = ComputeRange(s, {Calibrator::kEntropy});
+  EXPECT_GT(r.threshold, 2.0f);
+  EXPECT_LT(r.threshold, 12.0f);
+  EXPECT_NEAR(s.Quantile(0.5), 0.674, 0.03);  // the median of |N(0, 1)|, to a collected bin (~0.02)
+  double total = 0;
+  for (double c : s.histogram()) total += c;
+  EXPECT_EQ(total, 2000003.0);
+}
+
 TEST(Calibrator, EntropyKeepsAUniformRange) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-4.0f, 4.0f);
