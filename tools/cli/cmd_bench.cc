@@ -480,7 +480,9 @@ Command AddBenchCommand(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Time engine load, first inference, latency and throughput");
   cmd->add_option("model", args->model, "ONNX model or plan file")->required()->check(kPath);
-  cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
+  cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation. "
+                  "INT8 needs calibration: kiln build --precision int8 --calib DIR, then run the plan (a QDQ model runs "
+                  "its quantized layers in INT8 as it is)");
   cmd->add_flag("--peak", args->peak,
                 "Also measure one core's FP32 FMA peak and print the run's share of it (for threads cores)");
   cmd->add_option("--batch-parallel", args->batch_parallel,

@@ -314,7 +314,9 @@ Command AddRunCommand(CLI::App& app) {
                   "(SequenceProto / OptionalProto) per sequence or optional output")
       ->check(kPath);
   cmd->add_option("--backend", args->backend, "cpu (default: oneDNN and kiln's kernels) or ref (the reference backend, slow)");
-  cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation");
+  cmd->add_option("--precision", args->precision, "fp32 (default) or bf16 (cpu backend; AVX512-BF16): BF16 convolutions/matmuls with FP32 accumulation. "
+                  "INT8 needs calibration: kiln build --precision int8 --calib DIR, then run the plan (a QDQ model runs "
+                  "its quantized layers in INT8 as it is)");
   cmd->add_option("--batch-parallel", args->batch_parallel,
                   "auto, on or off: run a batch > 1 as independent slices, one per thread (default: a plan's "
                   "recorded choice; off for an ONNX model, whose one run would not repay timing the schedules)")
