@@ -137,6 +137,13 @@ struct BuildOptions {
     std::string cache;
     // Layers (node names) that stay FP32.
     std::vector<std::string> keep_fp32;
+    // Mixed precision by measurement: the largest output error allowed, relative (0.005 =
+    // 0.5 %: mean over held-out batches of |y_int8 - y_fp32| / |y_fp32|, L2 over all float
+    // outputs). The first `holdout_batches` batches are kept apart from calibration; each
+    // layer's error when it alone runs INT8 ranks the layers, and the most sensitive stay
+    // FP32 until the whole fits. 0: every layer INT8. Needs next_batch.
+    double accuracy_budget = 0;
+    int holdout_batches = 8;
     // Called after each batch with the number done (progress display).
     std::function<void(int batches_done)> on_batch;
   } calibration;

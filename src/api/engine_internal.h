@@ -44,6 +44,10 @@ struct Int8Report {
   std::map<std::string, Graph::QuantRange> ranges;
   // The ranges of `extra_tensors` (calibrated, or found in the cache).
   std::map<std::string, Graph::QuantRange> extra_ranges;
+  // Accuracy budget: the output error with every layer INT8, the layers kept FP32 (with
+  // their error when alone INT8, most sensitive first) and the error of the result.
+  double error_all_int8 = -1, error_final = -1;
+  std::vector<std::pair<std::string, double>> kept_fp32;
 };
 // `extra_tensors`: more values to calibrate (kiln quantize's layer outputs), not quantized here.
 StatusOr<Int8Report> QuantizeInt8(Graph& graph, const BuildOptions& options, const std::vector<ValueId>& extra_tensors = {});

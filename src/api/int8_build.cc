@@ -6,6 +6,7 @@
 // on the CPU backend with every quantized layer's input made an extra graph output, and
 // feeds each batch's values into per-tensor statistics (builder/calibrator.h).
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <thread>
 
@@ -46,8 +47,11 @@ std::vector<std::pair<NodeId, ValueId>> Int8Layers(const Graph& g, const std::ve
   return out;
 }
 
+using Batch = std::map<std::string, HostTensor>;
+
 StatusOr<CalibrationCache> Calibrate(const Graph& g, const std::vector<std::pair<NodeId, ValueId>>& layers,
-                                     const std::vector<ValueId>& extra, const BuildOptions& options) {
+                                     const std::vector<ValueId>& extra, const BuildOptions& options,
+                                     std::vector<Batch>* holdout) {
   const BuildOptions::Calibration& cal = options.calibration;
   KILN_ASSIGN_OR_RETURN(Calibrator which, ParseCalibrator(cal.calibrator));
   if (which == Calibrator::kPercentile && !(cal.percentile > 0 && cal.percentile <= 100))
@@ -89,6 +93,10 @@ StatusOr<CalibrationCache> Calibrate(const Graph& g, const std::vector<std::pair
     StatusOr<bool> more = cal.next_batch(&batch);
     if (!more.ok()) return more.status().WithPrefix(StrCat("calibration batch ", done + 1));
     if (!*more) break;
+    if (holdout && holdout->size() < static_cast<size_t>(std::max(0, cal.holdout_batches))) {
+      holdout->push_back(std::move(batch));  // kept apart: the accuracy budget is measured on these
+      continue;
+    }
     for (const auto& [name, t] : batch) {
       Status st = ctx->SetInput(name, t);
       if (!st.ok()) return st.WithPrefix(StrCat("calibration batch ", done + 1));
@@ -107,7 +115,9 @@ StatusOr<CalibrationCache> Calibrate(const Graph& g, const std::vector<std::pair
     ++done;
     if (cal.on_batch) cal.on_batch(done);
   }
-  if (done == 0) return InvalidArgument("calibration: no calibration batches were given");
+  if (done == 0)
+    return InvalidArgument("calibration: no calibration batches were given",
+                           holdout && !holdout->empty() ? StrCat(" beyond the ", holdout->size(), " held out for the accuracy budget") : "");
   CalibrationCache cache;
   cache.calibrator = CalibratorName(which);
   CalibratorOptions co;
@@ -115,6 +125,90 @@ StatusOr<CalibrationCache> Calibrate(const Graph& g, const std::vector<std::pair
   co.percentile = cal.percentile;
   for (const auto& [name, s] : stats) cache.ranges[name] = ComputeRange(s, co);
   return cache;
+}
+
+// Runs `g` on the batches; the float outputs of each, flattened.
+StatusOr<std::vector<std::vector<float>>> RunOutputs(std::shared_ptr<const Graph> g, const std::vector<Batch>& batches,
+                                                     const BuildOptions& options) {
+  BuildOptions po;
+  po.threads = options.threads;
+  po.batch_parallel = "off";
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Engine> engine, MakeEngineFromOptimized(std::move(g), MemoryPlan{}, po));
+  std::vector<std::vector<float>> out;
+  for (const Batch& b : batches) {
+    KILN_ASSIGN_OR_RETURN(auto result, engine->Infer(b));
+    std::vector<float> flat;
+    for (const auto& [name, t] : result)
+      if (t.dtype() == DataType::kFloat32) flat.insert(flat.end(), t.data_as<float>(), t.data_as<float>() + t.numel());
+    out.push_back(std::move(flat));
+  }
+  return out;
+}
+
+// Mean over batches of |y - ref| / |ref| (L2).
+double RelativeError(const std::vector<std::vector<float>>& y, const std::vector<std::vector<float>>& ref) {
+  double sum = 0;
+  for (size_t b = 0; b < ref.size(); ++b) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < ref[b].size() && i < y[b].size(); ++i) {
+      d += (static_cast<double>(y[b][i]) - ref[b][i]) * (static_cast<double>(y[b][i]) - ref[b][i]);
+      r += static_cast<double>(ref[b][i]) * ref[b][i];
+    }
+    sum += r > 0 ? std::sqrt(d / r) : std::sqrt(d);
+  }
+  return ref.empty() ? 0 : sum / static_cast<double>(ref.size());
+}
+
+// The accuracy budget: which layers stay FP32 (their marks removed from `g`).
+Status FitAccuracyBudget(Graph& g, const std::vector<std::pair<NodeId, ValueId>>& layers, const std::vector<Batch>& holdout,
+                         const BuildOptions& options, Int8Report* report) {
+  const double budget = options.calibration.accuracy_budget;
+  if (holdout.empty()) return InvalidArgument("the accuracy budget needs held-out batches (holdout_batches > 0)");
+  auto unmarked = std::make_shared<Graph>(DeepCopy(g));
+  for (const auto& [node, v] : layers) unmarked->node(node).attrs.erase(cpu::kInt8Attr);
+  KILN_ASSIGN_OR_RETURN(auto ref, RunOutputs(unmarked, holdout, options));
+  // The error with the layers in `fp32` kept FP32.
+  auto error_with = [&](const std::set<NodeId>& fp32) -> StatusOr<double> {
+    auto trial = std::make_shared<Graph>(DeepCopy(g));
+    for (NodeId n : fp32) trial->node(n).attrs.erase(cpu::kInt8Attr);
+    KILN_ASSIGN_OR_RETURN(auto y, RunOutputs(trial, holdout, options));
+    return RelativeError(y, ref);
+  };
+  std::set<NodeId> none;
+  KILN_ASSIGN_OR_RETURN(report->error_all_int8, error_with(none));
+  report->error_final = report->error_all_int8;
+  if (report->error_all_int8 <= budget) return Status::OK();
+  // Sensitivity: each layer alone in INT8.
+  std::vector<std::pair<double, NodeId>> sens;
+  std::set<NodeId> all;
+  for (const auto& [node, v] : layers) all.insert(node);
+  for (const auto& [node, v] : layers) {
+    std::set<NodeId> others = all;
+    others.erase(node);
+    KILN_ASSIGN_OR_RETURN(double e, error_with(others));
+    sens.emplace_back(e, node);
+  }
+  std::sort(sens.begin(), sens.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  // The fewest most-sensitive layers in FP32 that fit (binary search on their number; the
+  // error falls, not always monotonically, as layers go back to FP32: the result is checked).
+  size_t lo = 1, hi = sens.size();
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    std::set<NodeId> fp32;
+    for (size_t i = 0; i < mid; ++i) fp32.insert(sens[i].second);
+    KILN_ASSIGN_OR_RETURN(double e, error_with(fp32));
+    if (e <= budget) hi = mid;
+    else lo = mid + 1;
+  }
+  std::set<NodeId> fp32;
+  for (size_t i = 0; i < lo; ++i) {
+    fp32.insert(sens[i].second);
+    g.node(sens[i].second).attrs.erase(cpu::kInt8Attr);
+    report->kept_fp32.emplace_back(g.node(sens[i].second).name, sens[i].first);
+  }
+  KILN_ASSIGN_OR_RETURN(report->error_final, error_with(fp32));
+  report->layers -= static_cast<int>(lo);
+  return Status::OK();
 }
 
 }  // namespace
@@ -143,8 +237,13 @@ StatusOr<Int8Report> QuantizeInt8(Graph& g, const BuildOptions& options, const s
   const BuildOptions::Calibration& cal = options.calibration;
   const auto layers = Int8Layers(g, cal.keep_fp32);
   CalibrationCache cache;
+  std::vector<Batch> holdout;
+  if (cal.accuracy_budget < 0 || !std::isfinite(cal.accuracy_budget))
+    return InvalidArgument("accuracy budget ", cal.accuracy_budget, " is not a non-negative number");
+  if (cal.accuracy_budget > 0 && !cal.next_batch)
+    return InvalidArgument("an accuracy budget needs calibration data (held-out batches measure it)");
   if (cal.next_batch) {
-    KILN_ASSIGN_OR_RETURN(cache, Calibrate(g, layers, extra, options));
+    KILN_ASSIGN_OR_RETURN(cache, Calibrate(g, layers, extra, options, cal.accuracy_budget > 0 ? &holdout : nullptr));
     if (!cal.cache.empty()) KILN_RETURN_IF_ERROR(cache.Write(cal.cache).WithPrefix("calibration cache"));
     report.calibrated = true;
   } else if (!cal.cache.empty()) {
@@ -181,6 +280,7 @@ StatusOr<Int8Report> QuantizeInt8(Graph& g, const BuildOptions& options, const s
     report.ranges[g.value(v).name] = Graph::QuantRange{r.scale(), r.is_unsigned};
     ++report.layers;
   }
+  if (cal.accuracy_budget > 0) KILN_RETURN_IF_ERROR(FitAccuracyBudget(g, layers, holdout, options, &report));
   for (ValueId v : extra) {
     auto it = cache.ranges.find(g.value(v).name);
     if (it != cache.ranges.end()) report.extra_ranges[it->first] = Graph::QuantRange{it->second.scale(), it->second.is_unsigned};

@@ -106,6 +106,17 @@ n_all=$(grep -o "[0-9]* layers INT8" "$T/err" | cut -d' ' -f1)
 n_keep=$(grep -o "[0-9]* layers INT8" "$T/err" | cut -d' ' -f1)
 [ -n "$n_all" ] && [ -n "$n_keep" ] && [ "$n_keep" -eq $((n_all - 1)) ] && ok || bad "--keep-fp32: $n_keep INT8 layers vs $n_all"
 
+# Accuracy budget: an impossible one (0.001 %) keeps layers FP32, most sensitive first, and says
+# so; a loose one (50 %) keeps every layer INT8; a budget needs data.
+"$KILN" build "$M" -o "$T/b.plan" --precision int8 --calib "$T/calib" --accuracy-budget 0.001 --holdout-batches 4 >/dev/null 2>"$T/err" \
+  && grep -q "kept FP32, most sensitive first" "$T/err" && ok || bad "tight accuracy budget: $(cat "$T/err")"
+n_tight=$(grep -o "[0-9]* layers INT8" "$T/err" | cut -d' ' -f1)
+[ -n "$n_tight" ] && [ -n "$n_all" ] && [ "$n_tight" -lt "$n_all" ] && ok || bad "tight budget left $n_tight of $n_all layers INT8"
+"$KILN" build "$M" -o "$T/b2.plan" --precision int8 --calib "$T/calib" --accuracy-budget 50 >/dev/null 2>"$T/err" \
+  && grep -q "with every layer INT8" "$T/err" && ! grep -q "kept FP32" "$T/err" && ok || bad "loose accuracy budget: $(cat "$T/err")"
+expect_error "budget without data" "accuracy budget needs calibration data" \
+  "$KILN" build "$M" -o "$T/x.plan" --precision int8 --calib-cache "$T/c.cache" --accuracy-budget 1
+
 # Bad calibration input: every one a clear error, no plan left behind.
 expect_error "int8 without data" "needs --calib DIR" "$KILN" build "$M" -o "$T/x.plan" --precision int8
 expect_error "calib without int8" "go with --precision int8" "$KILN" build "$M" -o "$T/x.plan" --calib "$T/calib"

@@ -281,6 +281,11 @@ void AddCalibrationOptions(CLI::App* cmd, CalibArgs* args) {
       ->check(kPath);
   cmd->add_option("--calib-batches", args->calib_batches, "Calibrate on at most this many batches (default: all)");
   cmd->add_option("--keep-fp32", args->keep_fp32, "Layers (node names, comma-separated) that stay FP32")->delimiter(',');
+  cmd->add_option("--accuracy-budget", args->accuracy_budget_pct,
+                  "Largest output error allowed, in percent (relative L2 vs FP32 on held-out batches): the most "
+                  "sensitive layers stay FP32 until it fits (needs --calib)");
+  cmd->add_option("--holdout-batches", args->holdout_batches,
+                  "Batches of --calib kept apart to measure the accuracy budget (default 8)");
   cmd->add_option_function<std::string>("--calib-resize", [args](const std::string& v) { args->image.resize = v; },
                                         "Images: crop (default: shorter side to size/crop-fraction, center crop) or stretch");
   cmd->add_option_function<double>("--calib-crop-fraction", [args](double v) { args->image.crop_fraction = v; },
@@ -303,6 +308,8 @@ StatusOr<CalibrationSource> SetUpCalibration(const Graph& g, const CalibArgs& a,
   cal->cache = a.calib_cache;
   cal->max_batches = a.calib_batches;
   cal->keep_fp32 = a.keep_fp32;
+  cal->accuracy_budget = a.accuracy_budget_pct / 100.0;
+  cal->holdout_batches = a.holdout_batches;
   if (a.calib.empty()) {
     if (a.calib_cache.empty())
       return InvalidArgument("INT8 needs --calib DIR (calibration data) or --calib-cache FILE (an earlier calibration)");

@@ -65,6 +65,8 @@ struct CalibArgs {
   double percentile = 99.99;
   int calib_batches = 0;
   std::vector<std::string> keep_fp32;
+  double accuracy_budget_pct = 0;
+  int holdout_batches = 8;
   ImagePreprocessOverrides image;
 };
 void AddCalibrationOptions(CLI::App* cmd, CalibArgs* args);

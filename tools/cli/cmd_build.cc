@@ -198,6 +198,26 @@ int Build(const BuildArgs& a) {
       progress.Note("calibrated " + std::to_string(q->tensors) + " tensors on " + source + " with " + q->calibrator +
                     " in " + std::to_string(static_cast<int>(MsSince(tc))) + " ms" +
                     (c8.calib_cache.empty() ? "" : "; cache " + c8.calib_cache));
+    if (q->error_all_int8 >= 0) {
+      char line[160];
+      std::snprintf(line, sizeof line, "accuracy budget %.3g %%: output error %.3g %% with every layer INT8", c8.accuracy_budget_pct,
+                    100 * q->error_all_int8);
+      std::string msg = line;
+      if (!q->kept_fp32.empty()) {
+        msg += "; kept FP32, most sensitive first (error when alone INT8):";
+        for (size_t i = 0; i < q->kept_fp32.size(); ++i) {
+          if (i == 12) {
+            msg += " and " + std::to_string(q->kept_fp32.size() - 12) + " more";
+            break;
+          }
+          std::snprintf(line, sizeof line, " %s (%.3g %%)", q->kept_fp32[i].first.c_str(), 100 * q->kept_fp32[i].second);
+          msg += line;
+        }
+        std::snprintf(line, sizeof line, "; now %.3g %%", 100 * q->error_final);
+        msg += line;
+      }
+      progress.Note(msg);
+    }
     progress.Note(std::to_string(q->layers) + " layers INT8 (the rest FP32)");
   } else if (!g.quant_ranges.empty()) {
     // A QDQ model: its quantized layers run in INT8 with its scales.
