@@ -112,7 +112,9 @@ void Check(const std::vector<Layer>& layers, bool residual, double max_steps_off
     EXPECT_FALSE(cpu::IsReferenceImpl(s.impl)) << s.name << ": " << s.impl;
   }
   EXPECT_EQ(int8_steps, static_cast<int>(layers.size())) << steps;
-  if (expect_in_steps) EXPECT_NE(steps.find(expect_in_steps), std::string::npos) << steps;
+  if (expect_in_steps) {
+    EXPECT_NE(steps.find(expect_in_steps), std::string::npos) << steps;
+  }
   if (quantize_steps >= 0) {
     int n = 0;
     for (size_t at = steps.find("quantize "); at != std::string::npos; at = steps.find("quantize ", at + 1)) ++n;
