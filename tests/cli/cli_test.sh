@@ -4,24 +4,7 @@
 set -u
 KILN=$1
 ROOT=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_error NAME PATTERN CMD...: non-zero exit (not a signal) and stderr matching PATTERN
-expect_error() {
-  local name=$1 pattern=$2
-  shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  if [ $rc -eq 0 ]; then bad "$name: exit 0"; return; fi
-  if [ $rc -ge 128 ]; then bad "$name: crashed (rc $rc)"; cat "$T/err"; return; fi
-  if ! grep -q -- "$pattern" "$T/err"; then bad "$name: stderr lacks '$pattern':"; cat "$T/err"; return; fi
-  ok
-}
+source "$(dirname "$0")/harness.sh"  # $T, ok/bad, expect_error NAME PATTERN CMD...
 
 M=$ROOT/models/tiny_cnn.onnx
 IN=$ROOT/models/tiny_cnn_input.npy

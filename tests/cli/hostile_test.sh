@@ -7,12 +7,7 @@
 set -u
 KILN=$1
 ROOT=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/harness.sh"
 
 # expect_error NAME PATTERN CMD...: non-zero exit within 20 s (not a signal), stderr matching PATTERN,
 # peak memory under 200 MB (measured with GNU time when installed).

@@ -8,12 +8,7 @@ set -u
 BUILD=$1
 ROOT=$2
 PYTHON=${3:-}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/../cli/harness.sh"
 
 P=$T/prefix
 if ! cmake --install "$BUILD" --prefix "$P" >"$T/install.log" 2>&1; then
