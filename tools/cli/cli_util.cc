@@ -29,6 +29,15 @@ StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseShapeSpec(const std:
   return std::make_pair(spec.substr(0, eq), dims);
 }
 
+StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapeSpecs(const std::vector<std::string>& specs) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const std::string& s : specs) {
+    KILN_ASSIGN_OR_RETURN(auto r, ParseShapeSpec(s));
+    shapes[r.first] = r.second;
+  }
+  return shapes;
+}
+
 int CountOnnxNodes(const std::string& path) {
   auto in = ReadOnlyFile::Open(path);  // never blocks on a FIFO
   if (!in.ok()) return -1;

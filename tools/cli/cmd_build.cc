@@ -102,12 +102,9 @@ int Build(const BuildArgs& a) {
     std::cerr << "error: " << message << "\n";
     return 1;
   };
-  std::map<std::string, std::vector<int64_t>> shapes;
-  for (const std::string& s : a.shapes) {
-    auto r = ParseShapeSpec(s);
-    if (!r.ok()) return fail(r.status().message());
-    shapes[r->first] = r->second;
-  }
+  auto parsed_shapes = ParseShapeSpecs(a.shapes);
+  if (!parsed_shapes.ok()) return fail(parsed_shapes.status().message());
+  const std::map<std::string, std::vector<int64_t>>& shapes = *parsed_shapes;
   if (IsPlanFile(a.model)) return fail(a.model + ": is already a plan; build takes an ONNX model");
   // Profiles: the k-th --min/--opt/--max-shapes of an input belong to profile k.
   std::vector<std::map<std::string, ShapeRange>> profiles;

@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "api/engine_internal.h"
+#include "backends/cpu/int8.h"
 #include "api/model.h"
 #include "base/file.h"
 #include "ir/op_schema.h"
@@ -178,11 +179,9 @@ int Compare(const CompareArgs& a) {
   };
   BuildOptions options;
   options.threads = a.threads;
-  for (const std::string& s : a.shapes) {
-    auto r = ParseShapeSpec(s);
-    if (!r.ok()) return fail(r.status().message());
-    options.input_shapes[r->first] = r->second;
-  }
+  auto shapes = ParseShapeSpecs(a.shapes);
+  if (!shapes.ok()) return fail(shapes.status().message());
+  options.input_shapes = *shapes;
   auto ea = Engine::Load(a.a, options);
   if (!ea.ok()) return fail(ea.status().message());
   auto eb = Engine::Load(a.b, options);
@@ -243,7 +242,7 @@ int Compare(const CompareArgs& a) {
         LayerDiff d;
         d.tensor = vb.name;
         d.op = node.op_type + (IsFusedNode(node) ? "+" : "");
-        if (const Attr* p = node.attrs.find("kiln.int8")) d.op += p ? " (int8)" : "";
+        if (node.attrs.has(cpu::kInt8Attr)) d.op += " (int8)";
         layers.push_back(d);
       }
     }

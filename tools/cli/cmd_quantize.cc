@@ -152,12 +152,9 @@ int Quantize(const QuantizeArgs& a) {
     return 1;
   };
   // 1. kiln's calibration on its optimized graph.
-  std::map<std::string, std::vector<int64_t>> shapes;
-  for (const std::string& s : a.shapes) {
-    auto r = ParseShapeSpec(s);
-    if (!r.ok()) return fail(r.status().message());
-    shapes[r->first] = r->second;
-  }
+  auto parsed_shapes = ParseShapeSpecs(a.shapes);
+  if (!parsed_shapes.ok()) return fail(parsed_shapes.status().message());
+  const std::map<std::string, std::vector<int64_t>>& shapes = *parsed_shapes;
   auto model = LoadOnnxModel(a.model);
   if (!model.ok()) return fail(model.status().message());
   Graph& g = *model->graph;
@@ -219,6 +216,24 @@ int Quantize(const QuantizeArgs& a) {
     else t->add_int32_data(static_cast<int32_t>(value));
   };
   std::vector<onnx::NodeProto> out_nodes;
+  // Appends `op`(x, scale, zero point) -> a fresh output named after `base`; axis >= 0 for
+  // per-axis (de)quantization. Returns the output's name.
+  auto add_qdq_node = [&](const char* op, const std::string& base, const std::string& x, const std::string& scale,
+                          const std::string& zero, int axis) {
+    onnx::NodeProto n;
+    n.set_op_type(op);
+    n.set_name(fresh(base + "_" + op));
+    const std::string out = fresh(base + (std::string(op) == "QuantizeLinear" ? "_quantized" : "_dequantized"));
+    n.add_input(x), n.add_input(scale), n.add_input(zero), n.add_output(out);
+    if (axis >= 0) {
+      onnx::AttributeProto* at = n.add_attribute();
+      at->set_name("axis");
+      at->set_type(onnx::AttributeProto::INT);
+      at->set_i(axis);
+    }
+    out_nodes.push_back(std::move(n));
+    return out;
+  };
   std::map<std::string, std::string> act_dq;      // activation -> its DequantizeLinear output
   std::map<std::string, std::string> weight_dq;   // weight initializer -> its DequantizeLinear output
   std::map<std::string, std::string> weight_scale;  // weight initializer -> its scale initializer
@@ -233,17 +248,8 @@ int Quantize(const QuantizeArgs& a) {
     const std::string sn = fresh(x + "_scale"), zn = fresh(x + "_zero_point");
     scalar(sn, onnx::TensorProto::FLOAT, s);
     scalar(zn, u8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8, 0);
-    const std::string qn = fresh(x + "_quantized"), dn = fresh(x + "_dequantized");
-    onnx::NodeProto qnode, dnode;
-    qnode.set_op_type("QuantizeLinear");
-    qnode.set_name(fresh(x + "_QuantizeLinear"));
-    qnode.add_input(x), qnode.add_input(sn), qnode.add_input(zn), qnode.add_output(qn);
-    dnode.set_op_type("DequantizeLinear");
-    dnode.set_name(fresh(x + "_DequantizeLinear"));
-    dnode.add_input(qn), dnode.add_input(sn), dnode.add_input(zn), dnode.add_output(dn);
-    out_nodes.push_back(qnode);
-    out_nodes.push_back(dnode);
-    act_dq[x] = dn;
+    const std::string qn = add_qdq_node("QuantizeLinear", x, x, sn, zn, -1);
+    act_dq[x] = add_qdq_node("DequantizeLinear", x, qn, sn, zn, -1);
   };
   for (const onnx::ValueInfoProto& v : gp->input()) quantize_tensor(v.name());
   int convs = 0, quantized = 0;
@@ -289,17 +295,7 @@ int Quantize(const QuantizeArgs& a) {
       }
       wq->set_raw_data(bytes);
       wz->set_raw_data(zeros);
-      onnx::NodeProto dnode;
-      dnode.set_op_type("DequantizeLinear");
-      dnode.set_name(fresh(wname + "_DequantizeLinear"));
-      const std::string dn = fresh(wname + "_dequantized");
-      dnode.add_input(wq->name()), dnode.add_input(ws->name()), dnode.add_input(wz->name()), dnode.add_output(dn);
-      onnx::AttributeProto* axis = dnode.add_attribute();
-      axis->set_name("axis");
-      axis->set_type(onnx::AttributeProto::INT);
-      axis->set_i(0);
-      out_nodes.push_back(dnode);
-      weight_dq[wname] = dn;
+      weight_dq[wname] = add_qdq_node("DequantizeLinear", wname, wq->name(), ws->name(), wz->name(), 0);
       weight_scale[wname] = ws->name();
       dropped.insert(wname);
       }
@@ -330,17 +326,7 @@ int Quantize(const QuantizeArgs& a) {
           bq->add_int32_data(static_cast<int32_t>(std::clamp(std::nearbyint(bv[o] / sc), -2147483647.0, 2147483647.0)));
           bz->add_int32_data(0);
         }
-        onnx::NodeProto dnode;
-        dnode.set_op_type("DequantizeLinear");
-        dnode.set_name(fresh(node.input(2) + "_DequantizeLinear"));
-        const std::string dn = fresh(node.input(2) + "_dequantized");
-        dnode.add_input(bq->name()), dnode.add_input(bs->name()), dnode.add_input(bz->name()), dnode.add_output(dn);
-        onnx::AttributeProto* axis = dnode.add_attribute();
-        axis->set_name("axis");
-        axis->set_type(onnx::AttributeProto::INT);
-        axis->set_i(0);
-        out_nodes.push_back(dnode);
-        q.set_input(2, dn);
+        q.set_input(2, add_qdq_node("DequantizeLinear", node.input(2), bq->name(), bs->name(), bz->name(), 0));
         dropped.insert(node.input(2));
       }
       ++quantized;

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,8 @@ Command AddQuantizeCommand(CLI::App& app);
 
 // "NAME=1x3x224x224" -> {NAME, {1,3,224,224}}.
 StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseShapeSpec(const std::string& spec);
+// Every --shapes value, by input name.
+StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapeSpecs(const std::vector<std::string>& specs);
 // Prints the engine's slow paths (layers on reference implementations) as a warning on
 // stderr, `what` naming the command's object; nothing when there are none.
 void WarnSlowPaths(const Engine& engine, const std::string& what);
