@@ -18,6 +18,7 @@
 #include "backends/cpu/parallel.h"
 #include "api/optimize.h"
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/partition.h"
 #include "backends/ref/kernel.h"
 #include "builder/memory_planner.h"
 #include "kiln/kiln.h"
@@ -33,6 +34,9 @@ struct Engine::Impl {
   std::vector<TensorInfo> inputs, outputs;
   std::shared_ptr<const cpu::Program> cpu;  // null: the reference backend runs the graph
   std::string backend_note;                 // why the reference backend runs it, when it does
+  // Per-layer fallback (cpu/partition.h): CPU islands inside a host graph the reference
+  // executor runs; set when the CPU backend cannot take the whole graph.
+  std::shared_ptr<const cpu::Partition> partition;
   // Dynamic shapes: the profiles, and the CPU programs specialized per input shapes so far
   // (the engine stays immutable to its users; this cache is guarded by `mu`).
   std::vector<ShapeProfileSpec> profiles;
@@ -67,6 +71,7 @@ struct ExecutionContext::State {
   std::vector<std::unique_ptr<cpu::Context>> slices;       // batch-parallel: one per thread
   const cpu::Program* slices_program = nullptr;            // what `slices` run
   std::shared_ptr<const cpu::Program> dyn_slice_program;   // dynamic engines: this shape's slices
+  std::vector<std::unique_ptr<cpu::Context>> islands;      // partitioned engines: one per CPU island
 };
 
 namespace {
@@ -338,30 +343,51 @@ Status Engine::Save(const std::string& plan_path) const {
     for (const auto& [name, r] : impl_->profiles[0]) opt[name] = r.opt;
     KILN_ASSIGN_OR_RETURN(program, Specialize(*impl_, opt));
   }
-  if (!program) return WritePlan(*impl_->graph, impl_->memory, po, plan_path);
+  const cpu::Partition* part = impl_->partition.get();
+  if (!program && !part) return WritePlan(*impl_->graph, impl_->memory, po, plan_path);
   // The tactics chosen by timing go into the plan, so that loading it rebuilds the same
   // kernels (and bit-identical results) without timing again. Constants are shared, not copied.
   Graph g = *impl_->graph;
   po.backend = "cpu";
-  for (const cpu::StepInfo& s : cpu::Steps(*program)) {
-    if (s.node < 0) continue;
-    if (!s.tactic.empty()) g.node(s.node).attrs.set("kiln.tactic", Attr::String(s.tactic));
-    g.node(s.node).attrs.set("kiln.precision", Attr::String(s.precision.empty() ? "fp32" : s.precision));
-    if (s.precision == "bf16" && po.isa_features.empty()) po.isa_features.push_back("avx512bf16");
-  }
-  // Weights go in already packed in their kernels' layouts: loading the plan then uses them
-  // in place (a layer whose kernel differs on the loading CPU repacks them). See FORMAT.md.
+  // A partitioned engine's islands: their graphs' ids map back onto the engine graph's.
+  struct Source {
+    const cpu::Program* program;
+    const cpu::Island* island;  // null: the whole graph's program (ids are the graph's)
+    int index;
+  };
+  std::vector<Source> sources;
+  if (program) sources.push_back({program.get(), nullptr, -1});
+  if (part)
+    for (size_t i = 0; i < part->islands.size(); ++i)
+      sources.push_back({part->islands[i].program.get(), &part->islands[i], static_cast<int>(i)});
   auto bytes_attr = [](const void* data, size_t n) {
     Tensor t(DType::kUInt8, {static_cast<int64_t>(n)});
     std::memcpy(t.raw_data(), data, n);
     return Attr::TensorValue(std::move(t));
   };
-  for (const cpu::PackedWeights& pw : cpu::PackedWeightList(*program)) {
-    Value& v = g.value(pw.value);
+  for (const Source& src : sources) {
+  auto node_id = [&](int n) { return src.island ? src.island->node_of[static_cast<size_t>(n)] : n; };
+  for (const cpu::StepInfo& s : cpu::Steps(*src.program)) {
+    if (s.node < 0) continue;
+    Node& node = g.node(node_id(s.node));
+    if (!s.tactic.empty()) node.attrs.set("kiln.tactic", Attr::String(s.tactic));
+    node.attrs.set("kiln.precision", Attr::String(s.precision.empty() ? "fp32" : s.precision));
+    if (s.precision == "bf16" && po.isa_features.empty()) po.isa_features.push_back("avx512bf16");
+  }
+  // Weights go in already packed in their kernels' layouts: loading the plan then uses them
+  // in place (a layer whose kernel differs on the loading CPU repacks them). See FORMAT.md.
+  for (const cpu::PackedWeights& pw : cpu::PackedWeightList(*src.program)) {
+    const ValueId vid = src.island ? src.island->value_of[static_cast<size_t>(pw.value)] : pw.value;
+    Value& v = g.value(vid);
     if (!v.constant) continue;
-    Node& node = g.node(pw.node);
+    Node& node = g.node(node_id(pw.node));
     const Tensor& w = *v.constant;
-    if (pw.relayout && pw.bytes >= w.nbytes()) {
+    // An island's weight read by a layer elsewhere (the reference backend, another island)
+    // must stay row-major there: relayout only what this island alone reads.
+    bool own = true;
+    if (src.island)
+      for (NodeId c : v.consumers) own = own && part->island_of[static_cast<size_t>(c)] == src.index;
+    if (pw.relayout && pw.bytes >= w.nbytes() && own) {
       // The constant's values in another layout: stored once, in that layout (padded layouts
       // keep the whole in kiln.packed_weights; the constant names its first bytes).
       node.attrs.erase(cpu::kKernelWeightsAttr);
@@ -380,6 +406,7 @@ Status Engine::Save(const std::string& plan_path) const {
                                                             const_cast<void*>(pw.data), nullptr)));
       node.attrs.set(cpu::kKernelMdAttr, bytes_attr(pw.md.data(), pw.md.size()));
     }
+  }
   }
   return WritePlan(g, impl_->memory, po, plan_path);
 }
@@ -676,16 +703,16 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     impl->compile_options.strict = options.strict;
   } else if (options.backend == "cpu") {
     Status ok = cpu::CheckSupported(*g);
+    cpu::CompileOptions co;
+    co.threads = options.threads;
+    co.precision = options.precision;
+    co.strict = options.strict;
+    cpu::TimingCache cache;
+    if (!options.timing_cache.empty()) {
+      KILN_ASSIGN_OR_RETURN(cache, cpu::TimingCache::Load(options.timing_cache));
+      co.timing_cache = &cache;
+    }
     if (ok.ok()) {
-      cpu::CompileOptions co;
-      co.threads = options.threads;
-      co.precision = options.precision;
-      co.strict = options.strict;
-      cpu::TimingCache cache;
-      if (!options.timing_cache.empty()) {
-        KILN_ASSIGN_OR_RETURN(cache, cpu::TimingCache::Load(options.timing_cache));
-        co.timing_cache = &cache;
-      }
       // A plan that recorded a batch-parallel schedule compiles the slice program only.
       if (plan_slice > 0 && options.batch_parallel != "off")
         KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice));
@@ -693,13 +720,36 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
         KILN_ASSIGN_OR_RETURN(impl->cpu, cpu::Compile(g, co));
         if (plan_slice <= 0) KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice));
       }
-      if (cache.changed) KILN_RETURN_IF_ERROR(cache.Save(options.timing_cache));
     } else {
-      if (options.strict)
-        return FailedPrecondition("the cpu backend cannot take this graph, so every layer would run on the reference "
-                                  "backend (strict mode): ", ok.message());
+      // Per-layer fallback: CPU islands for every layer they can take, the rest on the
+      // reference kernels (strict mode refuses the latter).
+      KILN_RETURN_IF_ERROR(cpu::CheckPrecision(options.precision));
       impl->backend_note = ok.message();
+      auto part = cpu::CompilePartitioned(*g, co);
+      if (!part.ok() && options.strict) return part.status();
+      if (part.ok()) {
+        if (options.strict) {
+          std::vector<std::string> slow;
+          for (const cpu::Island& i : part->islands)
+            for (std::string& l : cpu::SlowSteps(*i.program)) slow.push_back(std::move(l));
+          slow.insert(slow.end(), part->host_layers.begin(), part->host_layers.end());
+          if (!slow.empty()) {
+            std::string list;
+            for (const std::string& l : slow) list += "\n  " + l;
+            return FailedPrecondition(slow.size(), " layer(s) would run on a reference implementation (strict mode; ",
+                                      part->host_layers.size(), " of them because the cpu backend cannot take them):", list);
+          }
+        }
+        impl->partition = std::make_shared<const cpu::Partition>(std::move(*part));
+      } else {
+        impl->backend_note += StrCat("; partitioning it failed: ", part.status().message());
+        // The reference backend reads weights row-major (a plan's may be packed).
+        auto unpacked = std::make_shared<Graph>(*g);
+        KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*unpacked));
+        g = std::move(unpacked);
+      }
     }
+    if (cache.changed) KILN_RETURN_IF_ERROR(cache.Save(options.timing_cache));
   } else if (options.backend == "ref") {
     if (options.precision != "fp32")
       return InvalidArgument("precision '", options.precision, "' needs the cpu backend (the reference backend is FP32)");
@@ -756,8 +806,8 @@ StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, co
   if (IsPlanFile(path)) {
     KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
     // Packed weights serve the CPU backend; anything else reads them row-major.
-    if (options.backend != "cpu" || (plan.profiles.empty() && !cpu::CheckSupported(*plan.graph).ok()))
-      KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*plan.graph).WithPrefix(path));
+    // (A graph the CPU backend takes in part keeps them too: its islands hold those layers.)
+    if (options.backend != "cpu") KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*plan.graph).WithPrefix(path));
     return MakeEngine(std::shared_ptr<const Graph>(std::move(plan.graph)), std::move(plan.memory), options,
                       std::move(plan.profiles), plan.batch_slice);
   }
@@ -791,16 +841,27 @@ std::string EngineBackendSummary(const Engine& engine) {
                   e.dyn_slice > 0 ? StrCat(", batch-parallel: slices of ", e.dyn_slice, " for batches > 1") : "");
   }
   const cpu::Program* program = e.cpu ? e.cpu.get() : e.slice_program.get();
-  if (!program) return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
+  std::vector<const cpu::Program*> programs;
+  if (program) programs.push_back(program);
+  if (e.partition)
+    for (const cpu::Island& i : e.partition->islands) programs.push_back(i.program.get());
+  if (programs.empty()) return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
   std::map<std::string, int> kinds;
-  for (const cpu::StepInfo& s : cpu::Steps(*program)) {
-    std::string k = s.impl.substr(0, s.impl.find(' '));
-    if (k == "onednn:reorder" && s.op != "Reorder") k = "onednn:" + s.op;
-    ++kinds[k];
+  size_t steps = 0;
+  for (const cpu::Program* p : programs) {
+    steps += cpu::Steps(*p).size();
+    for (const cpu::StepInfo& s : cpu::Steps(*p)) {
+      std::string k = s.impl.substr(0, s.impl.find(' '));
+      if (k == "onednn:reorder" && s.op != "Reorder") k = "onednn:" + s.op;
+      ++kinds[k];
+    }
   }
-  std::string out = StrCat("cpu (", cpu::Steps(*program).size(), " steps:");
+  std::string out = StrCat("cpu (", steps, " steps:");
   for (const auto& [k, n] : kinds) out += StrCat(" ", n, " ", k);
   out += ")";
+  if (e.partition)
+    out = StrCat(out, " in ", e.partition->islands.size(), " CPU island(s) holding ", e.partition->island_layers,
+                 " layers, and ", e.partition->host_layers.size(), " layer(s) on the reference backend (", e.backend_note, ")");
   if (e.slice_program)
     out += StrCat(", batch-parallel: ", e.batch / e.slice, " slices of ", e.slice, " on ", e.slice_threads, " threads");
   return out;
@@ -828,6 +889,12 @@ std::vector<std::string> EngineSlowPaths(const Engine& engine) {
   }
   const cpu::Program* program = e.cpu ? e.cpu.get() : e.slice_program.get();
   if (program) return cpu::SlowSteps(*program);
+  if (e.partition) {
+    for (const cpu::Island& i : e.partition->islands)
+      for (std::string& s : cpu::SlowSteps(*i.program)) out.push_back(std::move(s));
+    out.insert(out.end(), e.partition->host_layers.begin(), e.partition->host_layers.end());
+    return out;
+  }
   if (!e.backend_note.empty()) out.push_back(StrCat("every layer (reference backend): ", e.backend_note));
   return out;
 }
@@ -851,6 +918,8 @@ std::unique_ptr<ExecutionContext> Engine::CreateContext() const {
   if (impl_->slice_program)
     for (int t = 0; t < impl_->slice_threads; ++t) s->slices.push_back(std::make_unique<cpu::Context>(impl_->slice_program));
   s->slices_program = impl_->slice_program.get();
+  if (impl_->partition)
+    for (const cpu::Island& i : impl_->partition->islands) s->islands.push_back(std::make_unique<cpu::Context>(i.program));
   return std::make_unique<ExecutionContext>(std::move(s));
 }
 
@@ -954,6 +1023,36 @@ Status ExecutionContext::SetInputNone(int index) {
   state_->bound[static_cast<size_t>(index)] = true;
   return Status::OK();
 }
+
+namespace {
+
+// A CPU island of a partitioned engine, as the reference executor's host graph reaches it:
+// its inputs checked against the island's static types, its program run on this context's
+// island state.
+Status RunIsland(ExecutionContext::State& state, const Node& node, RefContext& ctx) {
+  const cpu::Partition& part = *state.engine->partition;
+  KILN_ASSIGN_OR_RETURN(int64_t index, node.attrs.GetInt(cpu::kIslandIndexAttr, -1));
+  if (index < 0 || static_cast<size_t>(index) >= part.islands.size() || static_cast<size_t>(index) >= state.islands.size())
+    return Internal("CPU island index ", index, " out of range");
+  const Graph& ig = *cpu::ProgramGraph(*part.islands[static_cast<size_t>(index)].program);
+  if (static_cast<size_t>(ctx.num_inputs()) != ig.inputs().size()) return Internal("CPU island input count mismatch");
+  std::vector<const Tensor*> ins;
+  for (int i = 0; i < ctx.num_inputs(); ++i) {
+    KILN_RETURN_IF_ERROR(ctx.RequireTensor(i));
+    const Tensor& t = ctx.input(i);
+    const TypeInfo& want = ig.value(ig.inputs()[static_cast<size_t>(i)]).type;
+    if (t.dtype() != want.dtype || t.dims() != want.shape.Sizes())
+      return Internal("CPU island input '", ig.value(ig.inputs()[static_cast<size_t>(i)]).name, "' is ", t.ShapeString(),
+                      ", the island was compiled for ", want.ToString());
+    ins.push_back(&t);
+  }
+  std::vector<Tensor> outs;
+  KILN_RETURN_IF_ERROR(state.islands[static_cast<size_t>(index)]->Run(ins, &outs));
+  for (size_t o = 0; o < outs.size(); ++o) ctx.set_output(static_cast<int>(o), std::move(outs[o]));
+  return Status::OK();
+}
+
+}  // namespace
 
 Status ExecutionContext::Run() {
   const Engine::Impl& e = *state_->engine;
@@ -1065,8 +1164,10 @@ Status ExecutionContext::Run() {
     for (Tensor& t : outs) state_->outputs.emplace_back(std::move(t));
     return Status::OK();
   }
-  RefExecutor ex;
-  KILN_ASSIGN_OR_RETURN(state_->outputs, ex.Run(*e.graph, state_->inputs));
+  RefExecutor::Options ro;
+  if (e.partition) ro.external = [this](const Node& node, RefContext& ctx) { return RunIsland(*state_, node, ctx); };
+  RefExecutor ex(ro);
+  KILN_ASSIGN_OR_RETURN(state_->outputs, ex.Run(e.partition ? *e.partition->host : *e.graph, state_->inputs));
   for (size_t i = 0; i < out_ptrs.size(); ++i) {
     if (out_ptrs[i] == nullptr || !state_->outputs[i].is_tensor()) continue;
     const Tensor& t = state_->outputs[i].tensor;

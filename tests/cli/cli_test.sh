@@ -128,6 +128,31 @@ PY
   fi
 fi
 
+# Per-layer fallback: a model the cpu backend cannot take whole (a Loop, a NonZero tail) runs
+# its convolutions in CPU islands and the rest on the reference kernels, says which, equals the
+# reference backend, refuses under --strict naming the layer, and builds a plan that runs the same.
+if /usr/bin/python3 -c "import onnx" 2>/dev/null && /usr/bin/python3 "$ROOT/tests/cli/make_mixed_model.py" "$T"; then
+  MX=$T/mixed.onnx
+  if "$KILN" run "$MX" "$T/mixed_x.npy" -o "$T/mxc" >"$T/out" 2>"$T/err"; then
+    grep -q 'CPU island(s)' "$T/err" && ok || bad "mixed model: no islands in: $(cat "$T/err")"
+    grep -q '(Loop): reference backend - control flow' "$T/err" && ok || bad "mixed model: Loop not named: $(cat "$T/err")"
+    grep -q '(NonZero): reference backend - output .* depends on data' "$T/err" && ok || bad "mixed model: NonZero not named: $(cat "$T/err")"
+    "$KILN" run "$MX" "$T/mixed_x.npy" -o "$T/mxr" --backend ref >/dev/null 2>&1
+    "$KILN" build "$MX" -o "$T/mixed.plan" >/dev/null 2>"$T/err" || bad "build mixed: $(cat "$T/err")"
+    "$KILN" run "$T/mixed.plan" "$T/mixed_x.npy" -o "$T/mxp" >/dev/null 2>"$T/err" || bad "run mixed plan: $(cat "$T/err")"
+    /usr/bin/python3 - "$T/mxc" "$T/mxr" "$T/mxp" <<'PY' && ok || bad "mixed model: cpu / ref / plan outputs differ"
+import sys, numpy as np
+for name in ("0_y.npy", "1_idx.npy"):
+    c, r, p = (np.load(d + "/" + name) for d in sys.argv[1:4])
+    assert c.shape == r.shape == p.shape and c.dtype == r.dtype, name
+    assert np.allclose(c, r, rtol=1e-4, atol=1e-5) and np.array_equal(c, p), name
+PY
+  else
+    bad "kiln run mixed.onnx: $(cat "$T/err")"
+  fi
+  expect_error "mixed model --strict" "(Loop): reference backend" "$KILN" run "$MX" "$T/mixed_x.npy" --strict
+fi
+
 # kiln build: the plan runs like the model it came from; damaged plans and failed builds give
 # clear errors naming the file, and a failed build leaves no file behind.
 P=$T/tiny.plan

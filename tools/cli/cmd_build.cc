@@ -13,6 +13,7 @@
 #include "api/engine_internal.h"
 #include "api/model.h"
 #include "api/optimize.h"
+#include "backends/cpu/cpu_backend.h"
 #include "builder/memory_planner.h"
 #include "plan/plan_reader.h"
 #include "plan/plan_writer.h"
@@ -156,9 +157,11 @@ int Build(const BuildArgs& a) {
   progress.End();
 
   progress.Begin("plan memory");
-  // A dynamic graph (profiles) has no single arena: each specialization plans its own.
-  StatusOr<MemoryPlan> mem = profiles.empty() ? PlanMemory(g) : StatusOr<MemoryPlan>(MemoryPlan{});
-  if (mem.ok() && profiles.empty()) {
+  // A dynamic graph (profiles) has no single arena: each specialization plans its own; nor
+  // has a graph the cpu backend takes only in part (shapes that depend on data, control flow).
+  const bool plannable = profiles.empty() && cpu::CheckSupported(g).ok();
+  StatusOr<MemoryPlan> mem = plannable ? PlanMemory(g) : StatusOr<MemoryPlan>(MemoryPlan{});
+  if (mem.ok() && plannable) {
     if (Status v = VerifyMemoryPlan(g, *mem); !v.ok()) mem = v;
   }
   if (!mem.ok()) return fail(a.model + ": " + mem.status().message());

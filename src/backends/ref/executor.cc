@@ -155,8 +155,11 @@ StatusOr<std::vector<RValue>> RefExecutor::RunScoped(const Graph& graph, std::ve
   const RefKernelRegistry& kernels = RefKernelRegistry::Global();
   for (NodeId id : order) {
     const Node& node = graph.node(id);
-    RefKernelFn fn = kernels.Find(node.domain, node.op_type);
-    if (fn == nullptr)
+    const bool external = node.domain == kExternalDomain;
+    if (external && !options_.external)
+      return Unimplemented("node ", node.DisplayName(id), ": runs on another backend, which this executor was not given");
+    RefKernelFn fn = external ? nullptr : kernels.Find(node.domain, node.op_type);
+    if (fn == nullptr && !external)
       return Unimplemented("node ", node.DisplayName(id), ": no reference kernel for this op");
     // A fused node runs as its main op, then its epilogue subgraph on output 0.
     const Attr* epilogue = node.attrs.find(kEpilogueAttr);
@@ -170,7 +173,7 @@ StatusOr<std::vector<RValue>> RefExecutor::RunScoped(const Graph& graph, std::ve
     RefContext ctx(graph, op, id, std::move(ins), this, &scope);
     Status st;
     try {
-      st = fn(ctx);
+      st = external ? options_.external(node, ctx) : fn(ctx);
     } catch (const std::bad_alloc&) {  // a size from the model too large to allocate
       st = Status(StatusCode::kOutOfRange, "out of memory allocating an output");
     }

@@ -4,6 +4,7 @@
 // Status whose message names the field at fault; the executor adds the node's name.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -71,6 +72,10 @@ class RefKernelRegistry {
   std::map<std::pair<std::string, std::string>, RefKernelFn> kernels_;
 };
 
+// Nodes of this domain are not the reference executor's: each is another backend's
+// compiled part of the graph (cpu::Partition's islands), run through Options::external.
+inline constexpr const char* kExternalDomain = "kiln.external";
+
 // Runs a graph with the reference kernels.
 class RefExecutor {
  public:
@@ -78,6 +83,8 @@ class RefExecutor {
     // Check every kernel's output against the statically inferred type (dtype, rank and
     // every known dim): catches bugs in both.
     bool check_inferred_types = true;
+    // Runs a node of kExternalDomain (inputs and outputs through the context, as a kernel).
+    std::function<Status(const Node&, RefContext&)> external;
   };
   RefExecutor() = default;
   explicit RefExecutor(Options o) : options_(o) {}

@@ -1,0 +1,54 @@
+// Per-layer fallback: a graph the CPU backend cannot take whole (control flow, sequences,
+// optionals, strings, shapes that depend on data) runs as CPU "islands" — maximal groups
+// of layers with static numeric tensors in and out, each compiled as a cpu::Program —
+// inside a host graph that the reference executor runs, where each island is one node
+// (op kIslandOp). The ONNX Runtime / TensorRT partitioning scheme: the fast kernels take
+// every layer they can, the rest stays correct on the reference kernels.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/ref/kernel.h"
+#include "ir/graph.h"
+
+namespace kiln::cpu {
+
+// Why node `n` of `g` cannot run inside a cpu::Program ("" when it can): a subgraph
+// (control flow), or an input/output that is not a tensor of static shape and numeric type.
+std::string WhyNotSupported(const Graph& g, NodeId n);
+
+struct Island {
+  std::shared_ptr<const Program> program;
+  // The island graph's node and value ids -> the partitioned graph's (for plans: tactics and
+  // packed weights go back onto the original nodes).
+  std::vector<NodeId> node_of;
+  std::vector<ValueId> value_of;
+};
+
+struct Partition {
+  // The graph the reference executor runs: every island's layers replaced by one node of op
+  // kIslandOp (domain kIslandDomain) whose attribute kIslandIndexAttr indexes `islands`.
+  std::shared_ptr<const Graph> host;
+  std::vector<Island> islands;
+  // The layers left on the reference backend: "'name' (Op): why", in topological order.
+  std::vector<std::string> host_layers;
+  int island_layers = 0;  // layers inside islands
+  // Per node of the partitioned graph: its island, -1 (host) or -2 (dropped: nothing reads it).
+  std::vector<int> island_of;
+};
+
+inline constexpr const char* kIslandDomain = kExternalDomain;
+inline constexpr const char* kIslandOp = "CpuIsland";
+inline constexpr const char* kIslandIndexAttr = "kiln.island";
+
+// Splits `g` (optimized, types inferred) into islands and a host graph and compiles the
+// islands. Layers are grouped by "level" — the number of CPU/host changes on the longest
+// path from the inputs — so that an island never feeds itself through a host layer (each
+// island is convex and the host graph stays acyclic). An island whose layers all compute
+// nothing worth a program (no layers) is not made.
+StatusOr<Partition> CompilePartitioned(const Graph& g, const CompileOptions& options);
+
+}  // namespace kiln::cpu

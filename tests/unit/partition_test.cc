@@ -1,0 +1,126 @@
+// Per-layer fallback (backends/cpu/partition.h): a graph the CPU backend cannot take whole
+// runs its static numeric layers as CPU islands and the rest on the reference kernels —
+// same results as the reference backend, the host layers named, strict mode refusing them,
+// a plan that round-trips bit-exactly.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <unistd.h>
+
+#include "api/engine_internal.h"
+#include "api/optimize.h"
+#include "backends/cpu/partition.h"
+#include "kiln/kiln.h"
+#include "passes/pass_test_util.h"
+
+namespace kiln {
+namespace {
+
+using testing::Attrs;
+using testing::GraphBuilder;
+using testing::RandomTensor;
+
+ValueId Conv(GraphBuilder& b, const std::string& name, ValueId x, int64_t cin, int64_t cout, uint32_t seed) {
+  return b.Op("Conv", name, {x, b.Const(name + "_w", RandomTensor({cout, cin, 3, 3}, seed, 0.3f)), b.Const(name + "_b", RandomTensor({cout}, seed + 1))},
+              Attrs({{"pads", Attr::Ints({1, 1, 1, 1})}}));
+}
+
+// conv -> relu (island 0) -> Cast to string -> Cast to float (host: strings) -> conv ->
+// sigmoid, + relu (island 1: the Add reads both islands' values, so it joins the later one),
+// and NonZero(relu > 0.5) (host: its shape depends on the data).
+Graph MixedGraph() {
+  GraphBuilder b("mixed");
+  ValueId x = b.Input("x", DType::kFloat32, {1, 3, 8, 8});
+  ValueId r = b.Op("Relu", "relu", {Conv(b, "conv_a", x, 3, 4, 1)});
+  ValueId s = b.Op("Cast", "to_text", {r}, Attrs({{"to", Attr::Int(8)}}));
+  ValueId f = b.Op("Cast", "from_text", {s}, Attrs({{"to", Attr::Int(1)}}));
+  ValueId y = b.Op("Add", "residual", {b.Op("Sigmoid", "sigmoid", {Conv(b, "conv_b", f, 4, 4, 3)}), r});
+  b.Output(y);
+  Tensor half(DType::kFloat32, {});
+  half.data<float>()[0] = 0.5f;
+  b.Output(b.Op("NonZero", "nonzero", {b.Op("Greater", "greater", {r, b.Const("half", half)})}));
+  b.Output(s);
+  return b.Build();
+}
+
+StatusOr<std::map<std::string, HostTensor>> Infer(const Engine& e) {
+  const Tensor x = RandomTensor({1, 3, 8, 8}, 7);
+  HostTensor in = HostTensor::Copy(DataType::kFloat32, {1, 3, 8, 8}, std::vector<float>(x.data<float>(), x.data<float>() + 192));
+  return e.Infer({{"x", in}});
+}
+
+TEST(Partition, IslandsAreConvexAndHostLayersNamed) {
+  Graph g = MixedGraph();
+  ASSERT_TRUE(OptimizeGraph(g).ok());
+  cpu::CompileOptions co;
+  co.threads = 1;
+  co.time_tactics = false;
+  auto part = cpu::CompilePartitioned(g, co);
+  ASSERT_TRUE(part.ok()) << part.status().ToString();
+  ASSERT_EQ(part->islands.size(), 2u);
+  std::string host;
+  for (const std::string& l : part->host_layers) host += l + "\n";
+  EXPECT_NE(host.find("'to_text' (Cast): reference backend - output 'to_text_out' holds strings"), std::string::npos) << host;
+  EXPECT_NE(host.find("'from_text' (Cast): reference backend - input 'to_text_out' holds strings"), std::string::npos) << host;
+  EXPECT_NE(host.find("'nonzero' (NonZero): reference backend - output 'nonzero_out' has a shape that depends on data"), std::string::npos) << host;
+  EXPECT_EQ(part->host_layers.size(), 3u) << host;
+  // The host graph: three host layers and one node per island, in a valid order.
+  EXPECT_EQ(part->host->num_live_nodes(), 5);
+  EXPECT_TRUE(part->host->TopologicalOrder().ok());
+  // Island 1 (conv_b, sigmoid, residual) reads relu from island 0 and from_text from the host.
+  const Graph& i1 = *cpu::ProgramGraph(*part->islands[1].program);
+  EXPECT_EQ(i1.inputs().size(), 2u);
+  EXPECT_EQ(i1.outputs().size(), 1u);
+}
+
+TEST(Partition, EngineMatchesTheReferenceAndSaysWhatFallsBack) {
+  BuildOptions cpu_opts;
+  cpu_opts.threads = 1;
+  auto cpu_engine = BuildEngineFromGraph(std::make_shared<Graph>(MixedGraph()), cpu_opts);
+  ASSERT_TRUE(cpu_engine.ok()) << cpu_engine.status().ToString();
+  BuildOptions ref_opts;
+  ref_opts.backend = "ref";
+  auto ref_engine = BuildEngineFromGraph(std::make_shared<Graph>(MixedGraph()), ref_opts);
+  ASSERT_TRUE(ref_engine.ok()) << ref_engine.status().ToString();
+  const std::string summary = EngineBackendSummary(**cpu_engine);
+  EXPECT_NE(summary.find("in 2 CPU island(s)"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("3 layer(s) on the reference backend"), std::string::npos) << summary;
+  const std::vector<std::string> slow = EngineSlowPaths(**cpu_engine);
+  int host = 0;
+  for (const std::string& s : slow) host += s.find("reference backend -") != std::string::npos;
+  EXPECT_EQ(host, 3);
+
+  auto a = Infer(**cpu_engine);
+  auto b = Infer(**ref_engine);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  const HostTensor& ya = a->at("residual_out");
+  const HostTensor& yb = b->at("residual_out");
+  ASSERT_EQ(ya.shape(), yb.shape());
+  for (int64_t i = 0; i < ya.numel(); ++i) EXPECT_NEAR(ya.data_as<float>()[i], yb.data_as<float>()[i], 1e-4) << i;
+  const HostTensor& za = a->at("nonzero_out");
+  const HostTensor& zb = b->at("nonzero_out");
+  ASSERT_EQ(za.shape(), zb.shape());
+  EXPECT_EQ(0, std::memcmp(za.data(), zb.data(), za.nbytes()));
+
+  // Strict mode refuses the layers the CPU backend leaves to the reference kernels, by name.
+  BuildOptions strict = cpu_opts;
+  strict.strict = true;
+  auto refused = BuildEngineFromGraph(std::make_shared<Graph>(MixedGraph()), strict);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("'nonzero' (NonZero)"), std::string::npos) << refused.status().ToString();
+
+  // A plan keeps the islands' kernel choices and weights; its engine computes the same bits.
+  const std::string plan = ::testing::TempDir() + "/partition_" + std::to_string(getpid()) + ".plan";
+  ASSERT_TRUE((*cpu_engine)->Save(plan).ok());
+  auto loaded = Engine::Load(plan, cpu_opts);
+  std::remove(plan.c_str());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_NE(EngineBackendSummary(**loaded).find("in 2 CPU island(s)"), std::string::npos);
+  auto c = Infer(**loaded);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(0, std::memcmp(c->at("residual_out").data(), ya.data(), ya.nbytes()));
+}
+
+}  // namespace
+}  // namespace kiln
