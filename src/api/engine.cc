@@ -72,6 +72,8 @@ struct ExecutionContext::State {
   const cpu::Program* slices_program = nullptr;            // what `slices` run
   std::shared_ptr<const cpu::Program> dyn_slice_program;   // dynamic engines: this shape's slices
   std::vector<std::unique_ptr<cpu::Context>> islands;      // partitioned engines: one per CPU island
+  bool profiling = false;                                  // SetProfiling
+  std::vector<std::pair<NodeId, double>> host_ms;          // reference executor's node times (profiling)
 };
 
 namespace {
@@ -875,6 +877,46 @@ cpu::Context* ContextCpuState(ExecutionContext& context) {
 
 std::string EngineBatchNote(const Engine& engine) { return engine.impl().batch_note; }
 
+void SetProfiling(ExecutionContext& context, bool on) {
+  ExecutionContext::State& s = context.state();
+  s.profiling = on;
+  if (s.cpu) s.cpu->set_profiling(on);
+  for (auto& c : s.slices) c->set_profiling(on);
+  for (auto& c : s.islands) c->set_profiling(on);
+}
+
+StatusOr<std::vector<ProfiledStep>> LastRunProfile(ExecutionContext& context) {
+  ExecutionContext::State& s = context.state();
+  const Engine::Impl& e = *s.engine;
+  std::vector<ProfiledStep> out;
+  auto add_program = [&](const cpu::Program& p, const cpu::Context& c) -> Status {
+    const auto& steps = cpu::Steps(p);
+    if (c.step_ms().size() != steps.size()) return FailedPrecondition("no profiled run yet (SetProfiling, then Run)");
+    for (size_t i = 0; i < steps.size(); ++i)
+      out.push_back({steps[i].name, steps[i].op, steps[i].impl, steps[i].tactic, c.step_ms()[i], cpu::IsSlowStep(steps[i])});
+    return Status::OK();
+  };
+  if (s.cpu && s.cpu_program) {
+    KILN_RETURN_IF_ERROR(add_program(*s.cpu_program, *s.cpu));
+  } else if (!s.slices.empty() && s.slices_program) {
+    KILN_RETURN_IF_ERROR(add_program(*s.slices_program, *s.slices[0]));
+  } else {
+    if (s.host_ms.empty()) return FailedPrecondition("no profiled run yet (SetProfiling, then Run)");
+    const Graph& host = e.partition ? *e.partition->host : *e.graph;
+    for (const auto& [id, ms] : s.host_ms) {
+      const Node& n = host.node(id);
+      if (n.domain == kExternalDomain && e.partition) {
+        KILN_ASSIGN_OR_RETURN(int64_t k, n.attrs.GetInt(cpu::kIslandIndexAttr, -1));
+        if (k < 0 || static_cast<size_t>(k) >= s.islands.size()) return Internal("CPU island index ", k, " out of range");
+        KILN_RETURN_IF_ERROR(add_program(*e.partition->islands[static_cast<size_t>(k)].program, *s.islands[static_cast<size_t>(k)]));
+      } else {
+        out.push_back({n.name.empty() ? n.DisplayName(id) : n.name, n.op_type, "reference backend", "", ms, true});
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> EngineSlowPaths(const Engine& engine) {
   const Engine::Impl& e = engine.impl();
   std::vector<std::string> out;
@@ -1086,13 +1128,17 @@ Status ExecutionContext::Run() {
         if (state_->slices_program != state_->dyn_slice_program.get()) {
           state_->slices.clear();
           const int threads = cpu::EffectiveThreads(e.compile_options.threads);
-          for (int t = 0; t < threads; ++t) state_->slices.push_back(std::make_unique<cpu::Context>(state_->dyn_slice_program));
+          for (int t = 0; t < threads; ++t) {
+            state_->slices.push_back(std::make_unique<cpu::Context>(state_->dyn_slice_program));
+            state_->slices.back()->set_profiling(state_->profiling);
+          }
           state_->slices_program = state_->dyn_slice_program.get();
         }
       } else {
         KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> program, Specialize(e, shapes));
         if (state_->cpu_program != program.get()) {
           state_->cpu = std::make_unique<cpu::Context>(program);
+          state_->cpu->set_profiling(state_->profiling);
           state_->cpu_program = program.get();
         }
       }
@@ -1165,6 +1211,8 @@ Status ExecutionContext::Run() {
     return Status::OK();
   }
   RefExecutor::Options ro;
+  state_->host_ms.clear();
+  if (state_->profiling) ro.node_ms = &state_->host_ms;
   if (e.partition) ro.external = [this](const Node& node, RefContext& ctx) { return RunIsland(*state_, node, ctx); };
   RefExecutor ex(ro);
   KILN_ASSIGN_OR_RETURN(state_->outputs, ex.Run(e.partition ? *e.partition->host : *e.graph, state_->inputs));

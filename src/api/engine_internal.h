@@ -69,4 +69,15 @@ std::map<std::string, std::vector<int64_t>> EngineOptShapes(const Engine& engine
 // The context's CPU-backend state (profiling), or null.
 cpu::Context* ContextCpuState(ExecutionContext& context);
 
+// Per-step profile of a context's runs: turn it on, run, read the last run's steps (CPU
+// program steps; with a batch-parallel schedule, the first thread's slice; layers on the
+// reference backend one step each, a CPU island's steps in its place).
+struct ProfiledStep {
+  std::string name, op, impl, tactic;
+  double ms = 0;
+  bool slow = false;  // a reference implementation (kiln's or oneDNN's ref:any), not a tiny one
+};
+void SetProfiling(ExecutionContext& context, bool on);
+StatusOr<std::vector<ProfiledStep>> LastRunProfile(ExecutionContext& context);
+
 }  // namespace kiln

@@ -151,6 +151,13 @@ PY
     bad "kiln run mixed.onnx: $(cat "$T/err")"
   fi
   expect_error "mixed model --strict" "(Loop): reference backend" "$KILN" run "$MX" "$T/mixed_x.npy" --strict
+  # The profile covers both: island steps and the layers on the reference backend.
+  if "$KILN" bench "$MX" -n 3 --profile "$T/mixed_trace.json" >"$T/out" 2>"$T/err"; then
+    grep -q '\* .* Loop .* reference backend' "$T/out" && grep -q ' Conv .* onednn:conv' "$T/out" && ok ||
+      bad "mixed model profile lacks the Loop or the convs: $(cat "$T/out")"
+  else
+    bad "kiln bench --profile mixed.onnx: $(cat "$T/err")"
+  fi
 fi
 
 # kiln build: the plan runs like the model it came from; damaged plans and failed builds give

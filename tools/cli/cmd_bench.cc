@@ -339,18 +339,24 @@ int Bench(const BenchArgs& a) {
   nlohmann::json profile_json;
   std::string profile_table;
   if (!a.profile.empty()) {
-    cpu::Context* cpu_ctx = ContextCpuState(*ctx);
-    const cpu::Program* program = EngineCpuProgram(e);
-    if (cpu_ctx == nullptr || program == nullptr) return fail("--profile: the engine runs on the reference backend (" + backend + ")");
-    const auto& steps = cpu::Steps(*program);
-    cpu_ctx->set_profiling(true);
+    SetProfiling(*ctx, true);
     const int runs = std::max(5, std::min(a.iterations, 20));
-    std::vector<std::vector<double>> per(steps.size());
+    std::vector<ProfiledStep> steps;
+    std::vector<std::vector<double>> per;
     for (int r = 0; r < runs; ++r) {
       if (Status st = ctx->Run(); !st.ok()) return fail(st.message());
-      for (size_t s = 0; s < steps.size(); ++s) per[s].push_back(cpu_ctx->step_ms()[s]);
+      auto prof = LastRunProfile(*ctx);
+      if (!prof.ok()) return fail("--profile: " + prof.status().message());
+      if (r == 0) {
+        steps = std::move(*prof);
+        per.resize(steps.size());
+        for (size_t s = 0; s < steps.size(); ++s) per[s].push_back(steps[s].ms);
+        continue;
+      }
+      if (prof->size() != steps.size()) return fail("--profile: the run's steps changed between runs");
+      for (size_t s = 0; s < steps.size(); ++s) per[s].push_back((*prof)[s].ms);
     }
-    cpu_ctx->set_profiling(false);
+    SetProfiling(*ctx, false);
     std::vector<double> med(steps.size());
     double sum = 0;
     for (size_t s = 0; s < steps.size(); ++s) {
@@ -365,7 +371,7 @@ int Bench(const BenchArgs& a) {
       events.push_back({{"name", steps[s].name}, {"cat", steps[s].op}, {"ph", "X"}, {"ts", ts * 1000.0},
                         {"dur", med[s] * 1000.0}, {"pid", 0}, {"tid", 0},
                         {"args", {{"impl", steps[s].impl}, {"tactic", steps[s].tactic}, {"step", s},
-                                  {"slow_path", cpu::IsSlowStep(steps[s])}}}});
+                                  {"slow_path", steps[s].slow}}}});
       ts += med[s];
     }
     std::ofstream f(a.profile);
@@ -396,7 +402,7 @@ int Bench(const BenchArgs& a) {
     double slow_ms = 0;
     int slow_n = 0;
     for (size_t s = 0; s < steps.size(); ++s)
-      if (cpu::IsSlowStep(steps[s])) slow_ms += med[s], ++slow_n;
+      if (steps[s].slow) slow_ms += med[s], ++slow_n;
     std::snprintf(line, sizeof line, "  slow paths (reference implementations, marked *): %d steps, %.3f ms, %.1f%%\n",
                   slow_n, slow_ms, sum > 0 ? 100.0 * slow_ms / sum : 0.0);
     profile_table += line;
@@ -404,7 +410,7 @@ int Bench(const BenchArgs& a) {
     for (size_t r = 0; r < std::min<size_t>(order.size(), 25); ++r) {
       const size_t s = order[r];
       std::snprintf(line, sizeof line, "  %s %4zu %-36.36s %-18.18s %8.3f ms %5.1f%%  %s%s%s\n",
-                    cpu::IsSlowStep(steps[s]) ? "*" : " ", s, steps[s].name.c_str(),
+                    steps[s].slow ? "*" : " ", s, steps[s].name.c_str(),
                     steps[s].op.c_str(), med[s], sum > 0 ? 100.0 * med[s] / sum : 0.0, steps[s].impl.c_str(),
                     steps[s].tactic.empty() ? "" : " tactic=", steps[s].tactic.c_str());
       profile_table += line;
@@ -412,7 +418,7 @@ int Bench(const BenchArgs& a) {
     for (size_t s = 0; s < steps.size(); ++s)
       profile_json.push_back({{"step", s}, {"name", steps[s].name}, {"op", steps[s].op}, {"impl", steps[s].impl},
                               {"tactic", steps[s].tactic}, {"median_ms", med[s]},
-                              {"slow_path", cpu::IsSlowStep(steps[s])}});
+                              {"slow_path", steps[s].slow}});
   }
 
   std::string peak_how;

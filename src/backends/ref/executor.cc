@@ -1,3 +1,4 @@
+#include <chrono>
 #include <cstring>
 #include <unordered_map>
 
@@ -172,6 +173,8 @@ StatusOr<std::vector<RValue>> RefExecutor::RunScoped(const Graph& graph, std::ve
     for (ValueId v : op.inputs) ins.push_back(v == kNoValue ? nullptr : &values[static_cast<size_t>(v)]);
     RefContext ctx(graph, op, id, std::move(ins), this, &scope);
     Status st;
+    const bool timed = options_.node_ms != nullptr && parent == nullptr;
+    const auto start = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     try {
       st = external ? options_.external(node, ctx) : fn(ctx);
     } catch (const std::bad_alloc&) {  // a size from the model too large to allocate
@@ -202,6 +205,9 @@ StatusOr<std::vector<RValue>> RefExecutor::RunScoped(const Graph& graph, std::ve
       }
       values[static_cast<size_t>(v)] = std::move(out);
     }
+    if (timed)
+      options_.node_ms->emplace_back(
+          id, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
   std::vector<RValue> outs;
   outs.reserve(graph.outputs().size());

@@ -85,6 +85,9 @@ class RefExecutor {
     bool check_inferred_types = true;
     // Runs a node of kExternalDomain (inputs and outputs through the context, as a kernel).
     std::function<Status(const Node&, RefContext&)> external;
+    // When set: the wall time (ms) of every node of the top-level graph, as it ran (the
+    // executor appends; subgraph nodes count in their control-flow node).
+    std::vector<std::pair<NodeId, double>>* node_ms = nullptr;
   };
   RefExecutor() = default;
   explicit RefExecutor(Options o) : options_(o) {}
