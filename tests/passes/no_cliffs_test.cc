@@ -199,6 +199,20 @@ TEST(NoCliffs, ConvsFeedingAConcat) {
   ExpectFastAndCorrect(b.Build());
 }
 
+// Split of a conv's (blocked) output along channels and of a plain tensor along its first
+// axis into one piece (SSDLite splits its class scores so): reorders, never a reference step.
+TEST(NoCliffs, SplitAlongChannelsAndIntoOnePiece) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 16, 10, 10});
+  ValueId c = b.Op("Relu", "r", {Conv(b, "c", x, 16, 32, 3, 41)});
+  ValueId parts = b.Op("Split", "split", {c, b.Const("sizes", Ints({8, 16, 8}))}, Attrs({{"axis", Attr::Int(1)}}), 3);
+  b.Output(b.Op("Add", "sum", {parts, parts + 2}));
+  b.Output(Conv(b, "after", parts + 1, 16, 8, 1, 43));
+  ValueId s = b.Input("s", DType::kFloat32, {1, 300, 91});
+  b.Output(b.Op("Sigmoid", "sig", {b.Op("Split", "one", {s, b.Const("all", Ints({1}))}, Attrs({{"axis", Attr::Int(0)}}))}));
+  ExpectFastAndCorrect(b.Build());
+}
+
 // Every binary op and broadcast pattern, either operand broadcasting (the first one too:
 // Sub(bias, x), [N,1] + [1,M]), and a chain after it: a fast kernel (oneDNN's JIT or kiln's
 // broadcasting one), never a reference step.

@@ -1477,6 +1477,31 @@ StatusOr<bool> LowerSlice(Compiler& c, NodeId id) {
   return true;
 }
 
+StatusOr<bool> LowerSplit(Compiler& c, NodeId id) {
+  // Split of a float tensor: one reorder per output from a sub-memory view (SplitInto, as
+  // for horizontally fused layers), in the input's own layout where it allows.
+  const Graph& g = c.graph();
+  const Node& node = g.node(id);
+  if (node.op_type != "Split" || IsFusedNode(node) || node.inputs.empty() || !IsF32(g, node.inputs[0])) return false;
+  const std::vector<int64_t> x_dims = DimsOf(g, node.inputs[0]);
+  const int rank = static_cast<int>(x_dims.size());
+  KILN_ASSIGN_OR_RETURN(int64_t axis, node.attrs.GetInt("axis", 0));
+  if (axis < 0) axis += rank;
+  if (rank == 0 || axis < 0 || axis >= rank) return false;
+  std::vector<int64_t> sizes;
+  int64_t total = 0;
+  for (ValueId v : node.outputs) {
+    if (v == kNoValue) return false;
+    const std::vector<int64_t> d = DimsOf(g, v);
+    if (static_cast<int>(d.size()) != rank) return false;
+    sizes.push_back(d[static_cast<size_t>(axis)]);
+    total += sizes.back();
+  }
+  if (total != x_dims[static_cast<size_t>(axis)]) return false;
+  SplitInto(c, node, c.SlotOf(node.inputs[0]), static_cast<int>(axis), sizes);
+  return true;
+}
+
 namespace {
 StatusOr<bool> LowerConvTransposeAsGemm(Compiler& c, NodeId id, const Node& node, const Node& main, const Tensor& w,
                                         const Tensor* bias, const std::vector<int64_t>& x_dims,

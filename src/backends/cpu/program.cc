@@ -450,7 +450,7 @@ Status Compiler::LowerNode(NodeId id) {
   const Node& n = graph().node(id);
   using Lower = StatusOr<bool> (*)(Compiler&, NodeId);
   static const Lower kLowerings[] = {&LowerConv, &LowerMatMul, &LowerPool, &LowerConcat, &LowerNormSoftmax,
-                                     &LowerElementwise, &LowerView, &LowerTranspose, &LowerSlice,
+                                     &LowerElementwise, &LowerView, &LowerTranspose, &LowerSlice, &LowerSplit,
                                      &LowerConvTranspose, &LowerResize, &LowerResizeKiln, &LowerGather, &LowerPad};
   static const Lower kKilnLowerings[] = {&LowerAttention};
   const bool onnx = n.domain.empty() || n.domain == "ai.onnx";

@@ -241,6 +241,7 @@ StatusOr<bool> LowerView(Compiler& c, NodeId id);
 StatusOr<bool> LowerTranspose(Compiler& c, NodeId id);
 StatusOr<bool> LowerAttention(Compiler& c, NodeId id);
 StatusOr<bool> LowerSlice(Compiler& c, NodeId id);
+StatusOr<bool> LowerSplit(Compiler& c, NodeId id);
 StatusOr<bool> LowerConvTranspose(Compiler& c, NodeId id);
 StatusOr<bool> LowerResize(Compiler& c, NodeId id);
 StatusOr<bool> LowerResizeKiln(Compiler& c, NodeId id);
