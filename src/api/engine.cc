@@ -11,6 +11,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <tuple>
 
 #include "base/file.h"
 #include "api/batch_parallel.h"
@@ -37,6 +38,12 @@ struct Engine::Impl {
   // Per-layer fallback (cpu/partition.h): CPU islands inside a host graph the reference
   // executor runs; set when the CPU backend cannot take the whole graph.
   std::shared_ptr<const cpu::Partition> partition;
+  // Its dynamic islands' programs per (island, input dims), compiled on first use (null: not
+  // compilable for those dims; the reference kernels run it). Guarded by `mu`.
+  // (The key: island, input dims, and the values of its baked inputs.)
+  mutable std::map<std::tuple<int, std::vector<std::vector<int64_t>>, std::vector<int64_t>>, std::shared_ptr<const cpu::Program>>
+      island_programs;
+  mutable std::map<int, std::string> island_failures;  // why an island last failed to compile (profiles)
   // Dynamic shapes: the profiles, and the CPU programs specialized per input shapes so far
   // (the engine stays immutable to its users; this cache is guarded by `mu`).
   std::vector<ShapeProfileSpec> profiles;
@@ -72,6 +79,10 @@ struct ExecutionContext::State {
   const cpu::Program* slices_program = nullptr;            // what `slices` run
   std::shared_ptr<const cpu::Program> dyn_slice_program;   // dynamic engines: this shape's slices
   std::vector<std::unique_ptr<cpu::Context>> islands;      // partitioned engines: one per CPU island
+  // Partitioned engines: per dynamic island, a context per specialization it ran (bounded);
+  // per island, the program and context of its last run (profiles).
+  std::vector<std::map<const cpu::Program*, std::unique_ptr<cpu::Context>>> dynamic_islands;
+  std::vector<std::pair<const cpu::Program*, cpu::Context*>> island_last;
   bool profiling = false;                                  // SetProfiling
   std::vector<std::pair<NodeId, double>> host_ms;          // reference executor's node times (profiling)
 };
@@ -361,7 +372,8 @@ Status Engine::Save(const std::string& plan_path) const {
   if (program) sources.push_back({program.get(), nullptr, -1});
   if (part)
     for (size_t i = 0; i < part->islands.size(); ++i)
-      sources.push_back({part->islands[i].program.get(), &part->islands[i], static_cast<int>(i)});
+      if (part->islands[i].program)  // (a dynamic island is compiled when it runs)
+        sources.push_back({part->islands[i].program.get(), &part->islands[i], static_cast<int>(i)});
   auto bytes_attr = [](const void* data, size_t n) {
     Tensor t(DType::kUInt8, {static_cast<int64_t>(n)});
     std::memcpy(t.raw_data(), data, n);
@@ -733,7 +745,8 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
         if (options.strict) {
           std::vector<std::string> slow;
           for (const cpu::Island& i : part->islands)
-            for (std::string& l : cpu::SlowSteps(*i.program)) slow.push_back(std::move(l));
+            if (i.program)
+              for (std::string& l : cpu::SlowSteps(*i.program)) slow.push_back(std::move(l));
           slow.insert(slow.end(), part->host_layers.begin(), part->host_layers.end());
           if (!slow.empty()) {
             std::string list;
@@ -743,6 +756,9 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
           }
         }
         impl->partition = std::make_shared<const cpu::Partition>(std::move(*part));
+        impl->compile_options = co;
+        impl->compile_options.timing_cache = nullptr;  // (MakeEngine's own, gone after it)
+        impl->compile_options.time_tactics = false;    // dynamic islands compile as they run
       } else {
         impl->backend_note += StrCat("; partitioning it failed: ", part.status().message());
         // The reference backend reads weights row-major (a plan's may be packed).
@@ -846,8 +862,9 @@ std::string EngineBackendSummary(const Engine& engine) {
   std::vector<const cpu::Program*> programs;
   if (program) programs.push_back(program);
   if (e.partition)
-    for (const cpu::Island& i : e.partition->islands) programs.push_back(i.program.get());
-  if (programs.empty()) return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
+    for (const cpu::Island& i : e.partition->islands)
+      if (i.program) programs.push_back(i.program.get());
+  if (programs.empty() && !e.partition) return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
   std::map<std::string, int> kinds;
   size_t steps = 0;
   for (const cpu::Program* p : programs) {
@@ -862,8 +879,9 @@ std::string EngineBackendSummary(const Engine& engine) {
   for (const auto& [k, n] : kinds) out += StrCat(" ", n, " ", k);
   out += ")";
   if (e.partition)
-    out = StrCat(out, " in ", e.partition->islands.size(), " CPU island(s) holding ", e.partition->island_layers,
-                 " layers, and ", e.partition->host_layers.size(), " layer(s) on the reference backend (", e.backend_note, ")");
+    out = StrCat(out, " in ", e.partition->islands.size(), " CPU island(s) holding ", e.partition->island_layers, " layers",
+                 e.partition->dynamic_islands ? StrCat(" (", e.partition->dynamic_islands, " of them compiled per input shapes as they run)") : "",
+                 ", and ", e.partition->host_layers.size(), " layer(s) on the reference backend (", e.backend_note, ")");
   if (e.slice_program)
     out += StrCat(", batch-parallel: ", e.batch / e.slice, " slices of ", e.slice, " on ", e.slice_threads, " threads");
   return out;
@@ -882,7 +900,8 @@ void SetProfiling(ExecutionContext& context, bool on) {
   s.profiling = on;
   if (s.cpu) s.cpu->set_profiling(on);
   for (auto& c : s.slices) c->set_profiling(on);
-  for (auto& c : s.islands) c->set_profiling(on);
+  for (auto& c : s.islands)
+    if (c) c->set_profiling(on);
 }
 
 StatusOr<std::vector<ProfiledStep>> LastRunProfile(ExecutionContext& context) {
@@ -908,7 +927,15 @@ StatusOr<std::vector<ProfiledStep>> LastRunProfile(ExecutionContext& context) {
       if (n.domain == kExternalDomain && e.partition) {
         KILN_ASSIGN_OR_RETURN(int64_t k, n.attrs.GetInt(cpu::kIslandIndexAttr, -1));
         if (k < 0 || static_cast<size_t>(k) >= s.islands.size()) return Internal("CPU island index ", k, " out of range");
-        KILN_RETURN_IF_ERROR(add_program(*e.partition->islands[static_cast<size_t>(k)].program, *s.islands[static_cast<size_t>(k)]));
+        const auto& [program, context] = s.island_last[static_cast<size_t>(k)];
+        if (program && context) {
+          KILN_RETURN_IF_ERROR(add_program(*program, *context));
+        } else {  // a dynamic island on the reference kernels (not compilable for these shapes)
+          std::lock_guard<std::mutex> lock(e.mu);
+          auto why = e.island_failures.find(static_cast<int>(k));
+          out.push_back({n.name, "CpuIsland", why == e.island_failures.end() ? "reference backend" : "reference backend - " + why->second,
+                         "", ms, true});
+        }
       } else {
         out.push_back({n.name.empty() ? n.DisplayName(id) : n.name, n.op_type, "reference backend", "", ms, true});
       }
@@ -933,7 +960,8 @@ std::vector<std::string> EngineSlowPaths(const Engine& engine) {
   if (program) return cpu::SlowSteps(*program);
   if (e.partition) {
     for (const cpu::Island& i : e.partition->islands)
-      for (std::string& s : cpu::SlowSteps(*i.program)) out.push_back(std::move(s));
+      if (i.program)
+        for (std::string& s : cpu::SlowSteps(*i.program)) out.push_back(std::move(s));
     out.insert(out.end(), e.partition->host_layers.begin(), e.partition->host_layers.end());
     return out;
   }
@@ -960,8 +988,12 @@ std::unique_ptr<ExecutionContext> Engine::CreateContext() const {
   if (impl_->slice_program)
     for (int t = 0; t < impl_->slice_threads; ++t) s->slices.push_back(std::make_unique<cpu::Context>(impl_->slice_program));
   s->slices_program = impl_->slice_program.get();
-  if (impl_->partition)
-    for (const cpu::Island& i : impl_->partition->islands) s->islands.push_back(std::make_unique<cpu::Context>(i.program));
+  if (impl_->partition) {
+    for (const cpu::Island& i : impl_->partition->islands)
+      s->islands.push_back(i.program ? std::make_unique<cpu::Context>(i.program) : nullptr);
+    s->dynamic_islands.resize(impl_->partition->islands.size());
+    s->island_last.resize(impl_->partition->islands.size());
+  }
   return std::make_unique<ExecutionContext>(std::move(s));
 }
 
@@ -1068,29 +1100,112 @@ Status ExecutionContext::SetInputNone(int index) {
 
 namespace {
 
+// A dynamic island's program for these input dims: compiled on first use (no tactic
+// timing: milliseconds), cached per engine; null when the island cannot be compiled for them
+// (a shape that still depends on data), and then the reference kernels run it.
+// Baked inputs (island.bake: shapes computed elsewhere) become constants of the copy.
+StatusOr<std::shared_ptr<const cpu::Program>> SpecializeIsland(const Engine::Impl& e, int index,
+                                                               const std::vector<const Tensor*>& ins) {
+  const cpu::Island& island = e.partition->islands[static_cast<size_t>(index)];
+  std::vector<std::vector<int64_t>> dims;
+  std::vector<int64_t> baked;
+  for (size_t i = 0; i < ins.size(); ++i) {
+    dims.push_back(ins[i]->dims());
+    if (island.bake[i])
+      for (int64_t j = 0; j < ins[i]->numel(); ++j) baked.push_back(static_cast<int64_t>(ins[i]->GetAsDouble(j)));
+  }
+  std::lock_guard<std::mutex> lock(e.mu);
+  auto key = std::make_tuple(index, dims, baked);
+  if (auto it = e.island_programs.find(key); it != e.island_programs.end()) return it->second;
+  auto g = std::make_shared<Graph>(DeepCopy(*island.graph));
+  std::map<std::string, std::vector<int64_t>> shapes;
+  std::vector<ValueId> kept;
+  for (size_t i = 0; i < g->inputs().size() && i < ins.size(); ++i) {
+    const ValueId v = g->inputs()[i];
+    if (island.bake[i]) {
+      g->value(v).constant = ins[i]->Clone();
+      g->value(v).type.shape = Shape::FromDims(ins[i]->dims());
+    } else {
+      shapes[g->value(v).name] = dims[i];
+      kept.push_back(v);
+    }
+  }
+  g->inputs() = kept;
+  Status st = SetInputShapes(*g, shapes);
+  if (st.ok()) st = cpu::CheckSupported(*g);
+  std::shared_ptr<const cpu::Program> program;
+  if (st.ok()) {
+    auto compiled = cpu::Compile(g, e.compile_options);
+    if (compiled.ok()) program = std::move(*compiled);
+    else st = compiled.status();
+  }
+  if (!st.ok()) e.island_failures[index] = st.message();
+  constexpr size_t kMaxEntries = 256;
+  if (e.island_programs.size() >= kMaxEntries) e.island_programs.clear();  // (contexts keep theirs alive)
+  e.island_programs.emplace(std::move(key), program);
+  return program;
+}
+
 // A CPU island of a partitioned engine, as the reference executor's host graph reaches it:
-// its inputs checked against the island's static types, its program run on this context's
-// island state.
+// its inputs checked against the island's types, its program (compiled at build, or for
+// these dims now) run on this context's state for it.
 Status RunIsland(ExecutionContext::State& state, const Node& node, RefContext& ctx) {
-  const cpu::Partition& part = *state.engine->partition;
+  const Engine::Impl& e = *state.engine;
+  const cpu::Partition& part = *e.partition;
   KILN_ASSIGN_OR_RETURN(int64_t index, node.attrs.GetInt(cpu::kIslandIndexAttr, -1));
   if (index < 0 || static_cast<size_t>(index) >= part.islands.size() || static_cast<size_t>(index) >= state.islands.size())
     return Internal("CPU island index ", index, " out of range");
-  const Graph& ig = *cpu::ProgramGraph(*part.islands[static_cast<size_t>(index)].program);
+  const size_t k = static_cast<size_t>(index);
+  const cpu::Island& island = part.islands[k];
+  const Graph& ig = *island.graph;
   if (static_cast<size_t>(ctx.num_inputs()) != ig.inputs().size()) return Internal("CPU island input count mismatch");
   std::vector<const Tensor*> ins;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     KILN_RETURN_IF_ERROR(ctx.RequireTensor(i));
     const Tensor& t = ctx.input(i);
     const TypeInfo& want = ig.value(ig.inputs()[static_cast<size_t>(i)]).type;
-    if (t.dtype() != want.dtype || t.dims() != want.shape.Sizes())
+    bool match = t.dtype() == want.dtype && want.shape.has_rank() && t.rank() == want.shape.rank();
+    for (int d = 0; match && d < t.rank(); ++d) match = !want.shape.dim(d).known() || want.shape.dim(d).value == t.dim(d);
+    if (!match)
       return Internal("CPU island input '", ig.value(ig.inputs()[static_cast<size_t>(i)]).name, "' is ", t.ShapeString(),
-                      ", the island was compiled for ", want.ToString());
+                      ", the island was made for ", want.ToString());
     ins.push_back(&t);
   }
+  std::shared_ptr<const cpu::Program> program = island.program;
+  cpu::Context* context = state.islands[k].get();
+  if (!program) {
+    KILN_ASSIGN_OR_RETURN(program, SpecializeIsland(e, index, ins));
+    if (!program) {
+      if (e.compile_options.strict)
+        return FailedPrecondition("CPU island ", index, " cannot be compiled for these input shapes, so it would run on "
+                                  "the reference kernels (strict mode)");
+      std::vector<RValue> values;
+      for (const Tensor* t : ins) values.emplace_back(*t);
+      RefExecutor ex;
+      KILN_ASSIGN_OR_RETURN(std::vector<RValue> outs, ex.Run(ig, std::move(values)));
+      for (size_t o = 0; o < outs.size(); ++o) ctx.set_output_value(static_cast<int>(o), std::move(outs[o]));
+      state.island_last[k] = {nullptr, nullptr};
+      return Status::OK();
+    }
+    auto& contexts = state.dynamic_islands[k];
+    auto it = contexts.find(program.get());
+    if (it == contexts.end()) {
+      constexpr size_t kMaxContexts = 8;
+      if (contexts.size() >= kMaxContexts) contexts.clear();
+      it = contexts.emplace(program.get(), std::make_unique<cpu::Context>(program)).first;
+    }
+    context = it->second.get();
+    // Baked inputs are constants of the specialized program: it takes the others.
+    std::vector<const Tensor*> rest;
+    for (size_t i = 0; i < ins.size(); ++i)
+      if (!island.bake[i]) rest.push_back(ins[i]);
+    ins = std::move(rest);
+  }
+  context->set_profiling(state.profiling);
   std::vector<Tensor> outs;
-  KILN_RETURN_IF_ERROR(state.islands[static_cast<size_t>(index)]->Run(ins, &outs));
+  KILN_RETURN_IF_ERROR(context->Run(ins, &outs));
   for (size_t o = 0; o < outs.size(); ++o) ctx.set_output(static_cast<int>(o), std::move(outs[o]));
+  state.island_last[k] = {program.get(), context};
   return Status::OK();
 }
 

@@ -145,7 +145,8 @@ import sys, numpy as np
 for name in ("0_y.npy", "1_idx.npy"):
     c, r, p = (np.load(d + "/" + name) for d in sys.argv[1:4])
     assert c.shape == r.shape == p.shape and c.dtype == r.dtype, name
-    assert np.allclose(c, r, rtol=1e-4, atol=1e-5) and np.array_equal(c, p), name
+    # (The plan was built apart: its timed kernel choices may differ from the run's.)
+    assert np.allclose(c, r, rtol=1e-4, atol=1e-5) and np.allclose(p, r, rtol=1e-4, atol=1e-5), name
 PY
   else
     bad "kiln run mixed.onnx: $(cat "$T/err")"

@@ -103,37 +103,99 @@ std::string WhyNotSupported(const Graph& g, NodeId n) {
   return "";
 }
 
+namespace {
+
+// The inputs whose values (not only dims) set an op's output shape.
+const std::vector<int>* ShapeSettingInputs(const std::string& op) {
+  static const std::map<std::string, std::vector<int>> k = {
+      {"Reshape", {1}}, {"Expand", {1}}, {"Tile", {1}}, {"ConstantOfShape", {0}}, {"Range", {0, 1, 2}},
+      {"Slice", {1, 2, 3, 4}}, {"Resize", {1, 2, 3}}, {"Upsample", {1}}, {"Pad", {1, 3}}, {"TopK", {1}},
+      {"OneHot", {1}}, {"Squeeze", {1}}, {"Unsqueeze", {1}}, {"Split", {1}}, {"CenterCropPad", {1}},
+      {"ReduceSum", {1}}, {"ReduceMean", {1}}, {"ReduceMax", {1}}, {"ReduceMin", {1}}, {"ReduceProd", {1}},
+      {"ReduceL1", {1}}, {"ReduceL2", {1}}, {"ReduceLogSum", {1}}, {"ReduceLogSumExp", {1}},
+      {"ReduceSumSquare", {1}}, {"NonZero", {0}}, {"Unique", {0}}, {"Compress", {0, 1}},
+      {"NonMaxSuppression", {0, 1, 2, 3, 4}}};
+  auto it = k.find(op);
+  return it == k.end() ? nullptr : &it->second;
+}
+
+enum class Kind { kStatic, kDynamic, kHost };
+
+// What runs a node: a CPU island compiled at build (static shapes), one specialized per input
+// shapes at run time (dims unknown until then, but every output shape follows from the input
+// dims and from values computed from dims — `dim_derived`), or the reference backend.
+Kind KindOf(const Graph& g, NodeId n, const std::vector<bool>& dim_derived, std::string* why) {
+  *why = WhyNotSupported(g, n);
+  if (why->empty()) return Kind::kStatic;
+  const Node& node = g.node(n);
+  if (why->find("depends on data") == std::string::npos) return Kind::kHost;
+  // Only dims are missing: dynamic, unless an input's values set the output shape.
+  auto known_type = [&](ValueId v) {
+    const TypeInfo& t = g.value(v).type;
+    return t.is_tensor() && t.dtype != DType::kUndefined && t.dtype != DType::kString && t.shape.has_rank();
+  };
+  for (ValueId v : node.inputs)
+    if (v != kNoValue && !known_type(v)) return Kind::kHost;
+  for (ValueId v : node.outputs)
+    if (v != kNoValue && !known_type(v)) return Kind::kHost;
+  if (const std::vector<int>* ins = ShapeSettingInputs(node.op_type))
+    for (int i : *ins)
+      if (static_cast<size_t>(i) < node.inputs.size() && node.inputs[static_cast<size_t>(i)] != kNoValue &&
+          !dim_derived[static_cast<size_t>(node.inputs[static_cast<size_t>(i)])]) {
+        *why = StrCat(*why, "; its output shape depends on the values of '", g.value(node.inputs[static_cast<size_t>(i)]).name, "'");
+        return Kind::kHost;
+      }
+  return Kind::kDynamic;
+}
+
+}  // namespace
+
 StatusOr<Partition> CompilePartitioned(const Graph& g, const CompileOptions& options) {
   KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, g.TopologicalOrder());
   std::vector<std::string> why(static_cast<size_t>(g.num_nodes()));
+  std::vector<Kind> kind(static_cast<size_t>(g.num_nodes()), Kind::kHost);
   std::vector<int> level(static_cast<size_t>(g.num_nodes()), 0);
+  // Values computed from constants and dims alone (Shape, Size and arithmetic on them):
+  // known once the input dims are.
+  std::vector<bool> dim_derived(static_cast<size_t>(g.num_values()), false);
+  for (ValueId v = 0; v < g.num_values(); ++v) dim_derived[static_cast<size_t>(v)] = g.value(v).constant.has_value();
   for (NodeId n : order) {
-    why[static_cast<size_t>(n)] = WhyNotSupported(g, n);
-    const bool cpu = why[static_cast<size_t>(n)].empty();
+    const Node& node = g.node(n);
+    kind[static_cast<size_t>(n)] = KindOf(g, n, dim_derived, &why[static_cast<size_t>(n)]);
+    bool derived = node.op_type == "Shape" || node.op_type == "Size";
+    if (!derived && kind[static_cast<size_t>(n)] != Kind::kHost) {
+      derived = true;
+      for (ValueId v : node.inputs) derived = derived && (v == kNoValue || dim_derived[static_cast<size_t>(v)]);
+    }
+    for (ValueId v : node.outputs)
+      if (v != kNoValue) dim_derived[static_cast<size_t>(v)] = derived;
+    // Level: kind changes on the longest path from the inputs. An edge between two kinds
+    // always climbs a level, so no island can feed itself through another part.
     int l = 0;
-    for (ValueId v : g.node(n).inputs) {
+    for (ValueId v : node.inputs) {
       if (v == kNoValue) continue;
       const NodeId p = g.value(v).producer;
       if (p < 0 || g.node(p).dead) continue;
-      const bool p_cpu = why[static_cast<size_t>(p)].empty();
-      l = std::max(l, level[static_cast<size_t>(p)] + (p_cpu != cpu ? 1 : 0));
+      l = std::max(l, level[static_cast<size_t>(p)] + (kind[static_cast<size_t>(p)] != kind[static_cast<size_t>(n)] ? 1 : 0));
     }
     level[static_cast<size_t>(n)] = l;
   }
-  // Supported layers of one level form one island (its parts need not be connected).
-  std::map<int, std::vector<NodeId>> groups;
+  // CPU layers of one kind and level form one island (its parts need not be connected).
+  std::map<std::pair<int, Kind>, std::vector<NodeId>> groups;
   for (NodeId n : order)
-    if (why[static_cast<size_t>(n)].empty()) groups[level[static_cast<size_t>(n)]].push_back(n);
+    if (kind[static_cast<size_t>(n)] != Kind::kHost)
+      groups[{level[static_cast<size_t>(n)], kind[static_cast<size_t>(n)]}].push_back(n);
 
   std::set<std::string> captured;  // values the host's subgraphs read by name
   for (NodeId n : order)
-    if (!why[static_cast<size_t>(n)].empty()) CollectCaptures(g.node(n), &captured);
+    if (kind[static_cast<size_t>(n)] == Kind::kHost) CollectCaptures(g.node(n), &captured);
   std::set<ValueId> graph_outputs(g.outputs().begin(), g.outputs().end());
 
   Partition part;
   auto host = std::make_shared<Graph>(g);  // constants share their storage
   std::vector<int> island_of(static_cast<size_t>(g.num_nodes()), -1);
-  for (auto& [lvl, nodes] : groups) {
+  for (auto& [key, nodes] : groups) {
+    const bool dynamic = key.second == Kind::kDynamic;
     const int index = static_cast<int>(part.islands.size());
     std::set<NodeId> members(nodes.begin(), nodes.end());
     auto needed = [&](ValueId v) {
@@ -151,17 +213,31 @@ StatusOr<Partition> CompilePartitioned(const Graph& g, const CompileOptions& opt
       }
       continue;
     }
-    CompileOptions co = options;
-    co.strict = false;  // the caller lists every slow step and host layer at once
-    auto program = Compile(ig, co);
-    if (!program.ok()) {
-      // Strict mode refuses what would run on the reference kernels; otherwise these layers
-      // stay on the host, with the reason.
-      if (options.strict) return program.status().WithPrefix(StrCat("compiling CPU island ", index));
-      for (NodeId n : nodes) why[static_cast<size_t>(n)] = StrCat("its CPU island failed to compile: ", program.status().message());
-      continue;
+    if (dynamic) {
+      island.graph = ig;  // compiled per input shapes at run time
+      for (ValueId v : ig->inputs()) {
+        const TypeInfo& t = ig->value(v).type;
+        island.bake.push_back(dim_derived[static_cast<size_t>(island.value_of[static_cast<size_t>(v)])] &&
+                              (t.dtype == DType::kInt64 || t.dtype == DType::kInt32) && t.shape.has_rank() && t.shape.rank() <= 1);
+      }
+      ++part.dynamic_islands;
+    } else {
+      CompileOptions co = options;
+      co.strict = false;  // the caller lists every slow step and host layer at once
+      auto program = Compile(ig, co);
+      if (!program.ok()) {
+        // Strict mode refuses what would run on the reference kernels; otherwise these layers
+        // stay on the host, with the reason.
+        if (options.strict) return program.status().WithPrefix(StrCat("compiling CPU island ", index));
+        for (NodeId n : nodes) {
+          why[static_cast<size_t>(n)] = StrCat("its CPU island failed to compile: ", program.status().message());
+          kind[static_cast<size_t>(n)] = Kind::kHost;
+        }
+        continue;
+      }
+      island.program = std::move(*program);
+      island.graph = ig;
     }
-    island.program = std::move(*program);
     Node node;
     node.name = StrCat("kiln.cpu_island.", index);
     node.op_type = kIslandOp;

@@ -21,7 +21,16 @@ namespace kiln::cpu {
 std::string WhyNotSupported(const Graph& g, NodeId n);
 
 struct Island {
+  // The island's own graph: inputs are the values it reads from the host, outputs those the
+  // host (or the graph's outputs) read.
+  std::shared_ptr<const Graph> graph;
+  // Compiled at build for a static island; null for a dynamic one (dims known only at run
+  // time): the engine compiles it per input shapes on first use.
   std::shared_ptr<const Program> program;
+  // Dynamic islands: per graph input, whether it is a small integer tensor computed from dims
+  // alone (a shape another part computed). Its values join the specialization's key and become
+  // constants there, so that the shapes it sets are known when the island compiles.
+  std::vector<bool> bake;
   // The island graph's node and value ids -> the partitioned graph's (for plans: tactics and
   // packed weights go back onto the original nodes).
   std::vector<NodeId> node_of;
@@ -36,6 +45,7 @@ struct Partition {
   // The layers left on the reference backend: "'name' (Op): why", in topological order.
   std::vector<std::string> host_layers;
   int island_layers = 0;  // layers inside islands
+  int dynamic_islands = 0;  // islands compiled per input shapes at run time
   // Per node of the partitioned graph: its island, -1 (host) or -2 (dropped: nothing reads it).
   std::vector<int> island_of;
 };
