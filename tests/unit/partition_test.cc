@@ -122,5 +122,49 @@ TEST(Partition, EngineMatchesTheReferenceAndSaysWhatFallsBack) {
   EXPECT_EQ(0, std::memcmp(c->at("residual_out").data(), ya.data(), ya.nbytes()));
 }
 
+// Layers after a NonZero have dims known only at run time: they form a dynamic island,
+// compiled for the dims each run brings (MatMul on oneDNN, not on the reference kernels).
+TEST(Partition, DynamicIslandCompilesPerRunShapes) {
+  GraphBuilder b("dynamic");
+  ValueId x = b.Input("x", DType::kFloat32, {1, 3, 8, 8});
+  ValueId r = b.Op("Relu", "relu", {Conv(b, "conv", x, 3, 2, 5)});
+  Tensor half(DType::kFloat32, {});
+  half.data<float>()[0] = 0.5f;
+  ValueId idx = b.Op("Transpose", "tr", {b.Op("NonZero", "nz", {b.Op("Greater", "gt", {r, b.Const("half", half)})})},
+                     Attrs({{"perm", Attr::Ints({1, 0})}}));
+  ValueId f = b.Op("Cast", "to_float", {idx}, Attrs({{"to", Attr::Int(1)}}));
+  b.Output(b.Op("Relu", "relu2", {b.Op("MatMul", "mm", {f, b.Const("w", RandomTensor({4, 16}, 9))})}));
+  Graph g = b.Build();
+  BuildOptions o;
+  o.threads = 1;
+  auto e = BuildEngineFromGraph(std::make_shared<Graph>(g), o);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_NE(EngineBackendSummary(**e).find("compiled per input shapes as they run"), std::string::npos) << EngineBackendSummary(**e);
+  BuildOptions ro;
+  ro.backend = "ref";
+  auto ref = BuildEngineFromGraph(std::make_shared<Graph>(g), ro);
+  ASSERT_TRUE(ref.ok());
+  auto ctx = (*e)->CreateContext();
+  for (uint32_t seed : {7u, 8u, 7u}) {  // two shapes, then the first again (cached)
+    const Tensor t = RandomTensor({1, 3, 8, 8}, seed);
+    HostTensor in = HostTensor::Copy(DataType::kFloat32, {1, 3, 8, 8}, std::vector<float>(t.data<float>(), t.data<float>() + 192));
+    ASSERT_TRUE(ctx->SetInput("x", in).ok());
+    SetProfiling(*ctx, true);
+    ASSERT_TRUE(ctx->Run().ok());
+    auto want = (*ref)->Infer({{"x", in}});
+    ASSERT_TRUE(want.ok());
+    auto got = ctx->Output(0);
+    ASSERT_TRUE(got.ok());
+    const HostTensor& w = want->begin()->second;
+    ASSERT_EQ(got->shape(), w.shape());
+    for (int64_t i = 0; i < w.numel(); ++i) ASSERT_NEAR(got->data_as<float>()[i], w.data_as<float>()[i], 1e-4);
+    auto prof = LastRunProfile(*ctx);
+    ASSERT_TRUE(prof.ok()) << prof.status().ToString();
+    bool fast_matmul = false;
+    for (const ProfiledStep& s : *prof) fast_matmul = fast_matmul || (s.op == "MatMul" && s.impl.rfind("onednn", 0) == 0);
+    EXPECT_TRUE(fast_matmul);
+  }
+}
+
 }  // namespace
 }  // namespace kiln
