@@ -2,6 +2,7 @@
 // MaxRoiPool (Caffe's ROIPooling: integer bins, max over each).
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "backends/ref/kernel.h"
 #include "backends/ref/ops/broadcast.h"
@@ -32,6 +33,7 @@ Status RoiAlignKernel(RefContext& ctx) {
     return InvalidArgument("attribute 'coordinate_transformation_mode' has unknown value '", ctm, "'");
   const int64_t c = x.dim(1), h = x.dim(2), w = x.dim(3), nr = rois.dim(0);
   const double offset = ctm == "half_pixel" ? 0.5 : 0.0;
+  const bool is_max = mode == "max";
   KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::Create(x.dtype(), {nr, c, oh, ow}, "output"));
   for (int64_t r = 0; r < nr; ++r) {
     const int64_t b = bidx[static_cast<size_t>(r)];
@@ -44,34 +46,54 @@ Status RoiAlignKernel(RefContext& ctx) {
     const int64_t gh = ratio > 0 ? ratio : static_cast<int64_t>(std::ceil(rh / double(oh)));
     const int64_t gw = ratio > 0 ? ratio : static_cast<int64_t>(std::ceil(rw / double(ow)));
     const double count = std::max<double>(1.0, double(gh * gw));
+    // The bilinear taps of every sample, once per roi (they do not depend on the channel).
+    struct Sample {
+      int64_t off[4];
+      double w[4];
+      bool outside;
+    };
+    std::vector<Sample> samples(static_cast<size_t>(oh * ow * gh * gw));
+    size_t si = 0;
+    for (int64_t ph = 0; ph < oh; ++ph)
+      for (int64_t pw = 0; pw < ow; ++pw)
+        for (int64_t iy = 0; iy < gh; ++iy)
+          for (int64_t ix = 0; ix < gw; ++ix) {
+            Sample& sm = samples[si++];
+            double yy = sh + double(ph) * bh + (double(iy) + 0.5) * bh / double(gh);
+            double xx = sw + double(pw) * bw + (double(ix) + 0.5) * bw / double(gw);
+            sm.outside = yy < -1.0 || yy > double(h) || xx < -1.0 || xx > double(w);
+            if (sm.outside) continue;
+            yy = std::max(yy, 0.0);
+            xx = std::max(xx, 0.0);
+            int64_t y0 = static_cast<int64_t>(yy), x0 = static_cast<int64_t>(xx), y1, x1;
+            if (y0 >= h - 1) { y0 = y1 = h - 1; yy = double(y0); } else { y1 = y0 + 1; }
+            if (x0 >= w - 1) { x0 = x1 = w - 1; xx = double(x0); } else { x1 = x0 + 1; }
+            const double ly = yy - double(y0), lx = xx - double(x0), hy = 1 - ly, hx = 1 - lx;
+            sm.off[0] = y0 * w + x0, sm.off[1] = y0 * w + x1, sm.off[2] = y1 * w + x0, sm.off[3] = y1 * w + x1;
+            sm.w[0] = hy * hx, sm.w[1] = hy * lx, sm.w[2] = ly * hx, sm.w[3] = ly * lx;
+          }
+    const float* xf = x.dtype() == DType::kFloat32 ? x.data<float>() : nullptr;
+    auto at = [&](int64_t i) { return xf ? static_cast<double>(xf[i]) : x.GetAsDouble(i); };
+    const int64_t per_bin = gh * gw;
     for (int64_t ch = 0; ch < c; ++ch) {
       const int64_t plane = (b * c + ch) * h * w;
-      for (int64_t ph = 0; ph < oh; ++ph)
-        for (int64_t pw = 0; pw < ow; ++pw) {
-          double acc = mode == "max" ? -INFINITY : 0.0;
-          bool any = false;
-          for (int64_t iy = 0; iy < gh; ++iy)
-            for (int64_t ix = 0; ix < gw; ++ix) {
-              double yy = sh + double(ph) * bh + (double(iy) + 0.5) * bh / double(gh);
-              double xx = sw + double(pw) * bw + (double(ix) + 0.5) * bw / double(gw);
-              if (yy < -1.0 || yy > double(h) || xx < -1.0 || xx > double(w)) {
-                if (mode == "max") { acc = std::max(acc, 0.0); any = true; }
-                continue;
-              }
-              yy = std::max(yy, 0.0);
-              xx = std::max(xx, 0.0);
-              int64_t y0 = static_cast<int64_t>(yy), x0 = static_cast<int64_t>(xx), y1, x1;
-              if (y0 >= h - 1) { y0 = y1 = h - 1; yy = double(y0); } else { y1 = y0 + 1; }
-              if (x0 >= w - 1) { x0 = x1 = w - 1; xx = double(x0); } else { x1 = x0 + 1; }
-              const double ly = yy - double(y0), lx = xx - double(x0), hy = 1 - ly, hx = 1 - lx;
-              const double v1 = hy * hx * x.GetAsDouble(plane + y0 * w + x0), v2 = hy * lx * x.GetAsDouble(plane + y0 * w + x1);
-              const double v3 = ly * hx * x.GetAsDouble(plane + y1 * w + x0), v4 = ly * lx * x.GetAsDouble(plane + y1 * w + x1);
-              if (mode == "max") { acc = std::max({acc, v1, v2, v3, v4}); any = true; }
-              else acc += v1 + v2 + v3 + v4;
-            }
-          const double v = mode == "max" ? (any ? acc : 0.0) : acc / count;
-          ref::StoreDouble(y, ((r * c + ch) * oh + ph) * ow + pw, v);
+      for (int64_t bin = 0; bin < oh * ow; ++bin) {
+        double acc = is_max ? -INFINITY : 0.0;
+        bool any = false;
+        for (int64_t k = 0; k < per_bin; ++k) {
+          const Sample& sm = samples[static_cast<size_t>(bin * per_bin + k)];
+          if (sm.outside) {
+            if (is_max) { acc = std::max(acc, 0.0); any = true; }
+            continue;
+          }
+          const double v1 = sm.w[0] * at(plane + sm.off[0]), v2 = sm.w[1] * at(plane + sm.off[1]);
+          const double v3 = sm.w[2] * at(plane + sm.off[2]), v4 = sm.w[3] * at(plane + sm.off[3]);
+          if (is_max) { acc = std::max({acc, v1, v2, v3, v4}); any = true; }
+          else acc += v1 + v2 + v3 + v4;
         }
+        const double v = is_max ? (any ? acc : 0.0) : acc / count;
+        ref::StoreDouble(y, (r * c + ch) * oh * ow + bin, v);
+      }
     }
   }
   ctx.set_output(0, std::move(y));

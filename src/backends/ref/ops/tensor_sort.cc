@@ -47,11 +47,15 @@ Status TopKKernel(RefContext& ctx) {
   for (int64_t o = 0; o < v.outer; ++o)
     for (int64_t i = 0; i < v.inner; ++i) {
       std::iota(order.begin(), order.end(), 0);
-      // Stable: equal values keep the lower index first (ONNX Runtime's and the spec's order).
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      // Equal values keep the lower index first (ONNX Runtime's and the spec's order): with
+      // the index as tie-break the order is total, so the k first of a partial sort
+      // (O(n log k): detection heads take the top 1000 of 100k scores) are the stable sort's.
+      auto before = [&](int64_t a, int64_t b) {
         const int c = cmp(v.Offset(o, a, i), v.Offset(o, b, i));
-        return largest ? c > 0 : c < 0;
-      });
+        if (c != 0) return largest ? c > 0 : c < 0;
+        return a < b;
+      };
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
       for (int64_t j = 0; j < k; ++j) {
         const int64_t dst = (o * k + j) * v.inner + i, src = order[static_cast<size_t>(j)];
         CopyElement(values, dst, x, v.Offset(o, src, i));
