@@ -1,9 +1,11 @@
 // Per-layer fallback: a graph the CPU backend cannot take whole (control flow, sequences,
 // optionals, strings, shapes that depend on data) runs as CPU "islands" — maximal groups
-// of layers with static numeric tensors in and out, each compiled as a cpu::Program —
-// inside a host graph that the reference executor runs, where each island is one node
-// (op kIslandOp). The ONNX Runtime / TensorRT partitioning scheme: the fast kernels take
-// every layer they can, the rest stays correct on the reference kernels.
+// of layers with numeric tensors in and out, each compiled as a cpu::Program — inside a
+// host graph that the reference executor runs, where each island is one node (op
+// kIslandOp). Static islands compile at build; dynamic ones (dims known only at run time,
+// but following from the input dims) compile per input dims when they run. The ONNX Runtime
+// / TensorRT partitioning scheme: the fast kernels take every layer they can, the rest
+// stays correct on the reference kernels.
 #pragma once
 
 #include <memory>

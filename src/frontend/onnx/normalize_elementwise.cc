@@ -58,7 +58,29 @@ Status NormalizeLegacyBroadcast(NormalizeContext& ctx) {
   if (!a.shape.has_rank()) return Unimplemented("legacy broadcast with 'axis' needs a known input rank");
   const int64_t rank = a.shape.rank();
   if (axis < 0) axis += rank;
-  if (!b.constant) return Unimplemented("legacy broadcast with 'axis' on a non-constant input");
+  if (!b.constant) {
+    // B aligns with A's dims from `axis` on: trailing 1s (an Unsqueeze) make NumPy broadcasting agree.
+    if (!b.type.shape.has_rank()) return Unimplemented("legacy broadcast with 'axis' needs B's rank");
+    std::vector<int64_t> axes;
+    for (int64_t d = b.type.shape.rank(); d + axis < rank; ++d) axes.push_back(d);
+    if (axes.empty()) return Status::OK();
+    Graph& g = ctx.graph();
+    const std::string base = StrCat(b.name, "/kiln_legacy_broadcast");
+    std::string name = base;
+    for (int i = 1; g.FindValue(name) || g.FindValue(name + "_axes"); ++i) name = StrCat(base, i);
+    Tensor at(DType::kInt64, {static_cast<int64_t>(axes.size())});
+    for (size_t i = 0; i < axes.size(); ++i) at.data<int64_t>()[i] = axes[i];
+    KILN_ASSIGN_OR_RETURN(ValueId axes_v, g.AddConstant(name + "_axes", std::move(at)));
+    KILN_ASSIGN_OR_RETURN(ValueId out, g.AddValue(name));
+    Node u;
+    u.name = name;
+    u.op_type = "Unsqueeze";
+    u.inputs = {n.inputs[1], axes_v};
+    u.outputs = {out};
+    KILN_RETURN_IF_ERROR(g.AddNode(std::move(u)).status());
+    n.inputs[1] = out;
+    return Status::OK();
+  }
   std::vector<int64_t> dims = b.constant->dims();
   while (static_cast<int64_t>(dims.size()) + axis < rank) dims.push_back(1);
   return ctx.SetConstantInput(1, b.constant->Reshaped(dims));
