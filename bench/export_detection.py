@@ -7,7 +7,7 @@ dynamic islands, the reference kernels on the host) against ONNX Runtime.
   export_detection.py OUT_DIR [ssdlite|fasterrcnn|retinanet ...]    (default: all three)
 
 score thresholds are 0, so that post-processing sees every candidate box (the worst case
-for NMS and TopK). Writes OUT_DIR/<name>.onnx and OUT_DIR/<name>_x.npy (one 3x320x320 image).
+for NMS and TopK); class logits get spread random weights so that scores do not tie. Writes OUT_DIR/<name>.onnx and OUT_DIR/<name>_x.npy (one 3x320x320 image).
 """
 import os
 import sys
@@ -36,6 +36,13 @@ def main():
     for name in sys.argv[2:] or ["ssdlite", "fasterrcnn", "retinanet"]:
         torch.manual_seed(0)
         m = build(name).eval()
+        # Random weights score every class alike (a uniform softmax), and detections that tie
+        # on score come out in whatever order float rounding favours. Spread the class logits
+        # so that the outputs are well defined and comparable between engines.
+        with torch.no_grad():
+            for mod_name, mod in m.named_modules():
+                if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) and ("cls" in mod_name or "classification" in mod_name):
+                    torch.nn.init.normal_(mod.weight, std=0.3)
         x = torch.rand(1, 3, 320, 320)
         torch.onnx.export(m, ([x[0]],), os.path.join(out, name + ".onnx"), opset_version=13, input_names=["image"])
         np.save(os.path.join(out, name + "_x.npy"), x[0].numpy())
