@@ -152,6 +152,8 @@ PY
     bad "kiln run mixed.onnx: $(cat "$T/err")"
   fi
   expect_error "mixed model --strict" "(Loop): reference backend" "$KILN" run "$MX" "$T/mixed_x.npy" --strict
+  "$KILN" inspect "$MX" --kernels >"$T/out" 2>"$T/err" && grep -q 'CPU island(s)' "$T/out" && ok ||
+    bad "kiln inspect mixed.onnx: $(cat "$T/err" "$T/out" | head -5)"
   # The profile covers both: island steps and the layers on the reference backend.
   if "$KILN" bench "$MX" -n 3 --profile "$T/mixed_trace.json" >"$T/out" 2>"$T/err"; then
     grep -q '\* .* Loop .* reference backend' "$T/out" && grep -q ' Conv .* onednn:conv' "$T/out" && ok ||

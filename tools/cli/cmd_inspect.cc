@@ -312,8 +312,11 @@ int Inspect(const InspectArgs& a) {
     std::cerr << "error: " << a.model << ": " << report.status().message() << "\n";
     return 1;
   }
-  auto plan = PlanMemory(g);
-  if (plan.ok()) {
+  // A graph the cpu backend takes only in part (control flow, shapes from data) has no
+  // single arena to plan (its islands plan their own).
+  const bool plannable = cpu::CheckSupported(g).ok();
+  StatusOr<MemoryPlan> plan = plannable ? PlanMemory(g) : StatusOr<MemoryPlan>(MemoryPlan{});
+  if (plan.ok() && plannable) {
     if (Status v = VerifyMemoryPlan(g, *plan); !v.ok()) plan = v;
   }
   if (!plan.ok()) {
