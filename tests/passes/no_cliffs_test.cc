@@ -213,6 +213,32 @@ TEST(NoCliffs, SplitAlongChannelsAndIntoOnePiece) {
   ExpectFastAndCorrect(b.Build());
 }
 
+// Data movement of other element types and patterns oneDNN's reorders do not take: an
+// int64 Transpose (NonZero's indices), a Slice with negative steps, an int64 Split, Expand of
+// float and int64 tensors: one strided copy each, never a reference step.
+TEST(NoCliffs, StridedCopiesOfAnyType) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {2, 12, 10, 8});
+  ValueId i = b.Op("Cast", "to_int", {b.Op("Mul", "scale", {x, b.Const("ten", Tensor::Scalar<float>(10.f))})},
+                   Attrs({{"to", Attr::Int(7)}}));
+  b.Output(b.Op("Transpose", "tr64", {i}, Attrs({{"perm", Attr::Ints({2, 0, 3, 1})}})));
+  b.Output(b.Op("Slice", "rev", {x, b.Const("s", Ints({-1, 4})), b.Const("e", Ints({-100, 0})), b.Const("a", Ints({1, 2})),
+                                  b.Const("st", Ints({-2, -3}))}));
+  ValueId parts = b.Op("Split", "split64", {i, b.Const("sizes", Ints({1, 11}))}, Attrs({{"axis", Attr::Int(1)}}), 2);
+  b.Output(parts);
+  b.Output(parts + 1);
+  b.Output(b.Op("Expand", "bcast", {b.Input("v", DType::kFloat32, {12, 1, 8}), b.Const("shape", Ints({2, 12, 10, 8}))}));
+  b.Output(b.Op("Expand", "bcast64", {i, b.Const("shape2", Ints({3, 1, 1, 1, 1}))}));
+  const Graph g = b.Build();
+  Graph o = g;
+  ASSERT_TRUE(OptimizeGraph(o).ok());
+  // (The test's own float -> int64 Cast is the one reference step: random inputs are float.)
+  const std::vector<std::string> slow = CpuSlowSteps(o);
+  ASSERT_EQ(slow.size(), 1u) << slow[0] << "\n" << OpSequence(o);
+  EXPECT_EQ(slow[0].rfind("to_int (Cast)", 0), 0u) << slow[0];
+  EXPECT_TRUE(CpuMatchesReference(g, o, 1e-5));
+}
+
 // Every binary op and broadcast pattern, either operand broadcasting (the first one too:
 // Sub(bias, x), [N,1] + [1,M]), and a chain after it: a fast kernel (oneDNN's JIT or kiln's
 // broadcasting one), never a reference step.

@@ -132,7 +132,11 @@ TEST(Partition, DynamicIslandCompilesPerRunShapes) {
   half.data<float>()[0] = 0.5f;
   ValueId idx = b.Op("Transpose", "tr", {b.Op("NonZero", "nz", {b.Op("Greater", "gt", {r, b.Const("half", half)})})},
                      Attrs({{"perm", Attr::Ints({1, 0})}}));
-  ValueId f = b.Op("Cast", "to_float", {idx}, Attrs({{"to", Attr::Int(1)}}));
+  ValueId f0 = b.Op("Cast", "to_float", {idx}, Attrs({{"to", Attr::Int(1)}}));
+  // A shape computed from the run's dims inside the island: ConstantOfShape is a fill there.
+  Tensor two(DType::kFloat32, {1});
+  two.data<float>()[0] = 2.f;
+  ValueId f = b.Op("Mul", "twice", {f0, b.Op("ConstantOfShape", "twos", {b.Op("Shape", "shape", {f0})}, Attrs({{"value", Attr::TensorValue(two)}}))});
   b.Output(b.Op("Relu", "relu2", {b.Op("MatMul", "mm", {f, b.Const("w", RandomTensor({4, 16}, 9))})}));
   Graph g = b.Build();
   BuildOptions o;
@@ -160,9 +164,13 @@ TEST(Partition, DynamicIslandCompilesPerRunShapes) {
     for (int64_t i = 0; i < w.numel(); ++i) ASSERT_NEAR(got->data_as<float>()[i], w.data_as<float>()[i], 1e-4);
     auto prof = LastRunProfile(*ctx);
     ASSERT_TRUE(prof.ok()) << prof.status().ToString();
-    bool fast_matmul = false;
-    for (const ProfiledStep& s : *prof) fast_matmul = fast_matmul || (s.op == "MatMul" && s.impl.rfind("onednn", 0) == 0);
+    bool fast_matmul = false, fill = false;
+    for (const ProfiledStep& s : *prof) {
+      fast_matmul = fast_matmul || (s.op == "MatMul" && s.impl.rfind("onednn", 0) == 0);
+      fill = fill || s.impl == "kiln:fill";
+    }
     EXPECT_TRUE(fast_matmul);
+    EXPECT_TRUE(fill);
   }
 }
 

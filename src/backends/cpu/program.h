@@ -242,6 +242,8 @@ StatusOr<bool> LowerTranspose(Compiler& c, NodeId id);
 StatusOr<bool> LowerAttention(Compiler& c, NodeId id);
 StatusOr<bool> LowerSlice(Compiler& c, NodeId id);
 StatusOr<bool> LowerSplit(Compiler& c, NodeId id);
+// strided_copy.cc: Transpose/Slice/Split/Expand of any element type, ConstantOfShape.
+StatusOr<bool> LowerStridedCopy(Compiler& c, NodeId id);
 StatusOr<bool> LowerConvTranspose(Compiler& c, NodeId id);
 StatusOr<bool> LowerResize(Compiler& c, NodeId id);
 StatusOr<bool> LowerResizeKiln(Compiler& c, NodeId id);
