@@ -239,6 +239,23 @@ TEST(NoCliffs, StridedCopiesOfAnyType) {
   EXPECT_TRUE(CpuMatchesReference(g, o, 1e-5));
 }
 
+// Comparisons of floats into bool masks (detection scores > threshold, attention masks):
+// every op, broadcasting either operand, a constant on either side — a kiln kernel each.
+TEST(NoCliffs, ComparisonsIntoMasks) {
+  for (const char* op : {"Greater", "Less", "Equal", "GreaterOrEqual", "LessOrEqual"}) {
+    SCOPED_TRACE(op);
+    GraphBuilder b;
+    ValueId x = b.Input("x", DType::kFloat32, {2, 3, 40, 5});
+    ValueId y = b.Input("y", DType::kFloat32, {40, 1});
+    b.Output(b.Op(op, "xy", {x, y}));
+    b.Output(b.Op(op, "yx", {y, x}));
+    b.Output(b.Op(op, "xc", {x, b.Const("c", Tensor::Scalar<float>(0.25f))}));
+    b.Output(b.Op(op, "cx", {b.Const("row", RandomTensor({5}, 3)), x}));
+    b.Output(b.Op(op, "xx", {x, x}));
+    ExpectFastAndCorrect(b.Build(), 0);
+  }
+}
+
 // Every binary op and broadcast pattern, either operand broadcasting (the first one too:
 // Sub(bias, x), [N,1] + [1,M]), and a chain after it: a fast kernel (oneDNN's JIT or kiln's
 // broadcasting one), never a reference step.

@@ -244,6 +244,8 @@ StatusOr<bool> LowerSlice(Compiler& c, NodeId id);
 StatusOr<bool> LowerSplit(Compiler& c, NodeId id);
 // strided_copy.cc: Transpose/Slice/Split/Expand of any element type, ConstantOfShape.
 StatusOr<bool> LowerStridedCopy(Compiler& c, NodeId id);
+// broadcast_binary.cc: Greater/Less/Equal/GreaterOrEqual/LessOrEqual of f32 into bool.
+StatusOr<bool> LowerCompare(Compiler& c, NodeId id);
 StatusOr<bool> LowerConvTranspose(Compiler& c, NodeId id);
 StatusOr<bool> LowerResize(Compiler& c, NodeId id);
 StatusOr<bool> LowerResizeKiln(Compiler& c, NodeId id);
