@@ -256,6 +256,29 @@ TEST(NoCliffs, ComparisonsIntoMasks) {
   }
 }
 
+// Slice assignment as PyTorch exports it (ScatterND: x[:, 2:4] = y, one block per index
+// tuple) and ScatterElements along an axis (rows written back into place, negative indices):
+// kiln kernels, same results as the reference.
+TEST(NoCliffs, ScatterNDAndScatterElements) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {4, 6, 8});
+  ValueId y = b.Input("y", DType::kFloat32, {4, 2, 8});
+  Tensor idx(DType::kInt64, {4, 2, 2});  // (batch, channel) pairs: channels 2 and 3 of every batch
+  for (int64_t n = 0; n < 4; ++n)
+    for (int64_t c = 0; c < 2; ++c) {
+      idx.data<int64_t>()[(n * 2 + c) * 2] = n;
+      idx.data<int64_t>()[(n * 2 + c) * 2 + 1] = c - 4;  // -4, -3: channels 2, 3
+    }
+  b.Output(b.Op("ScatterND", "assign", {x, b.Const("idx", idx), y}));
+  Tensor rows(DType::kInt64, {3, 6, 8});  // rows 3, 0, -4 (= 0, the later one wins) of axis 0
+  const int64_t order[3] = {3, 0, -4};
+  for (int64_t r = 0; r < 3; ++r)
+    for (int64_t i = 0; i < 48; ++i) rows.data<int64_t>()[r * 48 + i] = order[r];
+  ValueId u = b.Input("u", DType::kFloat32, {3, 6, 8});
+  b.Output(b.Op("ScatterElements", "put", {x, b.Const("rows", rows), u}, Attrs({{"axis", Attr::Int(0)}})));
+  ExpectFastAndCorrect(b.Build(), 0);
+}
+
 // Every binary op and broadcast pattern, either operand broadcasting (the first one too:
 // Sub(bias, x), [N,1] + [1,M]), and a chain after it: a fast kernel (oneDNN's JIT or kiln's
 // broadcasting one), never a reference step.

@@ -451,7 +451,7 @@ Status Compiler::LowerNode(NodeId id) {
   using Lower = StatusOr<bool> (*)(Compiler&, NodeId);
   static const Lower kLowerings[] = {&LowerConv, &LowerMatMul, &LowerPool, &LowerConcat, &LowerNormSoftmax,
                                      &LowerElementwise, &LowerView, &LowerTranspose, &LowerSlice, &LowerSplit,
-                                     &LowerConvTranspose, &LowerResize, &LowerResizeKiln, &LowerGather, &LowerPad, &LowerStridedCopy, &LowerCompare};
+                                     &LowerConvTranspose, &LowerResize, &LowerResizeKiln, &LowerGather, &LowerPad, &LowerStridedCopy, &LowerCompare, &LowerScatter};
   static const Lower kKilnLowerings[] = {&LowerAttention};
   const bool onnx = n.domain.empty() || n.domain == "ai.onnx";
   if (onnx || n.domain == "kiln") {

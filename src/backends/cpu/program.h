@@ -246,6 +246,8 @@ StatusOr<bool> LowerSplit(Compiler& c, NodeId id);
 StatusOr<bool> LowerStridedCopy(Compiler& c, NodeId id);
 // broadcast_binary.cc: Greater/Less/Equal/GreaterOrEqual/LessOrEqual of f32 into bool.
 StatusOr<bool> LowerCompare(Compiler& c, NodeId id);
+// scatter.cc: ScatterND / ScatterElements without reduction, any element type.
+StatusOr<bool> LowerScatter(Compiler& c, NodeId id);
 StatusOr<bool> LowerConvTranspose(Compiler& c, NodeId id);
 StatusOr<bool> LowerResize(Compiler& c, NodeId id);
 StatusOr<bool> LowerResizeKiln(Compiler& c, NodeId id);
