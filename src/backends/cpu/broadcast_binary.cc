@@ -149,23 +149,28 @@ void ForEachRow(const BroadcastIter& it, const Body& body) {
   else for (int64_t r = 0; r < rows; ++r) one(r);
 }
 
-class BroadcastBinaryKernel : public Kernel {
+// out = a (op) b over the collapsed iteration, one row function per op: float results
+// (arithmetic) or bool masks (comparisons).
+template <typename Out>
+class BroadcastKernel : public Kernel {
  public:
+  using RowFnT = void (*)(const float*, int, const float*, int, Out*, int64_t);
   int a = -1, b = -1, dst = -1;   // slots; b = -1: the owned constant `b_const`
   std::vector<float> b_const;
-  RowFn row = nullptr;
+  RowFnT row = nullptr;
   BroadcastIter it;
 
   Status Execute(ExecContext& ctx, int) const override {
     const float* pa = reinterpret_cast<const float*>(ctx.ptrs[static_cast<size_t>(a)]);
     const float* pb = b >= 0 ? reinterpret_cast<const float*>(ctx.ptrs[static_cast<size_t>(b)]) : b_const.data();
-    float* pd = reinterpret_cast<float*>(ctx.ptrs[static_cast<size_t>(dst)]);
+    Out* pd = reinterpret_cast<Out*>(ctx.ptrs[static_cast<size_t>(dst)]);
     ForEachRow(it, [&](int64_t r, int64_t oa, int64_t ob) {
       row(pa + oa, it.a_inner, pb + ob, it.b_inner, pd + r * it.inner, it.inner);
     });
     return Status::OK();
   }
 };
+using BroadcastBinaryKernel = BroadcastKernel<float>;
 
 enum class CmpOp { kGreater, kLess, kEqual, kGreaterOrEqual, kLessOrEqual };
 
@@ -194,25 +199,7 @@ __attribute__((optimize("O3"))) void CompareRow(const float* __restrict a, int s
   }
 }
 
-using CompareRowFn = void (*)(const float*, int, const float*, int, uint8_t*, int64_t);
-
-class CompareKernel : public Kernel {
- public:
-  int a = -1, b = -1, dst = -1;  // b = -1: the owned constant `b_const`
-  std::vector<float> b_const;
-  CompareRowFn row = nullptr;
-  BroadcastIter it;
-
-  Status Execute(ExecContext& ctx, int) const override {
-    const float* pa = reinterpret_cast<const float*>(ctx.ptrs[static_cast<size_t>(a)]);
-    const float* pb = b >= 0 ? reinterpret_cast<const float*>(ctx.ptrs[static_cast<size_t>(b)]) : b_const.data();
-    uint8_t* pd = reinterpret_cast<uint8_t*>(ctx.ptrs[static_cast<size_t>(dst)]);
-    ForEachRow(it, [&](int64_t r, int64_t oa, int64_t ob) {
-      row(pa + oa, it.a_inner, pb + ob, it.b_inner, pd + r * it.inner, it.inner);
-    });
-    return Status::OK();
-  }
-};
+using CompareKernel = BroadcastKernel<uint8_t>;
 
 }  // namespace
 

@@ -1423,19 +1423,6 @@ StatusOr<bool> LowerTranspose(Compiler& c, NodeId id) {
   return true;
 }
 
-namespace {
-// A constant int32/int64 input as int64s, or nullopt.
-std::optional<std::vector<int64_t>> ConstInts(const Graph& g, const Node& n, size_t i) {
-  if (i >= n.inputs.size() || n.inputs[i] == kNoValue || !g.value(n.inputs[i]).constant) return std::nullopt;
-  const Tensor& t = *g.value(n.inputs[i]).constant;
-  std::vector<int64_t> v;
-  if (t.dtype() == DType::kInt64) v.assign(t.data<int64_t>(), t.data<int64_t>() + t.numel());
-  else if (t.dtype() == DType::kInt32) v.assign(t.data<int32_t>(), t.data<int32_t>() + t.numel());
-  else return std::nullopt;
-  return v;
-}
-}  // namespace
-
 StatusOr<bool> LowerSlice(Compiler& c, NodeId id) {
   // Unit-step Slice of a float tensor: one reorder from a sub-memory view of the input.
   const Graph& g = c.graph();
@@ -1443,28 +1430,15 @@ StatusOr<bool> LowerSlice(Compiler& c, NodeId id) {
   if (node.op_type != "Slice" || IsFusedNode(node) || node.inputs.size() < 3 || !IsF32(g, node.inputs[0])) return false;
   const std::vector<int64_t> x_dims = DimsOf(g, node.inputs[0]), out_dims = DimsOf(g, node.outputs[0]);
   const int rank = static_cast<int>(x_dims.size());
-  auto starts = ConstInts(g, node, 1), ends = ConstInts(g, node, 2);
-  if (!starts || !ends || rank == 0 || Numel(out_dims) == 0) return false;
-  std::vector<int64_t> axes, steps(starts->size(), 1);
-  if (node.inputs.size() > 3 && node.inputs[3] != kNoValue) {
-    auto a = ConstInts(g, node, 3);
-    if (!a) return false;
-    axes = *a;
-  } else {
-    for (size_t i = 0; i < starts->size(); ++i) axes.push_back(static_cast<int64_t>(i));
-  }
-  if (node.inputs.size() > 4 && node.inputs[4] != kNoValue) {
-    auto st = ConstInts(g, node, 4);
-    if (!st) return false;
-    steps = *st;
-  }
-  if (ends->size() != starts->size() || axes.size() != starts->size() || steps.size() != starts->size()) return false;
+  auto p = ConstSliceParams(g, node);
+  if (!p || rank == 0 || Numel(out_dims) == 0) return false;
+  const std::vector<int64_t>&starts = p->starts, &ends = p->ends, &axes = p->axes, &steps = p->steps;
   dnnl::memory::dims offs(static_cast<size_t>(rank), 0);
   std::vector<int64_t> dims = x_dims;
   for (size_t i = 0; i < axes.size(); ++i) {
     int64_t ax = axes[i] < 0 ? axes[i] + rank : axes[i];
     if (ax < 0 || ax >= rank || steps[i] != 1) return false;
-    const SliceAxisRange r = ComputeSliceAxis((*starts)[i], (*ends)[i], 1, x_dims[static_cast<size_t>(ax)]);
+    const SliceAxisRange r = ComputeSliceAxis(starts[i], ends[i], 1, x_dims[static_cast<size_t>(ax)]);
     offs[static_cast<size_t>(ax)] = r.start;
     dims[static_cast<size_t>(ax)] = r.length;
   }

@@ -36,6 +36,13 @@ inline dnnl::memory::format_tag BlockedChannelTag(size_t rank, int64_t blk) {
   return tag::undef;
 }
 
+// Slice's constant parameters (axes default to 0..n-1, steps to 1), or nullopt when one is
+// not a constant integer list or the lists differ in length (strided_copy.cc).
+struct SliceParams {
+  std::vector<int64_t> starts, ends, axes, steps;
+};
+std::optional<SliceParams> ConstSliceParams(const Graph& g, const Node& n);
+
 // Static dims and dtype of a value (CheckSupported guarantees them for activations).
 inline std::vector<int64_t> DimsOf(const Graph& g, ValueId v) {
   const Value& val = g.value(v);

@@ -149,6 +149,27 @@ void AddCopy(Compiler& c, NodeId id, const Node& node, ValueId in, ValueId out, 
 
 }  // namespace
 
+std::optional<SliceParams> ConstSliceParams(const Graph& g, const Node& n) {
+  if (n.inputs.size() < 3) return std::nullopt;
+  auto starts = ConstInts(g, n, 1), ends = ConstInts(g, n, 2);
+  if (!starts || !ends || ends->size() != starts->size()) return std::nullopt;
+  SliceParams p{*starts, *ends, {}, std::vector<int64_t>(starts->size(), 1)};
+  if (n.inputs.size() > 3 && n.inputs[3] != kNoValue) {
+    auto a = ConstInts(g, n, 3);
+    if (!a) return std::nullopt;
+    p.axes = *a;
+  } else {
+    for (size_t i = 0; i < starts->size(); ++i) p.axes.push_back(static_cast<int64_t>(i));
+  }
+  if (n.inputs.size() > 4 && n.inputs[4] != kNoValue) {
+    auto st = ConstInts(g, n, 4);
+    if (!st) return std::nullopt;
+    p.steps = *st;
+  }
+  if (p.axes.size() != p.starts.size() || p.steps.size() != p.starts.size()) return std::nullopt;
+  return p;
+}
+
 StatusOr<bool> LowerStridedCopy(Compiler& c, NodeId id) {
   const Graph& g = c.graph();
   const Node& node = g.node(id);
@@ -194,29 +215,16 @@ StatusOr<bool> LowerStridedCopy(Compiler& c, NodeId id) {
     return true;
   }
   if (op == "Slice") {
-    if (node.outputs.size() != 1 || node.outputs[0] == kNoValue || node.inputs.size() < 3) return false;
-    auto starts = ConstInts(g, node, 1), ends = ConstInts(g, node, 2);
-    if (!starts || !ends || ends->size() != starts->size()) return false;
-    std::vector<int64_t> axes, steps(starts->size(), 1);
-    if (node.inputs.size() > 3 && node.inputs[3] != kNoValue) {
-      auto a = ConstInts(g, node, 3);
-      if (!a) return false;
-      axes = *a;
-    } else {
-      for (size_t i = 0; i < starts->size(); ++i) axes.push_back(static_cast<int64_t>(i));
-    }
-    if (node.inputs.size() > 4 && node.inputs[4] != kNoValue) {
-      auto st = ConstInts(g, node, 4);
-      if (!st) return false;
-      steps = *st;
-    }
-    if (axes.size() != starts->size() || steps.size() != starts->size()) return false;
+    if (node.outputs.size() != 1 || node.outputs[0] == kNoValue) return false;
+    auto p = ConstSliceParams(g, node);
+    if (!p) return false;
+    const std::vector<int64_t>&starts = p->starts, &ends = p->ends, &axes = p->axes, &steps = p->steps;
     std::vector<int64_t> dims = x, strides = xs;
     int64_t base = 0;
     for (size_t i = 0; i < axes.size(); ++i) {
       const int64_t ax = axes[i] < 0 ? axes[i] + rank : axes[i];
       if (ax < 0 || ax >= rank || steps[i] == 0) return false;
-      const SliceAxisRange r = ComputeSliceAxis((*starts)[i], (*ends)[i], steps[i], x[static_cast<size_t>(ax)]);
+      const SliceAxisRange r = ComputeSliceAxis(starts[i], ends[i], steps[i], x[static_cast<size_t>(ax)]);
       dims[static_cast<size_t>(ax)] = r.length;
       base += r.start * xs[static_cast<size_t>(ax)];
       strides[static_cast<size_t>(ax)] = xs[static_cast<size_t>(ax)] * steps[i];
