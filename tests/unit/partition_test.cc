@@ -4,7 +4,9 @@
 // a plan that round-trips bit-exactly.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
+#include <thread>
 #include <unistd.h>
 
 #include "api/engine_internal.h"
@@ -172,6 +174,53 @@ TEST(Partition, DynamicIslandCompilesPerRunShapes) {
     EXPECT_TRUE(fast_matmul);
     EXPECT_TRUE(fill);
   }
+}
+
+// One partitioned engine, four threads each with its own context and its own input shapes
+// for the dynamic island: every result equals the reference.
+TEST(Partition, ContextsRunConcurrently) {
+  GraphBuilder b("threads");
+  ValueId x = b.Input("x", DType::kFloat32, {1, 3, 8, 8});
+  ValueId r = b.Op("Relu", "relu", {Conv(b, "conv", x, 3, 2, 5)});
+  Tensor half(DType::kFloat32, {});
+  half.data<float>()[0] = 0.5f;
+  ValueId idx = b.Op("Transpose", "tr", {b.Op("NonZero", "nz", {b.Op("Greater", "gt", {r, b.Const("half", half)})})},
+                     Attrs({{"perm", Attr::Ints({1, 0})}}));
+  ValueId f = b.Op("Cast", "to_float", {idx}, Attrs({{"to", Attr::Int(1)}}));
+  b.Output(b.Op("MatMul", "mm", {f, b.Const("w", RandomTensor({4, 16}, 9))}));
+  Graph g = b.Build();
+  BuildOptions o;
+  o.threads = 1;
+  auto e = BuildEngineFromGraph(std::make_shared<Graph>(g), o);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  BuildOptions ro;
+  ro.backend = "ref";
+  auto ref = BuildEngineFromGraph(std::make_shared<Graph>(g), ro);
+  ASSERT_TRUE(ref.ok());
+  std::vector<HostTensor> inputs, expected;
+  for (uint32_t seed = 20; seed < 24; ++seed) {
+    const Tensor t = RandomTensor({1, 3, 8, 8}, seed);
+    inputs.push_back(HostTensor::Copy(DataType::kFloat32, {1, 3, 8, 8}, std::vector<float>(t.data<float>(), t.data<float>() + 192)));
+    auto want = (*ref)->Infer({{"x", inputs.back()}});
+    ASSERT_TRUE(want.ok());
+    expected.push_back(want->begin()->second);
+  }
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      auto ctx = (*e)->CreateContext();
+      for (int it = 0; it < 20; ++it) {
+        const size_t k = static_cast<size_t>((t + it) % 4);
+        if (!ctx->SetInput("x", inputs[k]).ok() || !ctx->Run().ok()) { errors[static_cast<size_t>(t)] = "run failed"; return; }
+        auto got = ctx->Output(0);
+        if (!got.ok() || got->shape() != expected[k].shape()) { errors[static_cast<size_t>(t)] = "wrong shape"; return; }
+        for (int64_t i = 0; i < got->numel(); ++i)
+          if (std::abs(got->data_as<float>()[i] - expected[k].data_as<float>()[i]) > 1e-4f) { errors[static_cast<size_t>(t)] = "wrong value"; return; }
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (const std::string& err : errors) EXPECT_EQ(err, "");
 }
 
 }  // namespace
