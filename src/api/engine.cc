@@ -707,7 +707,18 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     return InvalidArgument("unknown batch_parallel '", options.batch_parallel, "' (expected auto, on or off)");
   auto impl = std::make_shared<Engine::Impl>();
   impl->profiles = std::move(profiles);
+  // A dynamic graph the CPU backend cannot take whole even at profile 0's opt shapes
+  // (control flow, shapes from data) is partitioned as it is: its dynamic islands compile per
+  // input dims as they run.
+  Status whole_at_opt = Status::OK();
   if (options.backend == "cpu" && !impl->profiles.empty()) {
+    Graph probe = DeepCopy(*g);
+    std::map<std::string, std::vector<int64_t>> opt;
+    for (const auto& [name, r] : impl->profiles[0]) opt[name] = r.opt;
+    whole_at_opt = SetInputShapes(probe, opt);
+    if (whole_at_opt.ok()) whole_at_opt = cpu::CheckSupported(probe);
+  }
+  if (options.backend == "cpu" && !impl->profiles.empty() && whole_at_opt.ok()) {
     // Dynamic shapes: one program per input shapes, compiled on first use; profile opt
     // shapes right away (below), so the kernel timing happens at build.
     KILN_RETURN_IF_ERROR(cpu::CheckPrecision(options.precision));
@@ -716,7 +727,7 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     impl->compile_options.precision = options.precision;
     impl->compile_options.strict = options.strict;
   } else if (options.backend == "cpu") {
-    Status ok = cpu::CheckSupported(*g);
+    Status ok = impl->profiles.empty() ? cpu::CheckSupported(*g) : whole_at_opt;
     cpu::CompileOptions co;
     co.threads = options.threads;
     co.precision = options.precision;
@@ -875,9 +886,12 @@ std::string EngineBackendSummary(const Engine& engine) {
       ++kinds[k];
     }
   }
-  std::string out = StrCat("cpu (", steps, " steps:");
-  for (const auto& [k, n] : kinds) out += StrCat(" ", n, " ", k);
-  out += ")";
+  std::string out = "cpu";
+  if (steps > 0) {
+    out += StrCat(" (", steps, " steps:");
+    for (const auto& [k, n] : kinds) out += StrCat(" ", n, " ", k);
+    out += ")";
+  }
   if (e.partition)
     out = StrCat(out, " in ", e.partition->islands.size(), " CPU island(s) holding ", e.partition->island_layers, " layers",
                  e.partition->dynamic_islands ? StrCat(" (", e.partition->dynamic_islands, " of them compiled per input shapes as they run)") : "",

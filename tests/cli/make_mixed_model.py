@@ -34,3 +34,25 @@ g=h.make_graph(nodes,'mixed',[h.make_tensor_value_info('x',T.FLOAT,[1,3,32,32])]
 m=h.make_model(g,opset_imports=[h.make_opsetid('',17)]); m.ir_version=8
 onnx.checker.check_model(m); onnx.save(m, sys.argv[1] + '/mixed.onnx')
 np.save(sys.argv[1] + "/mixed_x.npy", rng.standard_normal((1,3,32,32)).astype(np.float32))
+
+# The same convolutions with a dynamic batch and the NonZero tail (no Loop): a shape-profile
+# build partitions it, its islands compiled per batch as they run.
+dyn_nodes = [
+    h.make_node('Conv', ['x', 'w1', 'b1'], ['c1'], pads=[1, 1, 1, 1]),
+    h.make_node('Relu', ['c1'], ['r1']),
+    h.make_node('Conv', ['r1', 'w3'], ['y']),
+    h.make_node('Sigmoid', ['y'], ['s']),
+    h.make_node('Constant', [], ['th'], value=nh.from_array(np.array(0.5, np.float32))),
+    h.make_node('Greater', ['s', 'th'], ['g']),
+    h.make_node('NonZero', ['g'], ['nz']),
+    h.make_node('Transpose', ['nz'], ['idx']),
+]
+w3 = nh.from_array(rng.standard_normal((4, 8, 1, 1)).astype(np.float32) * 0.2, 'w3')
+dg = h.make_graph(dyn_nodes, 'mixed_dyn', [h.make_tensor_value_info('x', T.FLOAT, ['N', 3, 32, 32])],
+                  [h.make_tensor_value_info('y', T.FLOAT, ['N', 4, 32, 32]), h.make_tensor_value_info('idx', T.INT64, ['n', 4])],
+                  [inits[0], inits[1], w3])
+dm = h.make_model(dg, opset_imports=[h.make_opsetid('', 17)])
+dm.ir_version = 8
+onnx.checker.check_model(dm)
+onnx.save(dm, sys.argv[1] + '/mixed_dyn.onnx')
+np.save(sys.argv[1] + '/mixed_dyn_x3.npy', rng.standard_normal((3, 3, 32, 32)).astype(np.float32))

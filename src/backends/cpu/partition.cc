@@ -19,7 +19,7 @@ std::string WhyNotTensor(const Graph& g, ValueId v) {
   if (!t.is_tensor()) return StrCat("'", val.name, "' is a ", t.ToString(), ", not a tensor");
   if (t.dtype == DType::kUndefined) return StrCat("'", val.name, "' has no known element type");
   if (t.dtype == DType::kString) return StrCat("'", val.name, "' holds strings");
-  if (!t.shape.IsStatic()) return StrCat("'", val.name, "' has a shape that depends on data (", t.ToString(), ")");
+  if (!t.shape.IsStatic()) return StrCat("'", val.name, "' has dims known only as it runs (", t.ToString(), ")");
   return "";
 }
 
@@ -128,7 +128,7 @@ Kind KindOf(const Graph& g, NodeId n, const std::vector<bool>& dim_derived, std:
   *why = WhyNotSupported(g, n);
   if (why->empty()) return Kind::kStatic;
   const Node& node = g.node(n);
-  if (why->find("depends on data") == std::string::npos) return Kind::kHost;
+  if (why->find("known only as it runs") == std::string::npos) return Kind::kHost;
   // Only dims are missing: dynamic, unless an input's values set the output shape.
   auto known_type = [&](ValueId v) {
     const TypeInfo& t = g.value(v).type;
