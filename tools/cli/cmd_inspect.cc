@@ -150,10 +150,13 @@ int Report(const InspectArgs& a, const Graph& g, const MemoryPlan& mem, nlohmann
     return 0;
   }
   print_header(kernels);
-  std::printf("  activation arena %.2f MiB vs naive %.2f MiB (%.1f%%), %d tensors, %d in place\n",
-              mem.arena_bytes / 1048576.0, mem.naive_bytes / 1048576.0,
-              mem.naive_bytes ? 100.0 * mem.arena_bytes / mem.naive_bytes : 0.0, mem.num_tensors,
-              mem.num_in_place);
+  if (mem.num_tensors == 0 && !cpu::CheckSupported(g).ok())
+    std::printf("  activation arena: not planned for the whole graph (it runs partitioned: each CPU island plans its own)\n");
+  else
+    std::printf("  activation arena %.2f MiB vs naive %.2f MiB (%.1f%%), %d tensors, %d in place\n",
+                mem.arena_bytes / 1048576.0, mem.naive_bytes / 1048576.0,
+                mem.naive_bytes ? 100.0 * mem.arena_bytes / mem.naive_bytes : 0.0, mem.num_tensors,
+                mem.num_in_place);
   std::printf("  concat elimination: %zu Concats without a copy kernel, %d producers write into concat slices\n",
               mem.eliminated_concats.size(), mem.concat_slices);
   std::printf("\n  %-36s %-40s %-24s %s\n", "layer", "op", "output", from_plan ? "tactic, precision, weights" : "absorbed");
