@@ -372,7 +372,7 @@ Status Engine::Save(const std::string& plan_path) const {
   if (program) sources.push_back({program.get(), nullptr, -1});
   if (part)
     for (size_t i = 0; i < part->islands.size(); ++i)
-      if (part->islands[i].program)  // (a dynamic island is compiled when it runs)
+      if (part->islands[i].program && !part->islands[i].nested)  // (dynamic: compiled as it runs; nested: ids of a body)
         sources.push_back({part->islands[i].program.get(), &part->islands[i], static_cast<int>(i)});
   auto bytes_attr = [](const void* data, size_t n) {
     Tensor t(DType::kUInt8, {static_cast<int64_t>(n)});

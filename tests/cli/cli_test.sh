@@ -171,6 +171,15 @@ PY
   else
     bad "build mixed_dyn with profiles: $(cat "$T/err")"
   fi
+  # A recurrence written as a Loop: the body's MatMul + Add + Tanh run in a CPU island.
+  if "$KILN" run "$T/mixed_rnn.onnx" "$T/mixed_rnn_h0.npy" -o "$T/rnc" >"$T/out" 2>"$T/err"; then
+    grep -q 'onednn:matmul' "$T/err" && ok || bad "rnn loop body not in an island: $(cat "$T/err")"
+    "$KILN" run "$T/mixed_rnn.onnx" "$T/mixed_rnn_h0.npy" -o "$T/rnr" --backend ref >/dev/null 2>&1
+    /usr/bin/python3 -c "import numpy as np, sys; a, b = np.load('$T/rnc/0_hT.npy'), np.load('$T/rnr/0_hT.npy'); sys.exit(0 if np.allclose(a, b, rtol=1e-4, atol=1e-5) else 1)" &&
+      ok || bad "rnn loop differs from the reference"
+  else
+    bad "kiln run mixed_rnn.onnx: $(cat "$T/err")"
+  fi
   # The profile covers both: island steps and the layers on the reference backend.
   if "$KILN" bench "$MX" -n 3 --profile "$T/mixed_trace.json" >"$T/out" 2>"$T/err"; then
     grep -q '\* .* Loop .* reference backend' "$T/out" && grep -q ' Conv .* onednn:conv' "$T/out" && ok ||

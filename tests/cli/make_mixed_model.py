@@ -56,3 +56,26 @@ dm.ir_version = 8
 onnx.checker.check_model(dm)
 onnx.save(dm, sys.argv[1] + '/mixed_dyn.onnx')
 np.save(sys.argv[1] + '/mixed_dyn_x3.npy', rng.standard_normal((3, 3, 32, 32)).astype(np.float32))
+
+# A recurrence written as a Loop (as scripted PyTorch exports an RNN or a decoder): the body's
+# MatMul on an outer weight, bias and Tanh run in a CPU island inside the body.
+W = nh.from_array(rng.standard_normal((256, 256)).astype(np.float32) * 0.06, 'W')
+B = nh.from_array(rng.standard_normal((256,)).astype(np.float32) * 0.1, 'B')
+rbody = h.make_graph([
+    h.make_node('MatMul', ['h', 'W'], ['hw']),
+    h.make_node('Add', ['hw', 'B'], ['pre']),
+    h.make_node('Tanh', ['pre'], ['h_out']),
+    h.make_node('Identity', ['cond'], ['cond_out'])], 'rnn_body',
+    [h.make_tensor_value_info('i', T.INT64, []), h.make_tensor_value_info('cond', T.BOOL, []),
+     h.make_tensor_value_info('h', T.FLOAT, [4, 256])],
+    [h.make_tensor_value_info('cond_out', T.BOOL, []), h.make_tensor_value_info('h_out', T.FLOAT, [4, 256])])
+rg = h.make_graph([
+    h.make_node('Constant', [], ['steps'], value=nh.from_array(np.array(64, np.int64))),
+    h.make_node('Constant', [], ['go'], value=nh.from_array(np.array(True))),
+    h.make_node('Loop', ['steps', 'go', 'h0'], ['hT'], body=rbody)], 'rnn_loop',
+    [h.make_tensor_value_info('h0', T.FLOAT, [4, 256])], [h.make_tensor_value_info('hT', T.FLOAT, [4, 256])], [W, B])
+rm = h.make_model(rg, opset_imports=[h.make_opsetid('', 17)])
+rm.ir_version = 8
+onnx.checker.check_model(rm)
+onnx.save(rm, sys.argv[1] + '/mixed_rnn.onnx')
+np.save(sys.argv[1] + '/mixed_rnn_h0.npy', rng.standard_normal((4, 256)).astype(np.float32))

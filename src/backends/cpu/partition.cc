@@ -150,7 +150,39 @@ Kind KindOf(const Graph& g, NodeId n, const std::vector<bool>& dim_derived, std:
 
 }  // namespace
 
-StatusOr<Partition> CompilePartitioned(const Graph& g, const CompileOptions& options) {
+namespace {
+
+// Outer-scope constants by name, innermost scope first (a body's captured weights).
+using ConstantScope = std::vector<const Graph*>;
+
+const Tensor* FindOuterConstant(const ConstantScope& scope, const std::string& name) {
+  for (auto it = scope.rbegin(); it != scope.rend(); ++it) {
+    auto v = (*it)->FindValue(name);
+    if (v) return (*it)->value(*v).constant ? &*(*it)->value(*v).constant : nullptr;
+  }
+  return nullptr;
+}
+
+// Partitions `g` (the top-level graph, or a control-flow body when `prefix` is not empty),
+// appending its islands to `part`; *host_out: `g` with its islands' layers replaced; then the
+// same for the bodies of the layers left on the host, recursively.
+Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std::string& prefix, ConstantScope scope,
+                     Partition& part, std::shared_ptr<Graph>* host_out, std::vector<int>* island_of_out) {
+  // A body reads the weights of enclosing graphs as captures: as constants here, they fold
+  // into the island's kernels (packed) and count as known values.
+  Graph body_copy;
+  const Graph* gp = &g_in;
+  if (!prefix.empty()) {
+    body_copy = g_in;
+    std::vector<ValueId> kept;
+    for (ValueId c : body_copy.captures()) {
+      if (const Tensor* t = FindOuterConstant(scope, body_copy.value(c).name)) body_copy.value(c).constant = *t;
+      else kept.push_back(c);
+    }
+    body_copy.captures() = kept;
+    gp = &body_copy;
+  }
+  const Graph& g = *gp;
   KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, g.TopologicalOrder());
   std::vector<std::string> why(static_cast<size_t>(g.num_nodes()));
   std::vector<Kind> kind(static_cast<size_t>(g.num_nodes()), Kind::kHost);
@@ -191,7 +223,6 @@ StatusOr<Partition> CompilePartitioned(const Graph& g, const CompileOptions& opt
     if (kind[static_cast<size_t>(n)] == Kind::kHost) CollectCaptures(g.node(n), &captured);
   std::set<ValueId> graph_outputs(g.outputs().begin(), g.outputs().end());
 
-  Partition part;
   auto host = std::make_shared<Graph>(g);  // constants share their storage
   std::vector<int> island_of(static_cast<size_t>(g.num_nodes()), -1);
   for (auto& [key, nodes] : groups) {
@@ -238,6 +269,7 @@ StatusOr<Partition> CompilePartitioned(const Graph& g, const CompileOptions& opt
       island.program = std::move(*program);
       island.graph = ig;
     }
+    island.nested = !prefix.empty();
     Node node;
     node.name = StrCat("kiln.cpu_island.", index);
     node.op_type = kIslandOp;
@@ -255,9 +287,53 @@ StatusOr<Partition> CompilePartitioned(const Graph& g, const CompileOptions& opt
   }
   for (NodeId n : order)
     if (island_of[static_cast<size_t>(n)] == -1)
-      part.host_layers.push_back(StrCat(g.node(n).DisplayName(n), ": reference backend - ", why[static_cast<size_t>(n)]));
+      part.host_layers.push_back(StrCat(prefix, g.node(n).DisplayName(n), ": reference backend - ", why[static_cast<size_t>(n)]));
+  // The bodies of control-flow layers left on the host: islands of their own, run by the same
+  // executor hook as the body runs (a Loop's body each iteration, its dynamic islands cached).
+  scope.push_back(&g);
+  for (NodeId n : order) {
+    if (island_of[static_cast<size_t>(n)] != -1) continue;
+    Node& hn = host->node(n);
+    std::vector<std::pair<std::string, Attr>> changed;
+    for (const auto& [name, a] : hn.attrs.all()) {
+      if (name == kEpilogueAttr) continue;
+      if (a.type == Attr::Type::kGraph && a.g) {
+        std::shared_ptr<Graph> sub;
+        std::vector<int> unused;
+        const size_t before = part.islands.size();
+        KILN_RETURN_IF_ERROR(PartitionInto(*a.g, options, StrCat(prefix, "in ", g.node(n).DisplayName(n), " ", name, ": "),
+                                           scope, part, &sub, &unused));
+        if (part.islands.size() > before) changed.emplace_back(name, Attr::GraphValue(std::move(sub)));
+      } else if (a.type == Attr::Type::kGraphs) {
+        Attr copy = a;
+        bool any = false;
+        for (size_t i = 0; i < copy.graphs.size(); ++i) {
+          if (!copy.graphs[i]) continue;
+          std::shared_ptr<Graph> sub;
+          std::vector<int> unused;
+          const size_t before = part.islands.size();
+          KILN_RETURN_IF_ERROR(PartitionInto(*copy.graphs[i], options,
+                                             StrCat(prefix, "in ", g.node(n).DisplayName(n), " ", name, "[", i, "]: "), scope,
+                                             part, &sub, &unused));
+          if (part.islands.size() > before) copy.graphs[i] = std::move(sub), any = true;
+        }
+        if (any) changed.emplace_back(name, std::move(copy));
+      }
+    }
+    for (auto& [name, a] : changed) hn.attrs.set(name, std::move(a));
+  }
+  *host_out = std::move(host);
+  *island_of_out = std::move(island_of);
+  return Status::OK();
+}
+
+}  // namespace
+
+StatusOr<Partition> CompilePartitioned(const Graph& g, const CompileOptions& options) {
+  Partition part;
+  std::shared_ptr<Graph> host;
+  KILN_RETURN_IF_ERROR(PartitionInto(g, options, "", {}, part, &host, &part.island_of));
   part.host = std::move(host);
-  part.island_of = std::move(island_of);
   return part;
 }
 

@@ -33,6 +33,9 @@ struct Island {
   // alone (a shape another part computed). Its values join the specialization's key and become
   // constants there, so that the shapes it sets are known when the island compiles.
   std::vector<bool> bake;
+  // Inside a control-flow body (node_of/value_of index the body's graph, not the partitioned
+  // graph: plans do not record its kernel choices).
+  bool nested = false;
   // The island graph's node and value ids -> the partitioned graph's (for plans: tactics and
   // packed weights go back onto the original nodes).
   std::vector<NodeId> node_of;
@@ -44,7 +47,8 @@ struct Partition {
   // kIslandOp (domain kIslandDomain) whose attribute kIslandIndexAttr indexes `islands`.
   std::shared_ptr<const Graph> host;
   std::vector<Island> islands;
-  // The layers left on the reference backend: "'name' (Op): why", in topological order.
+  // The layers left on the reference backend: "'name' (Op): reference backend - why", in
+  // topological order ("in 'loop' (Loop) body: ..." for a control-flow body's).
   std::vector<std::string> host_layers;
   int island_layers = 0;  // layers inside islands
   int dynamic_islands = 0;  // islands compiled per input shapes at run time

@@ -152,7 +152,12 @@ StatusOr<std::vector<RValue>> RefExecutor::RunScoped(const Graph& graph, std::ve
     values[static_cast<size_t>(c)] = *outer;
   }
 
-  KILN_ASSIGN_OR_RETURN(std::vector<NodeId> order, graph.TopologicalOrder());
+  auto cached = orders_.find(&graph);
+  if (cached == orders_.end()) {
+    KILN_ASSIGN_OR_RETURN(std::vector<NodeId> computed, graph.TopologicalOrder());
+    cached = orders_.emplace(&graph, std::move(computed)).first;
+  }
+  const std::vector<NodeId>& order = cached->second;
   const RefKernelRegistry& kernels = RefKernelRegistry::Global();
   for (NodeId id : order) {
     const Node& node = graph.node(id);

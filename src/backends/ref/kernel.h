@@ -102,6 +102,8 @@ class RefExecutor {
 
  private:
   Options options_;
+  // Topological orders of the graphs this executor ran (a Loop body runs once per iteration).
+  std::map<const Graph*, std::vector<NodeId>> orders_;
 };
 
 }  // namespace kiln
