@@ -46,6 +46,7 @@ StatusOr<std::shared_ptr<Graph>> IslandGraph(const Graph& g, const std::vector<N
   auto ig = std::make_shared<Graph>();
   ig->name = StrCat(g.name.empty() ? "graph" : g.name, ".island", index);
   std::map<ValueId, ValueId> local;  // g's value -> ig's
+  const std::set<NodeId> members(nodes.begin(), nodes.end());
   auto map_value = [&](ValueId v) -> StatusOr<ValueId> {
     if (auto it = local.find(v); it != local.end()) return it->second;
     const Value& val = g.value(v);
@@ -54,7 +55,7 @@ StatusOr<std::shared_ptr<Graph>> IslandGraph(const Graph& g, const std::vector<N
       KILN_ASSIGN_OR_RETURN(id, ig->AddConstant(val.name, *val.constant));
     } else {
       KILN_ASSIGN_OR_RETURN(id, ig->AddValue(val.name, val.type));
-      if (val.producer < 0 || std::find(nodes.begin(), nodes.end(), val.producer) == nodes.end())
+      if (val.producer < 0 || !members.count(val.producer))
         ig->inputs().push_back(id);  // produced outside the island (or a graph input)
     }
     local.emplace(v, id);
@@ -62,7 +63,6 @@ StatusOr<std::shared_ptr<Graph>> IslandGraph(const Graph& g, const std::vector<N
     island->value_of[static_cast<size_t>(id)] = v;
     return id;
   };
-  std::set<NodeId> members(nodes.begin(), nodes.end());
   for (NodeId n : nodes) {
     Node copy = g.node(n);
     if (copy.name.empty()) copy.name = StrCat("#", n);  // the partitioned graph's id, as its DisplayName says
