@@ -270,13 +270,17 @@ StatusOr<std::shared_ptr<const Engine>> BuildEngineFromGraph(std::shared_ptr<Gra
   }
   if (options.optimize) KILN_RETURN_IF_ERROR(OptimizeGraph(*g).status());
   KILN_RETURN_IF_ERROR(QuantizeInt8(*g, options).status());
-  // A dynamic graph (profiles, or shapes that depend on input values) has no memory plan:
-  // each specialization plans its own arena, or the reference backend allocates as it goes.
-  MemoryPlan memory;
-  if (profiles.empty() && cpu::CheckSupported(*g).ok()) {
-    KILN_ASSIGN_OR_RETURN(memory, PlanMemory(*g));
-  }
+  KILN_ASSIGN_OR_RETURN(MemoryPlan memory, PlanEngineMemory(*g, !profiles.empty(), /*verify=*/false));
   return MakeEngine(std::move(g), std::move(memory), options, std::move(profiles));
+}
+
+StatusOr<MemoryPlan> PlanEngineMemory(const Graph& graph, bool dynamic, bool verify) {
+  // A dynamic graph (profiles, or shapes that depend on input values) has no memory plan:
+  // each specialization or CPU island plans its own arena, the reference kernels allocate.
+  if (dynamic || !cpu::CheckSupported(graph).ok()) return MemoryPlan{};
+  KILN_ASSIGN_OR_RETURN(MemoryPlan plan, PlanMemory(graph));
+  if (verify) KILN_RETURN_IF_ERROR(VerifyMemoryPlan(graph, plan));
+  return plan;
 }
 
 Status SetDynamicProfileInputs(Graph& graph, const BuildOptions& options) {
@@ -312,14 +316,19 @@ Graph DeepCopy(const Graph& g) {
 // The CPU program for these input shapes (a dynamic engine): compiled on first use, cached.
 // Kernels are timed for the profiles' opt shapes (at build); other shapes compile without
 // timing (the first viable candidate), so that a new shape costs milliseconds, not seconds.
+// `prepared`: the graph specialized for `shapes` already (MakeEngine's probe), or null.
 StatusOr<std::shared_ptr<const cpu::Program>> Specialize(const Engine::Impl& e,
                                                          const std::map<std::string, std::vector<int64_t>>& shapes,
-                                                         bool time_tactics = false) {
+                                                         bool time_tactics = false,
+                                                         std::shared_ptr<Graph> prepared = nullptr) {
   std::lock_guard<std::mutex> lock(e.mu);
   auto it = e.specialized.find(shapes);
   if (it != e.specialized.end()) return it->second;
-  auto g = std::make_shared<Graph>(DeepCopy(*e.graph));  // constants are shared, not copied
-  KILN_RETURN_IF_ERROR(SetInputShapes(*g, shapes).WithPrefix("specializing the engine for the given input shapes"));
+  std::shared_ptr<Graph> g = std::move(prepared);
+  if (!g) {
+    g = std::make_shared<Graph>(DeepCopy(*e.graph));  // constants are shared, not copied
+    KILN_RETURN_IF_ERROR(SetInputShapes(*g, shapes).WithPrefix("specializing the engine for the given input shapes"));
+  }
   KILN_RETURN_IF_ERROR(cpu::CheckSupported(*g));
   cpu::CompileOptions co = e.compile_options;
   co.time_tactics = time_tactics;
@@ -380,47 +389,47 @@ Status Engine::Save(const std::string& plan_path) const {
     return Attr::TensorValue(std::move(t));
   };
   for (const Source& src : sources) {
-  auto node_id = [&](int n) { return src.island ? src.island->node_of[static_cast<size_t>(n)] : n; };
-  for (const cpu::StepInfo& s : cpu::Steps(*src.program)) {
-    if (s.node < 0) continue;
-    Node& node = g.node(node_id(s.node));
-    if (!s.tactic.empty()) node.attrs.set("kiln.tactic", Attr::String(s.tactic));
-    node.attrs.set("kiln.precision", Attr::String(s.precision.empty() ? "fp32" : s.precision));
-    if (s.precision == "bf16" && po.isa_features.empty()) po.isa_features.push_back("avx512bf16");
-  }
-  // Weights go in already packed in their kernels' layouts: loading the plan then uses them
-  // in place (a layer whose kernel differs on the loading CPU repacks them). See FORMAT.md.
-  for (const cpu::PackedWeights& pw : cpu::PackedWeightList(*src.program)) {
-    const ValueId vid = src.island ? src.island->value_of[static_cast<size_t>(pw.value)] : pw.value;
-    Value& v = g.value(vid);
-    if (!v.constant) continue;
-    Node& node = g.node(node_id(pw.node));
-    const Tensor& w = *v.constant;
-    // An island's weight read by a layer elsewhere (the reference backend, another island)
-    // must stay row-major there: relayout only what this island alone reads.
-    bool own = true;
-    if (src.island)
-      for (NodeId c : v.consumers) own = own && part->island_of[static_cast<size_t>(c)] == src.index;
-    if (pw.relayout && pw.bytes >= w.nbytes() && own) {
-      // The constant's values in another layout: stored once, in that layout (padded layouts
-      // keep the whole in kiln.packed_weights; the constant names its first bytes).
-      node.attrs.erase(cpu::kKernelWeightsAttr);
-      node.attrs.erase(cpu::kKernelMdAttr);
-      node.attrs.erase(cpu::kPackedWeightsAttr);
-      if (pw.bytes > w.nbytes())
-        node.attrs.set(cpu::kPackedWeightsAttr,
+    auto node_id = [&](int n) { return src.island ? src.island->node_of[static_cast<size_t>(n)] : n; };
+    for (const cpu::StepInfo& s : cpu::Steps(*src.program)) {
+      if (s.node < 0) continue;
+      Node& node = g.node(node_id(s.node));
+      if (!s.tactic.empty()) node.attrs.set("kiln.tactic", Attr::String(s.tactic));
+      node.attrs.set("kiln.precision", Attr::String(s.precision.empty() ? "fp32" : s.precision));
+      if (s.precision == "bf16" && po.isa_features.empty()) po.isa_features.push_back("avx512bf16");
+    }
+    // Weights go in already packed in their kernels' layouts: loading the plan then uses them
+    // in place (a layer whose kernel differs on the loading CPU repacks them). See FORMAT.md.
+    for (const cpu::PackedWeights& pw : cpu::PackedWeightList(*src.program)) {
+      const ValueId vid = src.island ? src.island->value_of[static_cast<size_t>(pw.value)] : pw.value;
+      Value& v = g.value(vid);
+      if (!v.constant) continue;
+      Node& node = g.node(node_id(pw.node));
+      const Tensor& w = *v.constant;
+      // An island's weight read by a layer elsewhere (the reference backend, another island)
+      // must stay row-major there: relayout only what this island alone reads.
+      bool own = true;
+      if (src.island)
+        for (NodeId c : v.consumers) own = own && part->island_of[static_cast<size_t>(c)] == src.index;
+      if (pw.relayout && pw.bytes >= w.nbytes() && own) {
+        // The constant's values in another layout: stored once, in that layout (padded layouts
+        // keep the whole in kiln.packed_weights; the constant names its first bytes).
+        node.attrs.erase(cpu::kKernelWeightsAttr);
+        node.attrs.erase(cpu::kKernelMdAttr);
+        node.attrs.erase(cpu::kPackedWeightsAttr);
+        if (pw.bytes > w.nbytes())
+          node.attrs.set(cpu::kPackedWeightsAttr,
+                         Attr::TensorValue(Tensor::FromExternal(DType::kUInt8, {static_cast<int64_t>(pw.bytes)},
+                                                                const_cast<void*>(pw.data), nullptr)));
+        v.constant = Tensor::FromExternal(w.dtype(), w.dims(), const_cast<void*>(pw.data), nullptr);
+        node.attrs.set(cpu::kPackedMdAttr, bytes_attr(pw.md.data(), pw.md.size()));
+      } else {
+        // A form kiln cannot turn back (Winograd, BF16, transposed/scaled): an extra copy.
+        node.attrs.set(cpu::kKernelWeightsAttr,
                        Attr::TensorValue(Tensor::FromExternal(DType::kUInt8, {static_cast<int64_t>(pw.bytes)},
                                                               const_cast<void*>(pw.data), nullptr)));
-      v.constant = Tensor::FromExternal(w.dtype(), w.dims(), const_cast<void*>(pw.data), nullptr);
-      node.attrs.set(cpu::kPackedMdAttr, bytes_attr(pw.md.data(), pw.md.size()));
-    } else {
-      // A form kiln cannot turn back (Winograd, BF16, transposed/scaled): an extra copy.
-      node.attrs.set(cpu::kKernelWeightsAttr,
-                     Attr::TensorValue(Tensor::FromExternal(DType::kUInt8, {static_cast<int64_t>(pw.bytes)},
-                                                            const_cast<void*>(pw.data), nullptr)));
-      node.attrs.set(cpu::kKernelMdAttr, bytes_attr(pw.md.data(), pw.md.size()));
+        node.attrs.set(cpu::kKernelMdAttr, bytes_attr(pw.md.data(), pw.md.size()));
+      }
     }
-  }
   }
   return WritePlan(g, impl_->memory, po, plan_path);
 }
@@ -710,13 +719,15 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
   // A dynamic graph the CPU backend cannot take whole even at profile 0's opt shapes
   // (control flow, shapes from data) is partitioned as it is: its dynamic islands compile per
   // input dims as they run.
+  // (The probe is the graph profile 0's first specialization compiles, not made twice.)
   Status whole_at_opt = Status::OK();
+  std::shared_ptr<Graph> probe;
   if (options.backend == "cpu" && !impl->profiles.empty()) {
-    Graph probe = DeepCopy(*g);
+    probe = std::make_shared<Graph>(DeepCopy(*g));
     std::map<std::string, std::vector<int64_t>> opt;
     for (const auto& [name, r] : impl->profiles[0]) opt[name] = r.opt;
-    whole_at_opt = SetInputShapes(probe, opt);
-    if (whole_at_opt.ok()) whole_at_opt = cpu::CheckSupported(probe);
+    whole_at_opt = SetInputShapes(*probe, opt).WithPrefix("specializing the engine for the given input shapes");
+    if (whole_at_opt.ok()) whole_at_opt = cpu::CheckSupported(*probe);
   }
   if (options.backend == "cpu" && !impl->profiles.empty() && whole_at_opt.ok()) {
     // Dynamic shapes: one program per input shapes, compiled on first use; profile opt
@@ -794,7 +805,7 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     for (const ShapeProfileSpec& p : impl->profiles) {
       std::map<std::string, std::vector<int64_t>> opt;
       for (const auto& [name, r] : p) opt[name] = r.opt;
-      KILN_RETURN_IF_ERROR(Specialize(*impl, opt, /*time_tactics=*/true).status());
+      KILN_RETURN_IF_ERROR(Specialize(*impl, opt, /*time_tactics=*/true, std::move(probe)).status());
     }
     // Batch-parallel for batches > 1: the plan's choice, or decided (timed, for "auto") on
     // profile 0's opt shapes; other batches use the same slice size when it divides them.

@@ -24,6 +24,11 @@ StatusOr<std::shared_ptr<const Engine>> BuildEngineFromGraph(std::shared_ptr<Gra
 StatusOr<std::shared_ptr<const Engine>> MakeEngineFromOptimized(std::shared_ptr<const Graph> graph, MemoryPlan memory,
                                                                 const BuildOptions& options);
 
+// The memory plan of an optimized graph the cpu backend takes whole at fixed shapes (`dynamic`:
+// the engine has shape profiles), checked with VerifyMemoryPlan when `verify`; an empty plan
+// (no placements) for a dynamic or partitioned graph, whose programs plan their own arenas.
+StatusOr<MemoryPlan> PlanEngineMemory(const Graph& graph, bool dynamic, bool verify);
+
 // Makes the dimensions that options.profiles let vary symbolic (and fixes the rest, with
 // options.input_shapes), re-inferring the graph's types: the first step of a dynamic build.
 Status SetDynamicProfileInputs(Graph& graph, const BuildOptions& options);

@@ -45,11 +45,13 @@ Graph MixedGraph() {
   return b.Build();
 }
 
-StatusOr<std::map<std::string, HostTensor>> Infer(const Engine& e) {
-  const Tensor x = RandomTensor({1, 3, 8, 8}, 7);
-  HostTensor in = HostTensor::Copy(DataType::kFloat32, {1, 3, 8, 8}, std::vector<float>(x.data<float>(), x.data<float>() + 192));
-  return e.Infer({{"x", in}});
+// The graphs' input x [1,3,8,8]: seeded N(0,1) values.
+HostTensor InputX(uint32_t seed) {
+  const Tensor x = RandomTensor({1, 3, 8, 8}, seed);
+  return HostTensor::Copy(DataType::kFloat32, {1, 3, 8, 8}, std::vector<float>(x.data<float>(), x.data<float>() + 192));
 }
+
+StatusOr<std::map<std::string, HostTensor>> Infer(const Engine& e) { return e.Infer({{"x", InputX(7)}}); }
 
 TEST(Partition, IslandsAreConvexAndHostLayersNamed) {
   Graph g = MixedGraph();
@@ -124,9 +126,9 @@ TEST(Partition, EngineMatchesTheReferenceAndSaysWhatFallsBack) {
   EXPECT_EQ(0, std::memcmp(c->at("residual_out").data(), ya.data(), ya.nbytes()));
 }
 
-// Layers after a NonZero have dims known only at run time: they form a dynamic island,
-// compiled for the dims each run brings (MatMul on oneDNN, not on the reference kernels).
-TEST(Partition, DynamicIslandCompilesPerRunShapes) {
+// conv -> relu -> NonZero(relu > 0.5) -> Transpose -> Cast, then (dims known only as it runs)
+// times a ConstantOfShape of its own shape, MatMul, Relu: a dynamic island after the NonZero.
+Graph NonZeroThenMatMul() {
   GraphBuilder b("dynamic");
   ValueId x = b.Input("x", DType::kFloat32, {1, 3, 8, 8});
   ValueId r = b.Op("Relu", "relu", {Conv(b, "conv", x, 3, 2, 5)});
@@ -140,7 +142,13 @@ TEST(Partition, DynamicIslandCompilesPerRunShapes) {
   two.data<float>()[0] = 2.f;
   ValueId f = b.Op("Mul", "twice", {f0, b.Op("ConstantOfShape", "twos", {b.Op("Shape", "shape", {f0})}, Attrs({{"value", Attr::TensorValue(two)}}))});
   b.Output(b.Op("Relu", "relu2", {b.Op("MatMul", "mm", {f, b.Const("w", RandomTensor({4, 16}, 9))})}));
-  Graph g = b.Build();
+  return b.Build();
+}
+
+// Layers after a NonZero have dims known only at run time: they form a dynamic island,
+// compiled for the dims each run brings (MatMul on oneDNN, not on the reference kernels).
+TEST(Partition, DynamicIslandCompilesPerRunShapes) {
+  const Graph g = NonZeroThenMatMul();
   BuildOptions o;
   o.threads = 1;
   auto e = BuildEngineFromGraph(std::make_shared<Graph>(g), o);
@@ -152,8 +160,7 @@ TEST(Partition, DynamicIslandCompilesPerRunShapes) {
   ASSERT_TRUE(ref.ok());
   auto ctx = (*e)->CreateContext();
   for (uint32_t seed : {7u, 8u, 7u}) {  // two shapes, then the first again (cached)
-    const Tensor t = RandomTensor({1, 3, 8, 8}, seed);
-    HostTensor in = HostTensor::Copy(DataType::kFloat32, {1, 3, 8, 8}, std::vector<float>(t.data<float>(), t.data<float>() + 192));
+    const HostTensor in = InputX(seed);
     ASSERT_TRUE(ctx->SetInput("x", in).ok());
     SetProfiling(*ctx, true);
     ASSERT_TRUE(ctx->Run().ok());
@@ -179,16 +186,7 @@ TEST(Partition, DynamicIslandCompilesPerRunShapes) {
 // One partitioned engine, four threads each with its own context and its own input shapes
 // for the dynamic island: every result equals the reference.
 TEST(Partition, ContextsRunConcurrently) {
-  GraphBuilder b("threads");
-  ValueId x = b.Input("x", DType::kFloat32, {1, 3, 8, 8});
-  ValueId r = b.Op("Relu", "relu", {Conv(b, "conv", x, 3, 2, 5)});
-  Tensor half(DType::kFloat32, {});
-  half.data<float>()[0] = 0.5f;
-  ValueId idx = b.Op("Transpose", "tr", {b.Op("NonZero", "nz", {b.Op("Greater", "gt", {r, b.Const("half", half)})})},
-                     Attrs({{"perm", Attr::Ints({1, 0})}}));
-  ValueId f = b.Op("Cast", "to_float", {idx}, Attrs({{"to", Attr::Int(1)}}));
-  b.Output(b.Op("MatMul", "mm", {f, b.Const("w", RandomTensor({4, 16}, 9))}));
-  Graph g = b.Build();
+  const Graph g = NonZeroThenMatMul();
   BuildOptions o;
   o.threads = 1;
   auto e = BuildEngineFromGraph(std::make_shared<Graph>(g), o);
@@ -199,8 +197,7 @@ TEST(Partition, ContextsRunConcurrently) {
   ASSERT_TRUE(ref.ok());
   std::vector<HostTensor> inputs, expected;
   for (uint32_t seed = 20; seed < 24; ++seed) {
-    const Tensor t = RandomTensor({1, 3, 8, 8}, seed);
-    inputs.push_back(HostTensor::Copy(DataType::kFloat32, {1, 3, 8, 8}, std::vector<float>(t.data<float>(), t.data<float>() + 192)));
+    inputs.push_back(InputX(seed));
     auto want = (*ref)->Infer({{"x", inputs.back()}});
     ASSERT_TRUE(want.ok());
     expected.push_back(want->begin()->second);

@@ -13,7 +13,6 @@
 #include "api/engine_internal.h"
 #include "api/model.h"
 #include "api/optimize.h"
-#include "backends/cpu/cpu_backend.h"
 #include "builder/memory_planner.h"
 #include "plan/plan_reader.h"
 #include "plan/plan_writer.h"
@@ -159,11 +158,7 @@ int Build(const BuildArgs& a) {
   progress.Begin("plan memory");
   // A dynamic graph (profiles) has no single arena: each specialization plans its own; nor
   // has a graph the cpu backend takes only in part (shapes that depend on data, control flow).
-  const bool plannable = profiles.empty() && cpu::CheckSupported(g).ok();
-  StatusOr<MemoryPlan> mem = plannable ? PlanMemory(g) : StatusOr<MemoryPlan>(MemoryPlan{});
-  if (mem.ok() && plannable) {
-    if (Status v = VerifyMemoryPlan(g, *mem); !v.ok()) mem = v;
-  }
+  StatusOr<MemoryPlan> mem = PlanEngineMemory(g, !profiles.empty(), /*verify=*/true);
   if (!mem.ok()) return fail(a.model + ": " + mem.status().message());
   progress.End();
 

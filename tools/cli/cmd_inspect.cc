@@ -150,8 +150,8 @@ int Report(const InspectArgs& a, const Graph& g, const MemoryPlan& mem, nlohmann
     return 0;
   }
   print_header(kernels);
-  if (mem.num_tensors == 0 && !cpu::CheckSupported(g).ok())
-    std::printf("  activation arena: not planned for the whole graph (it runs partitioned: each CPU island plans its own)\n");
+  if (mem.placements.empty())
+    std::printf("  activation arena: not planned for the whole graph (dynamic shapes or a partitioned graph: each program plans its own)\n");
   else
     std::printf("  activation arena %.2f MiB vs naive %.2f MiB (%.1f%%), %d tensors, %d in place\n",
                 mem.arena_bytes / 1048576.0, mem.naive_bytes / 1048576.0,
@@ -317,11 +317,7 @@ int Inspect(const InspectArgs& a) {
   }
   // A graph the cpu backend takes only in part (control flow, shapes from data) has no
   // single arena to plan (its islands plan their own).
-  const bool plannable = cpu::CheckSupported(g).ok();
-  StatusOr<MemoryPlan> plan = plannable ? PlanMemory(g) : StatusOr<MemoryPlan>(MemoryPlan{});
-  if (plan.ok() && plannable) {
-    if (Status v = VerifyMemoryPlan(g, *plan); !v.ok()) plan = v;
-  }
+  StatusOr<MemoryPlan> plan = PlanEngineMemory(g, /*dynamic=*/false, /*verify=*/true);
   if (!plan.ok()) {
     std::cerr << "error: " << a.model << ": " << plan.status().message() << "\n";
     return 1;

@@ -41,34 +41,37 @@ inline float Apply(float x, float y) {
   if constexpr (op == BinOp::kMin) return x < y || x != x ? x : y;
 }
 
-// One row: sa/sb are 0 (broadcast) or 1 (contiguous).
-template <BinOp op>
-__attribute__((optimize("O3"))) void Row(const float* __restrict a, int sa, const float* __restrict b, int sb,
-                                         float* __restrict d, int64_t n) {
+// One row of d = f(a, b): sa/sb are 0 (broadcast) or 1 (contiguous). f is a compile-time
+// function (arithmetic into float, comparison into a bool byte), inlined so the loops vectorize.
+template <typename Out, Out (*F)(float, float)>
+__attribute__((optimize("O3"))) void RowOf(const float* __restrict a, int sa, const float* __restrict b, int sb,
+                                           Out* __restrict d, int64_t n) {
   if (sa == 1 && sb == 1) {
-    for (int64_t i = 0; i < n; ++i) d[i] = Apply<op>(a[i], b[i]);
+    for (int64_t i = 0; i < n; ++i) d[i] = F(a[i], b[i]);
   } else if (sa == 1) {
     const float y = b[0];
-    for (int64_t i = 0; i < n; ++i) d[i] = Apply<op>(a[i], y);
+    for (int64_t i = 0; i < n; ++i) d[i] = F(a[i], y);
   } else if (sb == 1) {
     const float x = a[0];
-    for (int64_t i = 0; i < n; ++i) d[i] = Apply<op>(x, b[i]);
+    for (int64_t i = 0; i < n; ++i) d[i] = F(x, b[i]);
   } else {
-    const float v = Apply<op>(a[0], b[0]);
+    const Out v = F(a[0], b[0]);
     for (int64_t i = 0; i < n; ++i) d[i] = v;
   }
 }
+template <BinOp op>
+constexpr auto Row = &RowOf<float, &Apply<op>>;
 
 using RowFn = void (*)(const float*, int, const float*, int, float*, int64_t);
 
 RowFn RowFor(BinOp op) {
   switch (op) {
-    case BinOp::kAdd: return &Row<BinOp::kAdd>;
-    case BinOp::kSub: return &Row<BinOp::kSub>;
-    case BinOp::kMul: return &Row<BinOp::kMul>;
-    case BinOp::kDiv: return &Row<BinOp::kDiv>;
-    case BinOp::kMax: return &Row<BinOp::kMax>;
-    case BinOp::kMin: return &Row<BinOp::kMin>;
+    case BinOp::kAdd: return Row<BinOp::kAdd>;
+    case BinOp::kSub: return Row<BinOp::kSub>;
+    case BinOp::kMul: return Row<BinOp::kMul>;
+    case BinOp::kDiv: return Row<BinOp::kDiv>;
+    case BinOp::kMax: return Row<BinOp::kMax>;
+    case BinOp::kMin: return Row<BinOp::kMin>;
   }
   return nullptr;
 }
@@ -184,20 +187,7 @@ inline uint8_t Compare(float x, float y) {
 }
 
 template <CmpOp op>
-__attribute__((optimize("O3"))) void CompareRow(const float* __restrict a, int sa, const float* __restrict b, int sb,
-                                                uint8_t* __restrict d, int64_t n) {
-  if (sa == 1 && sb == 1) {
-    for (int64_t i = 0; i < n; ++i) d[i] = Compare<op>(a[i], b[i]);
-  } else if (sa == 1) {
-    const float y = b[0];
-    for (int64_t i = 0; i < n; ++i) d[i] = Compare<op>(a[i], y);
-  } else if (sb == 1) {
-    const float x = a[0];
-    for (int64_t i = 0; i < n; ++i) d[i] = Compare<op>(x, b[i]);
-  } else {
-    std::memset(d, Compare<op>(a[0], b[0]), static_cast<size_t>(n));
-  }
-}
+constexpr auto CompareRow = &RowOf<uint8_t, &Compare<op>>;
 
 using CompareKernel = BroadcastKernel<uint8_t>;
 
@@ -257,11 +247,11 @@ StatusOr<bool> LowerCompare(Compiler& c, NodeId id) {
   auto k = std::make_unique<CompareKernel>();
   k->it = *it;
   switch (op) {
-    case CmpOp::kGreater: k->row = &CompareRow<CmpOp::kGreater>; break;
-    case CmpOp::kLess: k->row = &CompareRow<CmpOp::kLess>; break;
-    case CmpOp::kEqual: k->row = &CompareRow<CmpOp::kEqual>; break;
-    case CmpOp::kGreaterOrEqual: k->row = &CompareRow<CmpOp::kGreaterOrEqual>; break;
-    case CmpOp::kLessOrEqual: k->row = &CompareRow<CmpOp::kLessOrEqual>; break;
+    case CmpOp::kGreater: k->row = CompareRow<CmpOp::kGreater>; break;
+    case CmpOp::kLess: k->row = CompareRow<CmpOp::kLess>; break;
+    case CmpOp::kEqual: k->row = CompareRow<CmpOp::kEqual>; break;
+    case CmpOp::kGreaterOrEqual: k->row = CompareRow<CmpOp::kGreaterOrEqual>; break;
+    case CmpOp::kLessOrEqual: k->row = CompareRow<CmpOp::kLessOrEqual>; break;
   }
   k->a = c.Plain(c.SlotOf(va));
   if (g.value(vb).constant) {

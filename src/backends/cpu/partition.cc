@@ -89,11 +89,17 @@ StatusOr<std::shared_ptr<Graph>> IslandGraph(const Graph& g, const std::vector<N
 
 }  // namespace
 
+namespace {
+bool HasSubgraph(const Node& node) {
+  for (const auto& [name, a] : node.attrs.all())
+    if ((a.type == Attr::Type::kGraph && name != kEpilogueAttr) || a.type == Attr::Type::kGraphs) return true;
+  return false;
+}
+}  // namespace
+
 std::string WhyNotSupported(const Graph& g, NodeId n) {
   const Node& node = g.node(n);
-  for (const auto& [name, a] : node.attrs.all())
-    if ((a.type == Attr::Type::kGraph && name != kEpilogueAttr) || a.type == Attr::Type::kGraphs)
-      return "control flow (a subgraph)";
+  if (HasSubgraph(node)) return "control flow (a subgraph)";
   for (ValueId v : node.inputs)
     if (v != kNoValue)
       if (std::string why = WhyNotTensor(g, v); !why.empty()) return "input " + why;
@@ -128,7 +134,7 @@ Kind KindOf(const Graph& g, NodeId n, const std::vector<bool>& dim_derived, std:
   *why = WhyNotSupported(g, n);
   if (why->empty()) return Kind::kStatic;
   const Node& node = g.node(n);
-  if (why->find("known only as it runs") == std::string::npos) return Kind::kHost;
+  if (HasSubgraph(node)) return Kind::kHost;
   // Only dims are missing: dynamic, unless an input's values set the output shape.
   auto known_type = [&](ValueId v) {
     const TypeInfo& t = g.value(v).type;
