@@ -47,9 +47,9 @@ int main(int argc, char** argv) {
   // Any mistake above is reported here (and was recorded by the call that made it).
   if (!net.status().ok()) { std::cerr << net.status().ToString() << "\n"; return 1; }
 
-  auto built = kiln::Engine::Build(net);
+  auto built = kiln::BuildFromNetwork(net);
   if (!built.ok()) { std::cerr << built.status().ToString() << "\n"; return 1; }
-  if (kiln::Status st = (*built)->Save(plan_path); !st.ok()) { std::cerr << st.ToString() << "\n"; return 1; }
+  if (kiln::Status st = kiln::SavePlan(**built, plan_path); !st.ok()) { std::cerr << st.ToString() << "\n"; return 1; }
   std::cout << "built " << net.num_layers() << " layers, saved " << plan_path << "\n";
 
   auto engine = kiln::Engine::Load(plan_path);  // a plan loads without the optimizer

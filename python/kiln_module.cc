@@ -258,7 +258,7 @@ PyEngine Load(const py::object& path, const std::optional<Shapes>& shapes, bool 
   kiln::StatusOr<std::shared_ptr<const kiln::Engine>> e = kiln::Status(kiln::StatusCode::kInternal, "not run");
   {
     py::gil_scoped_release nogil;
-    e = kiln::Engine::Load(p, o);
+    e = kiln::LoadOrBuild(p, o);
   }
   return PyEngine{Check(std::move(e))};
 }
@@ -310,8 +310,8 @@ PyEngine Build(const py::object& onnx_path, const py::object& plan_path, const s
   kiln::Status saved;
   {
     py::gil_scoped_release nogil;
-    e = kiln::Engine::BuildFromOnnx(src, o);
-    if (e.ok()) saved = (*e)->Save(dst);
+    e = kiln::BuildFromOnnx(src, o);
+    if (e.ok()) saved = kiln::SavePlan(**e, dst);
   }
   PyEngine engine{Check(std::move(e))};
   Check(saved);
@@ -445,7 +445,7 @@ PYBIND11_MODULE(kiln, m) {
              kiln::Status s;
              {
                py::gil_scoped_release nogil;
-               s = e.engine->Save(p);
+               s = kiln::SavePlan(*e.engine, p);
              }
              Check(s);
            }, py::arg("plan_path"), "Writes the engine as a plan file, which load() reads without the optimizer.")

@@ -7,14 +7,14 @@
 //   kiln::NetworkTensor c = net.AddConvolution(x, 16, {3, 3}, conv_w, conv_b, {.pads = {1, 1}}, "conv1");
 //   kiln::NetworkTensor r = net.AddActivation(c, kiln::ActivationType::kRelu, "relu1");
 //   net.MarkOutput(r, "features");
-//   auto engine = kiln::Engine::Build(net);            // optimizer + memory planner, as for ONNX
+//   auto engine = kiln::BuildFromNetwork(net);          // optimizer + memory planner, as for ONNX
 //   if (!engine.ok()) { std::cerr << engine.status().ToString() << "\n"; return 1; }
-//   (*engine)->Save("net.plan");
+//   kiln::SavePlan(**engine, "net.plan");
 //
 // Every Add* checks its arguments and infers the layer's output type at once. On an error
 // it returns an invalid NetworkTensor (valid() is false) and records the error, which names
 // the layer, e.g. "layer 'conv1' (Convolution): weights have 27 elements, expected 432
-// (16x3x3x3)"; status() and Engine::Build return the first such error. A layer that gets an
+// (16x3x3x3)"; status() and BuildFromNetwork return the first such error. A layer that gets an
 // invalid tensor fails too, without hiding the first error. Errors are values, never
 // exceptions.
 //
@@ -27,14 +27,14 @@
 #include <string>
 #include <vector>
 
-#include "kiln/kiln.h"
+#include "kiln/builder.h"
 #include "kiln/status.h"
 
 namespace kiln {
 
 // A tensor of one NetworkDefinition: a small value (network id + index) to pass around by
 // copy. Default-constructed or returned by a failed Add*, it is invalid.
-class NetworkTensor {
+class KILN_API NetworkTensor {
  public:
   NetworkTensor() = default;
   bool valid() const { return network_ != 0 && index_ >= 0; }
@@ -96,7 +96,7 @@ struct PoolParams {
   bool count_include_pad = false;  // average pooling: divide by the full window, pads included
 };
 
-class NetworkDefinition {
+class KILN_API NetworkDefinition {
  public:
   NetworkDefinition();
   ~NetworkDefinition();

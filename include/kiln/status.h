@@ -10,6 +10,14 @@
 #include <utility>
 #include <variant>
 
+// Marks what the shared libraries export (they are built with -fvisibility=hidden): the
+// public API is exactly what carries KILN_API (tests/install checks the symbol lists).
+#if defined(__GNUC__) || defined(__clang__)
+#define KILN_API [[gnu::visibility("default")]]
+#else
+#define KILN_API
+#endif
+
 namespace kiln {
 
 enum class StatusCode : int {
@@ -24,9 +32,9 @@ enum class StatusCode : int {
 };
 
 // Name of a code, e.g. "InvalidArgument".
-const char* StatusCodeName(StatusCode code);
+KILN_API const char* StatusCodeName(StatusCode code);
 
-class [[nodiscard]] Status {
+class [[nodiscard]] KILN_API Status {
  public:
   Status() = default;  // OK
   Status(StatusCode code, std::string message);
@@ -54,7 +62,13 @@ class [[nodiscard]] Status {
   std::unique_ptr<State> state_;
 };
 
-// Either a value or a non-OK Status.
+namespace internal {
+// Prints the status to stderr and aborts: what value() (and * and ->) on an error does.
+[[noreturn]] KILN_API void DieOnErrorValue(const Status& status);
+}  // namespace internal
+
+// Either a value or a non-OK Status. Check ok() before reading the value: value() on an
+// error prints the error and aborts the process (it never throws).
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
@@ -65,9 +79,18 @@ class [[nodiscard]] StatusOr {
 
   bool ok() const { return v_.index() == 1; }
   Status status() const { return ok() ? Status() : std::get<0>(v_); }
-  T& value() & { return std::get<1>(v_); }
-  const T& value() const& { return std::get<1>(v_); }
-  T&& value() && { return std::get<1>(std::move(v_)); }
+  T& value() & {
+    if (!ok()) internal::DieOnErrorValue(std::get<0>(v_));
+    return *std::get_if<1>(&v_);
+  }
+  const T& value() const& {
+    if (!ok()) internal::DieOnErrorValue(std::get<0>(v_));
+    return *std::get_if<1>(&v_);
+  }
+  T&& value() && {
+    if (!ok()) internal::DieOnErrorValue(std::get<0>(v_));
+    return std::move(*std::get_if<1>(&v_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }

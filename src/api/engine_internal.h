@@ -1,5 +1,7 @@
-// Internal entry points shared by the engine builders (ONNX import, the network-definition
-// API): everything after a Graph exists — shape specialization, optimization, memory plan.
+// The builder's internal entry points shared by the engine builders (ONNX import, the
+// network-definition API, the CLI's phases): everything after a Graph exists — shape
+// specialization, optimization, INT8 marking, memory plan. The runtime's introspection
+// (runtime/engine_internal.h) comes with it.
 #pragma once
 
 #include <map>
@@ -8,13 +10,10 @@
 #include "builder/memory_planner.h"
 #include "ir/graph.h"
 #include "kiln/kiln.h"
+#include "runtime/engine_internal.h"
+#include "runtime/specialize.h"
 
 namespace kiln {
-
-namespace cpu {
-class Program;
-class Context;
-}  // namespace cpu
 
 // Specializes `graph`'s input shapes, optimizes it (unless options.optimize is false),
 // plans its memory and wraps it in an Engine. Errors name the node or value at fault.
@@ -32,10 +31,6 @@ StatusOr<MemoryPlan> PlanEngineMemory(const Graph& graph, bool dynamic, bool ver
 // Makes the dimensions that options.profiles let vary symbolic (and fixes the rest, with
 // options.input_shapes), re-inferring the graph's types: the first step of a dynamic build.
 Status SetDynamicProfileInputs(Graph& graph, const BuildOptions& options);
-
-// A copy of `g` whose subgraphs (fused epilogues, control flow) are copies too; constants
-// share their storage.
-Graph DeepCopy(const Graph& g);
 
 // Precision "int8" (else nothing): marks the optimized graph's INT8 layers with their input
 // ranges — calibrated on options.calibration's batches (writing its cache when named) or
@@ -56,33 +51,5 @@ struct Int8Report {
 };
 // `extra_tensors`: more values to calibrate (kiln quantize's layer outputs), not quantized here.
 StatusOr<Int8Report> QuantizeInt8(Graph& graph, const BuildOptions& options, const std::vector<ValueId>& extra_tensors = {});
-
-// The engine's optimized graph (for inspect, bench profiles).
-const Graph& EngineGraph(const Engine& engine);
-// What executes the engine, for humans: "cpu (N steps: ...)" or "reference (why)".
-std::string EngineBackendSummary(const Engine& engine);
-// The compiled CPU program, or null when the reference backend runs the engine.
-// With a batch-parallel schedule, the slice program (what runs, one slice per thread).
-const cpu::Program* EngineCpuProgram(const Engine& engine);
-// Why the batch-parallel schedule is not used (or how it was timed); empty when not considered.
-std::string EngineBatchNote(const Engine& engine);
-// The layers that run on reference implementations (slow paths), one line each:
-// "layer (op): impl - why"; the whole graph when the reference backend runs it.
-std::vector<std::string> EngineSlowPaths(const Engine& engine);
-// Profile 0's opt shapes of a dynamic engine (empty for a static one).
-std::map<std::string, std::vector<int64_t>> EngineOptShapes(const Engine& engine);
-// The context's CPU-backend state (profiling), or null.
-cpu::Context* ContextCpuState(ExecutionContext& context);
-
-// Per-step profile of a context's runs: turn it on, run, read the last run's steps (CPU
-// program steps; with a batch-parallel schedule, the first thread's slice; layers on the
-// reference backend one step each, a CPU island's steps in its place).
-struct ProfiledStep {
-  std::string name, op, impl, tactic;
-  double ms = 0;
-  bool slow = false;  // a reference implementation (kiln's or oneDNN's ref:any), not a tiny one
-};
-void SetProfiling(ExecutionContext& context, bool on);
-StatusOr<std::vector<ProfiledStep>> LastRunProfile(ExecutionContext& context);
 
 }  // namespace kiln

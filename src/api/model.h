@@ -7,6 +7,7 @@
 
 #include "frontend/onnx/importer.h"
 #include "ir/rvalue.h"
+#include "runtime/specialize.h"  // CheckInputMatches
 
 namespace kiln {
 
@@ -19,8 +20,5 @@ StatusOr<OnnxModel> LoadOnnxModelFromBytes(const void* data, size_t size, const 
 // checked against the input's declared type (dtype, rank, known dims) with a message
 // naming the input.
 StatusOr<std::vector<RValue>> RunReference(const Graph& graph, std::vector<RValue> inputs);
-
-// Checks a value against a graph input's declared type.
-Status CheckInputMatches(const Value& input, const RValue& v);
 
 }  // namespace kiln

@@ -1,6 +1,6 @@
 // The network-definition API (include/kiln/network.h): each Add* appends ONNX-semantics
 // nodes (default domain: "Conv", "Gemm", "Relu"...) to an IR graph and infers their types at
-// once, so a mistake is reported by the call that made it, naming the layer. Engine::Build
+// once, so a mistake is reported by the call that made it, naming the layer. BuildFromNetwork
 // copies the graph under its final names and hands it to the same builder as an ONNX model.
 #include "kiln/network.h"
 
@@ -742,7 +742,7 @@ StatusOr<TensorInfo> NetworkDefinition::GetTensorInfo(NetworkTensor t) const {
   return info;
 }
 
-// ---- Engine::Build ----
+// ---- BuildFromNetwork ----
 
 namespace {
 
@@ -778,7 +778,7 @@ StatusOr<std::shared_ptr<Graph>> CopyForBuild(const NetworkDefinition::Impl& net
 
 }  // namespace
 
-StatusOr<std::shared_ptr<const Engine>> Engine::Build(const NetworkDefinition& network, const BuildOptions& options) {
+StatusOr<std::shared_ptr<const Engine>> BuildFromNetwork(const NetworkDefinition& network, const BuildOptions& options) {
   const NetworkDefinition::Impl& net = network.impl();
   if (!net.first_error.ok()) return net.first_error;
   if (net.graph.outputs().empty())

@@ -8,6 +8,7 @@
 
 #include "ir/graph.h"
 #include "passes/pass.h"
+#include "runtime/specialize.h"  // SetInputShapes, ReferenceEvaluator
 
 namespace kiln {
 
@@ -23,16 +24,5 @@ struct OptimizeReport {
 };
 
 StatusOr<OptimizeReport> OptimizeGraph(Graph& graph, const OptimizeOptions& options = {});
-
-// Fixes symbolic or unknown input dims to concrete sizes and re-infers every type.
-// `shapes` maps input name -> dims; inputs not listed get 1 for every non-fixed dim.
-Status SetInputShapes(Graph& graph, const std::map<std::string, std::vector<int64_t>>& shapes);
-// The same with symbolic dims allowed (dynamic-shape profiles): inputs in `dims` get those
-// dims, inputs in `fixed` those sizes, the others 1 for each dynamic dim; types re-inferred.
-Status SetInputDims(Graph& graph, const std::map<std::string, std::vector<Dim>>& dims,
-                    const std::map<std::string, std::vector<int64_t>>& fixed);
-
-// The reference evaluator used for constant folding and data propagation.
-const ConstantEvaluator& ReferenceEvaluator();
 
 }  // namespace kiln

@@ -1,5 +1,8 @@
 #include "kiln/status.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace kiln {
 
 const char* StatusCodeName(StatusCode code) {
@@ -46,5 +49,12 @@ Status Status::WithPrefix(const std::string& prefix) const {
   if (state_->message.compare(0, head.size(), head) == 0) return *this;
   return Status(state_->code, head + state_->message);
 }
+
+namespace internal {
+void DieOnErrorValue(const Status& status) {
+  std::fprintf(stderr, "kiln: StatusOr::value() called on an error: %s\n", status.ToString().c_str());
+  std::abort();
+}
+}  // namespace internal
 
 }  // namespace kiln

@@ -15,7 +15,7 @@
 #include "plan/shape_profile.h"
 
 #include "base/status.h"
-#include "builder/memory_planner.h"
+#include "plan/memory_plan.h"
 #include "ir/graph.h"
 
 namespace kiln {

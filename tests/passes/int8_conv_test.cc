@@ -101,7 +101,6 @@ void Check(const std::vector<Layer>& layers, bool residual, double max_steps_off
   ASSERT_EQ(marked, static_cast<int>(layers.size())) << "fused nodes keep the convolution's name";
   cpu::CompileOptions co;
   co.threads = 1;
-  co.time_tactics = false;
   auto program = cpu::Compile(opt, co);
   ASSERT_TRUE(program.ok()) << program.status().ToString();
   std::string steps;
@@ -270,7 +269,6 @@ TEST(Int8MatMul, LinearLayersAgainstTheFakeQuantizedReference) {
   ASSERT_EQ(marked, 2) << opt->ToString();
   cpu::CompileOptions co;
   co.threads = 1;
-  co.time_tactics = false;
   auto program = cpu::Compile(opt, co);
   ASSERT_TRUE(program.ok()) << program.status().ToString();
   int int8_steps = 0;

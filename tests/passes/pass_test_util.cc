@@ -104,7 +104,6 @@ namespace {
 cpu::CompileOptions MakeCompileOptions() {
   cpu::CompileOptions o;
   o.threads = 1;
-  o.time_tactics = false;
   return o;
 }
 

@@ -18,7 +18,7 @@
 #include "passes/pass_test_util.h"
 #include "plan/plan_format.h"
 #include "plan/plan_test_util.h"
-#include "plan/plan_writer.h"
+#include "builder/plan_writer.h"
 
 namespace kiln::testing {
 namespace {

@@ -6,7 +6,7 @@
 #include "api/model.h"
 #include "api/optimize.h"
 #include "plan/plan_format.h"
-#include "plan/plan_writer.h"
+#include "builder/plan_writer.h"
 
 namespace kiln::testing {
 

@@ -1,4 +1,4 @@
-// Batch-parallel execution (src/api/batch_parallel.h): a graph that keeps samples apart runs
+// Batch-parallel execution (src/runtime/batch_parallel.h): a graph that keeps samples apart runs
 // as per-thread slices with the reference's results, through plans and bound outputs; a
 // graph that mixes samples (along axis 0, by a batch-shaped constant, ...) is never sliced
 // and says why.
@@ -69,9 +69,9 @@ TEST(BatchParallel, SeparableGraphRunsInSlicesWithTheReferenceResults) {
   const std::vector<float> x = Values(kBatch * 3 * 10 * 10, 7);
   Cnn m;
   m.Finish(m.features);
-  auto sliced = Engine::Build(m.net, Options("on"));
-  auto whole = Engine::Build(m.net, Options("off"));
-  auto ref = Engine::Build(m.net, Options("off", "ref"));
+  auto sliced = BuildFromNetwork(m.net, Options("on"));
+  auto whole = BuildFromNetwork(m.net, Options("off"));
+  auto ref = BuildFromNetwork(m.net, Options("off", "ref"));
   ASSERT_TRUE(sliced.ok() && whole.ok() && ref.ok()) << sliced.status().ToString();
   EXPECT_NE(EngineBackendSummary(**sliced).find("batch-parallel: 6 slices of 1 on 2 threads"), std::string::npos)
       << EngineBackendSummary(**sliced) << " / " << EngineBatchNote(**sliced);
@@ -82,10 +82,10 @@ TEST(BatchParallel, SeparableGraphRunsInSlicesWithTheReferenceResults) {
 
   // A plan records the schedule; loading it runs the same slices (bit-identical results).
   const std::string path = ::testing::TempDir() + "/batch_parallel_test.plan";
-  ASSERT_TRUE((*sliced)->Save(path).ok());
+  ASSERT_TRUE(SavePlan(**sliced, path).ok());
   BuildOptions lo;
   lo.threads = 2;
-  auto loaded = Engine::Load(path, lo);
+  auto loaded = LoadOrBuild(path, lo);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_NE(EngineBackendSummary(**loaded).find("batch-parallel"), std::string::npos) << EngineBackendSummary(**loaded);
   const HostTensor z = Infer(**loaded, x);
@@ -93,7 +93,7 @@ TEST(BatchParallel, SeparableGraphRunsInSlicesWithTheReferenceResults) {
   EXPECT_EQ(std::memcmp(z.data(), y.data(), y.nbytes()), 0);
   // ... unless told not to, or given one thread: then the whole batch runs at once.
   lo.batch_parallel = "off";
-  auto off = Engine::Load(path, lo);
+  auto off = LoadOrBuild(path, lo);
   ASSERT_TRUE(off.ok());
   EXPECT_EQ(EngineBackendSummary(**off).find("batch-parallel"), std::string::npos);
   ExpectNear(Infer(**off, x), y, 1e-5f);
@@ -116,8 +116,8 @@ TEST(BatchParallel, AutoTimesBothSchedulesAndStaysCorrect) {
   const std::vector<float> x = Values(kBatch * 3 * 10 * 10, 8);
   Cnn m;
   m.Finish(m.features);
-  auto a = Engine::Build(m.net, Options("auto"));
-  auto ref = Engine::Build(m.net, Options("off", "ref"));
+  auto a = BuildFromNetwork(m.net, Options("auto"));
+  auto ref = BuildFromNetwork(m.net, Options("off", "ref"));
   ASSERT_TRUE(a.ok() && ref.ok());
   // Which schedule wins depends on the machine; either way it says what it measured.
   EXPECT_FALSE(EngineBatchNote(**a).empty());
@@ -160,8 +160,8 @@ TEST(BatchParallel, GraphsThatMixSamplesAreNeverSliced) {
     Cnn m;
     m.Finish(c.head(m.net, m.features));
     ASSERT_TRUE(m.net.status().ok()) << m.net.status().ToString();
-    auto on = Engine::Build(m.net, Options("on"));
-    auto ref = Engine::Build(m.net, Options("off", "ref"));
+    auto on = BuildFromNetwork(m.net, Options("on"));
+    auto ref = BuildFromNetwork(m.net, Options("off", "ref"));
     ASSERT_TRUE(on.ok() && ref.ok()) << on.status().ToString();
     EXPECT_EQ(EngineBackendSummary(**on).find("batch-parallel"), std::string::npos) << EngineBackendSummary(**on);
     const std::string note = EngineBatchNote(**on);
@@ -180,19 +180,19 @@ TEST(BatchParallel, DynamicBatchProfilesRunInSlices) {
   o.threads = 2;
   o.batch_parallel = "on";
   o.profiles = {{{"input", ShapeRange{{1, 3, 10, 10}, {4, 3, 10, 10}, {7, 3, 10, 10}}}}};
-  auto dyn = Engine::Build(m.net, o);
+  auto dyn = BuildFromNetwork(m.net, o);
   BuildOptions ro = Options("off", "ref");
   ro.input_shapes.clear();
   ro.profiles = o.profiles;
-  auto ref = Engine::Build(m.net, ro);
+  auto ref = BuildFromNetwork(m.net, ro);
   ASSERT_TRUE(dyn.ok() && ref.ok()) << dyn.status().ToString();
   EXPECT_NE(EngineBackendSummary(**dyn).find("batch-parallel: slices of 1 for batches > 1"), std::string::npos)
       << EngineBackendSummary(**dyn) << " / " << EngineBatchNote(**dyn);
   const std::string path = ::testing::TempDir() + "/batch_parallel_dyn.plan";
-  ASSERT_TRUE((*dyn)->Save(path).ok());
+  ASSERT_TRUE(SavePlan(**dyn, path).ok());
   BuildOptions lo;
   lo.threads = 2;
-  auto loaded = Engine::Load(path, lo);
+  auto loaded = LoadOrBuild(path, lo);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_NE(EngineBackendSummary(**loaded).find("batch-parallel"), std::string::npos) << EngineBackendSummary(**loaded);
   std::remove(path.c_str());
@@ -217,7 +217,7 @@ TEST(BatchParallel, DynamicBatchProfilesRunInSlices) {
 TEST(BatchParallel, UnknownModeIsAClearError) {
   Cnn m;
   m.Finish(m.features);
-  auto e = Engine::Build(m.net, Options("sometimes"));
+  auto e = BuildFromNetwork(m.net, Options("sometimes"));
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("batch_parallel 'sometimes'"), std::string::npos) << e.status().message();
 }

@@ -42,7 +42,7 @@
 #include "builder/memory_planner.h"
 #include "passes/pass_test_util.h"
 #include "plan/plan_reader.h"
-#include "plan/plan_writer.h"
+#include "builder/plan_writer.h"
 #include "kiln/kiln.h"
 #include "kiln/network.h"
 
@@ -257,8 +257,8 @@ std::shared_ptr<const Engine> ExpectMatchesReference(const NetworkDefinition& ne
   BuildOptions ref_opts;
   ref_opts.backend = "ref";
   ref_opts.optimize = false;
-  auto cpu = Engine::Build(net, cpu_opts);
-  auto ref = Engine::Build(net, ref_opts);
+  auto cpu = BuildFromNetwork(net, cpu_opts);
+  auto ref = BuildFromNetwork(net, ref_opts);
   if (!cpu.ok() || !ref.ok()) {
     ADD_FAILURE() << what << ": build failed: cpu " << cpu.status().ToString() << "; ref " << ref.status().ToString();
     return nullptr;
@@ -1559,7 +1559,7 @@ TEST(CpuBackend, KilnDepthwiseTacticInAnEngine) {
     ASSERT_EQ(a.shape(), w.shape());
     for (int64_t i = 0; i < a.numel(); ++i) ASSERT_NEAR(a.data_as<float>()[i], w.data_as<float>()[i], 1e-4) << "ch " << ch << " at " << i;
     const std::string path = ::testing::TempDir() + "/kiln_dw.plan";
-    ASSERT_TRUE((*engine)->Save(path).ok());
+    ASSERT_TRUE(kiln::SavePlan(**engine, path).ok());
     auto loaded = Engine::Load(path);
     ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
     EXPECT_NE(EngineBackendSummary(**loaded).find("2 kiln:dw_nhwc"), std::string::npos) << EngineBackendSummary(**loaded);
@@ -1622,7 +1622,7 @@ TEST(CpuBackend, PlanStoresWeightsInTheirKernelLayouts) {
   EXPECT_EQ(Compare(a, want->begin()->second, wino ? kWinogradTol : kTol), "");
 
   const std::string path = ::testing::TempDir() + "/kernel_layouts.plan";
-  ASSERT_TRUE((*engine)->Save(path).ok());
+  ASSERT_TRUE(kiln::SavePlan(**engine, path).ok());
   std::string bytes;
   {
     std::ifstream f(path, std::ios::binary);
@@ -1644,7 +1644,7 @@ TEST(CpuBackend, PlanStoresWeightsInTheirKernelLayouts) {
 
   BuildOptions on_ref;
   on_ref.backend = "ref";
-  auto ref_loaded = Engine::Load(path, on_ref);
+  auto ref_loaded = LoadOrBuild(path, on_ref);
   ASSERT_TRUE(ref_loaded.ok()) << ref_loaded.status().ToString();
   auto ref_out = (*ref_loaded)->Infer(in);
   ASSERT_TRUE(ref_out.ok());

@@ -13,7 +13,7 @@
 #include "api/optimize.h"
 #include "api/tensor_io.h"
 #include "builder/memory_planner.h"
-#include "plan/plan_writer.h"
+#include "builder/plan_writer.h"
 #include "kiln/kiln.h"
 
 namespace kiln {
@@ -41,7 +41,7 @@ TEST(Engine, BuildsFromOnnxAndMatchesPyTorch) {
   TinyCnn d = LoadTinyCnnData();
   BuildOptions opts;
   opts.input_shapes = {{"input", d.shape}};
-  auto engine = Engine::Load(kModel, opts);
+  auto engine = LoadOrBuild(kModel, opts);
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   ASSERT_EQ((*engine)->inputs().size(), 1u);
   ASSERT_EQ((*engine)->outputs().size(), 1u);
@@ -55,7 +55,7 @@ TEST(Engine, BuildsFromOnnxAndMatchesPyTorch) {
 
 TEST(Engine, BindingErrorsNameTheInput) {
   TinyCnn d = LoadTinyCnnData();
-  auto engine = Engine::BuildFromOnnx(kModel);
+  auto engine = BuildFromOnnx(kModel);
   ASSERT_TRUE(engine.ok());
   const std::string in_name = (*engine)->inputs()[0].name;
   auto ctx = (*engine)->CreateContext();
@@ -83,10 +83,10 @@ TEST(Engine, LoadsAPlanAndMatchesTheOnnxEngineBitExactly) {
   TinyCnn d = LoadTinyCnnData();
   BuildOptions opts;
   opts.input_shapes = {{"input", d.shape}};
-  auto from_onnx = Engine::Load(kModel, opts);
+  auto from_onnx = LoadOrBuild(kModel, opts);
   ASSERT_TRUE(from_onnx.ok()) << from_onnx.status().ToString();
   const std::string path = ::testing::TempDir() + "/engine_test_tiny_cnn.plan";
-  ASSERT_TRUE((*from_onnx)->Save(path).ok());
+  ASSERT_TRUE(SavePlan(**from_onnx, path).ok());
   auto from_plan = Engine::Load(path);
   ASSERT_TRUE(from_plan.ok()) << from_plan.status().ToString();
   const std::string in_name = (*from_plan)->inputs()[0].name, out_name = (*from_plan)->outputs()[0].name;
@@ -102,7 +102,7 @@ TEST(Engine, ManyThreadsShareOneEngine) {
   TinyCnn d = LoadTinyCnnData();
   BuildOptions opts;
   opts.input_shapes = {{"input", d.shape}};
-  auto engine = Engine::Load(kModel, opts);
+  auto engine = LoadOrBuild(kModel, opts);
   ASSERT_TRUE(engine.ok());
   std::shared_ptr<const Engine> e = *engine;
   const std::string in_name = e->inputs()[0].name;
@@ -181,13 +181,13 @@ TEST(Engine, Bf16StaysCloseToFp32AndFp16IsAClearError) {
   BuildOptions opts;
   opts.input_shapes = {{"input", d.shape}};
   opts.precision = "fp16";
-  auto fp16 = Engine::Load(kModel, opts);
+  auto fp16 = LoadOrBuild(kModel, opts);
   ASSERT_FALSE(fp16.ok());
   EXPECT_NE(fp16.status().message().find("fp16"), std::string::npos) << fp16.status().ToString();
   opts.precision = "int3";
-  EXPECT_NE(Engine::Load(kModel, opts).status().message().find("unknown precision 'int3'"), std::string::npos);
+  EXPECT_NE(LoadOrBuild(kModel, opts).status().message().find("unknown precision 'int3'"), std::string::npos);
   opts.precision = "bf16";
-  auto engine = Engine::Load(kModel, opts);
+  auto engine = LoadOrBuild(kModel, opts);
   if (!engine.ok()) {
     EXPECT_NE(engine.status().message().find("AVX512-BF16"), std::string::npos) << engine.status().ToString();
     GTEST_SKIP() << "this CPU has no BF16: " << engine.status().ToString();
@@ -199,7 +199,7 @@ TEST(Engine, Bf16StaysCloseToFp32AndFp16IsAClearError) {
   ASSERT_EQ(t.numel(), static_cast<int64_t>(d.expected.size()));
   for (int64_t i = 0; i < t.numel(); ++i) EXPECT_NEAR(t.data_as<float>()[i], d.expected[static_cast<size_t>(i)], 2e-2) << i;
   const std::string path = ::testing::TempDir() + "/engine_test_bf16.plan";
-  ASSERT_TRUE((*engine)->Save(path).ok());
+  ASSERT_TRUE(SavePlan(**engine, path).ok());
   auto loaded = Engine::Load(path);  // no precision given: the plan's per-layer precision holds
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   auto out2 = (*loaded)->Infer({{in, HostTensor::Wrap(d.input.data(), d.shape)}});
@@ -225,11 +225,11 @@ TEST(Engine, ShapeProfileServesEveryBatchInRange) {
   opt[0] = 4;
   hi[0] = 8;
   opts.profiles = {{{"input", ShapeRange{lo, opt, hi}}}};
-  auto engine = Engine::Load(kModel, opts);
+  auto engine = LoadOrBuild(kModel, opts);
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   EXPECT_EQ((*engine)->inputs()[0].shape[0], -1);
   const std::string path = ::testing::TempDir() + "/engine_test_dynamic.plan";
-  ASSERT_TRUE((*engine)->Save(path).ok());
+  ASSERT_TRUE(SavePlan(**engine, path).ok());
   auto loaded = Engine::Load(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   std::remove(path.c_str());
@@ -259,7 +259,7 @@ TEST(Engine, ShapeProfileServesEveryBatchInRange) {
   EXPECT_NE(bad.status().message().find("[1..8,3,32,32]"), std::string::npos) << bad.status().ToString();
   // A malformed profile is refused at build, naming it.
   opts.profiles = {{{"input", ShapeRange{hi, opt, lo}}}};
-  auto wrong = Engine::Load(kModel, opts);
+  auto wrong = LoadOrBuild(kModel, opts);
   ASSERT_FALSE(wrong.ok());
   EXPECT_NE(wrong.status().message().find("min <= opt <= max"), std::string::npos) << wrong.status().ToString();
 }
@@ -279,7 +279,7 @@ TEST(Engine, BoundOutputBuffersAreWrittenInPlace) {
     BuildOptions opts;
     opts.input_shapes = {{"input", d.shape}};
     opts.backend = backend;
-    auto engine = Engine::Load(kModel, opts);
+    auto engine = LoadOrBuild(kModel, opts);
     ASSERT_TRUE(engine.ok()) << engine.status().ToString();
     const TensorInfo& out = (*engine)->outputs()[0];
     auto ctx = (*engine)->CreateContext();
@@ -325,10 +325,10 @@ TEST(Engine, PlanWithPackedWeightsRunsOnEveryBackend) {
   TinyCnn d = LoadTinyCnnData();
   BuildOptions opts;
   opts.input_shapes = {{"input", d.shape}};
-  auto built = Engine::Load(kModel, opts);
+  auto built = LoadOrBuild(kModel, opts);
   ASSERT_TRUE(built.ok()) << built.status().ToString();
   const std::string path = ::testing::TempDir() + "/engine_test_packed.plan";
-  ASSERT_TRUE((*built)->Save(path).ok());
+  ASSERT_TRUE(SavePlan(**built, path).ok());
   {
     std::ifstream f(path, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -340,7 +340,7 @@ TEST(Engine, PlanWithPackedWeightsRunsOnEveryBackend) {
   for (const char* backend : {"cpu", "ref"}) {
     BuildOptions lo;
     lo.backend = backend;
-    auto loaded = Engine::Load(path, lo);
+    auto loaded = LoadOrBuild(path, lo);
     ASSERT_TRUE(loaded.ok()) << backend << ": " << loaded.status().ToString();
     auto got = (*loaded)->Infer({{in, HostTensor::Wrap(d.input.data(), d.shape)}});
     ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -390,7 +390,7 @@ TEST(Engine, MalformedPackedWeightsDescriptorsAreRejected) {
   TinyCnn d = LoadTinyCnnData();
   BuildOptions opts;
   opts.input_shapes = {{"input", d.shape}};
-  auto engine = Engine::Load(kModel, opts);
+  auto engine = LoadOrBuild(kModel, opts);
   ASSERT_TRUE(engine.ok());
   const auto packed = cpu::PackedWeightList(*EngineCpuProgram(**engine));
   ASSERT_FALSE(packed.empty());

@@ -34,7 +34,7 @@ TEST(EngineThreads, EightContextsManyInferences) {
   const std::vector<int64_t> shape = image->dims();
   BuildOptions opts;
   opts.input_shapes = {{"input", shape}};
-  auto loaded = Engine::Load(std::string(KILN_SOURCE_DIR) + "/models/tiny_cnn.onnx", opts);
+  auto loaded = LoadOrBuild(std::string(KILN_SOURCE_DIR) + "/models/tiny_cnn.onnx", opts);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   const std::shared_ptr<const Engine> engine = *loaded;
   const std::string in_name = engine->inputs().at(0).name;

@@ -37,7 +37,7 @@ Run BuildAndRun(const NetworkDefinition& net, const std::map<std::string, std::p
                 const std::string& out = "y", bool optimize = true) {
   BuildOptions opts;
   opts.optimize = optimize;
-  auto engine = Engine::Build(net, opts);
+  auto engine = BuildFromNetwork(net, opts);
   EXPECT_TRUE(engine.ok()) << engine.status().ToString();
   if (!engine.ok()) return {};
   std::map<std::string, HostTensor> in;
@@ -386,7 +386,7 @@ TEST(Network, DynamicBatchIsFixedAtBuild) {
   EXPECT_EQ(info->shape, (std::vector<int64_t>{-1, 2}));
   BuildOptions opts;
   opts.input_shapes = {{"x", {3, 4}}};
-  auto engine = Engine::Build(net, opts);
+  auto engine = BuildFromNetwork(net, opts);
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   EXPECT_EQ((*engine)->outputs()[0].shape, (std::vector<int64_t>{3, 2}));
 }
@@ -407,7 +407,7 @@ TEST(NetworkErrors, MismatchedWeightsNameTheLayer) {
   EXPECT_FALSE(r.valid());
   EXPECT_FALSE(net.MarkOutput(r, "y").ok());
   EXPECT_EQ(net.status().message(), want);
-  auto engine = Engine::Build(net);
+  auto engine = BuildFromNetwork(net);
   ASSERT_FALSE(engine.ok());
   EXPECT_EQ(engine.status().message(), want);
 
@@ -447,7 +447,7 @@ TEST(NetworkErrors, OutputsMustBeMarked) {
   auto x = net.AddInput("x", DataType::kFloat32, {1, 4});
   net.AddActivation(x, ActivationType::kRelu, "relu");
   ASSERT_TRUE(net.status().ok());
-  auto engine = Engine::Build(net);
+  auto engine = BuildFromNetwork(net);
   ASSERT_FALSE(engine.ok());
   EXPECT_EQ(engine.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(engine.status().message().find("MarkOutput"), std::string::npos);
@@ -536,17 +536,17 @@ TEST(Network, BuildSaveLoadGivesTheSameOutputs) {
   std::remove(cache.c_str());
   BuildOptions cached;
   cached.timing_cache = cache;
-  auto built = Engine::Build(net, cached);
+  auto built = BuildFromNetwork(net, cached);
   BuildOptions no_opt;
   no_opt.optimize = false;
-  auto unoptimized = Engine::Build(net, no_opt);
+  auto unoptimized = BuildFromNetwork(net, no_opt);
   ASSERT_TRUE(built.ok()) << built.status().ToString();
   ASSERT_TRUE(unoptimized.ok()) << unoptimized.status().ToString();
   ASSERT_EQ((*built)->outputs().size(), 2u);
   EXPECT_EQ((*built)->outputs()[0].name, "probs");
   EXPECT_EQ((*built)->outputs()[1].name, "logits");
   const std::string path = ::testing::TempDir() + "/network_test.plan";
-  ASSERT_TRUE((*built)->Save(path).ok());
+  ASSERT_TRUE(SavePlan(**built, path).ok());
   auto loaded = Engine::Load(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   std::remove(path.c_str());
@@ -565,7 +565,7 @@ TEST(Network, BuildSaveLoadGivesTheSameOutputs) {
       EXPECT_NEAR(ta.data_as<float>()[i], tu.data_as<float>()[i], 1e-5) << name << " " << i;
   }
   // Building does not change the network: a second build (same timings) gives the same outputs.
-  auto again = Engine::Build(net, cached);
+  auto again = BuildFromNetwork(net, cached);
   std::remove(cache.c_str());
   ASSERT_TRUE(again.ok());
   auto c = (*again)->Infer(in);

@@ -58,7 +58,6 @@ TEST(Partition, IslandsAreConvexAndHostLayersNamed) {
   ASSERT_TRUE(OptimizeGraph(g).ok());
   cpu::CompileOptions co;
   co.threads = 1;
-  co.time_tactics = false;
   auto part = cpu::CompilePartitioned(g, co);
   ASSERT_TRUE(part.ok()) << part.status().ToString();
   ASSERT_EQ(part->islands.size(), 2u);
@@ -116,8 +115,8 @@ TEST(Partition, EngineMatchesTheReferenceAndSaysWhatFallsBack) {
 
   // A plan keeps the islands' kernel choices and weights; its engine computes the same bits.
   const std::string plan = ::testing::TempDir() + "/partition_" + std::to_string(getpid()) + ".plan";
-  ASSERT_TRUE((*cpu_engine)->Save(plan).ok());
-  auto loaded = Engine::Load(plan, cpu_opts);
+  ASSERT_TRUE(SavePlan(**cpu_engine, plan).ok());
+  auto loaded = LoadOrBuild(plan, cpu_opts);
   std::remove(plan.c_str());
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_NE(EngineBackendSummary(**loaded).find("in 2 CPU island(s)"), std::string::npos);

@@ -259,7 +259,7 @@ int Bench(const BenchArgs& a) {
   StatusOr<std::shared_ptr<const Engine>> engine = Status::OK();
   const bool is_plan = IsPlanFile(a.model);
   if (is_plan) {
-    engine = Engine::Load(a.model, options);
+    engine = LoadOrBuild(a.model, options);
   } else {
     auto model = LoadOnnxModel(a.model);
     if (!model.ok()) return fail(model.status().message());

@@ -15,7 +15,7 @@
 #include "api/optimize.h"
 #include "builder/memory_planner.h"
 #include "plan/plan_reader.h"
-#include "plan/plan_writer.h"
+#include "builder/plan_writer.h"
 #include "tools/cli/calib_data.h"
 #include "tools/cli/commands.h"
 
@@ -227,7 +227,7 @@ int Build(const BuildArgs& a) {
   progress.End();
   WarnSlowPaths(**engine, a.model);
   progress.Begin("write " + a.output);
-  if (Status st = (*engine)->Save(a.output); !st.ok()) return fail(st.message());
+  if (Status st = kiln::SavePlan(**engine, a.output); !st.ok()) return fail(st.message());
   // Load it back with the runtime's checks: a plan the runtime would refuse is a build bug,
   // and must not be left behind for someone to deploy.
   auto loaded = LoadPlan(a.output);

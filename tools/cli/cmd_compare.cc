@@ -182,9 +182,9 @@ int Compare(const CompareArgs& a) {
   auto shapes = ParseShapeSpecs(a.shapes);
   if (!shapes.ok()) return fail(shapes.status().message());
   options.input_shapes = *shapes;
-  auto ea = Engine::Load(a.a, options);
+  auto ea = LoadOrBuild(a.a, options);
   if (!ea.ok()) return fail(ea.status().message());
-  auto eb = Engine::Load(a.b, options);
+  auto eb = LoadOrBuild(a.b, options);
   if (!eb.ok()) return fail(eb.status().message());
   std::vector<CalibrationInput> inputs;
   for (const TensorInfo& t : (*ea)->inputs()) {

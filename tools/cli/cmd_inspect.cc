@@ -270,7 +270,7 @@ int InspectPlan(const InspectArgs& a) {
       [&]() {
         BuildOptions bo;
         bo.threads = a.threads;
-        return Engine::Load(a.model, bo);
+        return LoadOrBuild(a.model, bo);
       },
       [&](int kernels) {
         std::printf("%s\n  kiln plan, format %u (built by kiln %s), backend %s, CPU features needed: %s%s\n",

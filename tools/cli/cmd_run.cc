@@ -114,7 +114,7 @@ int Run(const RunArgs& a) {
     po.precision = a.precision;
     po.batch_parallel = a.batch_parallel.empty() ? "auto" : a.batch_parallel;
     po.strict = a.strict;
-    plan_engine = Engine::Load(a.model, po);
+    plan_engine = LoadOrBuild(a.model, po);
     if (!plan_engine.ok()) {
       std::cerr << "error: " << plan_engine.status().message() << "\n";
       return 1;
@@ -172,7 +172,7 @@ int Run(const RunArgs& a) {
       for (size_t i = 0; i < inputs->size(); ++i)
         if ((*inputs)[i].is_tensor() && g.value(g.inputs()[i]).type.is_tensor())
           options.input_shapes[g.value(g.inputs()[i]).name] = (*inputs)[i].tensor.dims();
-    auto engine = have_plan_engine ? plan_engine : is_plan ? Engine::Load(a.model, options) : BuildEngineFromGraph(graph, options);
+    auto engine = have_plan_engine ? plan_engine : is_plan ? LoadOrBuild(a.model, options) : BuildEngineFromGraph(graph, options);
     if (!engine.ok()) {
       std::cerr << "error: " << a.model << ": " << engine.status().message() << "\n";
       return 1;

@@ -176,7 +176,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelManager::LoadVersion(const ModelFil
   }
   std::error_code ec;
   if (!cache_path.empty() && fs::is_regular_file(cache_path, ec)) {
-    StatusOr<std::shared_ptr<const Engine>> e = Engine::Load(cache_path, bo);
+    StatusOr<std::shared_ptr<const Engine>> e = LoadOrBuild(cache_path, bo);
     if (e.ok()) {
       mv->engine = *e;
       mv->platform = "onnx (cached plan)";
@@ -186,7 +186,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelManager::LoadVersion(const ModelFil
     }
   }
   if (!mv->engine) {
-    StatusOr<std::shared_ptr<const Engine>> e = Engine::Load(vf.model_path, bo);
+    StatusOr<std::shared_ptr<const Engine>> e = LoadOrBuild(vf.model_path, bo);
     if (!e.ok()) return e.status().WithPrefix(what);
     mv->engine = *e;
     if (!cache_path.empty()) {
@@ -195,7 +195,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelManager::LoadVersion(const ModelFil
       // Older plans of this version (another config, kiln or CPU) go.
       for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
         if (it->path().filename().string().rfind("model-", 0) == 0) fs::remove(it->path(), ec);
-      Status s = mv->engine->Save(cache_path);
+      Status s = kiln::SavePlan(*mv->engine, cache_path);
       if (!s.ok()) std::cerr << fmt::format("kiln serve: {}: plan not cached: {}\n", what, s.message());
     }
   }

@@ -4,7 +4,7 @@
 // from one activation arena per context.
 //
 // Lifecycle (DESIGN.md): Compile() picks each layer's implementation and tactic (timing
-// the candidates on the real shapes), reorders weights into the primitive's layout and
+// the candidates on the real shapes when the builder gives it a timer), reorders weights into the primitive's layout and
 // plans the arena — once per engine. A Context binds an arena and oneDNN memory handles
 // once; Run() is the hot path: no allocation for fast layers, no map lookups.
 //
@@ -19,25 +19,17 @@
 #include <vector>
 
 #include "base/status.h"
+#include "base/tactic_timer.h"
 #include "ir/graph.h"
 #include "ir/tensor.h"
 
 namespace kiln::cpu {
 
-// Measured tactic times, keyed by the layer's problem (op, shapes, parameters, candidate):
-// reused across builds so that kernel choice is reproducible (`kiln build --timing-cache`).
-struct TimingCache {
-  std::map<std::string, double> ms;
-  bool changed = false;
-  // A text file of "<ms> <key>" lines; a missing file is an empty cache.
-  static StatusOr<TimingCache> Load(const std::string& path);
-  Status Save(const std::string& path) const;  // atomically (temp file + rename)
-};
-
 struct CompileOptions {
   int threads = 0;          // OpenMP threads for this engine's layers; 0 = all cores
-  bool time_tactics = true;  // time the candidate implementations of each layer
-  TimingCache* timing_cache = nullptr;  // read and extended when set
+  // Times the candidate implementations of each layer (the builder's; base/tactic_timer.h).
+  // Null: no timing — a plan's recorded tactic, else oneDNN's own choice.
+  TacticTimer* timer = nullptr;
   // "fp32", or "bf16": convolutions, matmuls and pooling in BF16 with FP32 accumulation
   // (activations between them stay BF16); normalizations, softmax and everything on the
   // reference kernels stay FP32. A node's "kiln.precision" attribute (from a plan) wins.

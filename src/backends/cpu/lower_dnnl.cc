@@ -222,18 +222,6 @@ std::optional<std::vector<DwActivation>> DwActivations(const std::vector<PostOp>
   return out;
 }
 
-// Median of a few runs of `run` after a warm-up, in ms.
-double MedianRunMs(const std::function<void()>& run) {
-  std::vector<double> ms;
-  for (int i = 0; i < 6; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    run();
-    if (i > 0) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
 }  // namespace
 
 StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
@@ -386,7 +374,7 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   };
   dnnl::algorithm best_alg = dnnl::algorithm::convolution_direct;
   // Timings are keyed by the layer's problem and the candidate (the timing cache).
-  auto timed = [&](const char* name, const std::function<double()>& measure) {
+  auto timed = [&](const char* name, const std::function<std::function<void()>()>& prepare) {
     std::ostringstream key;
     key << "conv " << name << " x" << DimsToString(x_dims) << " w" << DimsToString(w.dims()) << " g" << group
         << " s" << DimsToString(std::vector<int64_t>(strides.begin(), strides.end())) << " p"
@@ -394,14 +382,14 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
         << DimsToString(std::vector<int64_t>(pr.begin(), pr.end())) << " d"
         << DimsToString(std::vector<int64_t>(dil.begin(), dil.end())) << " post" << attr.get_post_ops().len()
         << " t" << c.program().threads << (bf16 ? " bf16" : "") << (q8 ? (q8->out ? " int8>int8" : " int8") : "");
-    return c.CachedTiming(key.str(), measure);
+    return c.TimeTactic(key.str(), prepare);
   };
   // kiln's own depthwise kernel competes for depthwise layers whose epilogue it can apply
   // (not for a plan's layers without a recorded tactic: those keep oneDNN's, untimed).
   const bool from_plan = node.attrs.has("kiln.precision");
   std::optional<std::vector<DwActivation>> dw_acts;
   if (!bf16 && !q8 && spatial == 2 && group > 1 && group == oc && icg == 1 && oc == x_dims[1] && residual == kNoValue &&
-      split_axis < 0 && (forced == "kiln_dw" || (forced.empty() && !from_plan && c.options().time_tactics)))
+      split_axis < 0 && (forced == "kiln_dw" || (forced.empty() && !from_plan && c.timing())))
     dw_acts = DwActivations(*ops);
   const bool kiln_dw_candidate = dw_acts.has_value();
   // A plan's "kiln_dw" still gets oneDNN's direct kernel ready, for a CPU without AVX2.
@@ -418,8 +406,8 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     std::optional<dnnl::convolution_forward::primitive_desc> pd = pd_value;
     ++viable;
     double ms = 0;
-    if (c.options().time_tactics && forced.empty() && (viable_pds.size() > 1 || kiln_dw_candidate))
-      ms = timed(cand.name, [&] { return c.TimePrimitive(dnnl::convolution_forward(*pd), *pd, timing_args); });
+    if (c.timing() && forced.empty() && (viable_pds.size() > 1 || kiln_dw_candidate))
+      ms = timed(cand.name, [&] { return c.PrimitiveRunner(dnnl::convolution_forward(*pd), *pd, timing_args); });
     if (!best || ms < best_ms) {
       best = pd;
       best_name = cand.name;
@@ -448,8 +436,12 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     if (dw) {
       double ms = 0;
       if (forced.empty()) {
-        std::vector<float> xs(static_cast<size_t>(Numel(x_dims)), 0.0f), ys(static_cast<size_t>(Numel(out_dims)));
-        ms = timed("kiln_dw", [&] { return MedianRunMs([&] { dw->Run(xs.data(), ys.data()); }); });
+        ms = timed("kiln_dw", [&]() -> std::function<void()> {
+          auto xs = std::make_shared<std::vector<float>>(static_cast<size_t>(Numel(x_dims)), 0.0f);
+          auto ys = std::make_shared<std::vector<float>>(static_cast<size_t>(Numel(out_dims)));
+          DepthwiseConv* k = dw.get();
+          return [k, xs, ys] { k->Run(xs->data(), ys->data()); };
+        });
       }
       // Only when clearly faster: a tie goes to oneDNN (timings on this machine are noisy).
       if (!forced.empty() || !best || ms < 0.95 * best_ms) {
@@ -730,11 +722,11 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
       if (IsReferenceImpl(trial->impl_info_str())) continue;
       ++mm_viable;
       double ms = 0;
-      if (forced.empty() && c.options().time_tactics) {
+      if (forced.empty() && c.timing()) {
         std::ostringstream key;
         key << "matmul " << name << " m" << src_dims[0] << " k" << src_dims[1] << " n" << w_dims[1] << " b"
             << !bias_data.empty() << " post" << attr.get_post_ops().len() << " t" << c.program().threads;
-        ms = c.CachedTiming(key.str(), [&] { return c.TimePrimitive(dnnl::matmul(*trial), *trial, timing_args); });
+        ms = c.TimeTactic(key.str(), [&] { return c.PrimitiveRunner(dnnl::matmul(*trial), *trial, timing_args); });
       }
       if (best < 0 || ms < best) {
         best = ms;
@@ -742,7 +734,7 @@ StatusOr<bool> LowerMatMul(Compiler& c, NodeId id) {
         mm_tactic = name;
         mm_tactic_ms = ms;
       }
-      if (!c.options().time_tactics && forced.empty()) break;  // untimed: oneDNN's own choice
+      if (!c.timing() && forced.empty()) break;  // untimed: oneDNN's own choice
     }
   }
   std::optional<dnnl::matmul::primitive_desc> pd;

@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cmath>
 
+#include "base/arena.h"
 #include "base/file.h"
 #include "ir/op_schema.h"
 
@@ -389,18 +390,15 @@ dnnl::memory Compiler::WeightsMemory(const Node& node, const void* data, const d
   return ConstantMemory(data, from, want);
 }
 
-double Compiler::CachedTiming(const std::string& key, const std::function<double()>& measure) {
-  TimingCache* cache = options_.timing_cache;
-  if (cache) {
-    auto hit = cache->ms.find(key);
-    if (hit != cache->ms.end()) return hit->second;
-  }
-  const double ms = measure();
-  if (cache) {
-    cache->ms[key] = ms;
-    cache->changed = true;
-  }
-  return ms;
+double Compiler::TimeTactic(const std::string& key, const std::function<std::function<void()>()>& prepare) {
+  TacticTimer* timer = options_.timer;
+  if (std::optional<double> hit = timer->Lookup(key)) return *hit;
+  const std::function<void()> run = prepare();
+  StatusOr<double> ms = timer->Measure(key, [&] {
+    run();
+    return Status::OK();
+  });
+  return ms.ok() ? *ms : std::numeric_limits<double>::infinity();
 }
 
 dnnl::primitive_desc Compiler::MemoPd(const std::string& key, const std::function<dnnl::primitive_desc()>& make) {
@@ -416,8 +414,8 @@ dnnl::primitive_desc Compiler::MemoPd(const std::string& key, const std::functio
   return pd;
 }
 
-double Compiler::TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
-                               const std::vector<int>& arg_ids) {
+std::function<void()> Compiler::PrimitiveRunner(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
+                                                const std::vector<int>& arg_ids) {
   std::unordered_map<int, dnnl::memory> args;
   for (int a : arg_ids) {
     dnnl::memory::desc md = pd.query_md(dnnl::query::exec_arg_md, a);
@@ -427,23 +425,11 @@ double Compiler::TimePrimitive(const dnnl::primitive& prim, const dnnl::primitiv
   }
   dnnl::memory::desc sp = pd.scratchpad_desc();
   if (sp.get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(sp, p_.engine);
-  dnnl::stream s(p_.engine);
-  // One warm-up run, then up to 5 timed runs within ~50 ms (at least one): a layer of a
-  // megapixel model that takes a second per run is timed once, not six times.
-  std::vector<double> ms;
-  double total = 0;
-  for (int i = 0; i < 6 && (i < 2 || total < 50.0); ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    prim.execute(s, args);
-    s.wait();
-    const double t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (i > 0) {
-      ms.push_back(t);
-      total += t;
-    }
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  auto stream = std::make_shared<dnnl::stream>(p_.engine);
+  return [prim, args = std::move(args), stream] {
+    prim.execute(*stream, args);
+    stream->wait();
+  };
 }
 
 Status Compiler::LowerNode(NodeId id) {
@@ -500,7 +486,7 @@ Status Compiler::Run() {
   return Status::OK();
 }
 
-// Greedy-by-size offsets for the arena roots over their [first write, last read] steps.
+// Arena offsets (base/arena.h) for the roots over their [first write, last read] steps.
 Status Compiler::PlanArena() {
   const int n = static_cast<int>(p_.slots.size());
   const int end = static_cast<int>(p_.kernels.size());
@@ -523,32 +509,10 @@ Status Compiler::PlanArena() {
     if (p_.slots[static_cast<size_t>(s)].alias_of < 0 && p_.slots[static_cast<size_t>(s)].kind == Slot::Kind::kArena &&
         last[static_cast<size_t>(s)] >= 0)
       roots.push_back(s);
-  // An alias may be larger than its root's record (never: views keep the bytes); size by root.
-  std::stable_sort(roots.begin(), roots.end(), [&](int a, int b) {
-    return p_.slots[static_cast<size_t>(a)].bytes > p_.slots[static_cast<size_t>(b)].bytes;
-  });
-  std::vector<int> placed;
-  int64_t arena = 0;
-  for (int s : roots) {
-    Slot& slot = p_.slots[static_cast<size_t>(s)];
-    const int64_t size = (slot.bytes + 63) / 64 * 64;
-    std::vector<std::pair<int64_t, int64_t>> busy;
-    for (int o : placed) {
-      if (last[static_cast<size_t>(o)] < first[static_cast<size_t>(s)] || last[static_cast<size_t>(s)] < first[static_cast<size_t>(o)])
-        continue;
-      const Slot& os = p_.slots[static_cast<size_t>(o)];
-      busy.push_back({os.offset, os.offset + (os.bytes + 63) / 64 * 64});
-    }
-    std::sort(busy.begin(), busy.end());
-    int64_t off = 0;
-    for (const auto& [b, e] : busy) {
-      if (off + size <= b) break;
-      off = std::max(off, e);
-    }
-    slot.offset = off;
-    arena = std::max(arena, off + size);
-    placed.push_back(s);
-  }
+  std::vector<ArenaBlock> blocks;
+  for (int s : roots) blocks.push_back({p_.slots[static_cast<size_t>(s)].bytes, first[static_cast<size_t>(s)], last[static_cast<size_t>(s)]});
+  const int64_t arena = PlaceBlocks(blocks);
+  for (size_t i = 0; i < roots.size(); ++i) p_.slots[static_cast<size_t>(roots[i])].offset = blocks[i].offset;
   p_.arena_bytes = arena;
   return Status::OK();
 }
@@ -579,46 +543,6 @@ Status CheckPrecision(const std::string& precision) {
 std::shared_ptr<const Graph> ProgramGraph(const Program& program) { return program.graph; }
 
 int EffectiveThreads(int threads) { return threads > 0 ? threads : omp_get_num_procs(); }
-
-StatusOr<TimingCache> TimingCache::Load(const std::string& path) {
-  TimingCache c;
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return c;  // a new cache
-  KILN_ASSIGN_OR_RETURN(ReadOnlyFile file, ReadOnlyFile::Open(path, StrCat("timing cache '", path, "'")));
-  KILN_ASSIGN_OR_RETURN(std::string text, file.ReadAll(int64_t{256} << 20));
-  // Save() writes whole lines and renames into place: a last line without its newline means
-  // the file was cut short or is not a cache, and a guess from it could pick a slow kernel.
-  if (!text.empty() && text.back() != '\n')
-    return InvalidArgument(path, ": the timing cache ends in the middle of a line (truncated?); delete it and kiln "
-                                 "measures again");
-  int n = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t eol = text.find('\n', pos);
-    const std::string line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++n;
-    if (line.empty() || line[0] == '#') continue;
-    const size_t sp = line.find(' ');
-    char* end = nullptr;
-    const double ms = sp == std::string::npos ? 0 : std::strtod(line.c_str(), &end);
-    if (sp == std::string::npos || end != line.c_str() + sp || !(ms >= 0) || !std::isfinite(ms) || sp + 1 == line.size())
-      return InvalidArgument(path, ":", n, ": not a timing-cache line (expected '<ms> <key>')");
-    c.ms[line.substr(sp + 1)] = ms;
-  }
-  return c;
-}
-
-Status TimingCache::Save(const std::string& path) const {
-  std::ostringstream text;
-  text << "# kiln timing cache: measured milliseconds per layer problem and kernel candidate\n";
-  for (const auto& [k, v] : ms) text << v << " " << k << "\n";
-  const std::string bytes = text.str();
-  auto out = AtomicFileWriter::Create(path);
-  Status st = out.ok() ? out->Write(bytes.data(), bytes.size()) : out.status();
-  if (st.ok()) st = out->Commit();
-  if (!st.ok()) return Status(StatusCode::kIoError, StrCat("cannot write the timing cache: ", st.message()));
-  return Status::OK();
-}
 
 Status CheckSupported(const Graph& g) {
   for (int n = 0; n < g.num_nodes(); ++n) {

@@ -187,9 +187,12 @@ class Compiler {
   std::optional<dnnl::memory> KernelCopy(const Node& node, const dnnl::memory::desc& want);
   dnnl::memory WeightsMemory(const Node& node, const void* data, const dnnl::memory::desc& from,
                              const dnnl::memory::desc& want);
-  // A tactic's time under `key` (the layer's problem and the candidate): from the timing
-  // cache when it has it, else measure() — recorded in the cache.
-  double CachedTiming(const std::string& key, const std::function<double()>& measure);
+  // Whether the layers' candidates are timed (a builder's timer; never when loading a plan).
+  bool timing() const { return options_.timer != nullptr; }
+  // A tactic's time under `key` (the layer's problem and the candidate): recorded earlier
+  // (this build, a timing cache), else measured by the timer on the runner that prepare()
+  // sets up (only then: a hit allocates nothing). Needs timing().
+  double TimeTactic(const std::string& key, const std::function<std::function<void()>()>& prepare);
   // Primitive descriptors by a key that fully describes the request (kind, descriptors,
   // post-ops): identical layers -- a transformer's repeated blocks, a long elementwise chain --
   // make oneDNN search its implementations once. An empty descriptor when `make` throws (no
@@ -212,8 +215,9 @@ class Compiler {
     return it == step_memo_.end() ? nullptr : &it->second;
   }
   void RememberStep(const std::string& key, StepMemo m) { step_memo_.emplace(key, std::move(m)); }
-  // Times a primitive on scratch buffers (median of a few runs), in ms.
-  double TimePrimitive(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd, const std::vector<int>& arg_ids);
+  // A runner of a primitive on zeroed scratch buffers (for TimeTactic).
+  std::function<void()> PrimitiveRunner(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
+                                        const std::vector<int>& arg_ids);
 
  private:
   int slot_md_plain(int slot);

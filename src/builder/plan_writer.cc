@@ -1,4 +1,4 @@
-#include "plan/plan_writer.h"
+#include "builder/plan_writer.h"
 
 #include "base/file.h"
 

@@ -1,4 +1,4 @@
-#include "api/batch_parallel.h"
+#include "runtime/batch_parallel.h"
 
 #include <set>
 

@@ -1,0 +1,39 @@
+#include "base/arena.h"
+
+#include <gtest/gtest.h>
+
+namespace kiln {
+namespace {
+
+TEST(Arena, BlocksAliveTogetherNeverShareBytes) {
+  std::vector<ArenaBlock> b = {{100, 0, 2}, {4096, 1, 3}, {64, 3, 4}, {5000, 4, 5}, {1, 0, 5}};
+  const int64_t arena = PlaceBlocks(b);
+  for (size_t i = 0; i < b.size(); ++i) {
+    EXPECT_EQ(b[i].offset % kArenaBlockAlignment, 0);
+    EXPECT_LE(b[i].offset + b[i].bytes, arena);
+    for (size_t j = i + 1; j < b.size(); ++j) {
+      const bool together = b[i].first <= b[j].last && b[j].first <= b[i].last;
+      const bool overlap = b[i].offset < b[j].offset + b[j].bytes && b[j].offset < b[i].offset + b[i].bytes;
+      EXPECT_FALSE(together && overlap) << i << " and " << j;
+    }
+  }
+}
+
+TEST(Arena, DisjointLifetimesReuseBytes) {
+  std::vector<ArenaBlock> b = {{1024, 0, 1}, {1024, 2, 3}, {512, 4, 5}};
+  EXPECT_EQ(PlaceBlocks(b), 1024);
+  EXPECT_EQ(b[0].offset, 0);
+  EXPECT_EQ(b[1].offset, 0);
+  EXPECT_EQ(b[2].offset, 0);
+}
+
+TEST(Arena, BiggestFirstThenLowestFreeOffset) {
+  std::vector<ArenaBlock> b = {{64, 0, 1}, {128, 0, 1}, {1, 1, 2}};
+  EXPECT_EQ(PlaceBlocks(b), 256);
+  EXPECT_EQ(b[1].offset, 0);    // biggest first
+  EXPECT_EQ(b[0].offset, 128);  // after it
+  EXPECT_EQ(b[2].offset, 192);  // alive with both
+}
+
+}  // namespace
+}  // namespace kiln
