@@ -15,6 +15,7 @@
 #include "base/checked_math.h"
 #include "ir/infer.h"
 #include "ir/op_schema.h"
+#include "runtime/engine_impl.h"  // ToDType
 
 namespace kiln {
 
@@ -36,7 +37,6 @@ namespace {
 
 std::atomic<uint64_t> g_next_network_id{1};
 
-DType ToDType(DataType t) { return static_cast<DType>(static_cast<int>(t)); }
 
 bool IsPublicDType(DataType t) {
   switch (t) {
@@ -53,22 +53,6 @@ std::string DimsText(const std::vector<int64_t>& dims) {
   std::string s;
   for (size_t i = 0; i < dims.size(); ++i) s += (i ? "x" : "") + std::to_string(dims[i]);
   return s;
-}
-
-// Runs one node's type inference (the op schema's rule) and stores its output types.
-Status InferNode(Graph& g, NodeId id) {
-  const Node& n = g.node(id);
-  const OpSchema* schema = OpRegistry::Global().Find(n.domain, n.op_type);
-  if (schema == nullptr || schema->infer == nullptr) return Internal("no schema for op '", n.op_type, "'");
-  InferenceContext ctx(g, n, id, nullptr);
-  KILN_RETURN_IF_ERROR(schema->infer(ctx));
-  for (size_t o = 0; o < n.outputs.size(); ++o) {
-    const TypeInfo& t = ctx.output_type(static_cast<int>(o));
-    if (n.outputs[o] == kNoValue) continue;
-    if (t.dtype == DType::kUndefined) return Internal("op '", n.op_type, "' gave output ", o, " no type");
-    g.value(n.outputs[o]).type = t;
-  }
-  return Status::OK();
 }
 
 }  // namespace
@@ -184,7 +168,7 @@ class LayerBuilder {
     node.outputs = {out};
     node.attrs = std::move(attrs);
     KILN_ASSIGN_OR_RETURN(NodeId id, net_.graph.AddNode(std::move(node)));
-    Status st = InferNode(net_.graph, id);
+    Status st = InferNodeTypes(net_.graph, id);
     if (!st.ok()) {
       net_.graph.RemoveNode(id);
       return st.WithPrefix(op);

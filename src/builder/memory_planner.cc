@@ -13,11 +13,7 @@ namespace kiln {
 
 namespace {
 
-bool IsView(const Node& n) {
-  return n.domain.empty() && !n.attrs.has(kEpilogueAttr) &&
-         (n.op_type == "Reshape" || n.op_type == "Flatten" || n.op_type == "Squeeze" || n.op_type == "Unsqueeze" ||
-          n.op_type == "Identity");
-}
+bool IsView(const Node& n) { return IsViewNode(n); }
 
 bool CanRunInPlace(const Node& n) {
   const OpSchema* s = OpRegistry::Global().Find(n.domain, n.op_type);

@@ -1,5 +1,5 @@
-// Activation memory planning: every intermediate tensor gets an offset in one arena, so a
-// run allocates nothing. Tensors whose lifetimes do not overlap share bytes (greedy by
+// Activation memory planning: every intermediate tensor gets an offset in one arena (laid
+// out by base/arena.h, as the CPU backend's program arena is). Tensors whose lifetimes do not overlap share bytes (greedy by
 // size, as in TFLite's arena planner); shape-only ops (Reshape, Flatten, Squeeze,
 // Unsqueeze, Identity) are views of their input; an elementwise op whose input dies at
 // that op writes in place. Concat elimination: the producers of a Concat write straight

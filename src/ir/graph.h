@@ -37,7 +37,7 @@ struct Node {
   std::vector<ValueId> outputs;     // kNoValue for an omitted optional output
   AttrMap attrs;
   std::vector<std::string> fused_from;  // provenance: source node names absorbed into this one
-  bool dead = false;                // removed (ids stay stable until Compact)
+  bool dead = false;                // removed (ids stay stable: dead nodes are skipped, never erased)
 
   // "'conv1' (Conv)" or "#12 (Conv)" when unnamed.
   std::string DisplayName(NodeId id) const;

@@ -6,6 +6,15 @@ namespace kiln {
 
 namespace {
 
+// Required inputs must be present: an empty name ("" in ONNX, -1 in a plan) is only
+// allowed past the op's minimum count, and for Loop's M/cond and Scan-8's sequence_lens.
+Status CheckRequiredInputs(const Node& node, const OpSchema& schema, const InferenceContext& ctx) {
+  if (node.domain.empty() && (node.op_type == "Loop" || node.op_type == "Scan")) return Status::OK();
+  for (int i = 0; i < schema.min_inputs && i < ctx.num_inputs(); ++i)
+    if (!ctx.has_input(i)) return InvalidArgument("required input ", i, " is empty");
+  return Status::OK();
+}
+
 // Merges an inferred type into the declared one. Error text names what disagrees.
 StatusOr<TypeInfo> MergeTypes(const TypeInfo& declared, const TypeInfo& inferred) {
   if (declared.kind != inferred.kind) {
@@ -118,11 +127,7 @@ class Inferrer {
         return outs;
       };
       if (schema->infer == nullptr) return fail(Internal("op has no inference function"));
-      // Required inputs must be present: an empty name ("" in ONNX, -1 in a plan) is only
-      // allowed past the op's minimum count, and for Loop's M/cond and Scan-8's sequence_lens.
-      if (!(node.domain.empty() && (node.op_type == "Loop" || node.op_type == "Scan")))
-        for (int i = 0; i < schema->min_inputs && i < ctx.num_inputs(); ++i)
-          if (!ctx.has_input(i)) return fail(InvalidArgument("required input ", i, " is empty"));
+      if (Status req = CheckRequiredInputs(node, *schema, ctx); !req.ok()) return fail(req);
       Status st = schema->infer(ctx);
       if (!st.ok()) return fail(st);
       if (epilogue) {
@@ -215,6 +220,22 @@ bool StaticOutputsWithin(const Graph& graph, const Node& node, int64_t max_eleme
     if (!n || *n > max_elements) return false;
   }
   return true;
+}
+
+Status InferNodeTypes(Graph& graph, NodeId id) {
+  const Node& n = graph.node(id);
+  const OpSchema* schema = OpRegistry::Global().Find(n.domain, n.op_type);
+  if (schema == nullptr || schema->infer == nullptr) return Internal("no schema for op '", n.op_type, "'");
+  InferenceContext ctx(graph, n, id, nullptr);
+  KILN_RETURN_IF_ERROR(CheckRequiredInputs(n, *schema, ctx));
+  KILN_RETURN_IF_ERROR(schema->infer(ctx));
+  for (size_t o = 0; o < n.outputs.size(); ++o) {
+    if (n.outputs[o] == kNoValue) continue;
+    const TypeInfo& t = ctx.output_type(static_cast<int>(o));
+    if (t.dtype == DType::kUndefined) return Internal("op '", n.op_type, "' gave output ", o, " no type");
+    graph.value(n.outputs[o]).type = t;
+  }
+  return Status::OK();
 }
 
 }  // namespace kiln

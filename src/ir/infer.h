@@ -17,8 +17,8 @@ using ConstantEvaluator =
 
 struct InferOptions {
   // When set, nodes whose inputs are all constant and small are evaluated so later
-  // shape computations see their values (the results are stored as Value::constant only
-  // if fold_constants is true; otherwise kept aside for inference).
+  // shape computations see their values (kept aside for inference; folding them into the
+  // graph is the fold_constants pass's job).
   const ConstantEvaluator* evaluator = nullptr;
   int64_t max_fold_elements = 1 << 16;
 };
@@ -32,5 +32,10 @@ bool StaticOutputsWithin(const Graph& graph, const Node& node, int64_t max_eleme
 // model declared: a declared dim that contradicts an inferred one is an error naming the
 // value and node. Unknown ops are an Unimplemented error naming the node.
 Status InferTypes(Graph& graph, const InferOptions& options = {});
+
+// One node's output types from its inputs' (the op schema's rule, the required-input check
+// included), stored on its outputs: for graphs built node by node (kiln/network.h). No
+// subgraphs, epilogues or data propagation.
+Status InferNodeTypes(Graph& graph, NodeId id);
 
 }  // namespace kiln

@@ -152,4 +152,10 @@ StatusOr<int> NormalizeAxis(int64_t axis, int rank, const char* what) {
   return static_cast<int>(axis < 0 ? axis + rank : axis);
 }
 
+bool IsViewNode(const Node& node) {
+  if (!node.domain.empty() || node.attrs.has(kEpilogueAttr)) return false;
+  const OpSchema* s = OpRegistry::Global().Find(node.domain, node.op_type);
+  return s != nullptr && s->view;
+}
+
 }  // namespace kiln

@@ -85,8 +85,15 @@ struct OpSchema {
   int max_outputs = 1;
   InferFn infer = nullptr;
   FusionClass fusion = FusionClass::kOpaque;
+  // Output 0 is input 0's bytes under another shape (Reshape, Flatten, Squeeze, Unsqueeze,
+  // Identity): no kernel needs to run, the memory planner and backends alias it.
+  bool view = false;
 };
 inline constexpr int kVariadic = 1 << 20;
+
+// Whether a node is a view (OpSchema::view) as it stands: an ONNX view op without a fused
+// epilogue (which would compute on the bytes).
+bool IsViewNode(const Node& node);
 
 class OpRegistry {
  public:

@@ -67,7 +67,7 @@ Status PassManager::Run(Graph& graph, PassContext& ctx) const {
   if (!options_.dump_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(options_.dump_dir, ec);
-    if (ec) return IoError("--dump-ir: cannot create '", options_.dump_dir, "': ", ec.message());
+    if (ec) return IoError("IR dump directory: cannot create '", options_.dump_dir, "': ", ec.message());
     std::ofstream(std::filesystem::path(options_.dump_dir) / "00_input.txt") << graph.ToString();
   }
   for (int iter = 0; iter < options_.max_iterations; ++iter) {

@@ -1,4 +1,5 @@
-// The pass catalog, in pipeline order. Each pass lives in src/passes/<name>.cc.
+// The pass catalog (the pipeline order is DefaultPasses(), passes.cc). Each pass lives
+// in src/passes/<name>.cc.
 #pragma once
 
 #include <span>

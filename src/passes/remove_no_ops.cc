@@ -34,8 +34,7 @@ bool IsNoOp(const Graph& g, const Node& node) {
     return true;
   }
   if (op == "Cast" || op == "CastLike") return in.is_tensor() && in.dtype == out.dtype && in.dtype != DType::kUndefined;
-  if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Expand")
-    return SameStaticShape(in, out);
+  if (IsViewNode(node) || op == "Expand") return SameStaticShape(in, out);
   if (op == "Pad") {
     // All-zero pads (PyTorch exports AvgPool(count_include_pad) as Pad(0s) + AveragePool).
     if (node.inputs.size() < 2 || node.inputs[1] == kNoValue || !g.value(node.inputs[1]).constant) return false;

@@ -13,6 +13,7 @@
 #include "api/engine_internal.h"
 #include "api/model.h"
 #include "api/optimize.h"
+#include "backends/cpu/cpu_backend.h"
 #include "builder/memory_planner.h"
 #include "plan/plan_reader.h"
 #include "builder/plan_writer.h"
@@ -241,8 +242,14 @@ int Build(const BuildArgs& a) {
 
   std::error_code ec;
   const auto onnx_bytes = std::filesystem::file_size(a.model, ec);
+  // The arena that runs: the CPU program's (the same placement algorithm as the graph's
+  // memory plan, base/arena.h, over the program's own buffers: blocked layouts, reorders).
+  std::string arena = Mib(static_cast<double>(arena_bytes)) + " (graph plan)";
+  if (const cpu::Program* program = EngineCpuProgram(**engine))
+    arena = Mib(static_cast<double>(cpu::ArenaBytes(*program))) + " as run (graph plan " +
+            Mib(static_cast<double>(arena_bytes)) + ")";
   std::printf("%s: %d layers, arena %s, plan %s (weights %s; ONNX %s), built in %.0f ms\n", a.output.c_str(),
-              report->layers, Mib(static_cast<double>(arena_bytes)).c_str(),
+              report->layers, arena.c_str(),
               Mib(static_cast<double>(loaded->file_bytes)).c_str(),
               Mib(static_cast<double>(loaded->weights_bytes)).c_str(),
               ec ? "?" : Mib(static_cast<double>(onnx_bytes)).c_str(), MsSince(t0));

@@ -1,3 +1,4 @@
+#include "base/file.h"
 #include "tools/cli/inspect_render.h"
 
 #include <fcntl.h>
@@ -473,22 +474,10 @@ tr:target td { background: #fff6bf; }
 }
 
 Status WriteFileAtomic(const std::string& path, const std::string& data) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return IoError(path, ": cannot write: ", std::strerror(errno));
-  const bool wrote = std::fwrite(data.data(), 1, data.size(), f) == data.size() && std::fflush(f) == 0;
-  const int write_errno = errno;
-  if (std::fclose(f) != 0 || !wrote) {
-    const int e = wrote ? errno : write_errno;
-    std::remove(tmp.c_str());
-    return IoError(path, ": write failed: ", std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    return IoError(path, ": cannot rename ", tmp, " to it: ", std::strerror(e));
-  }
-  return Status::OK();
+  // base/file.h's writer: a temporary file of a unique name, synced, renamed into place.
+  KILN_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(path));
+  KILN_RETURN_IF_ERROR(out.Write(data.data(), data.size()));
+  return out.Commit();
 }
 
 Status WriteInspectFiles(const json& j, const std::string& dot_path, const std::string& html_path) {

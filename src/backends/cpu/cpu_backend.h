@@ -6,7 +6,8 @@
 // Lifecycle (DESIGN.md): Compile() picks each layer's implementation and tactic (timing
 // the candidates on the real shapes when the builder gives it a timer), reorders weights into the primitive's layout and
 // plans the arena — once per engine. A Context binds an arena and oneDNN memory handles
-// once; Run() is the hot path: no allocation for fast layers, no map lookups.
+// once; Run() is the hot path: no map lookups, no arena allocation (the output tensors it
+// returns are allocated unless the caller bound buffers for them).
 //
 // This header is the backend's whole surface; oneDNN types stay inside src/backends/cpu.
 #pragma once

@@ -61,7 +61,7 @@ class RefContext {
 using RefKernelFn = Status (*)(RefContext&);
 
 // Explicit table: each family file under src/backends/ref/ops/ defines
-// Register<Family>Kernels(RefKernelRegistry&), called from ref_kernels.cc.
+// Register<Family>Kernels(RefKernelRegistry&), called from executor.cc (RefKernelRegistry::Global).
 class RefKernelRegistry {
  public:
   static const RefKernelRegistry& Global();

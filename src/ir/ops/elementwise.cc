@@ -110,7 +110,7 @@ void RegisterElementwiseSchemas(OpRegistry& r) {
   r.Add(OpSchema{"Clip", "", 1, 3, 1, 1, InferClip, FusionClass::kElementwise});
   r.Add(OpSchema{"Cast", "", 1, 1, 1, 1, InferCast, FusionClass::kElementwise});
   r.Add(OpSchema{"CastLike", "", 2, 2, 1, 1, InferCastLike, FusionClass::kElementwise});
-  r.Add(OpSchema{"Identity", "", 1, 1, 1, 1, InferSameAsInput0, FusionClass::kOpaque});
+  r.Add(OpSchema{"Identity", "", 1, 1, 1, 1, InferSameAsInput0, FusionClass::kOpaque, /*view=*/true});
   r.Add(OpSchema{"Dropout", "", 1, 3, 1, 2, InferDropout, FusionClass::kOpaque});
   r.Add(OpSchema{"RandomUniformLike", "", 1, 1, 1, 1, InferRandomLike, FusionClass::kOpaque});
   r.Add(OpSchema{"RandomNormalLike", "", 1, 1, 1, 1, InferRandomLike, FusionClass::kOpaque});

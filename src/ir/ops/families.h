@@ -3,7 +3,7 @@
 //   src/backends/ref/ops/<family>.cc        reference kernels
 //   src/frontend/onnx/normalize_<family>.cc ONNX opset normalizers
 //   tests/ops/test_<family>.cc              unit tests
-// and registers from it explicitly (called from op_registry.cc, ref_kernels.cc and
+// and registers from it explicitly (called from op_registry.cc, backends/ref/executor.cc and
 // normalize.cc). A family may split its files further; the Register function stays one.
 #pragma once
 

@@ -725,10 +725,10 @@ Status InferReverseSequence(InferenceContext& ctx) {
 }  // namespace
 
 void RegisterTensorSchemas(OpRegistry& r) {
-  r.Add(OpSchema{"Reshape", "", 2, 2, 1, 1, InferReshape, FusionClass::kInjective});
-  r.Add(OpSchema{"Flatten", "", 1, 1, 1, 1, InferFlatten, FusionClass::kInjective});
-  r.Add(OpSchema{"Squeeze", "", 1, 2, 1, 1, InferSqueeze, FusionClass::kInjective});
-  r.Add(OpSchema{"Unsqueeze", "", 2, 2, 1, 1, InferUnsqueeze, FusionClass::kInjective});
+  r.Add(OpSchema{"Reshape", "", 2, 2, 1, 1, InferReshape, FusionClass::kInjective, /*view=*/true});
+  r.Add(OpSchema{"Flatten", "", 1, 1, 1, 1, InferFlatten, FusionClass::kInjective, /*view=*/true});
+  r.Add(OpSchema{"Squeeze", "", 1, 2, 1, 1, InferSqueeze, FusionClass::kInjective, /*view=*/true});
+  r.Add(OpSchema{"Unsqueeze", "", 2, 2, 1, 1, InferUnsqueeze, FusionClass::kInjective, /*view=*/true});
   r.Add(OpSchema{"Transpose", "", 1, 1, 1, 1, InferTranspose, FusionClass::kInjective});
   r.Add(OpSchema{"Concat", "", 1, kVariadic, 1, 1, InferConcat, FusionClass::kInjective});
   r.Add(OpSchema{"Split", "", 1, 2, 1, kVariadic, InferSplit, FusionClass::kInjective});
