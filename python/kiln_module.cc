@@ -242,10 +242,10 @@ kiln::BuildOptions Options(const std::optional<Shapes>& shapes, bool optimize, c
     }
   if (shapes) o.input_shapes = *shapes;
   o.optimize = optimize;
-  o.precision = precision;
+  o.precision = Check(kiln::ParsePrecision(precision));
   o.threads = threads;
-  o.backend = backend;
-  o.batch_parallel = batch_parallel;
+  o.backend = Check(kiln::ParseBackend(backend));
+  o.batch_parallel = Check(kiln::ParseBatchParallel(batch_parallel));
   o.strict = strict;
   return o;
 }

@@ -14,6 +14,12 @@
 
 namespace kiln {
 
+// The arithmetic a build may lower layers to (BuildOptions::precision).
+enum class Precision : int { kFp32 = 0, kBf16 = 1, kFp16 = 2, kInt8 = 3 };
+// "fp32", "bf16", "fp16", "int8", and the parser (an unknown name lists the known ones).
+KILN_API const char* PrecisionName(Precision precision);
+KILN_API StatusOr<Precision> ParsePrecision(const std::string& name);
+
 // The shapes one input takes within a profile: every dimension d with min <= d <= max; the
 // kernels are chosen (timed) for opt.
 struct ShapeRange {
@@ -21,18 +27,18 @@ struct ShapeRange {
 };
 
 // Everything a build decides; the LoadOptions part (backend, threads, batch_parallel,
-// strict) means what it means for Engine::Load, and "auto" batch_parallel times the schedules.
+// strict) means what it means for Engine::Load, and kAuto batch_parallel times the schedules.
 struct BuildOptions : LoadOptions {
   // Concrete shapes for inputs with dynamic dims ("input" -> {1, 3, 224, 224}); inputs
   // not listed get 1 for every dynamic dim.
   std::map<std::string, std::vector<int64_t>> input_shapes;
   bool optimize = true;  // run the graph optimizer
-  // "fp32", or "bf16" (cpu backend, CPUs with AVX512-BF16/AMX): convolutions and matmuls
+  // kFp32, or kBf16 (cpu backend, CPUs with AVX512-BF16/AMX): convolutions and matmuls
   // with constant weights compute in BF16 with FP32 accumulation; the rest stays FP32.
-  // "int8" (cpu backend): convolutions compute in INT8 — weights symmetric per output
+  // kInt8 (cpu backend): convolutions compute in INT8 — weights symmetric per output
   // channel, activations with the ranges of `calibration` — and layers without an INT8
-  // kernel stay FP32.
-  std::string precision = "fp32";
+  // kernel stay FP32. kFp16 is refused with the reason (no FP16 kernels on these CPUs).
+  Precision precision = Precision::kFp32;
   // INT8 calibration (precision "int8"): each quantized activation's range comes from
   // running the FP32 model on representative batches, or from a calibration cache written
   // by an earlier calibration (then no data is needed).
@@ -70,8 +76,8 @@ struct BuildOptions : LoadOptions {
   std::vector<std::map<std::string, ShapeRange>> profiles;
   // (batch_parallel, LoadOptions: run the batch as independent slices, one per thread, each
   // slice's layers single-threaded, instead of splitting every layer across the threads;
-  // only for graphs proven not to mix samples. "auto": the builder times both schedules
-  // and keeps the faster, and the plan records the choice.)
+  // only for graphs proven not to mix samples. kAuto: the builder times both schedules and
+  // keeps the faster, and the plan records the choice.)
   // (strict, LoadOptions: a graph the cpu backend cannot take at all is refused too.)
 };
 

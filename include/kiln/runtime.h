@@ -114,16 +114,26 @@ struct TensorInfo {
   bool has_rank = true;
 };
 
+// What executes an engine. kCpu: oneDNN and kiln's fast kernels (a layer they do not cover
+// runs the reference kernels, and is reported as a slow path); kRef: the reference backend
+// only (the oracle; slow).
+enum class Backend : int { kCpu = 0, kRef = 1 };
+// Batch-parallel schedule (cpu backend, batch > 1, threads > 1): run the batch as
+// independent slices, one per thread. kAuto: a plan's recorded choice (the builder times
+// both schedules); kOn: slice whenever the graph allows; kOff: never.
+enum class BatchParallel : int { kAuto = 0, kOn = 1, kOff = 2 };
+// Names ("cpu", "ref"; "auto", "on", "off") and their parsers, for command lines and
+// bindings (an unknown name is an error listing the known ones).
+KILN_API const char* BackendName(Backend backend);
+KILN_API StatusOr<Backend> ParseBackend(const std::string& name);
+KILN_API const char* BatchParallelName(BatchParallel mode);
+KILN_API StatusOr<BatchParallel> ParseBatchParallel(const std::string& name);
+
 // What Engine::Load does with a plan (none of it changes the plan's kernels or math).
 struct LoadOptions {
-  // "cpu": oneDNN and kiln's fast kernels (a layer they do not cover runs the reference
-  // kernels, reported by Engine::SlowPaths); "ref": the reference backend only (the
-  // oracle; slow).
-  std::string backend = "cpu";
+  Backend backend = Backend::kCpu;
   int threads = 0;  // threads per inference; 0 = all cores
-  // Batch-parallel schedule (cpu backend, batch > 1, threads > 1): "auto" follows the
-  // plan's choice (the builder timed it), "on" slices whenever the graph allows, "off" never.
-  std::string batch_parallel = "auto";
+  BatchParallel batch_parallel = BatchParallel::kAuto;
   // Every layer on a fast kernel, or no engine: a layer that would run on a reference
   // implementation is an error naming each such layer and why.
   bool strict = false;

@@ -19,6 +19,24 @@
 
 namespace kiln {
 
+const char* PrecisionName(Precision precision) {
+  switch (precision) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kBf16: return "bf16";
+    case Precision::kFp16: return "fp16";
+    case Precision::kInt8: return "int8";
+  }
+  return "?";
+}
+
+StatusOr<Precision> ParsePrecision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "bf16") return Precision::kBf16;
+  if (name == "fp16") return Precision::kFp16;
+  if (name == "int8") return Precision::kInt8;
+  return InvalidArgument("unknown precision '", name, "' (expected fp32, bf16, int8 or fp16)");
+}
+
 namespace {
 
 StatusOr<std::vector<ShapeProfileSpec>> ProfileSpecs(const BuildOptions& options) {
@@ -64,9 +82,9 @@ StatusOr<std::shared_ptr<const Engine>> MakeBuiltEngine(std::shared_ptr<const Gr
                                                         const BuildOptions& options,
                                                         std::vector<ShapeProfileSpec> profiles) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<MeasuringTimer> timer,
-                        MeasuringTimer::Open(options.backend == "cpu" ? options.timing_cache : ""));
+                        MeasuringTimer::Open(options.backend == Backend::kCpu ? options.timing_cache : ""));
   EngineOptions eo = ToEngineOptions(options);
-  eo.precision = options.precision;
+  eo.precision = PrecisionName(options.precision);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Engine> engine,
                         MakeEngine(std::move(g), std::move(memory), eo, std::move(profiles), /*plan_slice=*/-1, timer.get()));
   KILN_RETURN_IF_ERROR(timer->Save());

@@ -70,7 +70,7 @@ StatusOr<CalibrationCache> Calibrate(const Graph& g, const std::vector<std::pair
   }
   BuildOptions po;
   po.threads = options.threads;
-  po.batch_parallel = "off";
+  po.batch_parallel = BatchParallel::kOff;
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Engine> engine, MakeEngineFromOptimized(probe, MemoryPlan{}, po));
   // One context, its outputs bound once to buffers of ours: no per-batch allocation (fresh
   // pages for ~50 activation tensors a batch cost more than the inference).
@@ -132,7 +132,7 @@ StatusOr<std::vector<std::vector<float>>> RunOutputs(std::shared_ptr<const Graph
                                                      const BuildOptions& options) {
   BuildOptions po;
   po.threads = options.threads;
-  po.batch_parallel = "off";
+  po.batch_parallel = BatchParallel::kOff;
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Engine> engine, MakeEngineFromOptimized(std::move(g), MemoryPlan{}, po));
   std::vector<std::vector<float>> out;
   for (const Batch& b : batches) {
@@ -215,7 +215,7 @@ Status FitAccuracyBudget(Graph& g, const std::vector<std::pair<NodeId, ValueId>>
 
 StatusOr<Int8Report> QuantizeInt8(Graph& g, const BuildOptions& options, const std::vector<ValueId>& extra) {
   Int8Report report;
-  if (!g.quant_ranges.empty() && options.backend == "cpu" && options.calibration.cache.empty() &&
+  if (!g.quant_ranges.empty() && options.backend == Backend::kCpu && options.calibration.cache.empty() &&
       !options.calibration.next_batch && cpu::CheckPrecision("int8").ok()) {
     // A QDQ model: its own scales, for the layers whose input it quantized.
     for (const auto& [node, v] : Int8Layers(g, options.calibration.keep_fp32)) {
@@ -229,8 +229,8 @@ StatusOr<Int8Report> QuantizeInt8(Graph& g, const BuildOptions& options, const s
     report.calibrator = "qdq";
     return report;
   }
-  if (options.precision != "int8") return report;
-  if (options.backend != "cpu") return InvalidArgument("precision int8 needs the cpu backend");
+  if (options.precision != Precision::kInt8) return report;
+  if (options.backend != Backend::kCpu) return InvalidArgument("precision int8 needs the cpu backend");
   if (!options.profiles.empty())
     return Unimplemented("precision int8 with shape profiles: calibrate a build with fixed input shapes");
   KILN_RETURN_IF_ERROR(cpu::CheckPrecision("int8"));

@@ -27,12 +27,42 @@ Engine::~Engine() = default;
 const std::vector<TensorInfo>& Engine::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Engine::outputs() const { return impl_->outputs; }
 
+const char* BackendName(Backend backend) {
+  switch (backend) {
+    case Backend::kCpu: return "cpu";
+    case Backend::kRef: return "ref";
+  }
+  return "?";
+}
+
+StatusOr<Backend> ParseBackend(const std::string& name) {
+  if (name == "cpu") return Backend::kCpu;
+  if (name == "ref") return Backend::kRef;
+  return InvalidArgument("unknown backend '", name, "' (expected cpu or ref)");
+}
+
+const char* BatchParallelName(BatchParallel mode) {
+  switch (mode) {
+    case BatchParallel::kAuto: return "auto";
+    case BatchParallel::kOn: return "on";
+    case BatchParallel::kOff: return "off";
+  }
+  return "?";
+}
+
+StatusOr<BatchParallel> ParseBatchParallel(const std::string& name) {
+  if (name == "auto") return BatchParallel::kAuto;
+  if (name == "on") return BatchParallel::kOn;
+  if (name == "off") return BatchParallel::kOff;
+  return InvalidArgument("unknown batch-parallel mode '", name, "' (expected auto, on or off)");
+}
+
 EngineOptions ToEngineOptions(const LoadOptions& options) {
   EngineOptions eo;
-  eo.backend = options.backend;
+  eo.backend = BackendName(options.backend);
   eo.threads = options.threads;
   eo.strict = options.strict;
-  eo.batch_parallel = options.batch_parallel;
+  eo.batch_parallel = BatchParallelName(options.batch_parallel);
   return eo;
 }
 
@@ -218,7 +248,7 @@ StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, co
     KILN_ASSIGN_OR_RETURN(LoadedPlan plan, LoadPlan(path));
     // Packed weights serve the CPU backend; anything else reads them row-major.
     // (A graph the CPU backend takes in part keeps them too: its islands hold those layers.)
-    if (options.backend != "cpu") KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*plan.graph).WithPrefix(path));
+    if (options.backend != Backend::kCpu) KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*plan.graph).WithPrefix(path));
     auto engine = MakeEngine(std::shared_ptr<const Graph>(std::move(plan.graph)), std::move(plan.memory),
                              ToEngineOptions(options), std::move(plan.profiles), plan.batch_slice, /*timer=*/nullptr);
     if (!engine.ok()) return engine.status().WithPrefix(path);

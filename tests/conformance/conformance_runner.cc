@@ -148,7 +148,7 @@ bool g_ran_on_cpu = false;  // the last RunTest ran (some of) its sets on the CP
 // Unimplemented: the Engine cannot take this test (the caller runs the reference).
 StatusOr<std::vector<RValue>> RunOnCpuEngine(const fs::path& dir, const Graph& g, const std::vector<RValue>& inputs) {
   BuildOptions options;
-  options.backend = "cpu";
+  options.backend = Backend::kCpu;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].is_tensor()) return Unimplemented("non-tensor input");
     const TypeInfo& t = g.value(g.inputs()[i]).type;

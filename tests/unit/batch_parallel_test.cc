@@ -49,8 +49,8 @@ BuildOptions Options(const std::string& mode, const std::string& backend = "cpu"
   BuildOptions o;
   o.input_shapes = {{"input", {kBatch, 3, 10, 10}}};
   o.threads = 2;
-  o.batch_parallel = mode;
-  o.backend = backend;
+  o.batch_parallel = ParseBatchParallel(mode).value();
+  o.backend = ParseBackend(backend).value();
   return o;
 }
 
@@ -92,7 +92,7 @@ TEST(BatchParallel, SeparableGraphRunsInSlicesWithTheReferenceResults) {
   ASSERT_EQ(z.nbytes(), y.nbytes());
   EXPECT_EQ(std::memcmp(z.data(), y.data(), y.nbytes()), 0);
   // ... unless told not to, or given one thread: then the whole batch runs at once.
-  lo.batch_parallel = "off";
+  lo.batch_parallel = BatchParallel::kOff;
   auto off = LoadOrBuild(path, lo);
   ASSERT_TRUE(off.ok());
   EXPECT_EQ(EngineBackendSummary(**off).find("batch-parallel"), std::string::npos);
@@ -178,7 +178,7 @@ TEST(BatchParallel, DynamicBatchProfilesRunInSlices) {
   m.Finish(m.features);
   BuildOptions o;
   o.threads = 2;
-  o.batch_parallel = "on";
+  o.batch_parallel = BatchParallel::kOn;
   o.profiles = {{{"input", ShapeRange{{1, 3, 10, 10}, {4, 3, 10, 10}, {7, 3, 10, 10}}}}};
   auto dyn = BuildFromNetwork(m.net, o);
   BuildOptions ro = Options("off", "ref");
@@ -215,11 +215,10 @@ TEST(BatchParallel, DynamicBatchProfilesRunInSlices) {
 }
 
 TEST(BatchParallel, UnknownModeIsAClearError) {
-  Cnn m;
-  m.Finish(m.features);
-  auto e = BuildFromNetwork(m.net, Options("sometimes"));
-  ASSERT_FALSE(e.ok());
-  EXPECT_NE(e.status().message().find("batch_parallel 'sometimes'"), std::string::npos) << e.status().message();
+  auto mode = ParseBatchParallel("sometimes");
+  ASSERT_FALSE(mode.ok());
+  EXPECT_NE(mode.status().message().find("batch-parallel mode 'sometimes'"), std::string::npos) << mode.status().message();
+  EXPECT_NE(mode.status().message().find("auto, on or off"), std::string::npos);
 }
 
 }  // namespace

@@ -151,7 +151,7 @@ Tensor UniformTensor(std::mt19937& rng, std::vector<int64_t> dims) {
 // The reference backend's engine for (a copy of) g.
 StatusOr<std::shared_ptr<const Engine>> ReferenceEngine(const Graph& g) {
   BuildOptions ref_options;
-  ref_options.backend = "ref";
+  ref_options.backend = Backend::kRef;
   return BuildEngineFromGraph(std::make_shared<Graph>(g), ref_options);
 }
 
@@ -251,11 +251,11 @@ std::shared_ptr<const Engine> ExpectMatchesReference(const NetworkDefinition& ne
     return nullptr;
   }
   BuildOptions cpu_opts;
-  cpu_opts.backend = "cpu";
+  cpu_opts.backend = Backend::kCpu;
   cpu_opts.optimize = true;
   cpu_opts.threads = co.threads;
   BuildOptions ref_opts;
-  ref_opts.backend = "ref";
+  ref_opts.backend = Backend::kRef;
   ref_opts.optimize = false;
   auto cpu = BuildFromNetwork(net, cpu_opts);
   auto ref = BuildFromNetwork(net, ref_opts);
@@ -1643,7 +1643,7 @@ TEST(CpuBackend, PlanStoresWeightsInTheirKernelLayouts) {
   EXPECT_EQ(std::memcmp(again->begin()->second.data(), a.data(), a.nbytes()), 0);
 
   BuildOptions on_ref;
-  on_ref.backend = "ref";
+  on_ref.backend = Backend::kRef;
   auto ref_loaded = LoadOrBuild(path, on_ref);
   ASSERT_TRUE(ref_loaded.ok()) << ref_loaded.status().ToString();
   auto ref_out = (*ref_loaded)->Infer(in);

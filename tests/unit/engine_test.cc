@@ -180,13 +180,16 @@ TEST(Engine, Bf16StaysCloseToFp32AndFp16IsAClearError) {
   TinyCnn d = LoadTinyCnnData();
   BuildOptions opts;
   opts.input_shapes = {{"input", d.shape}};
-  opts.precision = "fp16";
+  opts.precision = Precision::kFp16;
   auto fp16 = LoadOrBuild(kModel, opts);
   ASSERT_FALSE(fp16.ok());
   EXPECT_NE(fp16.status().message().find("fp16"), std::string::npos) << fp16.status().ToString();
-  opts.precision = "int3";
-  EXPECT_NE(LoadOrBuild(kModel, opts).status().message().find("unknown precision 'int3'"), std::string::npos);
-  opts.precision = "bf16";
+  // Names reach the options through the parser, which names what it knows.
+  EXPECT_NE(ParsePrecision("int3").status().message().find("unknown precision 'int3'"), std::string::npos);
+  EXPECT_EQ(ParsePrecision(PrecisionName(Precision::kBf16)).value(), Precision::kBf16);
+  EXPECT_FALSE(ParseBackend("gpu").ok());
+  EXPECT_EQ(ParseBatchParallel("off").value(), BatchParallel::kOff);
+  opts.precision = Precision::kBf16;
   auto engine = LoadOrBuild(kModel, opts);
   if (!engine.ok()) {
     EXPECT_NE(engine.status().message().find("AVX512-BF16"), std::string::npos) << engine.status().ToString();
@@ -278,7 +281,7 @@ TEST(Engine, BoundOutputBuffersAreWrittenInPlace) {
   for (const char* backend : {"cpu", "ref"}) {
     BuildOptions opts;
     opts.input_shapes = {{"input", d.shape}};
-    opts.backend = backend;
+    opts.backend = ParseBackend(backend).value();
     auto engine = LoadOrBuild(kModel, opts);
     ASSERT_TRUE(engine.ok()) << engine.status().ToString();
     const TensorInfo& out = (*engine)->outputs()[0];
@@ -339,7 +342,7 @@ TEST(Engine, PlanWithPackedWeightsRunsOnEveryBackend) {
   ASSERT_TRUE(want.ok());
   for (const char* backend : {"cpu", "ref"}) {
     BuildOptions lo;
-    lo.backend = backend;
+    lo.backend = ParseBackend(backend).value();
     auto loaded = LoadOrBuild(path, lo);
     ASSERT_TRUE(loaded.ok()) << backend << ": " << loaded.status().ToString();
     auto got = (*loaded)->Infer({{in, HostTensor::Wrap(d.input.data(), d.shape)}});

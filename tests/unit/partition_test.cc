@@ -82,7 +82,7 @@ TEST(Partition, EngineMatchesTheReferenceAndSaysWhatFallsBack) {
   auto cpu_engine = BuildEngineFromGraph(std::make_shared<Graph>(MixedGraph()), cpu_opts);
   ASSERT_TRUE(cpu_engine.ok()) << cpu_engine.status().ToString();
   BuildOptions ref_opts;
-  ref_opts.backend = "ref";
+  ref_opts.backend = Backend::kRef;
   auto ref_engine = BuildEngineFromGraph(std::make_shared<Graph>(MixedGraph()), ref_opts);
   ASSERT_TRUE(ref_engine.ok()) << ref_engine.status().ToString();
   const std::string summary = EngineBackendSummary(**cpu_engine);
@@ -154,7 +154,7 @@ TEST(Partition, DynamicIslandCompilesPerRunShapes) {
   ASSERT_TRUE(e.ok()) << e.status().ToString();
   EXPECT_NE(EngineBackendSummary(**e).find("compiled per input shapes as they run"), std::string::npos) << EngineBackendSummary(**e);
   BuildOptions ro;
-  ro.backend = "ref";
+  ro.backend = Backend::kRef;
   auto ref = BuildEngineFromGraph(std::make_shared<Graph>(g), ro);
   ASSERT_TRUE(ref.ok());
   auto ctx = (*e)->CreateContext();
@@ -191,7 +191,7 @@ TEST(Partition, ContextsRunConcurrently) {
   auto e = BuildEngineFromGraph(std::make_shared<Graph>(g), o);
   ASSERT_TRUE(e.ok()) << e.status().ToString();
   BuildOptions ro;
-  ro.backend = "ref";
+  ro.backend = Backend::kRef;
   auto ref = BuildEngineFromGraph(std::make_shared<Graph>(g), ro);
   ASSERT_TRUE(ref.ok());
   std::vector<HostTensor> inputs, expected;

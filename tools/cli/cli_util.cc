@@ -57,4 +57,24 @@ void WarnSlowPaths(const Engine& engine, const std::string& what) {
   if (shown < slow.size()) std::cerr << "  ... and " << slow.size() - shown << " more (kiln inspect --kernels)\n";
 }
 
+Status ParseEngineFlags(const std::string& backend, const std::string& precision, const std::string& batch_parallel,
+                        BuildOptions* options) {
+  if (!backend.empty()) {
+    auto b = ParseBackend(backend);
+    if (!b.ok()) return b.status().WithPrefix("--backend");
+    options->backend = *b;
+  }
+  if (!precision.empty()) {
+    auto p = ParsePrecision(precision);
+    if (!p.ok()) return p.status().WithPrefix("--precision");
+    options->precision = *p;
+  }
+  if (!batch_parallel.empty()) {
+    auto m = ParseBatchParallel(batch_parallel);
+    if (!m.ok()) return m.status().WithPrefix("--batch-parallel");
+    options->batch_parallel = *m;
+  }
+  return Status::OK();
+}
+
 }  // namespace kiln::cli

@@ -249,10 +249,9 @@ int Bench(const BenchArgs& a) {
   if (a.backend != "cpu" && a.backend != "ref") return fail("--backend '" + a.backend + "': expected cpu or ref");
   if (!a.profile.empty() && a.backend != "cpu") return fail("--profile needs the cpu backend");
   BuildOptions options;
-  options.backend = a.backend;
+  if (Status st = ParseEngineFlags(a.backend, a.precision, a.batch_parallel, &options); !st.ok())
+    return fail(st.message());
   options.threads = a.threads;
-  options.precision = a.precision;
-  options.batch_parallel = a.batch_parallel;
   options.timing_cache = a.timing_cache;
   options.strict = a.strict;
   const auto t0 = std::chrono::steady_clock::now();

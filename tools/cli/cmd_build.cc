@@ -164,10 +164,9 @@ int Build(const BuildArgs& a) {
   progress.End();
 
   BuildOptions options;
-  options.backend = a.backend;
+  if (Status st = ParseEngineFlags(a.backend, a.precision, a.batch_parallel, &options); !st.ok())
+    return fail(st.message());
   options.threads = a.threads;
-  options.precision = a.precision;
-  options.batch_parallel = a.batch_parallel;
   options.timing_cache = a.timing_cache;
   options.profiles = profiles;
   options.strict = a.strict;

@@ -71,7 +71,7 @@ StatusOr<std::shared_ptr<const Engine>> ProbeEngine(const Graph& g, const std::v
     if (v && outs.insert(*v).second) probe->outputs().push_back(*v);
   }
   BuildOptions po = options;
-  po.batch_parallel = "off";
+  po.batch_parallel = BatchParallel::kOff;
   return MakeEngineFromOptimized(probe, MemoryPlan{}, po);
 }
 

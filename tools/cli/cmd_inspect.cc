@@ -333,9 +333,9 @@ int Inspect(const InspectArgs& a) {
   j["rewrites"] = fusions_by_pass;
   return Report(
       a, g, *plan, std::move(j), false,
-      [&]() {
+      [&]() -> StatusOr<std::shared_ptr<const Engine>> {
         BuildOptions bo;
-        bo.precision = a.precision;
+        KILN_RETURN_IF_ERROR(ParseEngineFlags("", a.precision, "", &bo));
         bo.threads = a.threads;
         return MakeEngineFromOptimized(std::make_shared<Graph>(g), *plan, bo);
       },

@@ -162,7 +162,7 @@ int Quantize(const QuantizeArgs& a) {
   if (auto r = OptimizeGraph(g); !r.ok()) return fail(a.model + ": " + r.status().message());
   BuildOptions options;
   options.threads = a.threads;
-  options.precision = "int8";
+  options.precision = Precision::kInt8;
   auto src = SetUpCalibration(g, a.int8, &options.calibration);
   if (!src.ok()) return fail(a.model + ": " + src.status().message());
   if (src->batches > 0) {

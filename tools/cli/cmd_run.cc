@@ -111,9 +111,11 @@ int Run(const RunArgs& a) {
   if (have_plan_engine) {
     BuildOptions po;
     po.threads = a.threads;
-    po.precision = a.precision;
-    po.batch_parallel = a.batch_parallel.empty() ? "auto" : a.batch_parallel;
     po.strict = a.strict;
+    if (Status st = ParseEngineFlags("", a.precision, a.batch_parallel, &po); !st.ok()) {
+      std::cerr << "error: " << st.message() << "\n";
+      return 1;
+    }
     plan_engine = LoadOrBuild(a.model, po);
     if (!plan_engine.ok()) {
       std::cerr << "error: " << plan_engine.status().message() << "\n";
@@ -162,10 +164,13 @@ int Run(const RunArgs& a) {
       }
     }
     BuildOptions options;
-    options.backend = "cpu";
+    options.backend = Backend::kCpu;
     options.threads = a.threads;
-    options.precision = a.precision;
-    options.batch_parallel = !a.batch_parallel.empty() ? a.batch_parallel : is_plan ? "auto" : "off";
+    options.batch_parallel = is_plan ? BatchParallel::kAuto : BatchParallel::kOff;
+    if (Status st = ParseEngineFlags("", a.precision, a.batch_parallel, &options); !st.ok()) {
+      std::cerr << "error: " << st.message() << "\n";
+      return 1;
+    }
     options.optimize = !a.no_optimize && !is_plan;
     options.strict = a.strict;
     if (!is_plan)

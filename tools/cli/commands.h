@@ -36,6 +36,11 @@ StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapeSpecs(const std:
 // Prints the engine's slow paths (layers on reference implementations) as a warning on
 // stderr, `what` naming the command's object; nothing when there are none.
 void WarnSlowPaths(const Engine& engine, const std::string& what);
+
+// Parses the engine flags every command shares into `options`; an error names the flag
+// ("--backend 'gpu': unknown backend ..."). An empty string leaves that option as it is.
+Status ParseEngineFlags(const std::string& backend, const std::string& precision, const std::string& batch_parallel,
+                        BuildOptions* options);
 inline constexpr const char* kStrictHelp =
     "Fail if any layer would run on a reference implementation (kiln's reference kernels, oneDNN's ref:any)";
 // A file or directory option: an empty value ("") is an error, not "no file".

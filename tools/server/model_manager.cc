@@ -131,7 +131,11 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelManager::LoadVersion(const ModelFil
 
   BuildOptions bo;
   bo.threads = config.threads > 0 ? config.threads : options_.threads;
-  bo.precision = config.precision;
+  if (!config.precision.empty()) {
+    StatusOr<Precision> precision = ParsePrecision(config.precision);
+    if (!precision.ok()) return precision.status().WithPrefix(what);
+    bo.precision = *precision;
+  }
   const int64_t max_batch = config.max_batch_size;
   if (is_onnx) {
     StatusOr<ModelSignature> sig = ReadSignature(vf.model_path);
