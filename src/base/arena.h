@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <vector>
 
 namespace kiln {
@@ -25,5 +27,10 @@ struct ArenaBlock {
 // aligned offset free for its whole lifetime. Sets every block's offset; returns the arena
 // size. Ties keep the input order, so a plan is reproducible.
 int64_t PlaceBlocks(std::vector<ArenaBlock>& blocks);
+
+// The verifier of any placement (the memory plan's, a backend's): a pair of blocks alive at
+// the same step whose bytes overlap, as indices {i, j}, or nothing. Blocks of no bytes
+// occupy nothing. O(n log n): plans of very large graphs are checked too.
+std::optional<std::pair<size_t, size_t>> FindArenaOverlap(const std::vector<ArenaBlock>& blocks);
 
 }  // namespace kiln

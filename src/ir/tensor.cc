@@ -7,13 +7,12 @@
 #include <new>
 #include <sstream>
 
+#include "base/aligned.h"
 #include "base/checked_math.h"
 
 namespace kiln {
 
 namespace {
-
-constexpr size_t kAlignment = 64;
 
 std::shared_ptr<void> Allocate(DType dtype, int64_t numel, void** raw) {
   if (dtype == DType::kString) {
@@ -21,14 +20,11 @@ std::shared_ptr<void> Allocate(DType dtype, int64_t numel, void** raw) {
     *raw = s;
     return std::shared_ptr<void>(s, [](void* p) { delete[] static_cast<std::string*>(p); });
   }
-  size_t bytes = static_cast<size_t>(numel) * DTypeSize(dtype);
-  size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  if (rounded == 0) rounded = kAlignment;
-  void* p = std::aligned_alloc(kAlignment, rounded);
-  if (p == nullptr) throw std::bad_alloc();
-  std::memset(p, 0, rounded);
-  *raw = p;
-  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  const size_t bytes = static_cast<size_t>(numel) * DTypeSize(dtype);
+  std::shared_ptr<void> p = AllocateAligned(bytes, /*zeroed=*/true);
+  if (!p) throw std::bad_alloc();
+  *raw = p.get();
+  return p;
 }
 
 }  // namespace

@@ -55,34 +55,13 @@ Status VerifyMemoryPlan(const Graph& g, const MemoryPlan& plan) {
     if (p.offset - pr.offset < 0 || (p.offset - pr.offset) + (p.concat_slice ? extent - p.slice_offset : p.bytes) > pr.bytes)
       return Internal("memory plan: '", name(v), "' does not fit inside '", name(r), "'");
   }
-  // Roots alive at the same step must not share bytes: sweep the steps in order of first use,
-  // keeping the live roots (pairwise disjoint, or we would have stopped) ordered by offset, so
-  // a new root only needs its two neighbours checked.
+  // Roots alive at the same step must not share bytes (base/arena.h's verifier).
   auto at = [&](ValueId v) -> const TensorPlacement& { return plan.placements[static_cast<size_t>(v)]; };
-  std::sort(roots.begin(), roots.end(), [&](ValueId a, ValueId b) { return at(a).first_use < at(b).first_use; });
-  std::map<int64_t, ValueId> live;  // offset -> root
-  using Expiry = std::pair<int64_t, ValueId>;  // (last use, root)
-  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>> expiring;
-  for (ValueId r : roots) {
-    const TensorPlacement& p = at(r);
-    if (p.bytes <= 0) continue;  // occupies no bytes
-    while (!expiring.empty() && expiring.top().first < p.first_use) {
-      live.erase(at(expiring.top().second).offset);
-      expiring.pop();
-    }
-    auto clash = [&](std::map<int64_t, ValueId>::iterator it) {
-      return it != live.end() && p.offset < at(it->second).offset + at(it->second).bytes &&
-             at(it->second).offset < p.offset + p.bytes;
-    };
-    auto next = live.lower_bound(p.offset);
-    std::map<int64_t, ValueId>::iterator hit = live.end();
-    if (clash(next)) hit = next;
-    else if (next != live.begin() && clash(std::prev(next))) hit = std::prev(next);
-    if (hit != live.end())
-      return Internal("memory plan: '", name(hit->second), "' and '", name(r), "' are alive together and share bytes");
-    live.emplace(p.offset, r);
-    expiring.emplace(p.last_use, r);
-  }
+  std::vector<ArenaBlock> blocks;
+  for (ValueId r : roots) blocks.push_back({at(r).bytes, at(r).first_use, at(r).last_use, at(r).offset});
+  if (auto clash = FindArenaOverlap(blocks))
+    return Internal("memory plan: '", name(roots[clash->first]), "' and '", name(roots[clash->second]),
+                    "' are alive together and share bytes");
   // Slices of one Concat must be disjoint (compare their first rows: all rows share one pitch).
   std::vector<ValueId> slices;
   for (size_t i = 0; i < nv; ++i)

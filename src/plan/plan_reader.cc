@@ -1,5 +1,6 @@
 #include "plan/plan_reader.h"
 
+#include "base/aligned.h"
 #include "base/file.h"
 
 #include <fcntl.h>
@@ -598,10 +599,10 @@ StatusOr<LoadedPlan> ParsePlan(const uint8_t* data, size_t size, std::shared_ptr
 }
 
 std::shared_ptr<uint8_t> AlignedCopy(const void* data, size_t size) {
-  void* p = std::aligned_alloc(kPlanAlignment, AlignPlanOffset(size == 0 ? 1 : size));
-  if (p == nullptr) return nullptr;
-  if (size > 0) std::memcpy(p, data, size);
-  return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+  static_assert(kPlanAlignment <= kBufferAlignment);
+  std::shared_ptr<uint8_t> p = std::static_pointer_cast<uint8_t>(AllocateAligned(AlignPlanOffset(size == 0 ? 1 : size)));
+  if (p && size > 0) std::memcpy(p.get(), data, size);
+  return p;
 }
 
 }  // namespace
@@ -628,8 +629,7 @@ StatusOr<LoadedPlan> LoadPlan(const std::string& path, const LoadPlanOptions& op
   void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   if (addr == MAP_FAILED) {
     // Not mappable (a pipe-like file system): read it into an aligned buffer instead.
-    std::shared_ptr<uint8_t> buf(static_cast<uint8_t*>(std::aligned_alloc(kPlanAlignment, AlignPlanOffset(size))),
-                                 [](uint8_t* q) { std::free(q); });
+    std::shared_ptr<uint8_t> buf = std::static_pointer_cast<uint8_t>(AllocateAligned(AlignPlanOffset(size)));
     if (!buf) return OutOfRange(path, ": cannot allocate ", size, " bytes");
     KILN_RETURN_IF_ERROR(file.ReadAt(0, file.size(), buf.get()));
     auto plan = ParsePlan(buf.get(), size, buf, options);

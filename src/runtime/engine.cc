@@ -107,15 +107,15 @@ StatusOr<std::shared_ptr<const cpu::Program>> Specialize(const Engine::Impl& e,
   // opt shapes is dropped (contexts running it keep it alive; it is rebuilt if asked again).
   constexpr size_t kMaxSpecializations = 64;
   if (e.specialized.size() >= kMaxSpecializations) {
-    for (auto it = e.specialized.begin(); it != e.specialized.end(); ++it) {
+    for (auto entry = e.specialized.begin(); entry != e.specialized.end(); ++entry) {
       bool opt = false;
       for (const ShapeProfileSpec& prof : e.profiles) {
         bool all = true;
-        for (const auto& [name, r] : prof) all = all && it->first.count(name) && it->first.at(name) == r.opt;
+        for (const auto& [name, r] : prof) all = all && entry->first.count(name) && entry->first.at(name) == r.opt;
         opt = opt || all;
       }
       if (!opt) {
-        e.specialized.erase(it);
+        e.specialized.erase(entry);
         break;
       }
     }

@@ -456,9 +456,9 @@ StatusOr<std::vector<ProfiledStep>> LastRunProfile(ExecutionContext& context) {
       if (n.domain == kExternalDomain && e.partition) {
         KILN_ASSIGN_OR_RETURN(int64_t k, n.attrs.GetInt(cpu::kIslandIndexAttr, -1));
         if (k < 0 || static_cast<size_t>(k) >= s.islands.size()) return Internal("CPU island index ", k, " out of range");
-        const auto& [program, context] = s.island_last[static_cast<size_t>(k)];
-        if (program && context) {
-          KILN_RETURN_IF_ERROR(add_program(*program, *context));
+        const auto& [island_program, island_context] = s.island_last[static_cast<size_t>(k)];
+        if (island_program && island_context) {
+          KILN_RETURN_IF_ERROR(add_program(*island_program, *island_context));
         } else {  // a dynamic island on the reference kernels (not compilable for these shapes)
           std::lock_guard<std::mutex> lock(e.mu);
           auto why = e.island_failures.find(static_cast<int>(k));

@@ -3,6 +3,7 @@
 #include <new>
 #include <string>
 
+#include "base/aligned.h"
 #include "base/checked_math.h"
 #include "runtime/engine_impl.h"
 
@@ -44,10 +45,10 @@ HostTensor HostTensor::Allocate(DataType dtype, std::vector<int64_t> shape) {
     t.data_ = strings;
     return t;
   }
-  void* p = ::operator new(static_cast<size_t>(bytes), std::align_val_t{64}, std::nothrow);
-  if (p == nullptr) return t;
-  t.owner_ = std::shared_ptr<void>(p, [](void* q) { ::operator delete(q, std::align_val_t{64}); });
-  t.data_ = p;
+  std::shared_ptr<void> p = AllocateAligned(static_cast<size_t>(bytes));
+  if (!p) return t;
+  t.data_ = p.get();
+  t.owner_ = std::move(p);
   return t;
 }
 

@@ -19,6 +19,20 @@ TEST(Arena, BlocksAliveTogetherNeverShareBytes) {
   }
 }
 
+TEST(Arena, VerifierFindsBlocksThatShareBytesWhileAlive) {
+  std::vector<ArenaBlock> b = {{128, 0, 3, 0}, {64, 2, 4, 64}, {64, 4, 5, 0}};
+  auto clash = FindArenaOverlap(b);
+  ASSERT_TRUE(clash.has_value());
+  EXPECT_EQ(clash->first, 0u);
+  EXPECT_EQ(clash->second, 1u);
+  b[1].offset = 128;  // now disjoint from 0; 2 reuses 0's bytes after it died
+  EXPECT_FALSE(FindArenaOverlap(b).has_value());
+  std::vector<ArenaBlock> many;
+  for (int i = 0; i < 1000; ++i) many.push_back({int64_t{64} * (i % 7 + 1), i % 50, i % 50 + i % 13, -1});
+  PlaceBlocks(many);
+  EXPECT_FALSE(FindArenaOverlap(many).has_value());  // the placement passes its own verifier
+}
+
 TEST(Arena, DisjointLifetimesReuseBytes) {
   std::vector<ArenaBlock> b = {{1024, 0, 1}, {1024, 2, 3}, {512, 4, 5}};
   EXPECT_EQ(PlaceBlocks(b), 1024);

@@ -1,7 +1,6 @@
 // The CPU backend's executor: a Context binds a compiled Program to its buffers (activation
 // arena, scratchpad) and runs its kernels; PrimitiveKernel's binding and execution.
 #include <omp.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -11,6 +10,7 @@
 #include <new>
 
 #include "backends/cpu/program.h"
+#include "base/aligned.h"
 
 namespace kiln::cpu {
 
@@ -48,24 +48,10 @@ struct Context::State {
 namespace {
 // 64-byte aligned; throws std::bad_alloc when the memory is not there.
 std::shared_ptr<char> AlignedBuffer(int64_t bytes) {
-  const size_t size = (static_cast<size_t>(std::max<int64_t>(bytes, 64)) + 63) / 64 * 64;
-  // Large buffers (activation arenas, scratchpads) on transparent huge pages where the
-  // kernel offers them (madvise mode): a first run takes a page fault per 2 MiB instead of
-  // per 4 KiB — thousands fewer on a large model, and each is expensive under
-  // virtualization.
-  constexpr size_t kHuge = size_t{2} << 20;
-  if (size >= kHuge) {
-    const size_t mapped = (size + kHuge - 1) / kHuge * kHuge + kHuge;  // room to align to 2 MiB
-    void* m = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) throw std::bad_alloc();
-    char* base = static_cast<char*>(m);
-    char* aligned = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(base) + kHuge - 1) / kHuge * kHuge);
-    ::madvise(aligned, mapped - kHuge, MADV_HUGEPAGE);  // (aligned - base < kHuge: it fits)
-    return std::shared_ptr<char>(aligned, [base, mapped](char*) { ::munmap(base, mapped); });
-  }
-  void* p = std::aligned_alloc(64, size);
-  if (p == nullptr) throw std::bad_alloc();
-  return std::shared_ptr<char>(static_cast<char*>(p), [](char* q) { std::free(q); });
+  // base/aligned.h: arenas of 2 MiB or more on transparent huge pages.
+  std::shared_ptr<void> p = AllocateAligned(static_cast<size_t>(std::max<int64_t>(bytes, 64)));
+  if (!p) throw std::bad_alloc();
+  return std::static_pointer_cast<char>(p);
 }
 }  // namespace
 

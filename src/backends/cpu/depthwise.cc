@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "backends/cpu/parallel.h"
+#include "plan/cpu_features.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -352,8 +353,13 @@ KILN_TARGET_AVX2 void Row256(const RowArgs& a, int64_t n, int64_t oh, int64_t cb
 std::unique_ptr<DepthwiseConv> DepthwiseConv::Create(const DwShape& shape, const float* weights, const float* bias,
                                                      std::vector<DwActivation> activations, const std::string& isa) {
 #if defined(__x86_64__)
-  const bool avx512 = __builtin_cpu_supports("avx512f") && isa != "avx2";
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // plan/cpu_features.h: what the CPU has and the OS has enabled (the AVX-512 state).
+  auto has = [](const char* f) {
+    StatusOr<bool> r = CpuHasFeature(f);
+    return r.ok() && *r;
+  };
+  const bool avx512 = has("avx512f") && isa != "avx2";
+  const bool avx2 = has("avx2") && has("fma");
   if (!avx512 && !avx2) return nullptr;
   auto k = std::unique_ptr<DepthwiseConv>(new DepthwiseConv());
   k->s_ = shape;

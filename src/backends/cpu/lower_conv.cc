@@ -278,16 +278,16 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     ds.dw = dil[1] + 1;
     ds.pt = pl[0];
     ds.pl = pl[1];
-    KILN_ASSIGN_OR_RETURN(Tensor wrm, RowMajorWeights(node, w));
-    auto dw = DepthwiseConv::Create(ds, wrm.data<float>(), bias ? bias->data<float>() : nullptr, *dw_acts);
+    KILN_ASSIGN_OR_RETURN(Tensor dw_weights, RowMajorWeights(node, w));
+    auto dw = DepthwiseConv::Create(ds, dw_weights.data<float>(), bias ? bias->data<float>() : nullptr, *dw_acts);
     if (dw) {
       double ms = 0;
       if (forced.empty()) {
         ms = timed("kiln_dw", [&]() -> std::function<void()> {
           auto xs = std::make_shared<std::vector<float>>(static_cast<size_t>(Numel(x_dims)), 0.0f);
           auto ys = std::make_shared<std::vector<float>>(static_cast<size_t>(Numel(out_dims)));
-          DepthwiseConv* k = dw.get();
-          return [k, xs, ys] { k->Run(xs->data(), ys->data()); };
+          DepthwiseConv* kernel_ptr = dw.get();
+          return [kernel_ptr, xs, ys] { kernel_ptr->Run(xs->data(), ys->data()); };
         });
       }
       // Only when clearly faster: a tie goes to oneDNN (timings on this machine are noisy).
@@ -326,9 +326,9 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   dnnl::memory::desc w_from = group == 1 ? PlainMd(w.dims()) : PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()));
   const void* w_data = w.raw_data();
   if (node.attrs.has(kPackedMdAttr)) {  // a plan's weights, stored in a kernel layout already
-    KILN_ASSIGN_OR_RETURN(PackedSource src, PackedWeightsSource(node, w));
-    w_from = src.md;
-    w_data = src.data;
+    KILN_ASSIGN_OR_RETURN(PackedSource packed, PackedWeightsSource(node, w));
+    w_from = packed.md;
+    w_data = packed.data;
   }
   dnnl::memory wmem;
   if (q8) {

@@ -435,6 +435,9 @@ Status Compiler::PlanArena() {
   std::vector<ArenaBlock> blocks;
   for (int s : roots) blocks.push_back({p_.slots[static_cast<size_t>(s)].bytes, first[static_cast<size_t>(s)], last[static_cast<size_t>(s)]});
   const int64_t arena = PlaceBlocks(blocks);
+  // The memory plan's verifier, on what runs: a placement bug is an error, not wrong results.
+  if (auto clash = FindArenaOverlap(blocks))
+    return Internal("arena plan: buffers ", roots[clash->first], " and ", roots[clash->second], " are alive together and share bytes");
   for (size_t i = 0; i < roots.size(); ++i) p_.slots[static_cast<size_t>(roots[i])].offset = blocks[i].offset;
   p_.arena_bytes = arena;
   return Status::OK();

@@ -297,9 +297,9 @@ Status GraphImporter::Convert(const onnx::GraphProto& gp, Graph& g, std::vector<
       if (node.inputs.empty()) return InvalidArgument(where, ": has no inputs");
       if (const OpSchema* schema = OpRegistry::Global().Find(domain, node.op_type);
           schema != nullptr && !(domain.empty() && (node.op_type == "Loop" || node.op_type == "Scan"))) {
-        for (int i = 0; i < schema->min_inputs && i < static_cast<int>(node.inputs.size()); ++i)
-          if (node.inputs[static_cast<size_t>(i)] == kNoValue)
-            return InvalidArgument(where, ": required input ", i, " is empty");
+        for (int in = 0; in < schema->min_inputs && in < static_cast<int>(node.inputs.size()); ++in)
+          if (node.inputs[static_cast<size_t>(in)] == kNoValue)
+            return InvalidArgument(where, ": required input ", in, " is empty");
       }
       NormalizeContext nctx(g, node, static_cast<int>(opset_it->second));
       if (Status st = fn(nctx); !st.ok()) return st.WithPrefix(where);

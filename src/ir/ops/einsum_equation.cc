@@ -1,3 +1,4 @@
+#include "ir/ops/sub_families.h"
 #include "ir/ops/einsum_equation.h"
 
 #include <algorithm>

@@ -1,4 +1,5 @@
 // Matrix products, normalization, softmax, quantization and losses.
+#include "ir/ops/sub_families.h"
 #include "ir/op_schema.h"
 #include "ir/ops/families.h"
 
@@ -159,7 +160,6 @@ Status InferAttention(InferenceContext& ctx) {
 
 }  // namespace
 
-Status InferEinsumShape(InferenceContext& ctx);  // linalg_norm_einsum.cc
 
 void RegisterLinalgNormSchemas(OpRegistry& r) {
   r.Add(OpSchema{"Gemm", "", 2, 3, 1, 1, InferGemm, FusionClass::kComplexOutFusable});

@@ -2,12 +2,12 @@
 // here; signal and text ops in reduce_rnn_signal_signal.cc.
 #include <string>
 
+#include "ir/ops/sub_families.h"
 #include "ir/op_schema.h"
 #include "ir/ops/families.h"
 
 namespace kiln {
 
-void RegisterSignalTextSchemas(OpRegistry& r);  // reduce_rnn_signal_signal.cc
 
 namespace {
 

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "ir/ops/sub_families.h"
 #include "ir/op_schema.h"
 #include "ir/ops/families.h"
 

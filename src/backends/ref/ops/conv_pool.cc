@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "backends/ref/ops/sub_families.h"
 #include "backends/ref/kernel.h"
 #include "base/checked_math.h"
 #include "backends/ref/ops/broadcast.h"
@@ -12,9 +13,6 @@
 
 namespace kiln {
 
-void RegisterResizeKernels(RefKernelRegistry& r);      // conv_pool_resize.cc
-void RegisterGridSampleKernels(RefKernelRegistry& r);  // conv_pool_sampling.cc
-void RegisterRoiKernels(RefKernelRegistry& r);         // conv_pool_roi.cc
 
 namespace {
 

@@ -3,6 +3,7 @@
 // edge-padded input, coefficients per mode (nearest / linear / cubic).
 #include <cmath>
 
+#include "backends/ref/ops/sub_families.h"
 #include "backends/ref/kernel.h"
 #include "backends/ref/ops/broadcast.h"
 #include "backends/ref/ops/tensor_util.h"
@@ -98,12 +99,12 @@ StatusOr<ResizePlan> PlanResize(const AttrMap& attrs, const std::vector<int64_t>
   KILN_ASSIGN_OR_RETURN(o.mode, attrs.GetString("mode", "nearest"));
   KILN_ASSIGN_OR_RETURN(o.coord, attrs.GetString("coordinate_transformation_mode", "half_pixel"));
   KILN_ASSIGN_OR_RETURN(o.nearest, attrs.GetString("nearest_mode", "round_prefer_floor"));
-  KILN_ASSIGN_OR_RETURN(float a, attrs.GetFloat("cubic_coeff_a", -0.75f));
+  KILN_ASSIGN_OR_RETURN(float cubic_a, attrs.GetFloat("cubic_coeff_a", -0.75f));
   KILN_ASSIGN_OR_RETURN(float ev, attrs.GetFloat("extrapolation_value", 0.f));
   KILN_ASSIGN_OR_RETURN(int64_t excl, attrs.GetInt("exclude_outside", 0));
   KILN_ASSIGN_OR_RETURN(std::string policy, attrs.GetString("keep_aspect_ratio_policy", "stretch"));
   KILN_ASSIGN_OR_RETURN(std::vector<int> axes, ResizeAxes(attrs, r));
-  o.cubic_a = a;
+  o.cubic_a = cubic_a;
   o.extrapolation = ev;
   o.exclude_outside = excl != 0;
   KILN_RETURN_IF_ERROR(ValidateOptions(o));

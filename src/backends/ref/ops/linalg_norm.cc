@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "backends/ref/ops/sub_families.h"
 #include "backends/ref/kernel.h"
 #include "backends/ref/ops/broadcast.h"
 #include "backends/ref/ops/tensor_util.h"
@@ -11,8 +12,6 @@
 
 namespace kiln {
 
-void RegisterEinsumKernels(RefKernelRegistry& r);  // linalg_norm_einsum.cc
-void RegisterAttentionKernels(RefKernelRegistry& r);  // linalg_norm_attention.cc
 
 namespace {
 

@@ -3,6 +3,7 @@
 // Semantics in src/ir/ops/linalg_norm.cc (InferAttention).
 #include <cmath>
 
+#include "backends/ref/ops/sub_families.h"
 #include "backends/ref/kernel.h"
 #include "backends/ref/ops/broadcast.h"
 

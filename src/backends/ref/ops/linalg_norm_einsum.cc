@@ -2,6 +2,7 @@
 // accumulate the product of the operands' elements into the output element.
 #include <map>
 
+#include "backends/ref/ops/sub_families.h"
 #include "backends/ref/kernel.h"
 #include "backends/ref/ops/broadcast.h"
 #include "ir/ops/einsum_equation.h"

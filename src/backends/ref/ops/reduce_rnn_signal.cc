@@ -8,6 +8,7 @@
 #include <string>
 #include <type_traits>
 
+#include "backends/ref/ops/sub_families.h"
 #include "backends/ref/kernel.h"
 #include "backends/ref/ops/broadcast.h"
 #include "backends/ref/ops/tensor_util.h"
@@ -283,9 +284,6 @@ Status NmsKernel(RefContext& ctx) {
 
 }  // namespace
 
-void RegisterRecurrentKernels(RefKernelRegistry& r);  // reduce_rnn_signal_rnn.cc
-void RegisterSignalKernels(RefKernelRegistry& r);     // reduce_rnn_signal_signal.cc
-void RegisterTextKernels(RefKernelRegistry& r);       // reduce_rnn_signal_text.cc
 
 void RegisterReduceRnnSignalKernels(RefKernelRegistry& r) {
   RegisterRecurrentKernels(r);

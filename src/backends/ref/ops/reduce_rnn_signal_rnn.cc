@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/ref/ops/sub_families.h"
 #include "backends/ref/kernel.h"
 #include "backends/ref/ops/broadcast.h"
 #include "ir/op_schema.h"

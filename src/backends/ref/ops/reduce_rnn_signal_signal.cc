@@ -2,6 +2,7 @@
 // Hann/Hamming/Blackman windows and MelWeightMatrix (following ONNX's reference construction exactly).
 #include <cmath>
 
+#include "backends/ref/ops/sub_families.h"
 #include "backends/ref/kernel.h"
 #include "backends/ref/ops/broadcast.h"
 #include "ir/op_schema.h"

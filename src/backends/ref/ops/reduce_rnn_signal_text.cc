@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/ref/ops/sub_families.h"
 #include "backends/ref/kernel.h"
 #include "ir/op_schema.h"
 
