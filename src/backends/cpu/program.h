@@ -96,7 +96,7 @@ class PrimitiveKernel : public Kernel {
   std::vector<std::pair<int, int>> slot_args;              // (DNNL_ARG_*, slot)
   std::vector<std::pair<int, dnnl::memory>> const_args;    // weights, bias, post-op constants
   std::optional<dnnl::memory::desc> scratchpad;
-  // Weights a plan may store already packed (Engine::Save): the graph constant they come
+  // Weights a plan may store already packed (SavePlan): the graph constant they come
   // from and the memory holding them in the primitive's layout. `packed_relayout`: the
   // packed bytes are the constant's values in an f32 blocked layout of its own dims (a
   // reorder turns them back); otherwise they are a kernel-only form (Winograd-transformed,
