@@ -2,8 +2,8 @@
 
 #include <set>
 
-#include "ir/tensor.h"
 #include "ir/op_schema.h"
+#include "ir/tensor.h"
 
 namespace kiln {
 namespace {
@@ -13,30 +13,109 @@ namespace {
 const std::set<std::string>& PerSampleOps() {
   static const std::set<std::string> ops = {
       // elementwise (broadcast operands are checked by shape: they cannot carry a batch dim)
-      "Relu", "Sigmoid", "Tanh", "Clip", "LeakyRelu", "Elu", "Selu", "Celu", "HardSigmoid", "HardSwish",
-      "Gelu", "Erf", "Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Softplus", "Softsign", "Mish", "Swish",
-      "Identity", "Cast", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan",
-      "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Not", "PRelu", "Dropout", "ThresholdedRelu", "IsNaN",
-      "IsInf", "Shrink", "BitwiseNot", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mean", "Sum",
-      "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Where", "Mod",
-      "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor",
+      "Relu",
+      "Sigmoid",
+      "Tanh",
+      "Clip",
+      "LeakyRelu",
+      "Elu",
+      "Selu",
+      "Celu",
+      "HardSigmoid",
+      "HardSwish",
+      "Gelu",
+      "Erf",
+      "Exp",
+      "Log",
+      "Sqrt",
+      "Neg",
+      "Abs",
+      "Reciprocal",
+      "Softplus",
+      "Softsign",
+      "Mish",
+      "Swish",
+      "Identity",
+      "Cast",
+      "Floor",
+      "Ceil",
+      "Round",
+      "Sign",
+      "Sin",
+      "Cos",
+      "Tan",
+      "Asin",
+      "Acos",
+      "Atan",
+      "Sinh",
+      "Cosh",
+      "Asinh",
+      "Acosh",
+      "Atanh",
+      "Not",
+      "PRelu",
+      "Dropout",
+      "ThresholdedRelu",
+      "IsNaN",
+      "IsInf",
+      "Shrink",
+      "BitwiseNot",
+      "Add",
+      "Sub",
+      "Mul",
+      "Div",
+      "Pow",
+      "Max",
+      "Min",
+      "Mean",
+      "Sum",
+      "Equal",
+      "Less",
+      "Greater",
+      "LessOrEqual",
+      "GreaterOrEqual",
+      "And",
+      "Or",
+      "Xor",
+      "Where",
+      "Mod",
+      "BitShift",
+      "BitwiseAnd",
+      "BitwiseOr",
+      "BitwiseXor",
       // NCHW layers: dim 0 is the batch
-      "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool",
-      "GlobalLpPool", "LRN", "InstanceNormalization", "GroupNormalization", "DepthToSpace", "SpaceToDepth",
-      "Resize", "Upsample", "Pad",
+      "Conv",
+      "ConvTranspose",
+      "MaxPool",
+      "AveragePool",
+      "LpPool",
+      "GlobalAveragePool",
+      "GlobalMaxPool",
+      "GlobalLpPool",
+      "LRN",
+      "InstanceNormalization",
+      "GroupNormalization",
+      "DepthToSpace",
+      "SpaceToDepth",
+      "Resize",
+      "Upsample",
+      "Pad",
       // the left operand's rows are samples; a right operand with the batch fails the shape check
-      "MatMul", "Gemm",
+      "MatMul",
+      "Gemm",
       // data movement that keeps row-major order (samples stay contiguous: shape-checked)
-      "Reshape", "Flatten", "Expand",
+      "Reshape",
+      "Flatten",
+      "Expand",
   };
   return ops;
 }
 
 // Ops that reduce, normalize, gather or split along one axis: per-sample unless it is 0.
 const std::set<std::string>& AxisOps() {
-  static const std::set<std::string> ops = {"Concat", "Split", "Softmax", "LogSoftmax", "Hardmax",
-                                            "LayerNormalization", "Gather", "ArgMax", "ArgMin",
-                                            "LpNormalization", "TopK"};
+  static const std::set<std::string> ops = {
+      "Concat", "Split",  "Softmax", "LogSoftmax",      "Hardmax", "LayerNormalization",
+      "Gather", "ArgMax", "ArgMin",  "LpNormalization", "TopK"};
   return ops;
 }
 
@@ -61,7 +140,8 @@ std::optional<std::vector<int64_t>> Axes(const Graph& g, const Node& n, int inpu
     auto a = n.attrs.GetInts("axes");
     if (!a.ok()) return std::nullopt;
     axes = *a;
-  } else if (input_index >= 0 && static_cast<size_t>(input_index) < n.inputs.size() && n.inputs[static_cast<size_t>(input_index)] != kNoValue) {
+  } else if (input_index >= 0 && static_cast<size_t>(input_index) < n.inputs.size() &&
+             n.inputs[static_cast<size_t>(input_index)] != kNoValue) {
     const Value& v = g.value(n.inputs[static_cast<size_t>(input_index)]);
     if (!v.constant) return std::nullopt;
     auto a = v.constant->ToInt64Vector();
@@ -76,13 +156,10 @@ std::optional<std::vector<int64_t>> Axes(const Graph& g, const Node& n, int inpu
 
 Status CheckNode(const Graph& g, NodeId id, bool in_epilogue) {
   const Node& n = g.node(id);
-  auto refuse = [&](const std::string& why) {
-    return FailedPrecondition("node ", n.DisplayName(id), " ", why);
-  };
+  auto refuse = [&](const std::string& why) { return FailedPrecondition("node ", n.DisplayName(id), " ", why); };
   if (!n.domain.empty() && n.domain != "ai.onnx" && !(n.domain == "kiln" && n.op_type == "Attention"))
     return refuse(StrCat("is of domain '", n.domain, "': not known to keep samples apart"));
-  if (in_epilogue && n.domain.empty() && !PerSampleOps().count(n.op_type))
-    return refuse("is not elementwise");
+  if (in_epilogue && n.domain.empty() && !PerSampleOps().count(n.op_type)) return refuse("is not elementwise");
   const int rank0 = n.inputs.empty() || n.inputs[0] == kNoValue ? -1 : RankOf(g, n.inputs[0]);
   if (n.attrs.has(kSplitAxisAttr)) {
     auto axis = n.attrs.GetInt(kSplitAxisAttr, 0);
@@ -168,8 +245,8 @@ Status CheckShapes(const Graph& big, const Graph& small, int64_t ratio, bool str
     bool ok = db.size() == ds.size() && !db.empty() && db[0] == ds[0] * ratio;
     for (size_t i = 1; ok && i < db.size(); ++i) ok = db[i] == ds[i];
     if (!ok)
-      return FailedPrecondition("value '", name, "' is ", DimsToString(db), " for the whole batch but ", DimsToString(ds),
-                                " for a slice: its dim 0 is not the batch");
+      return FailedPrecondition("value '", name, "' is ", DimsToString(db), " for the whole batch but ",
+                                DimsToString(ds), " for a slice: its dim 0 is not the batch");
   }
   return Status::OK();
 }
@@ -181,12 +258,15 @@ Status CheckGraph(const Graph& big, const Graph& small, int64_t ratio, bool stri
     if (n.dead) continue;
     KILN_RETURN_IF_ERROR(CheckNode(big, id, !strict));
     for (const auto& [name, a] : n.attrs.all()) {
-      if (a.type == Attr::Type::kGraphs) return FailedPrecondition("node ", n.DisplayName(id), " has subgraphs (control flow)");
+      if (a.type == Attr::Type::kGraphs)
+        return FailedPrecondition("node ", n.DisplayName(id), " has subgraphs (control flow)");
       if (a.type != Attr::Type::kGraph || !a.g) continue;
       if (name != kEpilogueAttr) return FailedPrecondition("node ", n.DisplayName(id), " has a subgraph '", name, "'");
       const Attr* sa = small.node(id).attrs.find(name);
-      if (sa == nullptr || sa->type != Attr::Type::kGraph || !sa->g) return Internal("specialized graphs differ in their epilogues");
-      KILN_RETURN_IF_ERROR(CheckGraph(*a.g, *sa->g, ratio, /*strict=*/false).WithPrefix(StrCat("epilogue of ", n.DisplayName(id))));
+      if (sa == nullptr || sa->type != Attr::Type::kGraph || !sa->g)
+        return Internal("specialized graphs differ in their epilogues");
+      KILN_RETURN_IF_ERROR(
+          CheckGraph(*a.g, *sa->g, ratio, /*strict=*/false).WithPrefix(StrCat("epilogue of ", n.DisplayName(id))));
     }
   }
   return Status::OK();
@@ -210,7 +290,8 @@ int64_t CommonInputBatch(const Graph& graph) {
 Status BatchSeparable(const Graph& big, const Graph& small, int64_t batch, int64_t slice) {
   if (slice < 1 || batch < 2 || slice >= batch || batch % slice != 0)
     return InvalidArgument("a batch of ", batch, " does not split into slices of ", slice);
-  if (CommonInputBatch(big) != batch) return FailedPrecondition("the inputs do not all have batch ", batch, " as dim 0");
+  if (CommonInputBatch(big) != batch)
+    return FailedPrecondition("the inputs do not all have batch ", batch, " as dim 0");
   if (CommonInputBatch(small) != slice) return Internal("the slice graph's inputs do not have batch ", slice);
   if (big.num_nodes() != small.num_nodes()) return Internal("specialized graphs differ in their nodes");
   return CheckGraph(big, small, batch / slice, /*strict=*/true);

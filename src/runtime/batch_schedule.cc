@@ -80,8 +80,8 @@ Status RunSlices(std::vector<std::unique_ptr<cpu::Context>>& contexts, int threa
                  const std::vector<size_t>& out_bytes) {
   const int64_t n = batch / slice;
   std::vector<Status> status(static_cast<size_t>(n));
-  const int nt = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(threads), n,
-                                                     static_cast<int64_t>(contexts.size())}));
+  const int nt =
+      static_cast<int>(std::min<int64_t>({static_cast<int64_t>(threads), n, static_cast<int64_t>(contexts.size())}));
   cpu::ParallelFor(n, nt, [&](int64_t s) {
     cpu::Context& c = *contexts[static_cast<size_t>(omp_get_thread_num())];
     std::vector<Tensor> views;
@@ -91,9 +91,9 @@ Status RunSlices(std::vector<std::unique_ptr<cpu::Context>>& contexts, int threa
       std::vector<int64_t> d = t->dims();
       d[0] /= n;
       const size_t bytes = t->nbytes() / static_cast<size_t>(n);
-      views.push_back(Tensor::FromExternal(t->dtype(), std::move(d),
-                                           static_cast<char*>(const_cast<void*>(t->raw_data())) + static_cast<size_t>(s) * bytes,
-                                           nullptr));
+      views.push_back(Tensor::FromExternal(
+          t->dtype(), std::move(d),
+          static_cast<char*>(const_cast<void*>(t->raw_data())) + static_cast<size_t>(s) * bytes, nullptr));
       ins.push_back(&views.back());
     }
     std::vector<void*> outs(out_ptrs.size());
@@ -112,7 +112,9 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
   const int64_t batch = CommonInputBatch(*g);
   if (mode == "off" || (plan_slice == 0 && mode == "auto")) return Status::OK();
   if (threads < 2 || batch < 2) {
-    if (mode == "on") impl.batch_note = StrCat("batch-parallel needs batch > 1 and threads > 1 (batch ", batch, ", ", threads, " threads)");
+    if (mode == "on")
+      impl.batch_note =
+          StrCat("batch-parallel needs batch > 1 and threads > 1 (batch ", batch, ", ", threads, " threads)");
     return Status::OK();
   }
   std::vector<int64_t> candidates;
@@ -143,14 +145,17 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
   if (mode == "auto" && plan_slice < 0) {
     // Time the whole-batch program and each slice schedule on zeros (the timing cache
     // makes the choice reproducible).
-    const std::string key = StrCat("batch_parallel ", GraphFingerprint(*g), " threads=", threads, " precision=", co.precision);
+    const std::string key =
+        StrCat("batch_parallel ", GraphFingerprint(*g), " threads=", threads, " precision=", co.precision);
     std::vector<Tensor> zeros = ZeroInputs(*g);
     std::vector<const Tensor*> ins;
     for (const Tensor& t : zeros) ins.push_back(&t);
     if (timer == nullptr) return Internal("batch-parallel schedule: timing without a timer");
     // Whole programs differ by a few percent: more runs than a kernel candidate gets.
     const TimingBudget budget{5, 15, 1000};
-    auto timed = [&](const std::string& k, const std::function<Status()>& run) { return timer->Measure(k, run, budget); };
+    auto timed = [&](const std::string& k, const std::function<Status()>& run) {
+      return timer->Measure(k, run, budget);
+    };
     double whole_ms = 0;
     {
       cpu::Context whole(impl.cpu);
@@ -172,8 +177,8 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
       std::vector<std::unique_ptr<cpu::Context>> ctxs;
       for (int t = 0; t < threads; ++t) ctxs.push_back(std::make_unique<cpu::Context>(programs[i].second));
       KILN_ASSIGN_OR_RETURN(double ms, timed(StrCat(key, " slice=", programs[i].first), [&] {
-        return RunSlices(ctxs, threads, batch, programs[i].first, ins, out_ptrs, out_bytes);
-      }));
+                              return RunSlices(ctxs, threads, batch, programs[i].first, ins, out_ptrs, out_bytes);
+                            }));
       if (i == 0 || ms < best_ms) {
         best = i;
         best_ms = ms;
@@ -216,9 +221,12 @@ StatusOr<std::shared_ptr<const cpu::Program>> DynamicSlices(const Engine::Impl& 
   int64_t batch = 0;
   bool same_batch = true;
   for (const auto& [name, d] : shapes) {
-    if (d.empty()) same_batch = false;
-    else if (batch == 0) batch = d[0];
-    else same_batch = same_batch && d[0] == batch;
+    if (d.empty())
+      same_batch = false;
+    else if (batch == 0)
+      batch = d[0];
+    else
+      same_batch = same_batch && d[0] == batch;
   }
   if (same_batch && batch >= 2 && e.dyn_slice < batch && batch % e.dyn_slice == 0) {
     std::map<std::string, std::vector<int64_t>> small_shapes = shapes;

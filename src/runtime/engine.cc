@@ -11,9 +11,9 @@
 #include <mutex>
 #include <set>
 
-#include "base/file.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/partition.h"
+#include "base/file.h"
 #include "plan/plan_reader.h"
 #include "runtime/engine_impl.h"
 #include "runtime/engine_internal.h"
@@ -29,8 +29,10 @@ const std::vector<TensorInfo>& Engine::outputs() const { return impl_->outputs; 
 
 const char* BackendName(Backend backend) {
   switch (backend) {
-    case Backend::kCpu: return "cpu";
-    case Backend::kRef: return "ref";
+    case Backend::kCpu:
+      return "cpu";
+    case Backend::kRef:
+      return "ref";
   }
   return "?";
 }
@@ -43,9 +45,12 @@ StatusOr<Backend> ParseBackend(const std::string& name) {
 
 const char* BatchParallelName(BatchParallel mode) {
   switch (mode) {
-    case BatchParallel::kAuto: return "auto";
-    case BatchParallel::kOn: return "on";
-    case BatchParallel::kOff: return "off";
+    case BatchParallel::kAuto:
+      return "auto";
+    case BatchParallel::kOn:
+      return "on";
+    case BatchParallel::kOff:
+      return "off";
   }
   return "?";
 }
@@ -165,7 +170,8 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
         KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice, timer));
       if (!impl->slice_program) {
         KILN_ASSIGN_OR_RETURN(impl->cpu, cpu::Compile(g, co));
-        if (plan_slice <= 0) KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice, timer));
+        if (plan_slice <= 0)
+          KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice, timer));
       }
     } else {
       // Per-layer fallback: CPU islands for every layer they can take, the rest on the
@@ -185,7 +191,8 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
             std::string list;
             for (const std::string& l : slow) list += "\n  " + l;
             return FailedPrecondition(slow.size(), " layer(s) would run on a reference implementation (strict mode; ",
-                                      part->host_layers.size(), " of them because the cpu backend cannot take them):", list);
+                                      part->host_layers.size(),
+                                      " of them because the cpu backend cannot take them):", list);
           }
         }
         impl->partition = std::make_shared<const cpu::Partition>(std::move(*part));
@@ -201,7 +208,8 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     }
   } else if (options.backend == "ref") {
     if (options.precision != "fp32")
-      return InvalidArgument("precision '", options.precision, "' needs the cpu backend (the reference backend is FP32)");
+      return InvalidArgument("precision '", options.precision,
+                             "' needs the cpu backend (the reference backend is FP32)");
   } else {
     return InvalidArgument("unknown backend '", options.backend, "' (expected cpu or ref)");
   }
@@ -291,7 +299,8 @@ std::string EngineBackendSummary(const Engine& engine) {
   if (e.partition)
     for (const cpu::Island& i : e.partition->islands)
       if (i.program) programs.push_back(i.program.get());
-  if (programs.empty() && !e.partition) return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
+  if (programs.empty() && !e.partition)
+    return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
   std::map<std::string, int> kinds;
   size_t steps = 0;
   for (const cpu::Program* p : programs) {
@@ -309,9 +318,12 @@ std::string EngineBackendSummary(const Engine& engine) {
     out += ")";
   }
   if (e.partition)
-    out = StrCat(out, " in ", e.partition->islands.size(), " CPU island(s) holding ", e.partition->island_layers, " layers",
-                 e.partition->dynamic_islands ? StrCat(" (", e.partition->dynamic_islands, " of them compiled per input shapes as they run)") : "",
-                 ", and ", e.partition->host_layers.size(), " layer(s) on the reference backend (", e.backend_note, ")");
+    out = StrCat(
+        out, " in ", e.partition->islands.size(), " CPU island(s) holding ", e.partition->island_layers, " layers",
+        e.partition->dynamic_islands
+            ? StrCat(" (", e.partition->dynamic_islands, " of them compiled per input shapes as they run)")
+            : "",
+        ", and ", e.partition->host_layers.size(), " layer(s) on the reference backend (", e.backend_note, ")");
   if (e.slice_program)
     out += StrCat(", batch-parallel: ", e.batch / e.slice, " slices of ", e.slice, " on ", e.slice_threads, " threads");
   return out;
@@ -361,7 +373,8 @@ std::unique_ptr<ExecutionContext> Engine::CreateContext() const {
     s->cpu_program = impl_->cpu.get();
   }
   if (impl_->slice_program)
-    for (int t = 0; t < impl_->slice_threads; ++t) s->slices.push_back(std::make_unique<cpu::Context>(impl_->slice_program));
+    for (int t = 0; t < impl_->slice_threads; ++t)
+      s->slices.push_back(std::make_unique<cpu::Context>(impl_->slice_program));
   s->slices_program = impl_->slice_program.get();
   if (impl_->partition) {
     for (const cpu::Island& i : impl_->partition->islands)

@@ -35,7 +35,8 @@ struct Engine::Impl {
   // Its dynamic islands' programs per (island, input dims), compiled on first use (null: not
   // compilable for those dims; the reference kernels run it). Guarded by `mu`.
   // (The key: island, input dims, and the values of its baked inputs.)
-  mutable std::map<std::tuple<int, std::vector<std::vector<int64_t>>, std::vector<int64_t>>, std::shared_ptr<const cpu::Program>>
+  mutable std::map<std::tuple<int, std::vector<std::vector<int64_t>>, std::vector<int64_t>>,
+                   std::shared_ptr<const cpu::Program>>
       island_programs;
   mutable std::map<int, std::string> island_failures;  // why an island last failed to compile (profiles)
   // Dynamic shapes: the profiles, and the CPU programs specialized per input shapes so far
@@ -62,12 +63,12 @@ struct Engine::Impl {
 
 struct ExecutionContext::State {
   std::shared_ptr<const Engine::Impl> engine;
-  std::vector<RValue> inputs;      // bound views of the caller's buffers
+  std::vector<RValue> inputs;  // bound views of the caller's buffers
   std::vector<bool> bound;
-  std::vector<RValue> outputs;     // results of the last Run()
+  std::vector<RValue> outputs;  // results of the last Run()
   std::unique_ptr<cpu::Context> cpu;
-  const cpu::Program* cpu_program = nullptr;  // what `cpu` runs (dynamic engines switch)
-  std::vector<HostTensor> bound_outputs;      // SetOutput(); undefined = not bound
+  const cpu::Program* cpu_program = nullptr;               // what `cpu` runs (dynamic engines switch)
+  std::vector<HostTensor> bound_outputs;                   // SetOutput(); undefined = not bound
   std::map<std::string, std::vector<int64_t>> cpu_shapes;  // input shapes `cpu` was specialized for
   std::vector<std::unique_ptr<cpu::Context>> slices;       // batch-parallel: one per thread
   const cpu::Program* slices_program = nullptr;            // what `slices` run
@@ -77,8 +78,8 @@ struct ExecutionContext::State {
   // per island, the program and context of its last run (profiles).
   std::vector<std::map<const cpu::Program*, std::unique_ptr<cpu::Context>>> dynamic_islands;
   std::vector<std::pair<const cpu::Program*, cpu::Context*>> island_last;
-  bool profiling = false;                                  // SetProfiling
-  std::vector<std::pair<NodeId, double>> host_ms;          // reference executor's node times (profiling)
+  bool profiling = false;                          // SetProfiling
+  std::vector<std::pair<NodeId, double>> host_ms;  // reference executor's node times (profiling)
 };
 
 namespace internal {

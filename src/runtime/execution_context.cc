@@ -47,12 +47,12 @@ Status ExecutionContext::SetInput(const std::string& name, const HostTensor& t) 
   return SetInput(index, t);
 }
 
-
 Status ExecutionContext::SetInput(int index, const HostTensor& t) {
   KILN_ASSIGN_OR_RETURN(const TensorInfo* info_ptr, InfoAt(state_->engine->inputs, index, "input"));
   const TensorInfo& info = *info_ptr;
   if (info.kind == ValueKind::kSequence || info.kind == ValueKind::kOptionalSequence)
-    return InvalidArgument("input '", info.name, "' is a ", ValueKindName(info.kind), ": bind it with SetInputSequence");
+    return InvalidArgument("input '", info.name, "' is a ", ValueKindName(info.kind),
+                           ": bind it with SetInputSequence");
   // A view of the caller's bytes: read during Run(), never written.
   KILN_ASSIGN_OR_RETURN(Tensor view, ViewOf(t, StrCat("input '", info.name, "'")));
   const Graph& g = *state_->engine->graph;
@@ -94,7 +94,8 @@ Status ExecutionContext::SetInputNone(int index) {
   KILN_ASSIGN_OR_RETURN(const TensorInfo* info_ptr, InfoAt(state_->engine->inputs, index, "input"));
   const TensorInfo& info = *info_ptr;
   if (info.kind != ValueKind::kOptionalTensor && info.kind != ValueKind::kOptionalSequence)
-    return InvalidArgument("input '", info.name, "' is a ", ValueKindName(info.kind), " and needs a value (only optional inputs may be empty)");
+    return InvalidArgument("input '", info.name, "' is a ", ValueKindName(info.kind),
+                           " and needs a value (only optional inputs may be empty)");
   state_->inputs[static_cast<size_t>(index)] = RValue::None();
   state_->bound[static_cast<size_t>(index)] = true;
   return Status::OK();
@@ -138,8 +139,10 @@ StatusOr<std::shared_ptr<const cpu::Program>> SpecializeIsland(const Engine::Imp
   std::shared_ptr<const cpu::Program> program;
   if (st.ok()) {
     auto compiled = cpu::Compile(g, e.compile_options);
-    if (compiled.ok()) program = std::move(*compiled);
-    else st = compiled.status();
+    if (compiled.ok())
+      program = std::move(*compiled);
+    else
+      st = compiled.status();
   }
   if (!st.ok()) e.island_failures[index] = st.message();
   constexpr size_t kMaxEntries = 256;
@@ -155,7 +158,8 @@ Status RunIsland(ExecutionContext::State& state, const Node& node, RefContext& c
   const Engine::Impl& e = *state.engine;
   const cpu::Partition& part = *e.partition;
   KILN_ASSIGN_OR_RETURN(int64_t index, node.attrs.GetInt(cpu::kIslandIndexAttr, -1));
-  if (index < 0 || static_cast<size_t>(index) >= part.islands.size() || static_cast<size_t>(index) >= state.islands.size())
+  if (index < 0 || static_cast<size_t>(index) >= part.islands.size() ||
+      static_cast<size_t>(index) >= state.islands.size())
     return Internal("CPU island index ", index, " out of range");
   const size_t k = static_cast<size_t>(index);
   const cpu::Island& island = part.islands[k];
@@ -167,10 +171,11 @@ Status RunIsland(ExecutionContext::State& state, const Node& node, RefContext& c
     const Tensor& t = ctx.input(i);
     const TypeInfo& want = ig.value(ig.inputs()[static_cast<size_t>(i)]).type;
     bool match = t.dtype() == want.dtype && want.shape.has_rank() && t.rank() == want.shape.rank();
-    for (int d = 0; match && d < t.rank(); ++d) match = !want.shape.dim(d).known() || want.shape.dim(d).value == t.dim(d);
+    for (int d = 0; match && d < t.rank(); ++d)
+      match = !want.shape.dim(d).known() || want.shape.dim(d).value == t.dim(d);
     if (!match)
-      return Internal("CPU island input '", ig.value(ig.inputs()[static_cast<size_t>(i)]).name, "' is ", t.ShapeString(),
-                      ", the island was made for ", want.ToString());
+      return Internal("CPU island input '", ig.value(ig.inputs()[static_cast<size_t>(i)]).name, "' is ",
+                      t.ShapeString(), ", the island was made for ", want.ToString());
     ins.push_back(&t);
   }
   std::shared_ptr<const cpu::Program> program = island.program;
@@ -179,7 +184,8 @@ Status RunIsland(ExecutionContext::State& state, const Node& node, RefContext& c
     KILN_ASSIGN_OR_RETURN(program, SpecializeIsland(e, index, ins));
     if (!program) {
       if (e.compile_options.strict)
-        return FailedPrecondition("CPU island ", index, " cannot be compiled for these input shapes, so it would run on "
+        return FailedPrecondition("CPU island ", index,
+                                  " cannot be compiled for these input shapes, so it would run on "
                                   "the reference kernels (strict mode)");
       std::vector<RValue> values;
       for (const Tensor* t : ins) values.emplace_back(*t);
@@ -233,7 +239,8 @@ Status ExecutionContext::Run() {
     if (!inside) {
       std::string got, profiles;
       for (const auto& [name, d] : shapes) got += (got.empty() ? "" : ", ") + name + " " + DimsToString(d);
-      for (size_t i = 0; i < e.profiles.size(); ++i) profiles += StrCat("; profile ", i, ": ", DescribeProfile(e.profiles[i]));
+      for (size_t i = 0; i < e.profiles.size(); ++i)
+        profiles += StrCat("; profile ", i, ": ", DescribeProfile(e.profiles[i]));
       return InvalidArgument("input shapes ", got, " are outside every profile of this engine", profiles);
     }
     if (e.cpu_dynamic && !same) {
@@ -351,7 +358,8 @@ StatusOr<HostTensor> ExecutionContext::Output(int index) const {
   const RValue& v = state_->outputs[static_cast<size_t>(index)];
   if (v.is_sequence()) return InvalidArgument("output '", info.name, "' is a sequence: read it with OutputSequence");
   if (v.is_none()) return InvalidArgument("output '", info.name, "' is an optional that holds no value (OutputIsNone)");
-  if (static_cast<size_t>(index) < state_->bound_outputs.size() && state_->bound_outputs[static_cast<size_t>(index)].data() != nullptr)
+  if (static_cast<size_t>(index) < state_->bound_outputs.size() &&
+      state_->bound_outputs[static_cast<size_t>(index)].data() != nullptr)
     return state_->bound_outputs[static_cast<size_t>(index)];  // the caller's buffer holds it
   return ToHost(v.tensor);
 }
@@ -372,11 +380,14 @@ Status ExecutionContext::SetOutput(int index, const HostTensor& t) {
                            ": only numeric tensor outputs can be bound to a buffer");
   if (t.data() == nullptr) return InvalidArgument("output '", info.name, "': the buffer has no data");
   if (t.dtype() != info.dtype)
-    return InvalidArgument("output '", info.name, "' is ", DataTypeName(info.dtype), ", the buffer is ", DataTypeName(t.dtype()));
+    return InvalidArgument("output '", info.name, "' is ", DataTypeName(info.dtype), ", the buffer is ",
+                           DataTypeName(t.dtype()));
   bool shape_ok = t.shape().size() == info.shape.size();
-  for (size_t d = 0; shape_ok && d < info.shape.size(); ++d) shape_ok = info.shape[d] < 0 || info.shape[d] == t.shape()[d];
+  for (size_t d = 0; shape_ok && d < info.shape.size(); ++d)
+    shape_ok = info.shape[d] < 0 || info.shape[d] == t.shape()[d];
   if (!shape_ok)
-    return InvalidArgument("output '", info.name, "' has shape ", DimsToString(info.shape), ", the buffer ", DimsToString(t.shape()));
+    return InvalidArgument("output '", info.name, "' has shape ", DimsToString(info.shape), ", the buffer ",
+                           DimsToString(t.shape()));
   state_->bound_outputs.resize(outs.size());
   state_->bound_outputs[static_cast<size_t>(index)] = t;
   return Status::OK();
@@ -394,7 +405,8 @@ StatusOr<std::vector<HostTensor>> ExecutionContext::OutputSequence(int index) co
   if (state_->outputs.size() != outs.size()) return FailedPrecondition("no results yet: call Run() first");
   const RValue& v = state_->outputs[static_cast<size_t>(index)];
   if (v.is_none()) return InvalidArgument("output '", info.name, "' is an optional that holds no value (OutputIsNone)");
-  if (!v.is_sequence()) return InvalidArgument("output '", info.name, "' is a tensor, not a sequence: read it with Output");
+  if (!v.is_sequence())
+    return InvalidArgument("output '", info.name, "' is a tensor, not a sequence: read it with Output");
   std::vector<HostTensor> elements;
   elements.reserve(v.sequence.size());
   for (const Tensor& t : v.sequence) elements.push_back(ToHost(t));
@@ -441,7 +453,8 @@ StatusOr<std::vector<ProfiledStep>> LastRunProfile(ExecutionContext& context) {
     const auto& steps = cpu::Steps(p);
     if (c.step_ms().size() != steps.size()) return FailedPrecondition("no profiled run yet (SetProfiling, then Run)");
     for (size_t i = 0; i < steps.size(); ++i)
-      out.push_back({steps[i].name, steps[i].op, steps[i].impl, steps[i].tactic, c.step_ms()[i], cpu::IsSlowStep(steps[i])});
+      out.push_back(
+          {steps[i].name, steps[i].op, steps[i].impl, steps[i].tactic, c.step_ms()[i], cpu::IsSlowStep(steps[i])});
     return Status::OK();
   };
   if (s.cpu && s.cpu_program) {
@@ -455,14 +468,16 @@ StatusOr<std::vector<ProfiledStep>> LastRunProfile(ExecutionContext& context) {
       const Node& n = host.node(id);
       if (n.domain == kExternalDomain && e.partition) {
         KILN_ASSIGN_OR_RETURN(int64_t k, n.attrs.GetInt(cpu::kIslandIndexAttr, -1));
-        if (k < 0 || static_cast<size_t>(k) >= s.islands.size()) return Internal("CPU island index ", k, " out of range");
+        if (k < 0 || static_cast<size_t>(k) >= s.islands.size())
+          return Internal("CPU island index ", k, " out of range");
         const auto& [island_program, island_context] = s.island_last[static_cast<size_t>(k)];
         if (island_program && island_context) {
           KILN_RETURN_IF_ERROR(add_program(*island_program, *island_context));
         } else {  // a dynamic island on the reference kernels (not compilable for these shapes)
           std::lock_guard<std::mutex> lock(e.mu);
           auto why = e.island_failures.find(static_cast<int>(k));
-          out.push_back({n.name, "CpuIsland", why == e.island_failures.end() ? "reference backend" : "reference backend - " + why->second,
+          out.push_back({n.name, "CpuIsland",
+                         why == e.island_failures.end() ? "reference backend" : "reference backend - " + why->second,
                          "", ms, true});
         }
       } else {

@@ -21,10 +21,14 @@ int64_t HostTensor::numel() const {
 
 const char* ValueKindName(ValueKind k) {
   switch (k) {
-    case ValueKind::kTensor: return "tensor";
-    case ValueKind::kSequence: return "sequence";
-    case ValueKind::kOptionalTensor: return "optional(tensor)";
-    case ValueKind::kOptionalSequence: return "optional(sequence)";
+    case ValueKind::kTensor:
+      return "tensor";
+    case ValueKind::kSequence:
+      return "sequence";
+    case ValueKind::kOptionalTensor:
+      return "optional(tensor)";
+    case ValueKind::kOptionalSequence:
+      return "optional(sequence)";
   }
   return "?";
 }

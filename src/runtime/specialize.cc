@@ -34,7 +34,8 @@ Status SetInputDims(Graph& graph, const std::map<std::string, std::vector<Dim>>&
     if (auto sym = symbolic.find(val.name); sym != symbolic.end()) {
       const Shape& s = val.type.shape;
       if (s.has_rank() && s.rank() != static_cast<int>(sym->second.size()))
-        return InvalidArgument("profile: input '", val.name, "' has rank ", s.rank(), ", the profile gives ", sym->second.size());
+        return InvalidArgument("profile: input '", val.name, "' has rank ", s.rank(), ", the profile gives ",
+                               sym->second.size());
       for (int i = 0; s.has_rank() && i < s.rank(); ++i) {
         const Dim& want = sym->second[static_cast<size_t>(i)];
         // A dimension fixed in the model stays fixed (weights typically depend on it).
@@ -105,7 +106,8 @@ Status CheckInputMatches(const Value& input, const RValue& v) {
     for (size_t i = 1; i < v.sequence.size(); ++i)
       if (v.sequence[i].dtype() != v.sequence[0].dtype())
         return InvalidArgument(what, ": the elements of a sequence must share one type, but element 0 is ",
-                               DTypeName(v.sequence[0].dtype()), " and element ", i, " is ", DTypeName(v.sequence[i].dtype()));
+                               DTypeName(v.sequence[0].dtype()), " and element ", i, " is ",
+                               DTypeName(v.sequence[i].dtype()));
     if (t->elem && t->elem->is_tensor())
       for (size_t i = 0; i < v.sequence.size(); ++i)
         KILN_RETURN_IF_ERROR(CheckTensorMatches(*t->elem, v.sequence[i], StrCat(what, " element ", i)));
