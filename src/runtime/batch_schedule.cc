@@ -107,12 +107,12 @@ Status RunSlices(std::vector<std::unique_ptr<cpu::Context>>& contexts, int threa
 }
 
 Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph>& g, const cpu::CompileOptions& co,
-                           const std::string& mode, int64_t plan_slice, TacticTimer* timer) {
+                           BatchParallel mode, int64_t plan_slice, TacticTimer* timer) {
   const int threads = cpu::EffectiveThreads(co.threads);
   const int64_t batch = CommonInputBatch(*g);
-  if (mode == "off" || (plan_slice == 0 && mode == "auto")) return Status::OK();
+  if (mode == BatchParallel::kOff || (plan_slice == 0 && mode == BatchParallel::kAuto)) return Status::OK();
   if (threads < 2 || batch < 2) {
-    if (mode == "on")
+    if (mode == BatchParallel::kOn)
       impl.batch_note =
           StrCat("batch-parallel needs batch > 1 and threads > 1 (batch ", batch, ", ", threads, " threads)");
     return Status::OK();
@@ -124,7 +124,8 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
     // One sample per slice (each thread's activations stay in its cache); with "auto"
     // also one slice per thread (better weight reuse in large matmuls).
     candidates.push_back(1);
-    if (mode == "auto" && batch % threads == 0 && batch / threads > 1) candidates.push_back(batch / threads);
+    if (mode == BatchParallel::kAuto && batch % threads == 0 && batch / threads > 1)
+      candidates.push_back(batch / threads);
   }
   std::vector<std::pair<int64_t, std::shared_ptr<const cpu::Program>>> programs;
   for (int64_t k : candidates) {
@@ -142,7 +143,7 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
   }
   if (programs.empty()) return Status::OK();
   size_t best = 0;
-  if (mode == "auto" && plan_slice < 0) {
+  if (mode == BatchParallel::kAuto && plan_slice < 0) {
     // Time the whole-batch program and each slice schedule on zeros (the timing cache
     // makes the choice reproducible).
     const std::string key =

@@ -64,10 +64,10 @@ StatusOr<BatchParallel> ParseBatchParallel(const std::string& name) {
 
 EngineOptions ToEngineOptions(const LoadOptions& options) {
   EngineOptions eo;
-  eo.backend = BackendName(options.backend);
+  eo.backend = options.backend;
   eo.threads = options.threads;
   eo.strict = options.strict;
-  eo.batch_parallel = BatchParallelName(options.batch_parallel);
+  eo.batch_parallel = options.batch_parallel;
   return eo;
 }
 
@@ -132,8 +132,6 @@ StatusOr<std::shared_ptr<const cpu::Program>> Specialize(const Engine::Impl& e,
 StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
                                                    const EngineOptions& options, std::vector<ShapeProfileSpec> profiles,
                                                    int64_t plan_slice, TacticTimer* timer) {
-  if (options.batch_parallel != "auto" && options.batch_parallel != "on" && options.batch_parallel != "off")
-    return InvalidArgument("unknown batch_parallel '", options.batch_parallel, "' (expected auto, on or off)");
   auto impl = std::make_shared<Engine::Impl>();
   impl->profiles = std::move(profiles);
   // A dynamic graph the CPU backend cannot take whole even at profile 0's opt shapes
@@ -142,14 +140,14 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
   // (The probe is the graph profile 0's first specialization compiles, not made twice.)
   Status whole_at_opt = Status::OK();
   std::shared_ptr<Graph> probe;
-  if (options.backend == "cpu" && !impl->profiles.empty()) {
+  if (options.backend == Backend::kCpu && !impl->profiles.empty()) {
     probe = std::make_shared<Graph>(DeepCopy(*g));
     std::map<std::string, std::vector<int64_t>> opt;
     for (const auto& [name, r] : impl->profiles[0]) opt[name] = r.opt;
     whole_at_opt = SetInputShapes(*probe, opt).WithPrefix("specializing the engine for the given input shapes");
     if (whole_at_opt.ok()) whole_at_opt = cpu::CheckSupported(*probe);
   }
-  if (options.backend == "cpu" && !impl->profiles.empty() && whole_at_opt.ok()) {
+  if (options.backend == Backend::kCpu && !impl->profiles.empty() && whole_at_opt.ok()) {
     // Dynamic shapes: one program per input shapes, compiled on first use; profile opt
     // shapes right away (below), so the kernel timing happens at build.
     KILN_RETURN_IF_ERROR(cpu::CheckPrecision(options.precision));
@@ -157,7 +155,7 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     impl->compile_options.threads = options.threads;
     impl->compile_options.precision = options.precision;
     impl->compile_options.strict = options.strict;
-  } else if (options.backend == "cpu") {
+  } else if (options.backend == Backend::kCpu) {
     Status ok = impl->profiles.empty() ? cpu::CheckSupported(*g) : whole_at_opt;
     cpu::CompileOptions co;
     co.threads = options.threads;
@@ -166,7 +164,7 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     co.timer = timer;
     if (ok.ok()) {
       // A plan that recorded a batch-parallel schedule compiles the slice program only.
-      if (plan_slice > 0 && options.batch_parallel != "off")
+      if (plan_slice > 0 && options.batch_parallel != BatchParallel::kOff)
         KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice, timer));
       if (!impl->slice_program) {
         KILN_ASSIGN_OR_RETURN(impl->cpu, cpu::Compile(g, co));
@@ -206,12 +204,8 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
         g = std::move(unpacked);
       }
     }
-  } else if (options.backend == "ref") {
-    if (options.precision != "fp32")
-      return InvalidArgument("precision '", options.precision,
-                             "' needs the cpu backend (the reference backend is FP32)");
-  } else {
-    return InvalidArgument("unknown backend '", options.backend, "' (expected cpu or ref)");
+  } else if (options.precision != "fp32") {  // Backend::kRef
+    return InvalidArgument("precision '", options.precision, "' needs the cpu backend (the reference backend is FP32)");
   }
   impl->memory = std::move(memory);
   KILN_ASSIGN_OR_RETURN(ModelSignature io, SignatureOf(*g));
@@ -226,11 +220,11 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
     }
     // Batch-parallel for batches > 1: the plan's choice, or decided (timed, for "auto") on
     // profile 0's opt shapes; other batches use the same slice size when it divides them.
-    const std::string& mode = options.batch_parallel;
-    if (mode != "off" && cpu::EffectiveThreads(options.threads) >= 2) {
+    const BatchParallel mode = options.batch_parallel;
+    if (mode != BatchParallel::kOff && cpu::EffectiveThreads(options.threads) >= 2) {
       if (plan_slice > 0) {
         impl->dyn_slice = plan_slice;
-      } else if (plan_slice < 0 || mode == "on") {
+      } else if (plan_slice < 0 || mode == BatchParallel::kOn) {
         std::map<std::string, std::vector<int64_t>> opt;
         for (const auto& [name, r] : impl->profiles[0]) opt[name] = r.opt;
         KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> whole, Specialize(*impl, opt));

@@ -112,11 +112,11 @@ StatusOr<Tensor> ViewOf(const HostTensor& t, const std::string& what);
 // ---- engine.cc ----
 // What makes an engine from an optimized graph (LoadOptions, plus the builder's precision).
 struct EngineOptions {
-  std::string backend = "cpu";
+  Backend backend = Backend::kCpu;
   int threads = 0;
-  std::string precision = "fp32";
+  std::string precision = "fp32";  // the CPU backend's name for it (cpu::CompileOptions)
   bool strict = false;
-  std::string batch_parallel = "auto";
+  BatchParallel batch_parallel = BatchParallel::kAuto;
 };
 EngineOptions ToEngineOptions(const LoadOptions& options);
 // An engine over an optimized graph: the CPU program(s) compiled, or the reference backend.
@@ -153,7 +153,7 @@ Status RunSlices(std::vector<std::unique_ptr<cpu::Context>>& contexts, int threa
 // is `impl.cpu` (null when a plan recorded `plan_slice` > 0: only that is compiled then).
 // plan_slice < 0: building ("auto" times the schedules with `timer`).
 Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph>& g, const cpu::CompileOptions& co,
-                           const std::string& mode, int64_t plan_slice, TacticTimer* timer);
+                           BatchParallel mode, int64_t plan_slice, TacticTimer* timer);
 // A dynamic engine's slice program for these input shapes (cached), or null when they
 // run whole.
 StatusOr<std::shared_ptr<const cpu::Program>> DynamicSlices(const Engine::Impl& e,

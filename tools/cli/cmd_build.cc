@@ -103,6 +103,10 @@ int Build(const BuildArgs& a) {
     std::cerr << "error: " << message << "\n";
     return 1;
   };
+  // Flags first: a typo is an error before minutes of import and optimization.
+  BuildOptions engine_flags;
+  if (Status st = ParseEngineFlags(a.backend, a.precision, a.batch_parallel, &engine_flags); !st.ok())
+    return fail(st.message());
   auto parsed_shapes = ParseShapeSpecs(a.shapes);
   if (!parsed_shapes.ok()) return fail(parsed_shapes.status().message());
   const std::map<std::string, std::vector<int64_t>>& shapes = *parsed_shapes;
@@ -164,8 +168,9 @@ int Build(const BuildArgs& a) {
   progress.End();
 
   BuildOptions options;
-  if (Status st = ParseEngineFlags(a.backend, a.precision, a.batch_parallel, &options); !st.ok())
-    return fail(st.message());
+  options.backend = engine_flags.backend;
+  options.precision = engine_flags.precision;
+  options.batch_parallel = engine_flags.batch_parallel;
   options.threads = a.threads;
   options.timing_cache = a.timing_cache;
   options.profiles = profiles;
