@@ -44,6 +44,10 @@ bool IsNoOp(const Graph& g, const Node& node) {
       if (p != 0) return false;
     return SameStaticShape(in, out);
   }
+  // A one-input Concat, Sum, Max, Min or Mean (DenseNet's first layer of every block
+  // concatenates a list of one tensor).
+  if (op == "Concat" || op == "Sum" || op == "Max" || op == "Min" || op == "Mean")
+    return node.inputs.size() == 1 && SameStaticShape(in, out);
   if (op == "Transpose") {
     auto perm = node.attrs.GetInts("perm");
     if (!perm.ok() || perm->empty()) return false;

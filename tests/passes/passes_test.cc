@@ -90,6 +90,24 @@ TEST(PassRemoveNoOps, RemovesIdentityDropoutCastAndKeepsOutputNames) {
   EXPECT_TRUE(SameOutputs(before, g));
 }
 
+// A one-input Concat/Sum/Max/Min/Mean forwards its input (DenseNet's first layer of each
+// block concatenates a list of one tensor); with two inputs it stays.
+TEST(PassRemoveNoOps, RemovesOneInputConcatAndVariadicOps) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 4, 3, 3});
+  ValueId r = b.Op("Relu", "relu", {x});
+  ValueId c1 = b.Op("Concat", "cat1", {r}, Attrs({{"axis", Attr::Int(1)}}));
+  ValueId s1 = b.Op("Sum", "sum1", {c1});
+  ValueId m1 = b.Op("Max", "max1", {s1});
+  ValueId c2 = b.Op("Concat", "cat2", {m1, r}, Attrs({{"axis", Attr::Int(1)}}));
+  b.Output(c2);
+  Graph g = b.Build();
+  Graph before = g;
+  RunPassToFixedPoint(&RemoveNoOps, g);
+  EXPECT_EQ(OpSequence(g), "Relu,Concat");
+  EXPECT_TRUE(SameOutputs(before, g));
+}
+
 // A fused node is never a no-op by its types: Cast(f32 -> f16) carrying the epilogue
 // [Sigmoid, Cast(f16 -> f32)] reads and writes f32 (IS-Net's output lost its Sigmoid so).
 TEST(PassRemoveNoOps, KeepsFusedNodeWhoseTypesLookLikeANoOp) {

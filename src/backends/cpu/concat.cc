@@ -4,6 +4,7 @@
 // multiple of the block — the concat is a memcpy per (outer index, piece), at memory speed.
 // oneDNN 2.6's simple:any concat copies blocked layouts element-wise (~1 GB/s: DenseNet's
 // 62 concats were a quarter of its run time).
+#include <algorithm>
 #include <cstring>
 
 #include "backends/cpu/lower_util.h"
@@ -21,10 +22,28 @@ class CopyConcatKernel : public Kernel {
   std::vector<int64_t> chunk;        // bytes per outer index, per piece
   std::vector<int64_t> offset;       // byte offset of each piece inside one outer index
   int64_t out_chunk = 0;             // bytes per outer index of the output
+  bool rows = false;                 // many small runs: parallel over outer indices
 
   Status Execute(ExecContext& ctx, int) const override {
     char* d = ctx.ptrs[static_cast<size_t>(dst)];
     const int64_t pieces = static_cast<int64_t>(srcs.size());
+    if (rows) {
+      // Small pieces per outer index (channels-last: one pixel's channels): tasks are blocks
+      // of outer indices, each copying every piece's run.
+      constexpr int64_t kRows = 64;
+      auto block = [&](int64_t b) {
+        const int64_t lo = b * kRows, hi = std::min(outer, lo + kRows);
+        for (int64_t p = 0; p < pieces; ++p) {
+          const char* s = ctx.ptrs[static_cast<size_t>(srcs[static_cast<size_t>(p)])];
+          const int64_t bytes = chunk[static_cast<size_t>(p)], at = offset[static_cast<size_t>(p)];
+          for (int64_t o = lo; o < hi; ++o) std::memcpy(d + o * out_chunk + at, s + o * bytes, static_cast<size_t>(bytes));
+        }
+      };
+      const int64_t blocks = (outer + kRows - 1) / kRows;
+      if (outer * out_chunk > (1 << 16) && blocks > 1) ParallelFor(blocks, 0, block);
+      else for (int64_t b = 0; b < blocks; ++b) block(b);
+      return Status::OK();
+    }
     // Tasks: (outer index, piece), each split into <= 256 KiB parts so that a few big
     // pieces still spread over the threads.
     constexpr int64_t kPart = 256 << 10;
@@ -52,11 +71,17 @@ class CopyConcatKernel : public Kernel {
   }
 };
 
+constexpr int kChannelsLast = -2;
+
 // The block size of `md`'s single inner block on dim 1 (nChw8c -> 8), 0 for a plain
-// row-major layout, -1 for anything else.
+// row-major layout, kChannelsLast for a dense channels-last one (nwc, nhwc, ndhwc), -1 for
+// anything else.
 int ChannelBlock(const dnnl::memory::desc& md) {
   const dnnl_memory_desc_t& d = md.data;
   if (d.format_kind != dnnl_blocked || d.offset0 != 0) return -1;
+  using tag = dnnl::memory::format_tag;
+  const tag last = ChannelsLastTag(static_cast<size_t>(d.ndims));
+  if (last != tag::undef && md == dnnl::memory::desc(md.dims(), md.data_type(), last)) return kChannelsLast;
   for (int i = 0; i < d.ndims; ++i)
     if (d.padded_dims[i] != d.dims[i] || d.padded_offsets[i] != 0) return -1;
   const auto& b = d.format_desc.blocking;
@@ -74,7 +99,43 @@ int ChannelBlock(const dnnl::memory::desc& md) {
   return static_cast<int>(blk);
 }
 
+dnnl::memory::desc LayoutOfClass(int blk, const std::vector<int64_t>& dims) {
+  if (blk == 0) return PlainMd(dims);
+  if (blk == kChannelsLast) return dnnl::memory::desc(ToDnnl(dims), dnnl::memory::data_type::f32, ChannelsLastTag(dims.size()));
+  return dnnl::memory::desc(ToDnnl(dims), dnnl::memory::data_type::f32, BlockedChannelTag(dims.size(), blk));
+}
+
 }  // namespace
+
+std::vector<int> PiecesInCommonLayout(Compiler& c, const std::vector<int>& srcs, int64_t axis) {
+  const Program& p = c.program();
+  std::vector<int> classes = {0};
+  for (int s : srcs) {
+    const Slot& sl = p.slots[static_cast<size_t>(s)];
+    const int k = sl.has_md && sl.md.data_type() == dnnl::memory::data_type::f32 ? ChannelBlock(sl.md) : -1;
+    if (k != -1 && std::find(classes.begin(), classes.end(), k) == classes.end()) classes.push_back(k);
+  }
+  int best = 0;
+  int64_t best_cost = -1;
+  for (int k : classes) {
+    bool ok = k == 0 || axis == 1;
+    int64_t moved = 0;
+    for (int s : srcs) {
+      const Slot& sl = p.slots[static_cast<size_t>(s)];
+      ok = ok && sl.dims.size() >= 2 && (k <= 0 || sl.dims[1] % k == 0) &&
+           (k != kChannelsLast || ChannelsLastTag(sl.dims.size()) != dnnl::memory::format_tag::undef) &&
+           (k <= 0 || BlockedChannelTag(sl.dims.size(), k) != dnnl::memory::format_tag::undef);
+      if (!sl.has_md || ChannelBlock(sl.md) != k) moved += sl.bytes;
+    }
+    if (ok && (best_cost < 0 || moved < best_cost)) {
+      best = k;
+      best_cost = moved;
+    }
+  }
+  std::vector<int> out;
+  for (int s : srcs) out.push_back(c.InLayout(s, LayoutOfClass(best, p.slots[static_cast<size_t>(s)].dims)));
+  return out;
+}
 
 bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<std::vector<int64_t>>& piece_dims,
                    const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
@@ -88,10 +149,14 @@ bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<
   if (first < 0) return true;  // every piece is in place already
   const dnnl::memory::desc& md0 = p.slots[static_cast<size_t>(first)].md;
   const int blk = ChannelBlock(md0);
-  if (blk < 0 || md0.data_type() != dnnl::memory::data_type::f32) return false;
-  if (blk > 0 && axis != 1) return false;
+  if (blk == -1 || md0.data_type() != dnnl::memory::data_type::f32) return false;
+  if (blk != 0 && axis != 1) return false;
   auto k = std::make_unique<CopyConcatKernel>();
+  // Channels-last along the channels: per pixel (n, spatial...) each piece's channels.
+  const bool last = blk == kChannelsLast;
   for (int64_t a = 0; a < axis; ++a) k->outer *= out_dims[static_cast<size_t>(a)];
+  if (last)
+    for (size_t a = 2; a < out_dims.size(); ++a) k->outer *= out_dims[a];
   // Pieces given as -1 are in the output already (their producers wrote there): skipped,
   // their extent taken from `piece_dims`.
   int64_t off = 0;
@@ -105,7 +170,7 @@ bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<
     }
     if (blk > 0 && dims[1] % blk != 0) return false;
     int64_t inner = 1;
-    for (size_t a = static_cast<size_t>(axis); a < dims.size(); ++a) inner *= dims[a];
+    for (size_t a = static_cast<size_t>(axis); a < (last ? 2 : dims.size()); ++a) inner *= dims[a];
     if (s >= 0) {
       k->chunk.push_back(inner * 4);
       k->offset.push_back(off);
@@ -117,6 +182,8 @@ bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<
   dnnl::memory::desc out_md;
   if (blk == 0) {
     out_md = PlainMd(out_dims);
+  } else if (last) {
+    out_md = dnnl::memory::desc(ToDnnl(out_dims), dnnl::memory::data_type::f32, ChannelsLastTag(out_dims.size()));
   } else {
     // The same blocked layout over the output dims.
     dnnl::memory::dims od(out_dims.begin(), out_dims.end());
@@ -128,11 +195,16 @@ bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<
   if (static_cast<int64_t>(out_md.get_size()) != k->outer * k->out_chunk) return false;
   if (into >= 0 && p.slots[static_cast<size_t>(into)].md != out_md) return false;
   k->srcs = copied;
+  int64_t largest = 0;
+  for (int64_t b : k->chunk) largest = std::max(largest, b);
+  k->rows = largest < 4096 && k->outer > 1;
   k->dst = into >= 0 ? into : c.NewSlot(out, out_md, out_dims);
   k->reads = copied;
   if (into >= 0) k->reads.push_back(into);  // the in-place pieces live there
   k->writes = {k->dst};
-  k->info = {name, "Concat", blk == 0 ? "kiln:concat_copy" : StrCat("kiln:concat_copy blocked", blk), "", 0, node};
+  k->info = {name, "Concat",
+             blk == 0 ? "kiln:concat_copy" : last ? "kiln:concat_copy channels_last" : StrCat("kiln:concat_copy blocked", blk),
+             "", 0, node};
   c.AddKernel(std::move(k));
   return true;
 }

@@ -69,6 +69,47 @@ std::optional<std::vector<DwActivation>> DwActivations(const std::vector<PostOp>
   return out;
 }
 
+// The layout a convolution's input arrives in, as a source descriptor and the destination
+// in the same format over the output dims: a plain, channels-last or channel-blocked f32
+// layout (valid false for any other).
+struct ChainLayout {
+  bool valid = false;
+  bool plain = false;  // row-major: the graph's own layout, not one a kernel chose
+  dnnl::memory::desc src, dst;
+};
+
+ChainLayout ChainLayoutOf(const Slot& in, const std::vector<int64_t>& out_dims) {
+  ChainLayout out;
+  if (!in.has_md || in.dtype != DType::kFloat32 || in.md.data_type() != mdt::f32 || in.qscale > 0) return out;
+  const size_t rank = in.dims.size();
+  std::vector<tag> tags;
+  if (rank == 3) tags = {tag::ncw, tag::nwc, tag::nCw16c, tag::nCw8c};
+  if (rank == 4) tags = {tag::nchw, tag::nhwc, tag::nChw16c, tag::nChw8c};
+  if (rank == 5) tags = {tag::ncdhw, tag::ndhwc, tag::nCdhw16c, tag::nCdhw8c};
+  for (size_t i = 0; i < tags.size(); ++i) {
+    if (dnnl::memory::desc(ToDnnl(in.dims), mdt::f32, tags[i]) != in.md) continue;
+    out.valid = true;
+    out.plain = i == 0;
+    out.src = in.md;
+    out.dst = dnnl::memory::desc(ToDnnl(out_dims), mdt::f32, tags[i]);
+    return out;
+  }
+  return out;
+}
+
+// What a kernel in layouts (src, dst) adds to a chain in `chain`'s layout: the reorder of its
+// input (unless another reader made that copy already) and, when the chain's layout is one
+// a kernel chose (not the graph's row-major one), the reorder of its output back -- the
+// next layer would pay it, or leave the chain's layout itself.
+double LayoutCost(Compiler& c, int in_slot, const dnnl::memory::desc& src, const ChainLayout& chain,
+                  const dnnl::memory::desc& dst) {
+  if (!chain.valid) return 0;
+  double ms = 0;
+  if (src != chain.src && !c.HasLayoutCopy(in_slot, src)) ms += c.TimeReorder(chain.src, src);
+  if (!chain.plain && dst != chain.dst) ms += c.TimeReorder(dst, chain.dst);
+  return ms;
+}
+
 }  // namespace
 
 StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
@@ -188,14 +229,26 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   const mdt src_t = q8 ? int8_type(q8->in) : act, dst_t = q8 && q8->out ? int8_type(*q8->out) : act;
   const dnnl::memory::desc src_any(ToDnnl(x_dims), src_t, tag::any), dst_any(ToDnnl(out_dims), dst_t, tag::any);
   const dnnl::memory::desc w_any(wdims, q8 ? mdt::s8 : act, tag::any), b_md({oc}, mdt::f32, tag::x);
+  // Candidates: each algorithm with the layouts oneDNN prefers for it ("any"), and -- a
+  // layout kept along the chain -- with the input's current layout as source and the same
+  // layout as destination ("@in"). The first pays reorders into and out of its layouts
+  // where they differ from the chain's; timing prices them (LayoutCost), so a faster kernel
+  // in a foreign layout wins only when it is faster by more than its reorders.
   struct Candidate {
     const char* name;
     dnnl::algorithm alg;
+    bool keep;  // source and destination in the input's layout
   };
-  std::vector<Candidate> cands = {{"direct", dnnl::algorithm::convolution_direct}};
+  std::vector<Candidate> cands = {{"direct", dnnl::algorithm::convolution_direct, false}};
   const bool wino_shape = !bf16 && !q8 && spatial == 2 && group == 1 && kernel[0] == 3 && kernel[1] == 3 && strides[0] == 1 &&
                           strides[1] == 1 && dil[0] == 0 && dil[1] == 0;
-  if (wino_shape) cands.push_back({"winograd", dnnl::algorithm::convolution_winograd});
+  if (wino_shape) cands.push_back({"winograd", dnnl::algorithm::convolution_winograd, false});
+  const int in_slot = c.SlotOf(main.inputs[0]);
+  const ChainLayout chain = ChainLayoutOf(c.program().slots[static_cast<size_t>(in_slot)], out_dims);
+  if (chain.valid && !q8 && !bf16) {
+    cands.push_back({"direct@in", dnnl::algorithm::convolution_direct, true});
+    if (wino_shape) cands.push_back({"winograd@in", dnnl::algorithm::convolution_winograd, true});
+  }
   // A tactic recorded in the graph (a plan built earlier) is taken as is.
   std::string forced;
   if (const Attr* t = node.attrs.find("kiln.tactic")) forced = t->s;
@@ -207,19 +260,21 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   const char* best_name = "";
   double best_ms = 0;
   int viable = 0;
-  auto make_pd = [&](dnnl::algorithm alg, const dnnl::memory::desc& dst_md) {
+  auto make_pd_from = [&](dnnl::algorithm alg, const dnnl::memory::desc& src_md, const dnnl::memory::desc& dst_md) {
     std::optional<dnnl::convolution_forward::primitive_desc> pd;
     try {
-      auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_any, w_any, b_md,
+      auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md, w_any, b_md,
                                                       dst_md, strides, dil, pl, pr)
-                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_any, w_any,
+                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md, w_any,
                                                       dst_md, strides, dil, pl, pr);
       pd.emplace(d, attr, c.program().engine);
     } catch (const dnnl::error&) {
     }
     return pd;
   };
+  auto make_pd = [&](dnnl::algorithm alg, const dnnl::memory::desc& dst_md) { return make_pd_from(alg, src_any, dst_md); };
   dnnl::algorithm best_alg = dnnl::algorithm::convolution_direct;
+  bool best_keep = false;
   // Timings are keyed by the layer's problem and the candidate (the timing cache).
   auto timed = [&](const char* name, const std::function<std::function<void()>()>& prepare) {
     std::ostringstream key;
@@ -244,22 +299,44 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   // The candidates oneDNN implements on this CPU (Winograd is AVX-512 only): timed only
   // when there is a choice.
   std::vector<std::pair<const Candidate*, dnnl::convolution_forward::primitive_desc>> viable_pds;
-  for (const Candidate& cand : cands) {
-    if (!forced_dnnl.empty() && forced_dnnl != cand.name) continue;
-    if (auto pd = make_pd(cand.alg, dst_any)) viable_pds.emplace_back(&cand, *pd);
-  }
+  auto collect = [&](const std::string& only) {
+    for (const Candidate& cand : cands) {
+      if (!only.empty() && only != cand.name) continue;
+      auto pd = cand.keep ? make_pd_from(cand.alg, chain.src, chain.dst) : make_pd(cand.alg, dst_any);
+      // A kept layout only where oneDNN has a real kernel for it, and only when it differs
+      // from what "any" gives.
+      if (pd && cand.keep && IsReferenceImpl(pd->impl_info_str())) pd.reset();
+      for (const auto& [other, opd] : viable_pds)
+        if (pd && cand.keep && other->alg == cand.alg && opd.src_desc() == chain.src && opd.dst_desc() == chain.dst)
+          pd.reset();
+      if (pd) viable_pds.emplace_back(&cand, *pd);
+    }
+  };
+  collect(forced_dnnl);
+  // A plan's tactic this CPU cannot run (built on another one): oneDNN's own choice.
+  if (viable_pds.empty() && !forced_dnnl.empty()) collect("");
+  const bool choice = viable_pds.size() > 1 || kiln_dw_candidate;
   for (auto& [cand_ptr, pd_value] : viable_pds) {
     const Candidate& cand = *cand_ptr;
     std::optional<dnnl::convolution_forward::primitive_desc> pd = pd_value;
     ++viable;
     double ms = 0;
-    if (c.timing() && forced.empty() && (viable_pds.size() > 1 || kiln_dw_candidate))
-      ms = timed(cand.name, [&] { return c.PrimitiveRunner(dnnl::convolution_forward(*pd), *pd, timing_args); });
+    if (c.timing() && forced.empty() && choice) {
+      const std::string name = cand.keep ? std::string(cand.name) + " " + MdKey(chain.src) : std::string(cand.name);
+      ms = timed(name.c_str(), [&] { return c.PrimitiveRunner(dnnl::convolution_forward(*pd), *pd, timing_args); });
+      if (!cand.keep) ms += LayoutCost(c, in_slot, pd->src_desc(), chain, pd->dst_desc());
+      // The residual is summed in the destination's layout: a copy when it is in another.
+      if (residual != kNoValue) {
+        const Slot& r = c.program().slots[static_cast<size_t>(c.SlotOf(residual))];
+        if (r.has_md && r.md != pd->dst_desc()) ms += c.TimeReorder(r.md, pd->dst_desc());
+      }
+    }
     if (!best || ms < best_ms) {
       best = pd;
       best_name = cand.name;
       best_ms = ms;
       best_alg = cand.alg;
+      best_keep = cand.keep;
     }
   }
   if (kiln_dw_candidate) {
@@ -289,12 +366,14 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
           DepthwiseConv* kernel_ptr = dw.get();
           return [kernel_ptr, xs, ys] { kernel_ptr->Run(xs->data(), ys->data()); };
         });
+        ms += LayoutCost(c, in_slot, dnnl::memory::desc(ToDnnl(x_dims), mdt::f32, tag::nhwc), chain,
+                         dnnl::memory::desc(ToDnnl(out_dims), mdt::f32, tag::nhwc));
       }
       // Only when clearly faster: a tie goes to oneDNN (timings on this machine are noisy).
       if (!forced.empty() || !best || ms < 0.95 * best_ms) {
         auto k2 = std::make_unique<DepthwiseKernel>();
         const dnnl::memory::desc nhwc_in(ToDnnl(x_dims), mdt::f32, tag::nhwc), nhwc_out(ToDnnl(out_dims), mdt::f32, tag::nhwc);
-        k2->src = c.InLayout(c.SlotOf(main.inputs[0]), nhwc_in);
+        k2->src = c.InLayout(in_slot, nhwc_in);
         k2->dst = OutputSlot(c, node, nhwc_out, out_dims, split_axis);
         k2->reads = {k2->src};
         k2->writes = {k2->dst};
@@ -314,15 +393,14 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     if (part) {
       // Only when the same implementation takes the strided destination (oneDNN falls back
       // to its slow reference convolution for some).
-      auto in_place = make_pd(best_alg, part->md);
+      auto in_place = best_keep ? make_pd_from(best_alg, chain.src, part->md) : make_pd(best_alg, part->md);
       if (in_place && std::string(in_place->impl_info_str()) == best->impl_info_str()) best = in_place;
       else part.reset();
     }
   }
   const auto& pd = *best;
   k->prim = dnnl::convolution_forward(pd);
-  const int src = q8 ? c.Quantized(c.SlotOf(main.inputs[0]), pd.src_desc(), q8->in.scale)
-                     : c.InLayout(c.SlotOf(main.inputs[0]), pd.src_desc());
+  const int src = q8 ? c.Quantized(in_slot, pd.src_desc(), q8->in.scale) : c.InLayout(in_slot, pd.src_desc());
   dnnl::memory::desc w_from = group == 1 ? PlainMd(w.dims()) : PlainMd(std::vector<int64_t>(wdims.begin(), wdims.end()));
   const void* w_data = w.raw_data();
   if (node.attrs.has(kPackedMdAttr)) {  // a plan's weights, stored in a kernel layout already

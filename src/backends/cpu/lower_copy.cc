@@ -135,6 +135,8 @@ StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
   std::vector<std::vector<int64_t>> piece_dims;
   for (int s : srcs) piece_dims.push_back(c.program().slots[static_cast<size_t>(s)].dims);
   if (!mixed && AddCopyConcat(c, srcs, piece_dims, out_dims, axis, node.outputs[0], node.name, id)) return true;
+  if (mixed) srcs = PiecesInCommonLayout(c, srcs, axis);
+  if (mixed && AddCopyConcat(c, srcs, piece_dims, out_dims, axis, node.outputs[0], node.name, id)) return true;
   if (mixed)
     for (int& s : srcs) s = c.Plain(s);
   if (mixed && AddCopyConcat(c, srcs, piece_dims, out_dims, axis, node.outputs[0], node.name, id)) return true;

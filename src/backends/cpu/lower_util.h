@@ -36,6 +36,12 @@ inline dnnl::memory::format_tag BlockedChannelTag(size_t rank, int64_t blk) {
   return tag::undef;
 }
 
+// The channels-last format tag (nwc, nhwc, ndhwc) of a rank-3..5 tensor; undef otherwise.
+inline dnnl::memory::format_tag ChannelsLastTag(size_t rank) {
+  using tag = dnnl::memory::format_tag;
+  return rank == 3 ? tag::nwc : rank == 4 ? tag::nhwc : rank == 5 ? tag::ndhwc : tag::undef;
+}
+
 // Slice's constant parameters (axes default to 0..n-1, steps to 1), or nullopt when one is
 // not a constant integer list or the lists differ in length (strided_copy.cc).
 struct SliceParams {

@@ -324,6 +324,14 @@ double Compiler::TimeTactic(const std::string& key, const std::function<std::fun
   return ms.ok() ? *ms : std::numeric_limits<double>::infinity();
 }
 
+double Compiler::TimeReorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to) {
+  const std::string key = "reorder " + MdKey(from) + " > " + MdKey(to) + " t" + std::to_string(p_.threads);
+  return TimeTactic(key, [&] {
+    dnnl::reorder::primitive_desc pd(p_.engine, from, p_.engine, to);
+    return PrimitiveRunner(dnnl::reorder(pd), pd, {DNNL_ARG_FROM, DNNL_ARG_TO});
+  });
+}
+
 dnnl::primitive_desc Compiler::MemoPd(const std::string& key, const std::function<dnnl::primitive_desc()>& make) {
   auto it = key.empty() ? pd_memo_.end() : pd_memo_.find(key);
   if (it != pd_memo_.end()) return it->second;

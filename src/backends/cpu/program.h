@@ -215,6 +215,12 @@ class Compiler {
     return it == step_memo_.end() ? nullptr : &it->second;
   }
   void RememberStep(const std::string& key, StepMemo m) { step_memo_.emplace(key, std::move(m)); }
+  // The time of a reorder from layout `from` to `to` (for TimeTactic's cost of layouts).
+  double TimeReorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
+  // Whether a copy of `slot` in layout `md` exists already (a reorder another reader made).
+  bool HasLayoutCopy(int slot, const dnnl::memory::desc& md) const {
+    return layout_cache_.count({slot, MdString(md)}) > 0;
+  }
   // A runner of a primitive on zeroed scratch buffers (for TimeTactic).
   std::function<void()> PrimitiveRunner(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
                                         const std::vector<int>& arg_ids);
@@ -271,6 +277,10 @@ bool AddBroadcastBinary(Compiler& c, dnnl::algorithm alg, int a_slot, int b_slot
 bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<std::vector<int64_t>>& piece_dims,
                    const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
                    int into = -1);
+// The pieces of a concat along `axis` in one layout kiln's copy concat takes (row-major,
+// channels-last or channel-blocked): the layout most of their bytes are in already; the
+// others reordered into it (concat.cc).
+std::vector<int> PiecesInCommonLayout(Compiler& c, const std::vector<int>& srcs, int64_t axis);
 // Every node: the reference kernel on row-major slots.
 Status LowerReference(Compiler& c, NodeId id);
 

@@ -1,0 +1,199 @@
+// Layouts decided along chains (issue "no cliffs", part 3): a convolution's candidates
+// include its input's layout kept through it ("direct@in"), and the reorders a candidate
+// in a foreign layout costs are priced into its time. With a timer whose times are fixed,
+// the choice is deterministic: these tests drive the cost model both ways, check the
+// recorded tactics replay without a timer (a plan's load), and that concats of pieces in
+// mixed layouts copy in the layout most of their bytes are in.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "api/optimize.h"
+#include "backends/cpu/cpu_backend.h"
+#include "backends/ref/kernel.h"
+#include "base/tactic_timer.h"
+#include "passes/pass_test_util.h"
+
+namespace kiln::testing {
+namespace {
+
+// Times by key: reorders `reorder_ms`, a kept-layout candidate `keep_ms`, any other `other_ms`.
+// Runs each candidate once (it must run) and counts the keys it was asked about.
+class FixedTimer : public TacticTimer {
+ public:
+  FixedTimer(double reorder_ms, double keep_ms, double other_ms)
+      : reorder_ms_(reorder_ms), keep_ms_(keep_ms), other_ms_(other_ms) {}
+  std::optional<double> Lookup(const std::string& key) const override {
+    auto it = seen_.find(key);
+    if (it == seen_.end()) return std::nullopt;
+    return it->second;
+  }
+  StatusOr<double> Measure(const std::string& key, const std::function<Status()>& run, const TimingBudget&) override {
+    KILN_RETURN_IF_ERROR(run());
+    const double ms = key.rfind("reorder ", 0) == 0 ? reorder_ms_ : key.find("@in") != std::string::npos ? keep_ms_ : other_ms_;
+    seen_[key] = ms;
+    return ms;
+  }
+  int reorders_timed() const {
+    int n = 0;
+    for (const auto& [k, v] : seen_) n += k.rfind("reorder ", 0) == 0;
+    return n;
+  }
+
+ private:
+  double reorder_ms_, keep_ms_, other_ms_;
+  std::map<std::string, double> seen_;
+};
+
+ValueId Conv(GraphBuilder& b, const std::string& name, ValueId x, int64_t cin, int64_t cout, int64_t k, int64_t group,
+             uint32_t seed) {
+  const int64_t p = k / 2;
+  return b.Op("Relu", name + "_relu",
+              {b.Op("Conv", name,
+                    {x, b.Const(name + "_w", RandomTensor({cout, cin / group, k, k}, seed, 0.3f)),
+                     b.Const(name + "_b", RandomTensor({cout}, seed + 1))},
+                    Attrs({{"pads", Attr::Ints({p, p, p, p})}, {"group", Attr::Int(group)}}))});
+}
+
+// RegNet's block: 1x1, grouped 3x3, 1x1 -- kernels whose preferred layouts differ.
+Graph RegNetLikeChain() {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 32, 14, 14});
+  ValueId h = Conv(b, "a", x, 32, 64, 1, 1, 1);
+  h = Conv(b, "b", h, 64, 64, 3, 4, 3);
+  h = Conv(b, "c", h, 64, 64, 1, 1, 5);
+  h = Conv(b, "d", h, 64, 64, 3, 1, 7);
+  b.Output(Conv(b, "e", h, 64, 32, 1, 1, 9));
+  return b.Build();
+}
+
+struct Compiled {
+  std::shared_ptr<const cpu::Program> program;
+  std::shared_ptr<const Graph> graph;
+};
+
+Compiled CompileWith(const Graph& g, TacticTimer* timer) {
+  auto o = std::make_shared<Graph>(g);
+  EXPECT_TRUE(OptimizeGraph(*o).ok());
+  cpu::CompileOptions opts;
+  opts.threads = 1;
+  opts.timer = timer;
+  auto p = cpu::Compile(o, opts);
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  return {p.ok() ? *p : nullptr, o};
+}
+
+int CountOp(const cpu::Program& p, const std::string& op) {
+  int n = 0;
+  for (const cpu::StepInfo& s : cpu::Steps(p)) n += s.op == op;
+  return n;
+}
+
+// The CPU program's outputs against the reference backend on the original graph.
+void ExpectMatchesReference(const Graph& original, const cpu::Program& program) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist;
+  std::vector<RValue> ref_in;
+  std::vector<Tensor> in;
+  for (ValueId v : original.inputs()) {
+    Tensor x(DType::kFloat32, original.value(v).type.shape.Sizes());
+    for (float& f : x.span<float>()) f = dist(rng);
+    in.push_back(x);
+    ref_in.emplace_back(x);
+  }
+  RefExecutor ex;
+  auto want = ex.Run(original, ref_in);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  cpu::Context ctx(std::shared_ptr<const cpu::Program>(std::shared_ptr<const cpu::Program>{}, &program));
+  std::vector<const Tensor*> ptrs;
+  for (const Tensor& t : in) ptrs.push_back(&t);
+  std::vector<Tensor> got;
+  ASSERT_TRUE(ctx.Run(ptrs, &got).ok());
+  ASSERT_EQ(got.size(), want->size());
+  for (size_t o = 0; o < got.size(); ++o) {
+    const Tensor& w = (*want)[o].tensor;
+    ASSERT_EQ(w.numel(), got[o].numel());
+    for (int64_t k = 0; k < w.numel(); ++k)
+      ASSERT_NEAR(got[o].GetAsDouble(k), w.GetAsDouble(k), 1e-3 * std::max(1.0, std::fabs(w.GetAsDouble(k)))) << "at " << k;
+  }
+}
+
+TEST(LayoutChoice, KeptLayoutWinsWhenReordersCostMore) {
+  const Graph g = RegNetLikeChain();
+  FixedTimer timer(/*reorder=*/0.5, /*keep=*/1.0, /*other=*/1.0);
+  Compiled c = CompileWith(g, &timer);
+  ASSERT_TRUE(c.program);
+  // The graph input is row-major; every layer keeps the layout it gets: no reorder at all.
+  EXPECT_EQ(CountOp(*c.program, "Reorder"), 0);
+  EXPECT_GT(timer.reorders_timed(), 0);  // the foreign layouts were priced
+  ExpectMatchesReference(g, *c.program);
+}
+
+TEST(LayoutChoice, ForeignLayoutWinsWhenItIsFasterByMoreThanItsReorders) {
+  const Graph g = RegNetLikeChain();
+  FixedTimer timer(/*reorder=*/0.01, /*keep=*/5.0, /*other=*/1.0);
+  Compiled c = CompileWith(g, &timer);
+  ASSERT_TRUE(c.program);
+  for (const cpu::StepInfo& s : cpu::Steps(*c.program))
+    if (s.op == "Conv") EXPECT_EQ(s.tactic.find("@in"), std::string::npos) << s.name << ": " << s.tactic;
+  ExpectMatchesReference(g, *c.program);
+}
+
+// A plan records the tactics; compiling its graph again without a timer gives the same steps.
+TEST(LayoutChoice, RecordedTacticsReplayWithoutATimer) {
+  const Graph g = RegNetLikeChain();
+  FixedTimer timer(0.5, 1.0, 1.0);
+  Compiled c = CompileWith(g, &timer);
+  ASSERT_TRUE(c.program);
+  auto replay = std::make_shared<Graph>(*c.graph);
+  for (const cpu::StepInfo& s : cpu::Steps(*c.program))
+    if (s.node >= 0 && !s.tactic.empty()) replay->node(s.node).attrs.set("kiln.tactic", Attr::String(s.tactic));
+  cpu::CompileOptions opts;
+  opts.threads = 1;
+  auto p = cpu::Compile(replay, opts);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const auto& a = cpu::Steps(*c.program);
+  const auto& b = cpu::Steps(**p);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].impl, b[i].impl) << a[i].name;
+    EXPECT_EQ(a[i].op, b[i].op) << a[i].name;
+  }
+  ExpectMatchesReference(g, **p);
+}
+
+// A concat of pieces in mixed layouts copies in the layout most bytes are in (one reorder
+// for the small row-major piece, none for the conv outputs), and computes the concat.
+TEST(LayoutChoice, ConcatOfMixedLayoutsCopiesInTheMajorityLayout) {
+  GraphBuilder b;
+  ValueId x = b.Input("x", DType::kFloat32, {1, 16, 12, 12});
+  ValueId s = b.Input("s", DType::kFloat32, {1, 16, 12, 12});
+  ValueId a = Conv(b, "a", x, 16, 32, 3, 1, 11);
+  ValueId c2 = Conv(b, "c", x, 16, 48, 1, 1, 13);
+  ValueId cat = b.Op("Concat", "cat", {a, b.Op("Sigmoid", "sig", {s}), c2}, Attrs({{"axis", Attr::Int(1)}}));
+  // Read by two layers, so no producer writes into the concat's buffer.
+  b.Output(Conv(b, "after", cat, 96, 16, 1, 1, 15));
+  b.Output(Conv(b, "after2", a, 32, 16, 1, 1, 17));
+  const Graph g = b.Build();
+  Compiled c = CompileWith(g, nullptr);
+  ASSERT_TRUE(c.program);
+  int concat_steps = 0;
+  for (const cpu::StepInfo& st : cpu::Steps(*c.program)) {
+    if (st.op != "Concat") continue;
+    ++concat_steps;
+    EXPECT_EQ(st.impl.rfind("kiln:concat_copy", 0), 0u) << st.impl;
+  }
+  EXPECT_EQ(concat_steps, 1);
+  // Reorders: x into the convolutions' layout, the Sigmoid's row-major output into the
+  // concat's, the two graph outputs to row-major; the conv outputs and the concat are used
+  // where they are (all row-major was 6: + the two conv outputs, + the concat for `after`).
+  int reorders = 0;
+  for (const cpu::StepInfo& st : cpu::Steps(*c.program)) reorders += st.op == "Reorder";
+  EXPECT_LE(reorders, 4);
+  EXPECT_TRUE(cpu::SlowSteps(*c.program).empty());
+  ExpectMatchesReference(g, *c.program);
+}
+
+}  // namespace
+}  // namespace kiln::testing
