@@ -79,6 +79,8 @@ constexpr int kChannelsLast = -2;
 int ChannelBlock(const dnnl::memory::desc& md) {
   const dnnl_memory_desc_t& d = md.data;
   if (d.format_kind != dnnl_blocked || d.offset0 != 0) return -1;
+  // (Row-major first: with one channel, or one pixel, channels-last is the same bytes.)
+  if (md == PlainMd(std::vector<int64_t>(d.dims, d.dims + d.ndims), md.data_type())) return 0;
   using tag = dnnl::memory::format_tag;
   const tag last = ChannelsLastTag(static_cast<size_t>(d.ndims));
   if (last != tag::undef && md == dnnl::memory::desc(md.dims(), md.data_type(), last)) return kChannelsLast;
