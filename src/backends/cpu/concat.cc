@@ -139,6 +139,22 @@ std::vector<int> PiecesInCommonLayout(Compiler& c, const std::vector<int>& srcs,
   return out;
 }
 
+bool AddCopyConcatInto(Compiler& c, std::vector<int> srcs, const std::vector<std::vector<int64_t>>& piece_dims,
+                       const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
+                       int into) {
+  if (AddCopyConcat(c, srcs, piece_dims, out_dims, axis, out, name, node, into)) return true;
+  const Slot& whole = c.program().slots[static_cast<size_t>(into)];
+  const int blk = whole.has_md && whole.md.data_type() == dnnl::memory::data_type::f32 ? ChannelBlock(whole.md) : -1;
+  if (blk == -1 || (blk != 0 && axis != 1)) return false;
+  for (size_t i = 0; i < srcs.size(); ++i) {
+    if (srcs[i] < 0) continue;
+    const Slot& sl = c.program().slots[static_cast<size_t>(srcs[i])];
+    if (!sl.has_md || sl.dtype != DType::kFloat32 || (blk > 0 && sl.dims[1] % blk != 0)) return false;
+    if (ChannelBlock(sl.md) != blk) srcs[i] = c.InLayout(srcs[i], LayoutOfClass(blk, sl.dims));
+  }
+  return AddCopyConcat(c, srcs, piece_dims, out_dims, axis, out, name, node, into);
+}
+
 bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<std::vector<int64_t>>& piece_dims,
                    const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
                    int into) {

@@ -94,7 +94,7 @@ StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
         pdims.push_back(d);
       }
       if (ok && !pieces.empty() &&
-          AddCopyConcat(c, pieces, pdims, out_dims, axis, node.outputs[0], node.name, id, *whole))
+          AddCopyConcatInto(c, pieces, pdims, out_dims, axis, node.outputs[0], node.name, id, *whole))
         return true;
     }
     int64_t offset = 0;

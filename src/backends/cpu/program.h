@@ -277,6 +277,12 @@ bool AddBroadcastBinary(Compiler& c, dnnl::algorithm alg, int a_slot, int b_slot
 bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<std::vector<int64_t>>& piece_dims,
                    const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
                    int into = -1);
+// AddCopyConcat into the concat's buffer `into`, after reordering (densely, in parallel) the
+// pieces that are in another layout into the buffer's: a reorder into a strided part of the
+// buffer is oneDNN's slow generic one and does not scale over threads.
+bool AddCopyConcatInto(Compiler& c, std::vector<int> srcs, const std::vector<std::vector<int64_t>>& piece_dims,
+                       const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
+                       int into);
 // The pieces of a concat along `axis` in one layout kiln's copy concat takes (row-major,
 // channels-last or channel-blocked): the layout most of their bytes are in already; the
 // others reordered into it (concat.cc).
