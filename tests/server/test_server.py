@@ -503,6 +503,34 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(requests.get(s.url + "/v2/models/dense").json()["platform"], "onnx (cached plan)")
         self.assertEqual(s.stop(), 0)
 
+    def test_warmup_only_where_something_compiles(self):
+        """A static engine serves without a warm-up run (most of a cold start); a dynamic one
+        warms its batch sizes; "warmup": true/false in config.json overrides; a bad value is
+        that model's load error."""
+        dense_model(os.path.join(self.repo, "fixed", "1", "model.onnx"), W1, B1, batch=2)
+        s = Server(self.repo, "--verbose")
+        try:
+            log = s.text()
+            self.assertRegex(log, r"model 'fixed' version 1 ready \([^)]*no warm-up", log)
+            self.assertRegex(log, r"model 'dense' version 1 ready \([^)]*warm-up of \d+ batch sizes", log)
+            x = RNG.standard_normal((2, 16)).astype(np.float32)
+            r = s.infer("fixed", {"inputs": [json_input("x", x)]})
+            self.assertEqual(r.status_code, 200, r.text)
+            got = np.array(r.json()["outputs"][0]["data"], np.float32).reshape(2, 8)
+            np.testing.assert_allclose(got, dense_ref(x), rtol=1e-5, atol=1e-5)
+        finally:
+            self.assertEqual(s.stop(), 0)
+        write_config(self.repo, "fixed", {"warmup": True})
+        write_config(self.repo, "dense", {"warmup": "yes"})
+        s = Server(self.repo, "--verbose")
+        try:
+            self.assertRegex(s.text(), r"model 'fixed' version 1 ready \([^)]*warm-up of 1 batch size ", s.text())
+            r = requests.get(s.url + "/v2/models/dense/ready")
+            self.assertNotEqual(r.status_code, 200)
+            self.assertIn("'warmup' must be true or false", requests.post(s.url + "/v2/repository/index").text)
+        finally:
+            self.assertEqual(s.stop(), 0)
+
     def test_explicit_load_unload_and_concurrent_control(self):
         s = Server(self.repo, "--model-control-mode", "explicit")
         try:

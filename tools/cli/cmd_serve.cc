@@ -17,7 +17,7 @@ Command AddServeCommand(CLI::App& app) {
       "  {\"max_batch_size\": 8, \"dynamic_batching\": {\"max_queue_delay_microseconds\": 500,\n"
       "   \"preferred_batch_size\": [4, 8]}, \"max_queue_size\": 256, \"instance_count\": 1, \"threads\": 1,\n"
       "   \"precision\": \"fp32\", \"input_shapes\": {\"x\": [1, 128]}, \"version_policy\": {\"latest\": 1},\n"
-      "   \"default_timeout_us\": 0}\n"
+      "   \"default_timeout_us\": 0, \"warmup\": false}\n"
       "An ONNX model is built on first load and its plan cached in <version>/.kiln-cache/.\n"
       "SIGTERM/SIGINT: readiness fails, then (after --drain-seconds) the server stops accepting,\n"
       "answers every request it accepted, and exits 0.");

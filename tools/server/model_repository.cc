@@ -157,6 +157,9 @@ StatusOr<ModelConfig> ParseModelConfig(const std::string& text, const std::strin
       s = int_field(j, key, 1, 1 << 20, &c.max_queue_size);
     } else if (key == "default_timeout_us") {
       s = int_field(j, key, 0, int64_t{1} << 40, &c.default_timeout_us);
+    } else if (key == "warmup") {
+      if (!v.is_boolean()) return Invalid(fmt::format("{}: 'warmup' must be true or false, not {}", source, v.dump()));
+      c.warmup = v.get<bool>() ? 1 : 0;
     } else if (key == "precision") {
       if (!v.is_string() || (v != "fp32" && v != "bf16"))
         return Invalid(fmt::format("{}: 'precision' must be \"fp32\" or \"bf16\", not {}", source, v.dump()));
@@ -201,7 +204,7 @@ StatusOr<ModelConfig> ParseModelConfig(const std::string& text, const std::strin
       }
     } else {
       return Invalid(fmt::format("{}: unknown key '{}' (known: max_batch_size, dynamic_batching, max_queue_size, "
-                                 "instance_count, threads, precision, input_shapes, version_policy, default_timeout_us)",
+                                 "instance_count, threads, precision, input_shapes, version_policy, default_timeout_us, warmup)",
                                  source, key));
     }
     if (!s.ok()) return s;

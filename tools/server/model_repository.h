@@ -43,6 +43,10 @@ struct ModelConfig {
   // A request that has not started running after this long is answered 504 (0: no limit;
   // a request's own "timeout" parameter, in microseconds, overrides it).
   int64_t default_timeout_us = 0;
+  // Warm-up runs on zeros before the version is ready: -1 (default) only where something
+  // must compile first (a dynamic engine specializes per batch size), 1 always (first
+  // touches of the arena and caches too), 0 never.
+  int warmup = -1;
   // The raw text, for GET .../config and the plan-cache key.
   std::string text;
 };
