@@ -215,6 +215,85 @@ TEST(Int8Conv, QdqModelRunsOnInt8Kernels) {
   EXPECT_LE(max_err, 0.05) << "max |ref| " << max_ref;
 }
 
+// An Inception block as a QDQ model: a stem, sibling 1x1 convolutions (fused into one wider
+// layer), a 3x3 after one of them, a max-pooling branch, a Concat read by an INT8 layer.
+// Everything between the INT8 layers stays INT8: the fused layer writes each piece in its
+// readers' scale, the pooling pools INT8 values, the concat copies INT8 pieces written in
+// its output's scale; only the model input and the pooling branch's change of scale are
+// quantize steps. The oracle (the QDQ graph on the reference backend) computes the same
+// rounding: max pooling commutes with it, and concatenating saturated pieces is saturating
+// the concatenation.
+TEST(Int8Conv, InceptionBlockStaysInt8) {
+  Graph fake;
+  {
+    GraphBuilder b;
+    ValueId x = b.Input("x", DType::kFloat32, {1, 8, 12, 12});
+    auto qdq = [&](ValueId v, const std::string& name, float scale, bool u8) {
+      ValueId sc = b.Const(name + "_qs", Tensor::Scalar(scale));
+      ValueId zp = b.Const(name + "_qz", u8 ? Tensor::Scalar(uint8_t{0}) : Tensor::Scalar(int8_t{0}));
+      return b.Op("DequantizeLinear", name + "_dq", {b.Op("QuantizeLinear", name + "_q", {v, sc, zp}), sc, zp});
+    };
+    auto conv = [&](const std::string& name, ValueId in, int64_t cin, int64_t cout, int64_t k, uint32_t seed) {
+      return b.Op("Relu", name + "_relu",
+                  {b.Op("Conv", name,
+                        {in, b.Const(name + "_w", FakeQuantWeights(RandomTensor({cout, cin, k, k}, seed, 0.3f))),
+                         b.Const(name + "_b", RandomTensor({cout}, seed + 1, 0.1f))},
+                        Attrs({{"pads", Attr::Ints({k / 2, k / 2, k / 2, k / 2})}}))});
+    };
+    ValueId p = conv("stem", qdq(x, "x", 4.5f / 127, false), 8, 16, 3, 1);
+    ValueId pd = qdq(p, "p", 10.0f / 255, true);
+    ValueId b1 = conv("b1", pd, 16, 8, 1, 3);
+    ValueId b2 = conv("b2b", qdq(conv("b2a", pd, 16, 8, 1, 5), "b2", 8.0f / 255, true), 8, 8, 3, 7);
+    ValueId mp = b.Op("MaxPool", "pool", {pd},
+                      Attrs({{"kernel_shape", Attr::Ints({3, 3})}, {"pads", Attr::Ints({1, 1, 1, 1})}}));
+    ValueId b3 = conv("b3", qdq(mp, "mp", 11.0f / 255, true), 16, 8, 1, 9);
+    ValueId cat = b.Op("Concat", "cat", {b1, b2, b3}, Attrs({{"axis", Attr::Int(1)}}));
+    b.Output(b.Op("Conv", "head",
+                  {qdq(cat, "cat", 9.0f / 255, true), b.Const("head_w", FakeQuantWeights(RandomTensor({4, 24, 1, 1}, 11, 0.3f)))}));
+    fake = b.Build();
+  }
+  auto opt = std::make_shared<Graph>(fake);
+  ASSERT_TRUE(OptimizeGraph(*opt).ok());
+  BuildOptions bo;
+  bo.threads = 1;
+  auto report = QuantizeInt8(*opt, bo);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  auto engine = MakeEngineFromOptimized(opt, MemoryPlan{}, bo);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  const cpu::Program* program = EngineCpuProgram(**engine);
+  ASSERT_NE(program, nullptr);
+  std::string steps;
+  int quantize = 0, int8_pools = 0, concats = 0;
+  for (const cpu::StepInfo& st : cpu::Steps(*program)) {
+    steps += st.name + " " + st.op + " " + st.impl + " " + st.precision + "\n";
+    quantize += st.op == "QuantizeLinear";
+    int8_pools += st.op == "MaxPool" && st.precision == "int8";
+    concats += st.op == "Concat";
+    // No float copy of an INT8 tensor anywhere (the float output goes row-major at the end).
+    if (st.op == "Reorder") EXPECT_NE(st.name.find("head_out"), std::string::npos) << steps;
+  }
+  EXPECT_EQ(quantize, 2) << steps;  // the input; the pooling branch's scale
+  EXPECT_EQ(int8_pools, 1) << steps;
+  EXPECT_EQ(concats, 1) << steps;
+  Tensor x = RandomTensor({1, 8, 12, 12}, 99, 1.0f);
+  RefExecutor ex;
+  auto want = ex.Run(fake, {RValue(x)});
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  auto got = (*engine)->Infer({{"x", HostTensor::Wrap(x.data<float>(), x.dims())}});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  const HostTensor& y = got->begin()->second;
+  const Tensor& w = (*want)[0].tensor;
+  ASSERT_EQ(y.numel(), w.numel());
+  double max_ref = 0, max_err = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    max_ref = std::max(max_ref, std::fabs(w.GetAsDouble(i)));
+    max_err = std::max(max_err, std::fabs(w.GetAsDouble(i) - y.data_as<float>()[i]));
+  }
+  // A rounding that falls on the other side somewhere in the chain moves the output by a
+  // step of the head's input (9/255) times its weights' reach.
+  EXPECT_LE(max_err, 0.15) << "max |ref| " << max_ref << "\n" << steps;
+}
+
 // Matrix products with constant weights: per-column (output feature) weight scales, the
 // bias folded into the matmul (PyTorch's Linear as MatMul + Add) and Gemm with transB.
 TEST(Int8MatMul, LinearLayersAgainstTheFakeQuantizedReference) {

@@ -101,10 +101,16 @@ int ChannelBlock(const dnnl::memory::desc& md) {
   return static_cast<int>(blk);
 }
 
-dnnl::memory::desc LayoutOfClass(int blk, const std::vector<int64_t>& dims) {
-  if (blk == 0) return PlainMd(dims);
-  if (blk == kChannelsLast) return dnnl::memory::desc(ToDnnl(dims), dnnl::memory::data_type::f32, ChannelsLastTag(dims.size()));
-  return dnnl::memory::desc(ToDnnl(dims), dnnl::memory::data_type::f32, BlockedChannelTag(dims.size(), blk));
+dnnl::memory::desc LayoutOfClass(int blk, const std::vector<int64_t>& dims,
+                                 dnnl::memory::data_type dt = dnnl::memory::data_type::f32) {
+  if (blk == 0) return PlainMd(dims, dt);
+  if (blk == kChannelsLast) return dnnl::memory::desc(ToDnnl(dims), dt, ChannelsLastTag(dims.size()));
+  return dnnl::memory::desc(ToDnnl(dims), dt, BlockedChannelTag(dims.size(), blk));
+}
+
+bool CopyableType(dnnl::memory::data_type dt) {
+  using mdt = dnnl::memory::data_type;
+  return dt == mdt::f32 || dt == mdt::s8 || dt == mdt::u8;
 }
 
 }  // namespace
@@ -139,6 +145,41 @@ std::vector<int> PiecesInCommonLayout(Compiler& c, const std::vector<int>& srcs,
   return out;
 }
 
+bool AddInt8CopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<std::vector<int64_t>>& piece_dims,
+                       const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
+                       float scale, bool is_unsigned) {
+  const Program& p = c.program();
+  // The layout: the one most pieces' bytes are in (their float or INT8 form alike).
+  std::vector<int> classes = {0};
+  for (int s : srcs) {
+    const Slot& sl = p.slots[static_cast<size_t>(s)];
+    const int k = sl.has_md ? ChannelBlock(sl.md) : -1;
+    if (k != -1 && std::find(classes.begin(), classes.end(), k) == classes.end()) classes.push_back(k);
+  }
+  int best = -1;
+  int64_t best_cost = -1;
+  for (int k : classes) {
+    bool ok = k == 0 || axis == 1;
+    int64_t moved = 0;
+    for (int s : srcs) {
+      const Slot& sl = p.slots[static_cast<size_t>(s)];
+      ok = ok && sl.dims.size() >= 2 && (k <= 0 || sl.dims[1] % k == 0) &&
+           (k != kChannelsLast || ChannelsLastTag(sl.dims.size()) != dnnl::memory::format_tag::undef) &&
+           (k <= 0 || BlockedChannelTag(sl.dims.size(), k) != dnnl::memory::format_tag::undef);
+      if (!sl.has_md || ChannelBlock(sl.md) != k || sl.qscale != scale) moved += sl.bytes;
+    }
+    if (ok && (best_cost < 0 || moved < best_cost)) {
+      best = k;
+      best_cost = moved;
+    }
+  }
+  if (best == -1) return false;
+  const auto dt = is_unsigned ? dnnl::memory::data_type::u8 : dnnl::memory::data_type::s8;
+  std::vector<int> q;
+  for (int s : srcs) q.push_back(c.Quantized(s, LayoutOfClass(best, p.slots[static_cast<size_t>(s)].dims, dt), scale));
+  return AddCopyConcat(c, q, piece_dims, out_dims, axis, out, name, node);
+}
+
 bool AddCopyConcatInto(Compiler& c, std::vector<int> srcs, const std::vector<std::vector<int64_t>>& piece_dims,
                        const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
                        int into) {
@@ -167,7 +208,9 @@ bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<
   if (first < 0) return true;  // every piece is in place already
   const dnnl::memory::desc& md0 = p.slots[static_cast<size_t>(first)].md;
   const int blk = ChannelBlock(md0);
-  if (blk == -1 || md0.data_type() != dnnl::memory::data_type::f32) return false;
+  const dnnl::memory::data_type dt = md0.data_type();
+  if (blk == -1 || !CopyableType(dt)) return false;
+  const int64_t elem = static_cast<int64_t>(dnnl::memory::data_type_size(dt));
   if (blk != 0 && axis != 1) return false;
   auto k = std::make_unique<CopyConcatKernel>();
   // Channels-last along the channels: per pixel (n, spatial...) each piece's channels.
@@ -184,30 +227,31 @@ bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<
     std::vector<int64_t> dims = s >= 0 ? p.slots[static_cast<size_t>(s)].dims : piece_dims[i];
     if (s >= 0) {
       const Slot& sl = p.slots[static_cast<size_t>(s)];
-      if (!sl.has_md || ChannelBlock(sl.md) != blk || sl.md.data_type() != md0.data_type()) return false;
+      if (!sl.has_md || ChannelBlock(sl.md) != blk || sl.md.data_type() != dt || sl.qscale != p.slots[static_cast<size_t>(first)].qscale)
+        return false;
     }
     if (blk > 0 && dims[1] % blk != 0) return false;
     int64_t inner = 1;
     for (size_t a = static_cast<size_t>(axis); a < (last ? 2 : dims.size()); ++a) inner *= dims[a];
     if (s >= 0) {
-      k->chunk.push_back(inner * 4);
+      k->chunk.push_back(inner * elem);
       k->offset.push_back(off);
       copied.push_back(s);
     }
-    off += inner * 4;
+    off += inner * elem;
   }
   k->out_chunk = off;
   dnnl::memory::desc out_md;
   if (blk == 0) {
-    out_md = PlainMd(out_dims);
+    out_md = PlainMd(out_dims, dt);
   } else if (last) {
-    out_md = dnnl::memory::desc(ToDnnl(out_dims), dnnl::memory::data_type::f32, ChannelsLastTag(out_dims.size()));
+    out_md = dnnl::memory::desc(ToDnnl(out_dims), dt, ChannelsLastTag(out_dims.size()));
   } else {
     // The same blocked layout over the output dims.
     dnnl::memory::dims od(out_dims.begin(), out_dims.end());
     const auto tag = BlockedChannelTag(out_dims.size(), blk);
     if (tag == dnnl::memory::format_tag::undef) return false;
-    out_md = dnnl::memory::desc(od, dnnl::memory::data_type::f32, tag);
+    out_md = dnnl::memory::desc(od, dt, tag);
     if (ChannelBlock(out_md) != blk) return false;
   }
   if (static_cast<int64_t>(out_md.get_size()) != k->outer * k->out_chunk) return false;
@@ -216,7 +260,13 @@ bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<
   int64_t largest = 0;
   for (int64_t b : k->chunk) largest = std::max(largest, b);
   k->rows = largest < 4096 && k->outer > 1;
-  k->dst = into >= 0 ? into : c.NewSlot(out, out_md, out_dims);
+  const Slot& s0 = p.slots[static_cast<size_t>(first)];
+  if (into >= 0) {
+    k->dst = into;
+  } else {
+    k->dst = c.NewSlot(out, out_md, out_dims, s0.dtype);
+    c.program().slots[static_cast<size_t>(k->dst)].qscale = s0.qscale;
+  }
   k->reads = copied;
   if (into >= 0) k->reads.push_back(into);  // the in-place pieces live there
   k->writes = {k->dst};

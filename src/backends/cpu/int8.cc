@@ -53,24 +53,64 @@ void QuantizeConvWeights(const Tensor& w, Int8ConvParams* p) {
   }
 }
 
-std::optional<Int8Quant> Int8OutputFor(const Graph& g, ValueId v) {
+namespace {
+
+bool OnnxOp(const Node& n, const char* op) { return n.op_type == op && (n.domain.empty() || n.domain == "ai.onnx"); }
+
+// Int8OutputFor, with `soft`: set when the answer comes only from max poolings (which take
+// any scale and keep it: their readers rescale), not from a reader that needs that scale.
+std::optional<Int8Quant> OutputFor(const Graph& g, ValueId v, int depth, bool* soft) {
   const Value& val = g.value(v);
-  if (val.consumers.empty() || val.type.dtype != DType::kFloat32) return std::nullopt;
+  *soft = false;
+  if (depth > 8 || val.consumers.empty() || val.type.dtype != DType::kFloat32) return std::nullopt;
   for (ValueId o : g.outputs())
     if (o == v) return std::nullopt;
-  std::optional<Int8Quant> want;
+  std::optional<Int8Quant> hard, loose;
+  auto agree = [](std::optional<Int8Quant>& have, const Int8Quant& q) {
+    if (have && !(*have == q)) return false;
+    have = q;
+    return true;
+  };
   for (NodeId c : val.consumers) {
     const Node& n = g.node(c);
-    if (n.op_type != "Conv" || !(n.domain.empty() || n.domain == "ai.onnx")) return std::nullopt;
-    const std::optional<Int8Quant> q = Int8InputOf(n);
-    if (!q || (want && !(*want == *q))) return std::nullopt;
-    want = q;
     if (std::count(n.inputs.begin(), n.inputs.end(), v) != 1) return std::nullopt;
-    const Node main = MainPartOf(n);
-    if (main.inputs.empty() || main.inputs[0] != v) return std::nullopt;
-    if (const Attr* p = n.attrs.find("kiln.precision"); p != nullptr && p->s == "bf16") return std::nullopt;
+    if (OnnxOp(n, "Conv")) {
+      const std::optional<Int8Quant> q = Int8InputOf(n);
+      if (!q || !agree(hard, *q)) return std::nullopt;
+      const Node main = MainPartOf(n);
+      if (main.inputs.empty() || main.inputs[0] != v) return std::nullopt;
+      if (const Attr* p = n.attrs.find("kiln.precision"); p != nullptr && p->s == "bf16") return std::nullopt;
+    } else if (OnnxOp(n, "Concat") && !IsFusedNode(n)) {
+      // An INT8 concat: every piece in the scale its output is read with (saturating a piece
+      // there is saturating the concat's output there: the same numbers).
+      bool s = false;
+      const std::optional<Int8Quant> q = OutputFor(g, n.outputs[0], depth + 1, &s);
+      if (!q || !agree(s ? loose : hard, *q)) return std::nullopt;
+    } else if (OnnxOp(n, "MaxPool") && !IsFusedNode(n) && n.inputs[0] == v &&
+               (n.outputs.size() == 1 || n.outputs[1] == kNoValue)) {
+      // Max commutes with rounding and saturation: pooling INT8 values is pooling, then
+      // quantizing. It keeps its input's scale; its readers rescale if they want another.
+      bool s = false;
+      const std::optional<Int8Quant> q = OutputFor(g, n.outputs[0], depth + 1, &s);
+      if (!q || !agree(loose, *q)) return std::nullopt;
+    } else {
+      return std::nullopt;
+    }
   }
-  return want;
+  if (hard) {
+    // A pooling branch that wants the other signedness cannot take this tensor.
+    if (loose && loose->is_unsigned != hard->is_unsigned) return std::nullopt;
+    return hard;
+  }
+  *soft = loose.has_value();
+  return loose;
+}
+
+}  // namespace
+
+std::optional<Int8Quant> Int8OutputFor(const Graph& g, ValueId v) {
+  bool soft = false;
+  return OutputFor(g, v, 0, &soft);
 }
 
 }  // namespace kiln::cpu

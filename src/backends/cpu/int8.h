@@ -50,9 +50,12 @@ Int8ConvParams PrepareInt8Conv(const Int8Quant& in, const Tensor& w, const Tenso
                                const std::optional<Int8Quant>& out, bool quantize_weights = true);
 void QuantizeConvWeights(const Tensor& w, Int8ConvParams* p);
 
-// The quantization every reader of value v wants when they are all INT8 convolutions
-// reading it as their data input with one and the same quantization (and v is no graph
-// output): the producer can then write v quantized. nullopt otherwise.
+// The quantization value v can be written in for its readers (v no graph output), nullopt
+// when some reader needs floats: every reader is an INT8 convolution reading it as its data
+// input, an INT8 concat (one whose output has such a quantization: the pieces take it), or
+// a max pooling whose output has one (it pools INT8 values in their scale); the
+// convolutions and concats must agree on one quantization. The producer then writes v
+// quantized, and no float tensor exists between the INT8 layers.
 std::optional<Int8Quant> Int8OutputFor(const Graph& g, ValueId v);
 
 }  // namespace kiln::cpu

@@ -196,18 +196,41 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   // when every reader is an INT8 convolution, already quantized for them.
   std::optional<Int8ConvParams> q8;
   Tensor wrm;  // INT8: the row-major float weights
+  std::vector<float> piece_scales;  // INT8 output of horizontally fused layers: per piece
   if (const std::optional<Int8Quant> in8 = Int8InputOf(node); in8 && !bf16) {
+    // The output scale applies after the epilogue: folded into the output scales when every
+    // step commutes with a positive scale (ReLU), else one more (linear) post-op.
+    bool homogeneous = true;
+    for (const PostOp& op : *ops)
+      homogeneous = homogeneous && op.kind == PostOp::Kind::kEltwise && op.alg == dnnl::algorithm::eltwise_relu &&
+                    op.alpha == 0;
     std::optional<Int8Quant> out8;
     if (residual == kNoValue && split_axis < 0) out8 = Int8OutputFor(g, node.outputs[0]);
+    if (residual == kNoValue && split_axis == 1 && homogeneous) {
+      // Sibling layers fused into one (GoogLeNet's 1x1 branches): each piece INT8 in its own
+      // readers' scale, through the per-channel output scales; one signedness for all.
+      std::optional<bool> sign;
+      for (size_t p = 0; p < split_sizes.size(); ++p) {
+        const std::optional<Int8Quant> q =
+            p < node.outputs.size() && node.outputs[p] != kNoValue ? Int8OutputFor(g, node.outputs[p]) : std::nullopt;
+        if (!q || (sign && *sign != q->is_unsigned)) {
+          piece_scales.clear();
+          break;
+        }
+        sign = q->is_unsigned;
+        piece_scales.push_back(q->scale);
+      }
+      if (!piece_scales.empty()) out8 = Int8Quant{1.0f, *sign};
+    }
     KILN_ASSIGN_OR_RETURN(wrm, RowMajorWeights(node, w));
     q8 = PrepareInt8Conv(*in8, wrm, bias, out8, /*quantize_weights=*/false);
+    if (!piece_scales.empty()) {
+      int64_t oc_at = 0;
+      for (size_t p = 0; p < split_sizes.size(); ++p)
+        for (int64_t i = 0; i < split_sizes[p]; ++i, ++oc_at)
+          q8->out_scales[static_cast<size_t>(oc_at)] /= piece_scales[p];
+    }
     if (q8->out) {
-      // The output scale applies after the epilogue: folded into the output scales when every
-      // step commutes with a positive scale (ReLU), else one more (linear) post-op.
-      bool homogeneous = true;
-      for (const PostOp& op : *ops)
-        homogeneous = homogeneous && op.kind == PostOp::Kind::kEltwise && op.alg == dnnl::algorithm::eltwise_relu &&
-                      op.alpha == 0;
       if (!homogeneous) {
         for (float& s : q8->out_scales) s *= q8->out->scale;  // back to real units
         PostOp lin;
@@ -478,7 +501,9 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   } else if (part) {
     dst = part->slot;
   } else if (q8 && q8->out) {
-    dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims, q8->out->is_unsigned ? DType::kUInt8 : DType::kInt8);
+    // (Split: a buffer only SplitInto's views read, each with its piece's scale.)
+    dst = c.NewSlot(split_axis < 0 ? node.outputs[0] : kNoValue, pd.dst_desc(), out_dims,
+                    q8->out->is_unsigned ? DType::kUInt8 : DType::kInt8);
     c.program().slots[static_cast<size_t>(dst)].qscale = q8->out->scale;
   } else {
     dst = OutputSlot(c, node, pd.dst_desc(), out_dims, split_axis);
@@ -490,7 +515,7 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   k->info = {node.name, node.op_type, ImplName(pd, "conv"), viable > 1 || !forced.empty() || kiln_dw_candidate ? best_name : "", best_ms, id,
              bf16 ? "bf16" : q8 ? "int8" : ""};
   c.AddKernel(std::move(k));
-  if (split_axis >= 0) SplitInto(c, node, dst, split_axis, split_sizes);
+  if (split_axis >= 0) SplitInto(c, node, dst, split_axis, split_sizes, piece_scales.empty() ? nullptr : &piece_scales);
   return true;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/int8.h"
 #include "backends/cpu/lower_dnnl_util.h"
 #include "backends/cpu/lower_util.h"
 #include "ir/op_schema.h"
@@ -34,8 +35,10 @@ std::optional<tag> ActivationTag(const dnnl::memory::desc& md) {
 
 }  // namespace
 
-void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::vector<int64_t>& sizes) {
+void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::vector<int64_t>& sizes,
+               const std::vector<float>* piece_qscales) {
   const Slot& w = c.program().slots[static_cast<size_t>(whole)];
+  const DType wdtype = w.dtype;
   const std::vector<int64_t> dims = w.dims;
   const dnnl::memory::desc wmd = w.md;
   auto t = ActivationTag(wmd);
@@ -53,13 +56,19 @@ void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::ve
       src_md = wmd.submemory_desc(ToDnnl(part), offs);
       dst_md = t ? dnnl::memory::desc(ToDnnl(part), wmd.data_type(), *t) : PlainMd(part, wmd.data_type());
     } catch (const dnnl::error&) {
-      src = c.Plain(whole);
+      // (INT8 pieces: a row-major INT8 copy of the whole, bytes as they are.)
+      src = piece_qscales != nullptr ? c.InLayout(whole, PlainMd(dims, wmd.data_type())) : c.Plain(whole);
       src_md = c.program().slots[static_cast<size_t>(src)].md.submemory_desc(ToDnnl(part), offs);
-      dst_md = PlainMd(part);
+      dst_md = PlainMd(part, wmd.data_type());
     }
     int view = c.ViewMd(src, src_md, part);
     int out;
-    if (auto target = c.ConcatTarget(node.outputs[k], dst_md)) {
+    if (piece_qscales != nullptr) {
+      // INT8 pieces, each in its own scale (the whole has none): copied as they are.
+      c.program().slots[static_cast<size_t>(view)].qscale = (*piece_qscales)[k];
+      out = c.NewSlot(node.outputs[k], dst_md, part, wdtype);
+      c.program().slots[static_cast<size_t>(out)].qscale = (*piece_qscales)[k];
+    } else if (auto target = c.ConcatTarget(node.outputs[k], dst_md)) {
       dst_md = target->md;
       out = target->slot;
     } else {
@@ -76,6 +85,20 @@ StatusOr<bool> LowerConcat(Compiler& c, NodeId id) {
   const std::vector<int64_t> out_dims = DimsOf(g, node.outputs[0]);
   KILN_ASSIGN_OR_RETURN(int64_t axis, node.attrs.GetInt("axis", 0));
   if (axis < 0) axis += static_cast<int64_t>(out_dims.size());
+  if (const std::optional<Int8Quant> q8 = Int8OutputFor(g, node.outputs[0]); q8 && !c.ConcatWhole(id)) {
+    // Read only by INT8 layers: the concat runs in INT8, its pieces in its output's scale.
+    std::vector<int> srcs;
+    std::vector<std::vector<int64_t>> pdims;
+    for (ValueId v : node.inputs) {
+      if (v == kNoValue || !IsF32(g, v)) return false;
+      if (Numel(DimsOf(g, v)) == 0) continue;
+      srcs.push_back(c.SlotOf(v));
+      pdims.push_back(DimsOf(g, v));
+    }
+    if (!srcs.empty() &&
+        AddInt8CopyConcat(c, srcs, pdims, out_dims, axis, node.outputs[0], node.name, id, q8->scale, q8->is_unsigned))
+      return true;
+  }
   if (auto whole = c.ConcatWhole(id)) {
     // Some producers wrote into this buffer already (ConcatTarget); copy in the others —
     // with kiln's copy concat when the layouts allow (oneDNN's reorder into a strided

@@ -32,7 +32,9 @@ std::string ImplName(const dnnl::primitive_desc_base& pd, const char* what);
 bool PostOpsFor(Compiler& c, const Node& node, const std::vector<int64_t>& out_dims, dnnl::primitive_attr* attr,
                 PrimitiveKernel* k, const dnnl::memory::desc* dst_md = nullptr);
 // Writes `whole` (dims `dims`) into the node's outputs, split along `axis` by `sizes`.
-void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::vector<int64_t>& sizes);
+// `piece_qscales`: an INT8 whole whose pieces are quantized each with its own scale.
+void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::vector<int64_t>& sizes,
+               const std::vector<float>* piece_qscales = nullptr);
 // Output dims of a (possibly horizontally fused) node: output 0, or the whole before the split.
 std::vector<int64_t> WholeOutputDims(const Graph& g, const Node& node, int* split_axis, std::vector<int64_t>* sizes);
 // Whether no output but the first is read (by a node or as a graph output).

@@ -62,19 +62,29 @@ StatusOr<bool> LowerPool(Compiler& c, NodeId id) {
   auto k = std::make_unique<PrimitiveKernel>();
   dnnl::primitive_attr attr = BaseAttr();
   if (!PostOpsFor(c, node, out_dims, &attr, k.get())) return false;
-  const int src = c.SlotOf(main.inputs[0]);
+  int src = c.SlotOf(main.inputs[0]);
+  // An INT8 input (its producer wrote it for INT8 readers, Int8OutputFor): max pooling runs
+  // on it in its scale; any other pooling, or one with an epilogue, on its float values.
+  const float qscale = c.program().slots[static_cast<size_t>(src)].qscale;
+  const bool int8 = qscale > 0 && a == dnnl::algorithm::pooling_max && attr.get_post_ops().len() == 0;
+  if (qscale > 0 && !int8) {
+    const Slot& s8 = c.program().slots[static_cast<size_t>(src)];
+    src = c.InLayout(src, PlainMd(s8.dims));
+  }
   const dnnl::memory::desc src_md = c.program().slots[static_cast<size_t>(src)].md;
   const dnnl::memory::desc dst_any(ToDnnl(out_dims), src_md.data_type(), tag::any);
   dnnl::pooling_v2_forward::primitive_desc pd(
       dnnl::pooling_v2_forward::desc(dnnl::prop_kind::forward_inference, a, src_md, dst_any, strides, kernel, dil, pl, pr),
       attr, c.program().engine);
   k->prim = dnnl::pooling_v2_forward(pd);
-  const int dst = c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+  const int dst = int8 ? c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims, c.program().slots[static_cast<size_t>(src)].dtype)
+                       : c.NewSlot(node.outputs[0], pd.dst_desc(), out_dims);
+  if (int8) c.program().slots[static_cast<size_t>(dst)].qscale = qscale;
   k->slot_args.push_back({DNNL_ARG_SRC, src});
   k->slot_args.push_back({DNNL_ARG_DST, dst});
   k->reads.push_back(src);
   k->writes.push_back(dst);
-  k->info = {node.name, op, ImplName(pd, "pool"), "", 0};
+  k->info = {node.name, op, ImplName(pd, "pool"), "", 0, id, int8 ? "int8" : ""};
   c.AddKernel(std::move(k));
   return true;
 }

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "backends/cpu/program.h"
+#include "backends/cpu/int8.h"
 #include "base/arena.h"
 #include "ir/op_schema.h"
 
@@ -159,6 +160,7 @@ std::optional<Compiler::ConcatPart> Compiler::ConcatTarget(ValueId v, const dnnl
   if (cn.op_type != "Concat" || !(cn.domain.empty() || cn.domain == "ai.onnx") || IsFusedNode(cn)) return std::nullopt;
   const ValueId out = cn.outputs[0];
   if (g.value(out).type.dtype != DType::kFloat32) return std::nullopt;
+  if (Int8OutputFor(g, out)) return std::nullopt;  // an INT8 concat (LowerConcat)
   const std::vector<int64_t> out_dims = g.value(out).type.shape.Sizes();
   const int rank = static_cast<int>(out_dims.size());
   auto axis_or = cn.attrs.GetInt("axis", 0);

@@ -283,6 +283,11 @@ bool AddCopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<
 bool AddCopyConcatInto(Compiler& c, std::vector<int> srcs, const std::vector<std::vector<int64_t>>& piece_dims,
                        const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
                        int into);
+// An INT8 concat: every piece quantized with `scale` (saturating; those written so by their
+// producers as they are) into one layout, then copied: the output is INT8 with that scale.
+bool AddInt8CopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<std::vector<int64_t>>& piece_dims,
+                       const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
+                       float scale, bool is_unsigned);
 // The pieces of a concat along `axis` in one layout kiln's copy concat takes (row-major,
 // channels-last or channel-blocked): the layout most of their bytes are in already; the
 // others reordered into it (concat.cc).
