@@ -172,6 +172,16 @@ TEST(Int8Conv, SaturatesOutOfRangeInputs) {
   Check({{"conv1", 0.5f / 127, false}}, false, 0, nullptr, 1, /*near_fp32=*/false);
 }
 
+// max |want - got| and max |want| over the output.
+std::pair<double, double> MaxErrorAndRange(const Tensor& want, const HostTensor& got) {
+  double max_ref = 0, max_err = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    max_ref = std::max(max_ref, std::fabs(want.GetAsDouble(i)));
+    max_err = std::max(max_err, std::fabs(want.GetAsDouble(i) - got.data_as<float>()[i]));
+  }
+  return {max_err, max_ref};
+}
+
 // A QDQ model (the oracle graph itself: Q/DQ before each layer, weights already on the
 // per-channel grid) imports as INT8 layers with the model's own scales:
 // fold_quantize_dequantize records them, the builder marks the layers, and the result is
@@ -207,11 +217,7 @@ TEST(Int8Conv, QdqModelRunsOnInt8Kernels) {
   const HostTensor& y = got->begin()->second;
   const Tensor& w = (*want)[0].tensor;
   ASSERT_EQ(y.numel(), w.numel());
-  double max_ref = 0, max_err = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) {
-    max_ref = std::max(max_ref, std::fabs(w.GetAsDouble(i)));
-    max_err = std::max(max_err, std::fabs(w.GetAsDouble(i) - y.data_as<float>()[i]));
-  }
+  const auto [max_err, max_ref] = MaxErrorAndRange(w, y);
   EXPECT_LE(max_err, 0.05) << "max |ref| " << max_ref;
 }
 
@@ -284,11 +290,7 @@ TEST(Int8Conv, InceptionBlockStaysInt8) {
   const HostTensor& y = got->begin()->second;
   const Tensor& w = (*want)[0].tensor;
   ASSERT_EQ(y.numel(), w.numel());
-  double max_ref = 0, max_err = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) {
-    max_ref = std::max(max_ref, std::fabs(w.GetAsDouble(i)));
-    max_err = std::max(max_err, std::fabs(w.GetAsDouble(i) - y.data_as<float>()[i]));
-  }
+  const auto [max_err, max_ref] = MaxErrorAndRange(w, y);
   // A rounding that falls on the other side somewhere in the chain moves the output by a
   // step of the head's input (9/255) times its weights' reach.
   EXPECT_LE(max_err, 0.15) << "max |ref| " << max_ref << "\n" << steps;

@@ -7,11 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <random>
 
 #include "api/optimize.h"
 #include "backends/cpu/cpu_backend.h"
-#include "backends/ref/kernel.h"
 #include "base/tactic_timer.h"
 #include "passes/pass_test_util.h"
 
@@ -99,33 +97,8 @@ int CountOp(const cpu::Program& p, const std::string& op) {
   return n;
 }
 
-// The CPU program's outputs against the reference backend on the original graph.
-void ExpectMatchesReference(const Graph& original, const cpu::Program& program) {
-  std::mt19937 rng(3);
-  std::normal_distribution<float> dist;
-  std::vector<RValue> ref_in;
-  std::vector<Tensor> in;
-  for (ValueId v : original.inputs()) {
-    Tensor x(DType::kFloat32, original.value(v).type.shape.Sizes());
-    for (float& f : x.span<float>()) f = dist(rng);
-    in.push_back(x);
-    ref_in.emplace_back(x);
-  }
-  RefExecutor ex;
-  auto want = ex.Run(original, ref_in);
-  ASSERT_TRUE(want.ok()) << want.status().ToString();
-  cpu::Context ctx(std::shared_ptr<const cpu::Program>(std::shared_ptr<const cpu::Program>{}, &program));
-  std::vector<const Tensor*> ptrs;
-  for (const Tensor& t : in) ptrs.push_back(&t);
-  std::vector<Tensor> got;
-  ASSERT_TRUE(ctx.Run(ptrs, &got).ok());
-  ASSERT_EQ(got.size(), want->size());
-  for (size_t o = 0; o < got.size(); ++o) {
-    const Tensor& w = (*want)[o].tensor;
-    ASSERT_EQ(w.numel(), got[o].numel());
-    for (int64_t k = 0; k < w.numel(); ++k)
-      ASSERT_NEAR(got[o].GetAsDouble(k), w.GetAsDouble(k), 1e-3 * std::max(1.0, std::fabs(w.GetAsDouble(k)))) << "at " << k;
-  }
+void ExpectMatchesReference(const Graph& original, const std::shared_ptr<const cpu::Program>& program) {
+  EXPECT_TRUE(ProgramMatchesReference(original, program, 1e-3));
 }
 
 TEST(LayoutChoice, KeptLayoutWinsWhenReordersCostMore) {
@@ -136,7 +109,7 @@ TEST(LayoutChoice, KeptLayoutWinsWhenReordersCostMore) {
   // The graph input is row-major; every layer keeps the layout it gets: no reorder at all.
   EXPECT_EQ(CountOp(*c.program, "Reorder"), 0);
   EXPECT_GT(timer.reorders_timed(), 0);  // the foreign layouts were priced
-  ExpectMatchesReference(g, *c.program);
+  ExpectMatchesReference(g, c.program);
 }
 
 TEST(LayoutChoice, ForeignLayoutWinsWhenItIsFasterByMoreThanItsReorders) {
@@ -146,7 +119,7 @@ TEST(LayoutChoice, ForeignLayoutWinsWhenItIsFasterByMoreThanItsReorders) {
   ASSERT_TRUE(c.program);
   for (const cpu::StepInfo& s : cpu::Steps(*c.program))
     if (s.op == "Conv") EXPECT_EQ(s.tactic.find("@in"), std::string::npos) << s.name << ": " << s.tactic;
-  ExpectMatchesReference(g, *c.program);
+  ExpectMatchesReference(g, c.program);
 }
 
 // A plan records the tactics; compiling its graph again without a timer gives the same steps.
@@ -169,7 +142,7 @@ TEST(LayoutChoice, RecordedTacticsReplayWithoutATimer) {
     EXPECT_EQ(a[i].impl, b[i].impl) << a[i].name;
     EXPECT_EQ(a[i].op, b[i].op) << a[i].name;
   }
-  ExpectMatchesReference(g, **p);
+  ExpectMatchesReference(g, *p);
 }
 
 // LR-ASPP's head: a convolution whose epilogue multiplies by a per-sample, per-channel
@@ -187,7 +160,7 @@ TEST(LayoutChoice, KeptLayoutWithAPerSampleGate) {
   FixedTimer timer(/*reorder=*/0, /*keep=*/5.0, /*other=*/1.0, /*cheap_keep=*/"w[16,64,1,1]");
   Compiled c = CompileWith(g, &timer);
   ASSERT_TRUE(c.program);
-  ExpectMatchesReference(g, *c.program);
+  ExpectMatchesReference(g, c.program);
 }
 
 // SqueezeNet's fire module with the 3x3 expansion on Winograd (blocked output) and the 1x1
@@ -208,7 +181,7 @@ TEST(LayoutChoice, FireModuleWithAWinogradPiece) {
   for (const cpu::StepInfo& st : cpu::Steps(*c.program))
     if (st.op == "Concat") EXPECT_EQ(st.impl.rfind("kiln:concat_copy", 0), 0u) << st.name << ": " << st.impl;
   EXPECT_TRUE(cpu::SlowSteps(*c.program).empty());
-  ExpectMatchesReference(g, *c.program);
+  ExpectMatchesReference(g, c.program);
 }
 
 // A concat of pieces in mixed layouts copies in the layout most bytes are in (one reorder
@@ -240,7 +213,7 @@ TEST(LayoutChoice, ConcatOfMixedLayoutsCopiesInTheMajorityLayout) {
   for (const cpu::StepInfo& st : cpu::Steps(*c.program)) reorders += st.op == "Reorder";
   EXPECT_LE(reorders, 4);
   EXPECT_TRUE(cpu::SlowSteps(*c.program).empty());
-  ExpectMatchesReference(g, *c.program);
+  ExpectMatchesReference(g, c.program);
 }
 
 }  // namespace

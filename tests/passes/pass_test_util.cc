@@ -110,6 +110,13 @@ cpu::CompileOptions MakeCompileOptions() {
 }  // namespace
 
 ::testing::AssertionResult CpuMatchesReference(const Graph& original, const Graph& optimized, double tol) {
+  auto program = cpu::Compile(std::make_shared<const Graph>(optimized), MakeCompileOptions());
+  if (!program.ok()) return ::testing::AssertionFailure() << "compile: " << program.status().ToString();
+  return ProgramMatchesReference(original, *program, tol);
+}
+
+::testing::AssertionResult ProgramMatchesReference(const Graph& original, std::shared_ptr<const cpu::Program> program,
+                                                   double tol) {
   std::mt19937 rng(7);
   std::normal_distribution<float> dist;
   std::vector<RValue> ref_inputs;
@@ -123,9 +130,7 @@ cpu::CompileOptions MakeCompileOptions() {
   RefExecutor ex;
   auto want = ex.Run(original, ref_inputs);
   if (!want.ok()) return ::testing::AssertionFailure() << "reference: " << want.status().ToString();
-  auto program = cpu::Compile(std::make_shared<const Graph>(optimized), MakeCompileOptions());
-  if (!program.ok()) return ::testing::AssertionFailure() << "compile: " << program.status().ToString();
-  cpu::Context ctx(*program);
+  cpu::Context ctx(std::move(program));
   std::vector<const Tensor*> in;
   for (const Tensor& t : cpu_inputs) in.push_back(&t);
   std::vector<Tensor> got;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -11,6 +12,10 @@
 #include "backends/ref/kernel.h"
 #include "ir/graph.h"
 #include "passes/pass.h"
+
+namespace kiln::cpu {
+class Program;
+}  // namespace kiln::cpu
 
 namespace kiln::testing {
 
@@ -45,6 +50,10 @@ void RunPassToFixedPoint(PassFn pass, Graph& g, PassContext* ctx = nullptr);
 // The CPU backend (src/backends/cpu, one thread, no tactic timing) on `optimized` vs the
 // reference backend on `original`, same seeded inputs: |cpu - ref| <= tol * max(1, |ref|).
 ::testing::AssertionResult CpuMatchesReference(const Graph& original, const Graph& optimized, double tol);
+// A compiled CPU program (of an optimized `original`) against the reference backend on
+// `original`, as CpuMatchesReference.
+::testing::AssertionResult ProgramMatchesReference(const Graph& original, std::shared_ptr<const cpu::Program> program,
+                                                   double tol);
 // The steps of `optimized`'s CPU program that run on a reference implementation (the
 // slow paths `kiln build --strict` refuses), one line each; an error line if it does not compile.
 std::vector<std::string> CpuSlowSteps(const Graph& optimized);

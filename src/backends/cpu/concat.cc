@@ -6,6 +6,7 @@
 // 62 concats were a quarter of its run time).
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 #include "backends/cpu/lower_util.h"
 #include "backends/cpu/parallel.h"
@@ -115,41 +116,12 @@ bool CopyableType(dnnl::memory::data_type dt) {
 
 }  // namespace
 
-std::vector<int> PiecesInCommonLayout(Compiler& c, const std::vector<int>& srcs, int64_t axis) {
-  const Program& p = c.program();
-  std::vector<int> classes = {0};
-  for (int s : srcs) {
-    const Slot& sl = p.slots[static_cast<size_t>(s)];
-    const int k = sl.has_md && sl.md.data_type() == dnnl::memory::data_type::f32 ? ChannelBlock(sl.md) : -1;
-    if (k != -1 && std::find(classes.begin(), classes.end(), k) == classes.end()) classes.push_back(k);
-  }
-  int best = 0;
-  int64_t best_cost = -1;
-  for (int k : classes) {
-    bool ok = k == 0 || axis == 1;
-    int64_t moved = 0;
-    for (int s : srcs) {
-      const Slot& sl = p.slots[static_cast<size_t>(s)];
-      ok = ok && sl.dims.size() >= 2 && (k <= 0 || sl.dims[1] % k == 0) &&
-           (k != kChannelsLast || ChannelsLastTag(sl.dims.size()) != dnnl::memory::format_tag::undef) &&
-           (k <= 0 || BlockedChannelTag(sl.dims.size(), k) != dnnl::memory::format_tag::undef);
-      if (!sl.has_md || ChannelBlock(sl.md) != k) moved += sl.bytes;
-    }
-    if (ok && (best_cost < 0 || moved < best_cost)) {
-      best = k;
-      best_cost = moved;
-    }
-  }
-  std::vector<int> out;
-  for (int s : srcs) out.push_back(c.InLayout(s, LayoutOfClass(best, p.slots[static_cast<size_t>(s)].dims)));
-  return out;
-}
+namespace {
 
-bool AddInt8CopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<std::vector<int64_t>>& piece_dims,
-                       const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
-                       float scale, bool is_unsigned) {
-  const Program& p = c.program();
-  // The layout: the one most pieces' bytes are in (their float or INT8 form alike).
+// The layout class (ChannelBlock) to concatenate `srcs` along `axis` in: the one the most
+// bytes are in already, where `in_place` says a piece counts as there; -1 when none fits.
+int MajorityLayoutClass(const Program& p, const std::vector<int>& srcs, int64_t axis,
+                        const std::function<bool(const Slot&, int)>& in_place) {
   std::vector<int> classes = {0};
   for (int s : srcs) {
     const Slot& sl = p.slots[static_cast<size_t>(s)];
@@ -166,13 +138,37 @@ bool AddInt8CopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vec
       ok = ok && sl.dims.size() >= 2 && (k <= 0 || sl.dims[1] % k == 0) &&
            (k != kChannelsLast || ChannelsLastTag(sl.dims.size()) != dnnl::memory::format_tag::undef) &&
            (k <= 0 || BlockedChannelTag(sl.dims.size(), k) != dnnl::memory::format_tag::undef);
-      if (!sl.has_md || ChannelBlock(sl.md) != k || sl.qscale != scale) moved += sl.bytes;
+      if (!in_place(sl, k)) moved += sl.bytes;
     }
     if (ok && (best_cost < 0 || moved < best_cost)) {
       best = k;
       best_cost = moved;
     }
   }
+  return best;
+}
+
+}  // namespace
+
+std::vector<int> PiecesInCommonLayout(Compiler& c, const std::vector<int>& srcs, int64_t axis) {
+  const Program& p = c.program();
+  int best = MajorityLayoutClass(p, srcs, axis, [](const Slot& sl, int k) {
+    return sl.has_md && sl.md.data_type() == dnnl::memory::data_type::f32 && ChannelBlock(sl.md) == k;
+  });
+  if (best == -1) best = 0;  // (the caller falls back to row-major pieces)
+  std::vector<int> out;
+  for (int s : srcs) out.push_back(c.InLayout(s, LayoutOfClass(best, p.slots[static_cast<size_t>(s)].dims)));
+  return out;
+}
+
+bool AddInt8CopyConcat(Compiler& c, const std::vector<int>& srcs, const std::vector<std::vector<int64_t>>& piece_dims,
+                       const std::vector<int64_t>& out_dims, int64_t axis, ValueId out, const std::string& name, int node,
+                       float scale, bool is_unsigned) {
+  const Program& p = c.program();
+  // The layout most pieces' bytes are in already, in this scale.
+  const int best = MajorityLayoutClass(p, srcs, axis, [scale](const Slot& sl, int k) {
+    return sl.has_md && ChannelBlock(sl.md) == k && sl.qscale == scale;
+  });
   if (best == -1) return false;
   const auto dt = is_unsigned ? dnnl::memory::data_type::u8 : dnnl::memory::data_type::s8;
   std::vector<int> q;
