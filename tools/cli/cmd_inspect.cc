@@ -179,12 +179,16 @@ int Report(const InspectArgs& a, const Graph& g, const MemoryPlan& mem, nlohmann
     if (j.contains("weights_in_place_bytes"))
       std::printf("  kernel weights: %.2f MiB used as stored, %.2f MiB repacked\n",
                   j["weights_in_place_bytes"].get<double>() / 1048576.0, j["weights_repacked_bytes"].get<double>() / 1048576.0);
-    int reorders = 0, copies = 0;
+    // (A "copy" is a buffer a kernel overwrites, e.g. a residual summed into a copy of it.)
+    int reorders = 0, concats = 0, copies = 0;
     for (const auto& st : j["cpu_steps"]) {
-      reorders += st["op"] == "Reorder";
-      copies += st["name"].get<std::string>().rfind("copy ", 0) == 0 || st["op"] == "Concat";
+      const bool copy = st["name"].get<std::string>().rfind("copy ", 0) == 0;
+      reorders += st["op"] == "Reorder" && !copy;
+      copies += copy;
+      concats += st["op"] == "Concat";
     }
-    std::printf("  layout reorders: %d steps; concat copies: %d steps\n", reorders, copies);
+    std::printf("  layout reorders: %d steps; concat copies: %d steps; buffer copies: %d steps\n", reorders, concats,
+                copies);
     const auto& slow = j["slow_paths"];
     if (slow.empty()) std::printf("  slow paths: none (every step on an optimized kernel)\n");
     else std::printf("  slow paths: %zu step(s) on a reference implementation, marked *\n", slow.size());
