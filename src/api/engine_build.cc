@@ -231,6 +231,8 @@ Status SavePlan(const Engine& engine, const std::string& plan_path) {
       }
     }
   }
+  // The whole graph's program: its arena as placed here, which loading the plan executes.
+  if (impl.cpu && program == impl.cpu && !impl.cpu_dynamic && !part) po.cpu_arena = cpu::ArenaLayout(*impl.cpu);
   return WritePlan(g, impl.memory, po, plan_path);
 }
 

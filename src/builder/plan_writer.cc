@@ -416,8 +416,12 @@ Status PlanEncoder::Encode(const Graph& g, const MemoryPlan& mem, const PlanOpti
     profiles.push_back(fb::CreateShapeProfile(fbb_, fbb_.CreateVector(ins)));
   }
   auto profiles_off = fbb_.CreateVector(profiles);
+  Offset<fb::BackendArena> cpu_arena = 0;
+  if (!options.cpu_arena.empty())
+    cpu_arena = fb::CreateBackendArena(fbb_, options.cpu_arena.bytes, fbb_.CreateVector(options.cpu_arena.offsets),
+                                       fbb_.CreateVector(options.cpu_arena.sizes));
   auto plan = fb::CreatePlan(fbb_, kPlanFormatVersion, version, target, graph, memory, inputs, outputs, profiles_off,
-                              options.batch_slice);
+                              options.batch_slice, cpu_arena);
   fb::FinishPlanBuffer(fbb_, plan);
   return Status::OK();
 }

@@ -22,6 +22,7 @@ struct PlanOptions {
   std::string device;                     // accelerator model for GPU backends; "" for CPU
   std::vector<ShapeProfileSpec> profiles;  // for a graph with dynamic input dims
   int64_t batch_slice = 0;                 // batch-parallel slice size; 0 = whole batch
+  BackendArena cpu_arena;                  // the CPU program's arena; empty: none
 };
 
 // Serializes `optimized` (live nodes only, in execution order; values nothing reads are

@@ -42,6 +42,16 @@ struct MemoryPlan {
 
 inline constexpr int64_t kArenaAlignment = kArenaBlockAlignment;
 
+// A backend's own activation arena as the builder placed it (the CPU program's buffers: its
+// blocked layouts and reorder temporaries, which the graph-level plan above cannot know):
+// the offset and size of every buffer, in the order the program creates them. A plan stores
+// it and the runtime executes it (checked first) instead of placing the buffers again.
+struct BackendArena {
+  int64_t bytes = 0;
+  std::vector<int64_t> offsets, sizes;
+  bool empty() const { return offsets.empty(); }
+};
+
 // Checks a plan's invariants: tensors alive at the same time never share bytes unless one
 // aliases the other, slices lie inside their Concat's output and do not overlap, aliases
 // do not outlive their root. The planner's tests run this on every model they plan.

@@ -595,6 +595,24 @@ StatusOr<LoadedPlan> ParsePlan(const uint8_t* data, size_t size, std::shared_ptr
   }
   out.batch_slice = p->batch_slice();
   if (out.batch_slice < 0) return InvalidArgument("batch_slice ", out.batch_slice, " is negative");
+  if (const fb::BackendArena* a = p->cpu_arena()) {
+    // Every buffer inside the arena, aligned; whether they fit the program is the backend's
+    // check (it verifies lifetimes against what it compiled).
+    const auto* offs = a->offsets();
+    const auto* sizes = a->sizes();
+    if (offs == nullptr || sizes == nullptr || offs->size() != sizes->size())
+      return InvalidArgument("cpu_arena: offsets and sizes differ in number");
+    if (a->bytes() < 0 || a->bytes() > (int64_t{1} << 42)) return InvalidArgument("cpu_arena: size ", a->bytes(), " out of range");
+    out.cpu_arena.bytes = a->bytes();
+    for (flatbuffers::uoffset_t i = 0; i < offs->size(); ++i) {
+      const int64_t o = offs->Get(i), n = sizes->Get(i);
+      if (o < 0 || n < 0 || o % kArenaAlignment != 0 || n > a->bytes() || o > a->bytes() - n)
+        return InvalidArgument("cpu_arena: buffer ", i, " (offset ", o, ", ", n, " bytes) is not inside the ", a->bytes(),
+                               "-byte arena at an aligned offset");
+      out.cpu_arena.offsets.push_back(o);
+      out.cpu_arena.sizes.push_back(n);
+    }
+  }
   return out;
 }
 

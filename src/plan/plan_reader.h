@@ -44,6 +44,7 @@ struct LoadedPlan {
   std::vector<PlanBinding> inputs, outputs;
   std::vector<ShapeProfileSpec> profiles;  // empty: static input shapes
   int64_t batch_slice = 0;                 // batch-parallel slice size (0: whole batch)
+  BackendArena cpu_arena;                  // the CPU program's arena (empty: none stored)
   uint64_t file_bytes = 0;
   uint64_t weights_bytes = 0;
   // True when the constants point into a memory map of the file (no copy); they keep the

@@ -131,7 +131,8 @@ StatusOr<std::shared_ptr<const cpu::Program>> Specialize(const Engine::Impl& e,
 
 StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
                                                    const EngineOptions& options, std::vector<ShapeProfileSpec> profiles,
-                                                   int64_t plan_slice, TacticTimer* timer) {
+                                                   int64_t plan_slice, TacticTimer* timer,
+                                                   const BackendArena* plan_arena) {
   auto impl = std::make_shared<Engine::Impl>();
   impl->profiles = std::move(profiles);
   // A dynamic graph the CPU backend cannot take whole even at profile 0's opt shapes
@@ -167,7 +168,9 @@ StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> 
       if (plan_slice > 0 && options.batch_parallel != BatchParallel::kOff)
         KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice, timer));
       if (!impl->slice_program) {
-        KILN_ASSIGN_OR_RETURN(impl->cpu, cpu::Compile(g, co));
+        cpu::CompileOptions whole = co;
+        whole.arena = plan_arena;
+        KILN_ASSIGN_OR_RETURN(impl->cpu, cpu::Compile(g, whole));
         if (plan_slice <= 0)
           KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice, timer));
       }
@@ -252,7 +255,8 @@ StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, co
     // (A graph the CPU backend takes in part keeps them too: its islands hold those layers.)
     if (options.backend != Backend::kCpu) KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*plan.graph).WithPrefix(path));
     auto engine = MakeEngine(std::shared_ptr<const Graph>(std::move(plan.graph)), std::move(plan.memory),
-                             ToEngineOptions(options), std::move(plan.profiles), plan.batch_slice, /*timer=*/nullptr);
+                             ToEngineOptions(options), std::move(plan.profiles), plan.batch_slice, /*timer=*/nullptr,
+                             plan.cpu_arena.empty() ? nullptr : &plan.cpu_arena);
     if (!engine.ok()) return engine.status().WithPrefix(path);
     return engine;
   }

@@ -122,10 +122,12 @@ EngineOptions ToEngineOptions(const LoadOptions& options);
 // An engine over an optimized graph: the CPU program(s) compiled, or the reference backend.
 // `plan_slice`: the batch-parallel slice a plan recorded (0: none); < 0 while building.
 // `timer`: the builder's (kernels and schedules are timed); null when loading a plan (the
-// plan's recorded tactics, or the kernel libraries' own choices).
+// plan's recorded tactics, or the kernel libraries' own choices). `plan_arena`: the CPU
+// program's arena a plan stored (the whole graph's program uses it when it fits).
 StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
                                                    const EngineOptions& options, std::vector<ShapeProfileSpec> profiles,
-                                                   int64_t plan_slice, TacticTimer* timer);
+                                                   int64_t plan_slice, TacticTimer* timer,
+                                                   const BackendArena* plan_arena = nullptr);
 // The CPU program for these input shapes (a dynamic engine): compiled on first use, cached.
 // Kernels are timed (with `timer`) for the profiles' opt shapes at build; other shapes compile
 // without timing (the first viable candidate), so that a new shape costs milliseconds.

@@ -519,6 +519,24 @@ TEST(PlanCorruption, FusionAttributes) {
       "graph types");
 }
 
+// The CPU program's arena: every buffer inside the arena at an aligned offset, one size per
+// offset (whether the buffers fit the program is the backend's check: engine_test).
+TEST(PlanCorruption, CpuArena) {
+  const std::vector<uint8_t>& file = TinyPlan();
+  auto arena = [](PlanParts& p, int64_t bytes, std::vector<int64_t> offsets, std::vector<int64_t> sizes) {
+    p.plan->cpu_arena = std::make_unique<fb::BackendArenaT>();
+    p.plan->cpu_arena->bytes = bytes;
+    p.plan->cpu_arena->offsets = std::move(offsets);
+    p.plan->cpu_arena->sizes = std::move(sizes);
+  };
+  ExpectEditRejected(file, "outside", [&](PlanParts& p) { arena(p, 128, {0, 64}, {64, 128}); }, "is not inside");
+  ExpectEditRejected(file, "misaligned", [&](PlanParts& p) { arena(p, 256, {0, 8}, {64, 64}); }, "aligned offset");
+  ExpectEditRejected(file, "negative", [&](PlanParts& p) { arena(p, 256, {0, -64}, {64, 64}); }, "is not inside");
+  ExpectEditRejected(file, "huge", [&](PlanParts& p) { arena(p, 256, {0, INT64_MAX - 63}, {64, 64}); }, "is not inside");
+  ExpectEditRejected(file, "counts", [&](PlanParts& p) { arena(p, 256, {0, 64}, {64}); }, "differ in number");
+  ExpectEditRejected(file, "arena size", [&](PlanParts& p) { arena(p, -1, {0}, {0}); }, "out of range");
+}
+
 TEST(PlanCorruption, MemoryPlan) {
   const std::vector<uint8_t>& file = TinyPlan();
   auto mem = [](PlanParts& p) -> fb::MemoryPlanT& { return *p.plan->memory; };

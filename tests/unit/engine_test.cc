@@ -89,6 +89,10 @@ TEST(Engine, LoadsAPlanAndMatchesTheOnnxEngineBitExactly) {
   ASSERT_TRUE(SavePlan(**from_onnx, path).ok());
   auto from_plan = Engine::Load(path);
   ASSERT_TRUE(from_plan.ok()) << from_plan.status().ToString();
+  // The plan's CPU arena is the one that runs (the builder's placement, not a new one).
+  ASSERT_NE(EngineCpuProgram(**from_plan), nullptr);
+  EXPECT_TRUE(cpu::ArenaFromPlan(*EngineCpuProgram(**from_plan)));
+  EXPECT_EQ(cpu::ArenaBytes(*EngineCpuProgram(**from_plan)), cpu::ArenaBytes(*EngineCpuProgram(**from_onnx)));
   const std::string in_name = (*from_plan)->inputs()[0].name, out_name = (*from_plan)->outputs()[0].name;
   auto a = (*from_plan)->Infer({{in_name, HostTensor::Wrap(d.input.data(), d.shape)}});
   auto b = (*from_onnx)->Infer({{in_name, HostTensor::Wrap(d.input.data(), d.shape)}});
@@ -366,6 +370,56 @@ namespace {
 
 // A plan's packed-weights descriptor is untrusted bytes: every malformed one is an error
 // naming the attribute, never an out-of-bounds read (this runs under ASan in sanitize.sh).
+// A stored arena is used only when it places exactly the program's buffers and no two alive
+// together overlap; otherwise the program places its own (same results either way).
+TEST(Engine, PlannedArenaIsCheckedBeforeItRuns) {
+  TinyCnn d = LoadTinyCnnData();
+  BuildOptions opts;
+  opts.input_shapes = {{"input", d.shape}};
+  auto engine = LoadOrBuild(kModel, opts);
+  ASSERT_TRUE(engine.ok());
+  auto g = std::make_shared<const Graph>(EngineGraph(**engine));
+  cpu::CompileOptions co;
+  co.threads = 1;
+  auto first = cpu::Compile(g, co);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const BackendArena good = cpu::ArenaLayout(**first);
+  ASSERT_GT(good.offsets.size(), 1u);
+  Tensor x = Tensor::FromExternal(DType::kFloat32, d.shape, d.input.data(), nullptr);
+  auto run = [&](const BackendArena* arena, bool* from_plan) {
+    cpu::CompileOptions c2 = co;
+    c2.arena = arena;
+    auto p = cpu::Compile(g, c2);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    *from_plan = cpu::ArenaFromPlan(**p);
+    cpu::Context ctx(*p);
+    std::vector<Tensor> out;
+    EXPECT_TRUE(ctx.Run({&x}, &out).ok());
+    return out[0];
+  };
+  bool from_plan = false;
+  const Tensor want = run(nullptr, &from_plan);
+  EXPECT_FALSE(from_plan);
+  Tensor got = run(&good, &from_plan);
+  EXPECT_TRUE(from_plan);
+  EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
+  BackendArena overlapping = good;  // every buffer at offset 0: alive together, sharing bytes
+  for (int64_t& o : overlapping.offsets) o = 0;
+  got = run(&overlapping, &from_plan);
+  EXPECT_FALSE(from_plan);
+  EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
+  BackendArena fewer = good;  // another program's buffers
+  fewer.offsets.pop_back();
+  fewer.sizes.pop_back();
+  got = run(&fewer, &from_plan);
+  EXPECT_FALSE(from_plan);
+  BackendArena small = good;  // an arena too small for its buffers
+  small.bytes = 64;
+  got = run(&small, &from_plan);
+  EXPECT_FALSE(from_plan);
+  EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
+}
+
 TEST(Engine, MalformedPackedWeightsDescriptorsAreRejected) {
   auto model = LoadOnnxModel(kModel);
   ASSERT_TRUE(model.ok());

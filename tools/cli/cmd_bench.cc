@@ -434,6 +434,7 @@ int Bench(const BenchArgs& a) {
       {"load_ms", load_ms},
       {"first_inference_ms", first_ms},
       {"weights_in_place_mib", static_cast<double>(packing.in_place_bytes) / (1 << 20)},
+      {"arena_from_plan", EngineCpuProgram(e) != nullptr && cpu::ArenaFromPlan(*EngineCpuProgram(e))},
       {"weights_repacked_mib", static_cast<double>(packing.repacked_bytes) / (1 << 20)},
       {"iterations", static_cast<int>(lat.size())},
       {"warmup", a.warmup},
@@ -465,6 +466,9 @@ int Bench(const BenchArgs& a) {
   if (packing.in_place_bytes + packing.repacked_bytes > 0)
     std::printf("  kernel weights: %.1f MiB used as loaded, %.1f MiB repacked while loading\n",
                 static_cast<double>(packing.in_place_bytes) / (1 << 20), static_cast<double>(packing.repacked_bytes) / (1 << 20));
+  if (const cpu::Program* p = EngineCpuProgram(e))
+    std::printf("  activation arena %.2f MiB, %s\n", static_cast<double>(cpu::ArenaBytes(*p)) / (1 << 20),
+                cpu::ArenaFromPlan(*p) ? "as the plan placed it" : "placed while loading");
   std::printf("  latency over %zu runs: median %.3f ms, p90 %.3f, p99 %.3f, min %.3f, mean %.3f\n", lat.size(), median, p90,
               p99, sorted.front(), mean);
   std::printf("  throughput %.1f inferences/s\n", throughput);

@@ -23,6 +23,7 @@
 #include "base/tactic_timer.h"
 #include "ir/graph.h"
 #include "ir/tensor.h"
+#include "plan/memory_plan.h"
 
 namespace kiln::cpu {
 
@@ -38,6 +39,10 @@ struct CompileOptions {
   // Refuse to compile a graph that has a step on a reference implementation (kiln's or
   // oneDNN's), naming every such step and why (`kiln build --strict`).
   bool strict = false;
+  // A plan's arena for this program (BackendArena): its offsets are used when the program
+  // places the same buffers (same count and sizes) and they pass the lifetime check;
+  // otherwise the program places its own. Null: place them.
+  const BackendArena* arena = nullptr;
 };
 
 // Whether a step's implementation (StepInfo::impl, or a oneDNN impl_info_str) is a
@@ -134,6 +139,9 @@ StatusOr<Tensor> RowMajorWeights(const Node& node, const Tensor& w);
 // Empty tensors (dtype + dims, no data) describing the program's outputs.
 Status OutputTypes(const Program& program, std::vector<Tensor>* types);
 int64_t ArenaBytes(const Program& program);
+// The program's arena as placed (for a plan to store), and whether it came from a plan.
+BackendArena ArenaLayout(const Program& program);
+bool ArenaFromPlan(const Program& program);
 
 // Per-thread execution state over a Program: its arena, scratchpad and memory handles.
 class Context {

@@ -444,6 +444,24 @@ Status Compiler::PlanArena() {
       roots.push_back(s);
   std::vector<ArenaBlock> blocks;
   for (int s : roots) blocks.push_back({p_.slots[static_cast<size_t>(s)].bytes, first[static_cast<size_t>(s)], last[static_cast<size_t>(s)]});
+  // A plan's placement of these same buffers (the builder's, stored with the plan): used as
+  // it is when every buffer matches and no two alive together share bytes.
+  if (const BackendArena* planned = options_.arena; planned != nullptr && planned->offsets.size() == blocks.size()) {
+    bool fits = true;
+    for (size_t i = 0; i < blocks.size() && fits; ++i) {
+      const int64_t size = (blocks[i].bytes + kArenaBlockAlignment - 1) / kArenaBlockAlignment * kArenaBlockAlignment;
+      fits = (planned->sizes[i] == blocks[i].bytes || planned->sizes[i] == size) && planned->offsets[i] >= 0 &&
+             planned->offsets[i] <= planned->bytes - blocks[i].bytes;
+    }
+    std::vector<ArenaBlock> placed = blocks;
+    for (size_t i = 0; i < placed.size() && fits; ++i) placed[i].offset = planned->offsets[i];
+    if (fits && !FindArenaOverlap(placed)) {
+      for (size_t i = 0; i < roots.size(); ++i) p_.slots[static_cast<size_t>(roots[i])].offset = placed[i].offset;
+      p_.arena_bytes = planned->bytes;
+      p_.arena_from_plan = true;
+      return Status::OK();
+    }
+  }
   const int64_t arena = PlaceBlocks(blocks);
   // The memory plan's verifier, on what runs: a placement bug is an error, not wrong results.
   if (auto clash = FindArenaOverlap(blocks))
@@ -539,6 +557,19 @@ std::vector<std::string> SlowSteps(const Program& p) {
   return out;
 }
 int64_t ArenaBytes(const Program& p) { return p.arena_bytes; }
+
+BackendArena ArenaLayout(const Program& p) {
+  BackendArena a;
+  a.bytes = p.arena_bytes;
+  for (const Slot& s : p.slots)
+    if (s.alias_of < 0 && s.kind == Slot::Kind::kArena && s.offset >= 0) {
+      a.offsets.push_back(s.offset);
+      a.sizes.push_back(s.bytes);
+    }
+  return a;
+}
+
+bool ArenaFromPlan(const Program& p) { return p.arena_from_plan; }
 
 Status OutputTypes(const Program& p, std::vector<Tensor>* types) {
   types->clear();

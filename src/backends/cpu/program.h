@@ -61,6 +61,7 @@ class Program {
   std::vector<int> input_slots;   // per non-constant graph input
   std::vector<int> output_slots;  // per graph output (row-major)
   int64_t arena_bytes = 0;
+  bool arena_from_plan = false;  // the offsets are a plan's (CompileOptions::arena)
   int64_t scratch_bytes = 0;
   // Weight bytes the kernels use as stored (a plan's packed weights, in place) and the ones
   // compiling had to repack (reorder) first: repacking is most of a plan's load time.
