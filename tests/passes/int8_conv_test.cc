@@ -172,12 +172,22 @@ TEST(Int8Conv, SaturatesOutOfRangeInputs) {
   Check({{"conv1", 0.5f / 127, false}}, false, 0, nullptr, 1, /*near_fp32=*/false);
 }
 
-// max |want - got| and max |want| over the output.
-std::pair<double, double> MaxErrorAndRange(const Tensor& want, const HostTensor& got) {
+// The engine on `x` against the oracle graph on the reference backend: max |oracle - engine|
+// and max |oracle| over the (single) output.
+std::pair<double, double> EngineVsOracle(const Engine& engine, const Graph& oracle, Tensor x) {
+  RefExecutor ex;
+  auto want = ex.Run(oracle, {RValue(x)});
+  auto got = engine.Infer({{"x", HostTensor::Wrap(x.data<float>(), x.dims())}});
+  if (!want.ok() || !got.ok() || got->begin()->second.numel() != (*want)[0].tensor.numel()) {
+    ADD_FAILURE() << "oracle: " << want.status().ToString() << "; engine: " << got.status().ToString();
+    return {INFINITY, 0};
+  }
+  const Tensor& w = (*want)[0].tensor;
+  const HostTensor& y = got->begin()->second;
   double max_ref = 0, max_err = 0;
-  for (int64_t i = 0; i < want.numel(); ++i) {
-    max_ref = std::max(max_ref, std::fabs(want.GetAsDouble(i)));
-    max_err = std::max(max_err, std::fabs(want.GetAsDouble(i) - got.data_as<float>()[i]));
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    max_ref = std::max(max_ref, std::fabs(w.GetAsDouble(i)));
+    max_err = std::max(max_err, std::fabs(w.GetAsDouble(i) - y.data_as<float>()[i]));
   }
   return {max_err, max_ref};
 }
@@ -208,16 +218,7 @@ TEST(Int8Conv, QdqModelRunsOnInt8Kernels) {
   int int8_steps = 0;
   for (const cpu::StepInfo& s : cpu::Steps(*program)) int8_steps += s.precision == "int8";
   EXPECT_EQ(int8_steps, 3);
-  Tensor x = RandomTensor({1, 8, 12, 12}, 99, 1.0f);
-  RefExecutor ex;
-  auto want = ex.Run(net.fake, {RValue(x)});
-  ASSERT_TRUE(want.ok());
-  auto got = (*engine)->Infer({{"x", HostTensor::Wrap(x.data<float>(), x.dims())}});
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  const HostTensor& y = got->begin()->second;
-  const Tensor& w = (*want)[0].tensor;
-  ASSERT_EQ(y.numel(), w.numel());
-  const auto [max_err, max_ref] = MaxErrorAndRange(w, y);
+  const auto [max_err, max_ref] = EngineVsOracle(**engine, net.fake, RandomTensor({1, 8, 12, 12}, 99, 1.0f));
   EXPECT_LE(max_err, 0.05) << "max |ref| " << max_ref;
 }
 
@@ -276,21 +277,14 @@ TEST(Int8Conv, InceptionBlockStaysInt8) {
     int8_pools += st.op == "MaxPool" && st.precision == "int8";
     concats += st.op == "Concat";
     // No float copy of an INT8 tensor anywhere (the float output goes row-major at the end).
-    if (st.op == "Reorder") EXPECT_NE(st.name.find("head_out"), std::string::npos) << steps;
+    if (st.op == "Reorder") {
+      EXPECT_NE(st.name.find("head_out"), std::string::npos) << steps;
+    }
   }
   EXPECT_EQ(quantize, 2) << steps;  // the input; the pooling branch's scale
   EXPECT_EQ(int8_pools, 1) << steps;
   EXPECT_EQ(concats, 1) << steps;
-  Tensor x = RandomTensor({1, 8, 12, 12}, 99, 1.0f);
-  RefExecutor ex;
-  auto want = ex.Run(fake, {RValue(x)});
-  ASSERT_TRUE(want.ok()) << want.status().ToString();
-  auto got = (*engine)->Infer({{"x", HostTensor::Wrap(x.data<float>(), x.dims())}});
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  const HostTensor& y = got->begin()->second;
-  const Tensor& w = (*want)[0].tensor;
-  ASSERT_EQ(y.numel(), w.numel());
-  const auto [max_err, max_ref] = MaxErrorAndRange(w, y);
+  const auto [max_err, max_ref] = EngineVsOracle(**engine, fake, RandomTensor({1, 8, 12, 12}, 99, 1.0f));
   // A rounding that falls on the other side somewhere in the chain moves the output by a
   // step of the head's input (9/255) times its weights' reach.
   EXPECT_LE(max_err, 0.15) << "max |ref| " << max_ref << "\n" << steps;

@@ -37,11 +37,16 @@ TinyCnn LoadTinyCnnData() {
   return d;
 }
 
-TEST(Engine, BuildsFromOnnxAndMatchesPyTorch) {
-  TinyCnn d = LoadTinyCnnData();
+// tiny_cnn built for the shape of its sample input (default options otherwise).
+StatusOr<std::shared_ptr<const Engine>> BuildTinyCnn(const TinyCnn& d) {
   BuildOptions opts;
   opts.input_shapes = {{"input", d.shape}};
-  auto engine = LoadOrBuild(kModel, opts);
+  return LoadOrBuild(kModel, opts);
+}
+
+TEST(Engine, BuildsFromOnnxAndMatchesPyTorch) {
+  TinyCnn d = LoadTinyCnnData();
+  auto engine = BuildTinyCnn(d);
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   ASSERT_EQ((*engine)->inputs().size(), 1u);
   ASSERT_EQ((*engine)->outputs().size(), 1u);
@@ -81,9 +86,7 @@ TEST(Engine, LoadsAPlanAndMatchesTheOnnxEngineBitExactly) {
   // The plan carries the engine's kernel choices (tactics picked by timing), so the engine
   // loaded from it computes bit-identical results.
   TinyCnn d = LoadTinyCnnData();
-  BuildOptions opts;
-  opts.input_shapes = {{"input", d.shape}};
-  auto from_onnx = LoadOrBuild(kModel, opts);
+  auto from_onnx = BuildTinyCnn(d);
   ASSERT_TRUE(from_onnx.ok()) << from_onnx.status().ToString();
   const std::string path = ::testing::TempDir() + "/engine_test_tiny_cnn.plan";
   ASSERT_TRUE(SavePlan(**from_onnx, path).ok());
@@ -104,9 +107,7 @@ TEST(Engine, LoadsAPlanAndMatchesTheOnnxEngineBitExactly) {
 
 TEST(Engine, ManyThreadsShareOneEngine) {
   TinyCnn d = LoadTinyCnnData();
-  BuildOptions opts;
-  opts.input_shapes = {{"input", d.shape}};
-  auto engine = LoadOrBuild(kModel, opts);
+  auto engine = BuildTinyCnn(d);
   ASSERT_TRUE(engine.ok());
   std::shared_ptr<const Engine> e = *engine;
   const std::string in_name = e->inputs()[0].name;
@@ -330,9 +331,7 @@ namespace {
 // and the reference backend loaded from it reads them row-major again.
 TEST(Engine, PlanWithPackedWeightsRunsOnEveryBackend) {
   TinyCnn d = LoadTinyCnnData();
-  BuildOptions opts;
-  opts.input_shapes = {{"input", d.shape}};
-  auto built = LoadOrBuild(kModel, opts);
+  auto built = BuildTinyCnn(d);
   ASSERT_TRUE(built.ok()) << built.status().ToString();
   const std::string path = ::testing::TempDir() + "/engine_test_packed.plan";
   ASSERT_TRUE(SavePlan(**built, path).ok());
@@ -374,9 +373,7 @@ namespace {
 // together overlap; otherwise the program places its own (same results either way).
 TEST(Engine, PlannedArenaIsCheckedBeforeItRuns) {
   TinyCnn d = LoadTinyCnnData();
-  BuildOptions opts;
-  opts.input_shapes = {{"input", d.shape}};
-  auto engine = LoadOrBuild(kModel, opts);
+  auto engine = BuildTinyCnn(d);
   ASSERT_TRUE(engine.ok());
   auto g = std::make_shared<const Graph>(EngineGraph(**engine));
   cpu::CompileOptions co;
@@ -445,9 +442,7 @@ TEST(Engine, MalformedPackedWeightsDescriptorsAreRejected) {
   // Single-byte changes of a real descriptor (from an engine's packed convolution): each is
   // either still a valid layout of the weights (then unpacking works) or an error.
   TinyCnn d = LoadTinyCnnData();
-  BuildOptions opts;
-  opts.input_shapes = {{"input", d.shape}};
-  auto engine = LoadOrBuild(kModel, opts);
+  auto engine = BuildTinyCnn(d);
   ASSERT_TRUE(engine.ok());
   const auto packed = cpu::PackedWeightList(*EngineCpuProgram(**engine));
   ASSERT_FALSE(packed.empty());

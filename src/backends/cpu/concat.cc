@@ -114,10 +114,6 @@ bool CopyableType(dnnl::memory::data_type dt) {
   return dt == mdt::f32 || dt == mdt::s8 || dt == mdt::u8;
 }
 
-}  // namespace
-
-namespace {
-
 // The layout class (ChannelBlock) to concatenate `srcs` along `axis` in: the one the most
 // bytes are in already, where `in_place` says a piece counts as there; -1 when none fits.
 int MajorityLayoutClass(const Program& p, const std::vector<int>& srcs, int64_t axis,

@@ -81,19 +81,13 @@ struct ChainLayout {
 ChainLayout ChainLayoutOf(const Slot& in, const std::vector<int64_t>& out_dims) {
   ChainLayout out;
   if (!in.has_md || in.dtype != DType::kFloat32 || in.md.data_type() != mdt::f32 || in.qscale > 0) return out;
-  const size_t rank = in.dims.size();
-  std::vector<tag> tags;
-  if (rank == 3) tags = {tag::ncw, tag::nwc, tag::nCw16c, tag::nCw8c};
-  if (rank == 4) tags = {tag::nchw, tag::nhwc, tag::nChw16c, tag::nChw8c};
-  if (rank == 5) tags = {tag::ncdhw, tag::ndhwc, tag::nCdhw16c, tag::nCdhw8c};
-  for (size_t i = 0; i < tags.size(); ++i) {
-    if (dnnl::memory::desc(ToDnnl(in.dims), mdt::f32, tags[i]) != in.md) continue;
-    out.valid = true;
-    out.plain = i == 0;
-    out.src = in.md;
-    out.dst = dnnl::memory::desc(ToDnnl(out_dims), mdt::f32, tags[i]);
-    return out;
-  }
+  if (in.dims.size() < 3 || in.dims.size() != out_dims.size()) return out;
+  const std::optional<tag> t = ActivationTag(in.md);
+  if (!t) return out;
+  out.valid = true;
+  out.plain = in.md == PlainMd(in.dims);
+  out.src = in.md;
+  out.dst = dnnl::memory::desc(ToDnnl(out_dims), mdt::f32, *t);
   return out;
 }
 

@@ -17,23 +17,6 @@ namespace kiln::cpu {
 using tag = dnnl::memory::format_tag;
 using mdt = dnnl::memory::data_type;
 
-namespace {
-
-// A common activation format of `md`, when it has one (so split parts keep the layout).
-std::optional<tag> ActivationTag(const dnnl::memory::desc& md) {
-  const int nd = md.data.ndims;
-  std::vector<tag> cands;
-  if (nd == 4) cands = {tag::nchw, tag::nhwc, tag::nChw16c, tag::nChw8c};
-  if (nd == 3) cands = {tag::ncw, tag::nwc, tag::nCw16c, tag::nCw8c};
-  if (nd == 5) cands = {tag::ncdhw, tag::ndhwc, tag::nCdhw16c, tag::nCdhw8c};
-  if (nd == 2) cands = {tag::nc};
-  dnnl::memory::dims dims(md.data.dims, md.data.dims + nd);
-  for (tag t : cands)
-    if (dnnl::memory::desc(dims, md.data_type(), t) == md) return t;
-  return std::nullopt;
-}
-
-}  // namespace
 
 void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::vector<int64_t>& sizes,
                const std::vector<float>* piece_qscales) {

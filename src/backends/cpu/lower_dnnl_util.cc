@@ -41,6 +41,20 @@ bool PostOpsFor(Compiler& c, const Node& node, const std::vector<int64_t>& out_d
   return ApplyPostOps(c, *ops, out_dims, attr, &k->slot_args, &k->const_args, &k->reads, dst_md).ok();
 }
 
+std::optional<dnnl::memory::format_tag> ActivationTag(const dnnl::memory::desc& md) {
+  using tag = dnnl::memory::format_tag;
+  const int nd = md.data.ndims;
+  std::vector<tag> cands;
+  if (nd == 4) cands = {tag::nchw, tag::nhwc, tag::nChw16c, tag::nChw8c};
+  if (nd == 3) cands = {tag::ncw, tag::nwc, tag::nCw16c, tag::nCw8c};
+  if (nd == 5) cands = {tag::ncdhw, tag::ndhwc, tag::nCdhw16c, tag::nCdhw8c};
+  if (nd == 2) cands = {tag::nc};
+  dnnl::memory::dims dims(md.data.dims, md.data.dims + nd);
+  for (tag t : cands)
+    if (dnnl::memory::desc(dims, md.data_type(), t) == md) return t;
+  return std::nullopt;
+}
+
 std::vector<int64_t> WholeOutputDims(const Graph& g, const Node& node, int* split_axis, std::vector<int64_t>* sizes) {
   std::vector<int64_t> dims = DimsOf(g, node.outputs[0]);
   *split_axis = -1;

@@ -3,6 +3,7 @@
 // (SplitInto: lower_copy.cc).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ bool PostOpsFor(Compiler& c, const Node& node, const std::vector<int64_t>& out_d
 // `piece_qscales`: an INT8 whole whose pieces are quantized each with its own scale.
 void SplitInto(Compiler& c, const Node& node, int whole, int axis, const std::vector<int64_t>& sizes,
                const std::vector<float>* piece_qscales = nullptr);
+// A common activation format of `md` (nchw, nhwc, nChw16c, nChw8c and their rank-3/5
+// forms, nc), when it has one: to keep a layout across a split, a concat or a chain.
+std::optional<dnnl::memory::format_tag> ActivationTag(const dnnl::memory::desc& md);
 // Output dims of a (possibly horizontally fused) node: output 0, or the whole before the split.
 std::vector<int64_t> WholeOutputDims(const Graph& g, const Node& node, int* split_axis, std::vector<int64_t>* sizes);
 // Whether no output but the first is read (by a node or as a graph output).

@@ -12,6 +12,7 @@
 
 #include "backends/cpu/program.h"
 #include "backends/cpu/int8.h"
+#include "backends/cpu/lower_dnnl_util.h"
 #include "base/arena.h"
 #include "ir/op_schema.h"
 
@@ -186,18 +187,10 @@ std::optional<Compiler::ConcatPart> Compiler::ConcatTarget(ValueId v, const dnnl
   auto it = concat_whole_.find(cid);
   if (it == concat_whole_.end()) {
     // The buffer takes the first producer's layout when it is a plain or channel-blocked one.
-    const dnnl::memory::desc whole_md = [&]() -> dnnl::memory::desc {
-      const dnnl::memory::dims d(out_dims.begin(), out_dims.end());
-      using tag = dnnl::memory::format_tag;
-      std::vector<tag> cands;
-      if (rank == 4) cands = {tag::nchw, tag::nhwc, tag::nChw16c, tag::nChw8c};
-      if (rank == 3) cands = {tag::ncw, tag::nwc, tag::nCw16c, tag::nCw8c};
-      if (rank == 2) cands = {tag::nc};
-      const dnnl::memory::dims pd(natural.data.dims, natural.data.dims + rank);
-      for (tag t : cands)
-        if (dnnl::memory::desc(pd, natural.data_type(), t) == natural) return dnnl::memory::desc(d, natural.data_type(), t);
-      return dnnl::memory::desc();
-    }();
+    const std::optional<dnnl::memory::format_tag> t = rank <= 4 ? ActivationTag(natural) : std::nullopt;
+    const dnnl::memory::desc whole_md =
+        t ? dnnl::memory::desc(dnnl::memory::dims(out_dims.begin(), out_dims.end()), natural.data_type(), *t)
+          : dnnl::memory::desc();
     if (whole_md.get_size() == 0) return std::nullopt;
     // Blocked along the axis: every input's offset must be a multiple of the block.
     const auto& blk = whole_md.data.format_desc.blocking;
@@ -447,14 +440,13 @@ Status Compiler::PlanArena() {
   // A plan's placement of these same buffers (the builder's, stored with the plan): used as
   // it is when every buffer matches and no two alive together share bytes.
   if (const BackendArena* planned = options_.arena; planned != nullptr && planned->offsets.size() == blocks.size()) {
-    bool fits = true;
-    for (size_t i = 0; i < blocks.size() && fits; ++i) {
-      const int64_t size = (blocks[i].bytes + kArenaBlockAlignment - 1) / kArenaBlockAlignment * kArenaBlockAlignment;
-      fits = (planned->sizes[i] == blocks[i].bytes || planned->sizes[i] == size) && planned->offsets[i] >= 0 &&
-             planned->offsets[i] <= planned->bytes - blocks[i].bytes;
-    }
     std::vector<ArenaBlock> placed = blocks;
-    for (size_t i = 0; i < placed.size() && fits; ++i) placed[i].offset = planned->offsets[i];
+    bool fits = true;
+    for (size_t i = 0; i < placed.size() && fits; ++i) {
+      placed[i].offset = planned->offsets[i];
+      fits = planned->sizes[i] == placed[i].bytes && placed[i].offset >= 0 &&
+             placed[i].offset <= planned->bytes - placed[i].bytes;
+    }
     if (fits && !FindArenaOverlap(placed)) {
       for (size_t i = 0; i < roots.size(); ++i) p_.slots[static_cast<size_t>(roots[i])].offset = placed[i].offset;
       p_.arena_bytes = planned->bytes;
