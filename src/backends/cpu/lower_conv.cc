@@ -358,7 +358,13 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     if (c.timing() && forced.empty() && choice) {
       const std::string name = cand.keep ? std::string(cand.name) + " " + MdKey(chain.src) : std::string(cand.name);
       ms = timed(name.c_str(), [&] { return c.PrimitiveRunner(dnnl::convolution_forward(*pd), *pd, timing_args); });
-      if (!cand.keep) ms += LayoutCost(c, in_slot, pd->src_desc(), chain, pd->dst_desc());
+      if (!cand.keep) {
+        ms += LayoutCost(c, in_slot, pd->src_desc(), chain, pd->dst_desc());
+        // Leaving the chain's layout takes a clear win: timings here are noisy, and a layout
+        // switched on a near-tie flips the layers after it too (DenseNet built with 8 to 46
+        // reorders from one build to the next).
+        if (chain.valid && (pd->src_desc() != chain.src || pd->dst_desc() != chain.dst)) ms *= 1.05;
+      }
       // The residual is summed in the destination's layout: a copy when it is in another.
       if (residual != kNoValue) {
         const Slot& r = c.program().slots[static_cast<size_t>(c.SlotOf(residual))];
