@@ -5,7 +5,8 @@
 # Usage: scripts/check_format.sh   (exit 1 listing the files that would change)
 set -u
 cd "$(dirname "$0")/.."
-FORMATTED=(src/runtime)
+FORMATTED=(src/runtime src/backends/backend.h src/backends/backend.cc src/backends/partition.h src/backends/partition.cc
+           src/backends/ref/ref_backend.h src/backends/ref/ref_backend.cc src/backends/cpu/backend.cc)
 CF=$(command -v clang-format-14 || command -v clang-format || true)
 if [ -z "$CF" ]; then
   echo "check_format: clang-format-14 not installed (scripts/install-deps.sh installs it)"

@@ -8,7 +8,7 @@
 #include "api/model.h"
 #include "api/optimize.h"
 #include "backends/cpu/cpu_backend.h"
-#include "backends/cpu/partition.h"
+#include "backends/partition.h"
 #include "base/file.h"
 #include "builder/memory_planner.h"
 #include "builder/plan_writer.h"
@@ -158,15 +158,17 @@ Status SavePlan(const Engine& engine, const std::string& plan_path) {
   PlanOptions po;
   po.profiles = impl.profiles;
   // A dynamic engine records the kernel choices made for profile 0's opt shapes.
-  std::shared_ptr<const cpu::Program> program = impl.cpu ? impl.cpu : impl.slice_program;
+  std::shared_ptr<const BackendProgram> program = impl.program ? impl.program : impl.slice_program;
   po.batch_slice = impl.slice_program ? impl.slice : impl.dyn_slice;
-  if (impl.cpu_dynamic) {
+  if (impl.dynamic) {
     std::map<std::string, std::vector<int64_t>> opt;
     for (const auto& [name, r] : impl.profiles[0]) opt[name] = r.opt;
     KILN_ASSIGN_OR_RETURN(program, Specialize(impl, opt));
   }
-  const cpu::Partition* part = impl.partition.get();
-  if (!program && !part) return WritePlan(*impl.graph, impl.memory, po, plan_path);
+  const Partition* part = impl.partition.get();
+  // (Tactics and packed weights are the CPU backend's; other backends' engines store the graph.)
+  const cpu::Program* cpu_program = cpu::AsProgram(program.get());
+  if (!cpu_program && !part) return WritePlan(*impl.graph, impl.memory, po, plan_path);
   // The tactics chosen by timing go into the plan, so that loading it rebuilds the same
   // kernels (and bit-identical results) without timing again. Constants are shared, not copied.
   Graph g = *impl.graph;
@@ -174,15 +176,16 @@ Status SavePlan(const Engine& engine, const std::string& plan_path) {
   // A partitioned engine's islands: their graphs' ids map back onto the engine graph's.
   struct Source {
     const cpu::Program* program;
-    const cpu::Island* island;  // null: the whole graph's program (ids are the graph's)
+    const Island* island;  // null: the whole graph's program (ids are the graph's)
     int index;
   };
   std::vector<Source> sources;
-  if (program) sources.push_back({program.get(), nullptr, -1});
+  if (cpu_program) sources.push_back({cpu_program, nullptr, -1});
   if (part)
     for (size_t i = 0; i < part->islands.size(); ++i)
-      if (part->islands[i].program && !part->islands[i].nested)  // (dynamic: compiled as it runs; nested: ids of a body)
-        sources.push_back({part->islands[i].program.get(), &part->islands[i], static_cast<int>(i)});
+      if (const cpu::Program* p = cpu::AsProgram(part->islands[i].program.get());
+          p && !part->islands[i].nested)  // (dynamic: compiled as it runs; nested: ids of a body)
+        sources.push_back({p, &part->islands[i], static_cast<int>(i)});
   auto bytes_attr = [](const void* data, size_t n) {
     Tensor t(DType::kUInt8, {static_cast<int64_t>(n)});
     std::memcpy(t.raw_data(), data, n);
@@ -232,7 +235,8 @@ Status SavePlan(const Engine& engine, const std::string& plan_path) {
     }
   }
   // The whole graph's program: its arena as placed here, which loading the plan executes.
-  if (impl.cpu && program == impl.cpu && !impl.cpu_dynamic && !part) po.cpu_arena = cpu::ArenaLayout(*impl.cpu);
+  if (impl.program && program == impl.program && !impl.dynamic && !part && cpu_program)
+    po.cpu_arena = cpu::ArenaLayout(*cpu_program);
   return WritePlan(g, impl.memory, po, plan_path);
 }
 

@@ -233,6 +233,12 @@ Status CheckShapes(const Graph& big, const Graph& small, int64_t ratio, bool str
     for (ValueId v : n.outputs)
       if (v != kNoValue) used[static_cast<size_t>(v)] = true;
   }
+  // A graph output that is a constant (folded from shapes, say) is no sample's rows: the
+  // slices would each write it where their rows go.
+  if (strict)
+    for (ValueId v : big.outputs())
+      if (big.value(v).constant)
+        return FailedPrecondition("output '", big.value(v).name, "' is a constant, not rows of the batch");
   for (ValueId v = 0; v < big.num_values(); ++v) {
     if (!used[static_cast<size_t>(v)] || big.value(v).constant) continue;
     const TypeInfo& tb = big.value(v).type;

@@ -18,8 +18,9 @@ namespace {
 
 // The program for `slice` samples of `g` (single-threaded), or null with `why` set when
 // the graph mixes samples (or cannot be specialized for that batch).
-StatusOr<std::shared_ptr<const cpu::Program>> CompileSlice(std::shared_ptr<const Graph> g, cpu::CompileOptions co,
-                                                           int64_t batch, int64_t slice, std::string* why) {
+StatusOr<std::shared_ptr<const BackendProgram>> CompileSlice(const ExecutionBackend& backend,
+                                                             std::shared_ptr<const Graph> g, BackendOptions co,
+                                                             int64_t batch, int64_t slice, std::string* why) {
   auto small = std::make_shared<Graph>(DeepCopy(*g));
   std::map<std::string, std::vector<int64_t>> shapes;
   for (ValueId v : g->inputs()) {
@@ -34,13 +35,13 @@ StatusOr<std::shared_ptr<const cpu::Program>> CompileSlice(std::shared_ptr<const
   ClearSubgraphTypes(*small);
   Status st = SetInputShapes(*small, shapes);
   if (st.ok()) st = BatchSeparable(*g, *small, batch, slice);
-  if (st.ok()) st = cpu::CheckSupported(*small);
+  if (st.ok()) st = backend.CheckGraph(*small);
   if (!st.ok()) {
     *why = st.message();
-    return std::shared_ptr<const cpu::Program>();
+    return std::shared_ptr<const BackendProgram>();
   }
   co.threads = 1;
-  return cpu::Compile(small, co);
+  return backend.Compile(small, co);
 }
 
 // Zero-filled inputs of `g`'s input types, for timing whole-program schedules.
@@ -75,7 +76,7 @@ std::string GraphFingerprint(const Graph& g) {
 
 }  // namespace
 
-Status RunSlices(std::vector<std::unique_ptr<cpu::Context>>& contexts, int threads, int64_t batch, int64_t slice,
+Status RunSlices(std::vector<std::unique_ptr<BackendContext>>& contexts, int threads, int64_t batch, int64_t slice,
                  const std::vector<const Tensor*>& inputs, const std::vector<void*>& out_ptrs,
                  const std::vector<size_t>& out_bytes) {
   const int64_t n = batch / slice;
@@ -83,32 +84,41 @@ Status RunSlices(std::vector<std::unique_ptr<cpu::Context>>& contexts, int threa
   const int nt =
       static_cast<int>(std::min<int64_t>({static_cast<int64_t>(threads), n, static_cast<int64_t>(contexts.size())}));
   cpu::ParallelFor(n, nt, [&](int64_t s) {
-    cpu::Context& c = *contexts[static_cast<size_t>(omp_get_thread_num())];
-    std::vector<Tensor> views;
+    BackendContext& c = *contexts[static_cast<size_t>(omp_get_thread_num())];
+    std::vector<RValue> views;
     views.reserve(inputs.size());
-    std::vector<const Tensor*> ins;
     for (const Tensor* t : inputs) {
       std::vector<int64_t> d = t->dims();
       d[0] /= n;
       const size_t bytes = t->nbytes() / static_cast<size_t>(n);
-      views.push_back(Tensor::FromExternal(
+      views.emplace_back(Tensor::FromExternal(
           t->dtype(), std::move(d),
           static_cast<char*>(const_cast<void*>(t->raw_data())) + static_cast<size_t>(s) * bytes, nullptr));
-      ins.push_back(&views.back());
     }
     std::vector<void*> outs(out_ptrs.size());
     for (size_t o = 0; o < outs.size(); ++o)
       outs[o] = static_cast<char*>(out_ptrs[o]) + static_cast<size_t>(s) * (out_bytes[o] / static_cast<size_t>(n));
-    std::vector<Tensor> results;
-    status[static_cast<size_t>(s)] = c.Run(ins, &results, &outs);
+    std::vector<RValue> results;
+    Status st = c.Run(views, &results, &outs);
+    // A backend that did not write into the slice's rows: copy its results there.
+    for (size_t o = 0; st.ok() && o < outs.size(); ++o) {
+      const size_t rows = out_bytes[o] / static_cast<size_t>(n);
+      if (o >= results.size() || !results[o].is_tensor() || results[o].tensor.nbytes() != rows) {
+        st = Internal("batch slice ", s, ": output ", o, " is not the slice's ", rows, " bytes");
+      } else if (results[o].tensor.raw_data() != outs[o] && rows > 0) {
+        std::memcpy(outs[o], results[o].tensor.raw_data(), rows);
+      }
+    }
+    status[static_cast<size_t>(s)] = std::move(st);
   });
   for (const Status& st : status) KILN_RETURN_IF_ERROR(st);
   return Status::OK();
 }
 
-Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph>& g, const cpu::CompileOptions& co,
+Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph>& g, const BackendOptions& co,
                            BatchParallel mode, int64_t plan_slice, TacticTimer* timer) {
-  const int threads = cpu::EffectiveThreads(co.threads);
+  const ExecutionBackend& backend = *impl.backend;
+  const int threads = backend.EffectiveThreads(co.threads);
   const int64_t batch = CommonInputBatch(*g);
   if (mode == BatchParallel::kOff || (plan_slice == 0 && mode == BatchParallel::kAuto)) return Status::OK();
   if (threads < 2 || batch < 2) {
@@ -127,14 +137,14 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
     if (mode == BatchParallel::kAuto && batch % threads == 0 && batch / threads > 1)
       candidates.push_back(batch / threads);
   }
-  std::vector<std::pair<int64_t, std::shared_ptr<const cpu::Program>>> programs;
+  std::vector<std::pair<int64_t, std::shared_ptr<const BackendProgram>>> programs;
   for (int64_t k : candidates) {
     if (k >= batch || batch % k != 0) {
       impl.batch_note = StrCat("a batch of ", batch, " does not split into slices of ", k);
       continue;
     }
     std::string why;
-    KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> p, CompileSlice(g, co, batch, k, &why));
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<const BackendProgram> p, CompileSlice(backend, g, co, batch, k, &why));
     if (!p) {
       impl.batch_note = StrCat("batch-parallel: not used: ", why);
       break;  // the same reason holds for every slice size
@@ -151,6 +161,7 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
     std::vector<Tensor> zeros = ZeroInputs(*g);
     std::vector<const Tensor*> ins;
     for (const Tensor& t : zeros) ins.push_back(&t);
+    const std::vector<RValue> values(zeros.begin(), zeros.end());
     if (timer == nullptr) return Internal("batch-parallel schedule: timing without a timer");
     // Whole programs differ by a few percent: more runs than a kernel candidate gets.
     const TimingBudget budget{5, 15, 1000};
@@ -159,12 +170,12 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
     };
     double whole_ms = 0;
     {
-      cpu::Context whole(impl.cpu);
-      std::vector<Tensor> outs;
-      KILN_ASSIGN_OR_RETURN(whole_ms, timed(key + " whole", [&] { return whole.Run(ins, &outs); }));
+      std::unique_ptr<BackendContext> whole = impl.program->CreateContext();
+      std::vector<RValue> outs;
+      KILN_ASSIGN_OR_RETURN(whole_ms, timed(key + " whole", [&] { return whole->Run(values, &outs); }));
     }
     std::vector<Tensor> types;
-    KILN_RETURN_IF_ERROR(cpu::OutputTypes(*impl.cpu, &types));
+    if (!impl.program->OutputTypes(&types)) return Internal("batch-parallel schedule: output shapes unknown");
     std::vector<Tensor> out_tensors;
     std::vector<void*> out_ptrs;
     std::vector<size_t> out_bytes;
@@ -175,8 +186,8 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
     }
     double best_ms = 0;
     for (size_t i = 0; i < programs.size(); ++i) {
-      std::vector<std::unique_ptr<cpu::Context>> ctxs;
-      for (int t = 0; t < threads; ++t) ctxs.push_back(std::make_unique<cpu::Context>(programs[i].second));
+      std::vector<std::unique_ptr<BackendContext>> ctxs;
+      for (int t = 0; t < threads; ++t) ctxs.push_back(programs[i].second->CreateContext());
       KILN_ASSIGN_OR_RETURN(double ms, timed(StrCat(key, " slice=", programs[i].first), [&] {
                               return RunSlices(ctxs, threads, batch, programs[i].first, ins, out_ptrs, out_bytes);
                             }));
@@ -202,7 +213,7 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
   impl.slice = programs[best].first;
   impl.batch = batch;
   impl.slice_threads = threads;
-  impl.cpu.reset();  // the slices replace the whole-batch program
+  impl.program.reset();  // the slices replace the whole-batch program
 #ifdef __GLIBC__
   malloc_trim(0);  // the dropped programs' packed weights and arenas go back to the system
 #endif
@@ -211,14 +222,14 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
 
 // (DynamicSlices: null for batch 1, a batch the slice size does not divide, or shapes for
 // which the graph does not keep samples apart.)
-StatusOr<std::shared_ptr<const cpu::Program>> DynamicSlices(const Engine::Impl& e,
-                                                            const std::map<std::string, std::vector<int64_t>>& shapes) {
+StatusOr<std::shared_ptr<const BackendProgram>> DynamicSlices(
+    const Engine::Impl& e, const std::map<std::string, std::vector<int64_t>>& shapes) {
   std::lock_guard<std::mutex> lock(e.mu);
   if (auto it = e.dyn_slices.find(shapes); it != e.dyn_slices.end()) return it->second;
   constexpr size_t kMaxEntries = 64;
   if (e.dyn_slices.size() >= kMaxEntries) e.dyn_slices.clear();
   if (e.slice_programs.size() >= kMaxEntries) e.slice_programs.clear();
-  std::shared_ptr<const cpu::Program> result;
+  std::shared_ptr<const BackendProgram> result;
   int64_t batch = 0;
   bool same_batch = true;
   for (const auto& [name, d] : shapes) {
@@ -237,15 +248,15 @@ StatusOr<std::shared_ptr<const cpu::Program>> DynamicSlices(const Engine::Impl& 
     Status st = SetInputShapes(*big, shapes);
     if (st.ok()) st = SetInputShapes(*small, small_shapes);
     if (st.ok()) st = BatchSeparable(*big, *small, batch, e.dyn_slice);
-    if (st.ok()) st = cpu::CheckSupported(*small);
+    if (st.ok()) st = e.backend->CheckGraph(*small);
     if (st.ok()) {
       if (auto it = e.slice_programs.find(small_shapes); it != e.slice_programs.end()) {
         result = it->second;
       } else {
-        cpu::CompileOptions co = e.compile_options;
+        BackendOptions co = e.compile_options;
         co.threads = 1;
         co.timer = nullptr;
-        KILN_ASSIGN_OR_RETURN(result, cpu::Compile(small, co));
+        KILN_ASSIGN_OR_RETURN(result, e.backend->Compile(small, co));
         e.slice_programs.emplace(small_shapes, result);
       }
     }

@@ -1,20 +1,22 @@
 // The runtime's Engine (kiln/runtime.h): made from a plan (or, by the builder, from an
-// optimized graph), it holds the optimized graph and what executes it — one CPU program
-// (or batch-parallel slice programs), CPU programs per input shape of a dynamic engine,
-// CPU islands inside a host graph the reference executor runs, or the reference backend
-// alone. Immutable to its users; the caches of programs compiled as inputs arrive are
-// guarded by a mutex. Executing it is execution_context.cc's.
+// optimized graph), it holds the optimized graph, its backend (the registry's, through the
+// backend interface) and what executes it — one program (or batch-parallel slice
+// programs), programs per input shape of a dynamic engine, or the backend's islands inside
+// a host graph the reference executor runs. Immutable to its users; the caches of programs compiled as inputs arrive
+// are guarded by a mutex. Executing it is execution_context.cc's.
 #include <omp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <set>
 
 #include "backends/cpu/cpu_backend.h"
-#include "backends/cpu/partition.h"
+#include "backends/partition.h"
 #include "base/file.h"
 #include "plan/plan_reader.h"
+#include "runtime/backend_registry.h"
 #include "runtime/engine_impl.h"
 #include "runtime/engine_internal.h"
 #include "runtime/specialize.h"
@@ -93,9 +95,9 @@ bool RegisterOnnxSupport(OnnxSupport support) {
   return true;
 }
 
-StatusOr<std::shared_ptr<const cpu::Program>> Specialize(const Engine::Impl& e,
-                                                         const std::map<std::string, std::vector<int64_t>>& shapes,
-                                                         TacticTimer* timer, std::shared_ptr<Graph> prepared) {
+StatusOr<std::shared_ptr<const BackendProgram>> Specialize(const Engine::Impl& e,
+                                                           const std::map<std::string, std::vector<int64_t>>& shapes,
+                                                           TacticTimer* timer, std::shared_ptr<Graph> prepared) {
   std::lock_guard<std::mutex> lock(e.mu);
   auto it = e.specialized.find(shapes);
   if (it != e.specialized.end()) return it->second;
@@ -104,10 +106,10 @@ StatusOr<std::shared_ptr<const cpu::Program>> Specialize(const Engine::Impl& e,
     g = std::make_shared<Graph>(DeepCopy(*e.graph));  // constants are shared, not copied
     KILN_RETURN_IF_ERROR(SetInputShapes(*g, shapes).WithPrefix("specializing the engine for the given input shapes"));
   }
-  KILN_RETURN_IF_ERROR(cpu::CheckSupported(*g));
-  cpu::CompileOptions co = e.compile_options;
+  KILN_RETURN_IF_ERROR(e.backend->CheckGraph(*g));
+  BackendOptions co = e.compile_options;
   co.timer = timer;
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> p, cpu::Compile(g, co));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const BackendProgram> p, e.backend->Compile(g, co));
   // Bounded: beyond kMaxSpecializations distinct shapes, an entry other than the profiles'
   // opt shapes is dropped (contexts running it keep it alive; it is rebuilt if asked again).
   constexpr size_t kMaxSpecializations = 64;
@@ -129,122 +131,144 @@ StatusOr<std::shared_ptr<const cpu::Program>> Specialize(const Engine::Impl& e,
   return p;
 }
 
+namespace {
+
+// Strict mode: the layers a partition leaves on reference implementations, as an error.
+Status RefuseSlowLayers(const Partition& part) {
+  std::vector<std::string> slow;
+  for (const Island& i : part.islands)
+    if (i.program)
+      for (std::string& l : SlowStepLines(i.program->steps())) slow.push_back(std::move(l));
+  slow.insert(slow.end(), part.host_layers.begin(), part.host_layers.end());
+  if (slow.empty()) return Status::OK();
+  std::string list;
+  for (const std::string& l : slow) list += "\n  " + l;
+  return FailedPrecondition(slow.size(), " layer(s) would run on a reference implementation (strict mode; ",
+                            part.host_layers.size(), " of them because the backend cannot take them):", list);
+}
+
+// Compiles a static engine's graph on its backend: the whole graph (with a batch-parallel
+// schedule when it pays), or, when the backend cannot take it whole, its islands in a
+// partition (strict mode refuses layers left on reference kernels).
+Status CompileStatic(Engine::Impl& impl, std::shared_ptr<const Graph>& g, Status whole, const EngineOptions& options,
+                     const BackendOptions& co, int64_t plan_slice, TacticTimer* timer, const BackendArena* plan_arena) {
+  const ExecutionBackend& backend = *impl.backend;
+  if (whole.ok()) {
+    // A plan that recorded a batch-parallel schedule compiles the slice program only.
+    if (plan_slice > 0 && options.batch_parallel != BatchParallel::kOff)
+      KILN_RETURN_IF_ERROR(ChooseBatchSchedule(impl, g, co, options.batch_parallel, plan_slice, timer));
+    if (!impl.slice_program) {
+      BackendOptions with_arena = co;
+      with_arena.arena = plan_arena;
+      KILN_ASSIGN_OR_RETURN(impl.program, backend.Compile(g, with_arena));
+      if (plan_slice <= 0)
+        KILN_RETURN_IF_ERROR(ChooseBatchSchedule(impl, g, co, options.batch_parallel, plan_slice, timer));
+    }
+    return Status::OK();
+  }
+  // Per-layer fallback: islands for every layer the backend takes, the rest on the
+  // reference kernels (strict mode refuses the latter).
+  impl.backend_note = whole.message();
+  auto part = CompilePartitioned(*g, backend, co);
+  if (part.ok() && options.strict) KILN_RETURN_IF_ERROR(RefuseSlowLayers(*part));
+  if (!part.ok() && options.strict) return part.status();
+  if (part.ok()) {
+    impl.partition = std::make_shared<const Partition>(std::move(*part));
+    impl.compile_options = co;
+    impl.compile_options.timer = nullptr;  // dynamic islands compile as they run, untimed
+    return Status::OK();
+  }
+  // Nothing the backend could take: the reference backend runs the whole graph (it reads
+  // weights row-major; a plan's may be packed).
+  impl.backend_note += StrCat("; partitioning it failed: ", part.status().message());
+  auto unpacked = std::make_shared<Graph>(*g);
+  KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*unpacked));
+  g = std::move(unpacked);
+  impl.backend = FindBackend(Backend::kRef);
+  KILN_ASSIGN_OR_RETURN(impl.program, impl.backend->Compile(g, BackendOptions{}));
+  return Status::OK();
+}
+
+// A dynamic engine: profile opt shapes compiled now (kernels timed at build); the
+// batch-parallel slice size for batches > 1 (the plan's, or timed on profile 0's opt shapes).
+Status PrepareDynamic(Engine::Impl& impl, const EngineOptions& options, int64_t plan_slice, TacticTimer* timer,
+                      std::shared_ptr<Graph> probe) {
+  for (const ShapeProfileSpec& p : impl.profiles) {
+    std::map<std::string, std::vector<int64_t>> opt;
+    for (const auto& [name, r] : p) opt[name] = r.opt;
+    KILN_RETURN_IF_ERROR(Specialize(impl, opt, timer, std::move(probe)).status());
+  }
+  // Other batches use the same slice size when it divides them.
+  const BatchParallel mode = options.batch_parallel;
+  if (mode == BatchParallel::kOff || impl.backend->EffectiveThreads(options.threads) < 2) return Status::OK();
+  if (plan_slice > 0) {
+    impl.dyn_slice = plan_slice;
+    return Status::OK();
+  }
+  if (!(plan_slice < 0 || mode == BatchParallel::kOn)) return Status::OK();
+  std::map<std::string, std::vector<int64_t>> opt;
+  for (const auto& [name, r] : impl.profiles[0]) opt[name] = r.opt;
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const BackendProgram> whole, Specialize(impl, opt));
+  Engine::Impl trial;
+  trial.backend = impl.backend;
+  trial.program = whole;
+  KILN_RETURN_IF_ERROR(ChooseBatchSchedule(trial, whole->graph(), impl.compile_options, mode, -1, timer));
+  impl.batch_note = trial.batch_note;
+  if (trial.slice_program) {
+    impl.dyn_slice = trial.slice;
+    std::map<std::string, std::vector<int64_t>> small = opt;
+    for (auto& [name, d] : small) d[0] = trial.slice;
+    impl.slice_programs.emplace(small, trial.slice_program);  // the opt batch's slices, compiled already
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
                                                    const EngineOptions& options, std::vector<ShapeProfileSpec> profiles,
                                                    int64_t plan_slice, TacticTimer* timer,
                                                    const BackendArena* plan_arena) {
   auto impl = std::make_shared<Engine::Impl>();
   impl->profiles = std::move(profiles);
-  // A dynamic graph the CPU backend cannot take whole even at profile 0's opt shapes
-  // (control flow, shapes from data) is partitioned as it is: its dynamic islands compile per
-  // input dims as they run.
-  // (The probe is the graph profile 0's first specialization compiles, not made twice.)
-  Status whole_at_opt = Status::OK();
+  impl->backend = FindBackend(options.backend);
+  if (impl->backend == nullptr)
+    return Unimplemented("the ", BackendName(options.backend), " backend is not compiled into this library");
+  const ExecutionBackend& backend = *impl->backend;
+  KILN_RETURN_IF_ERROR(backend.CheckPrecision(options.precision));
+  BackendOptions co;
+  co.threads = options.threads;
+  co.precision = options.precision;
+  co.strict = options.strict;
+  co.timer = timer;
+  // A dynamic graph the backend cannot take whole even at profile 0's opt shapes (control
+  // flow, shapes from data) is partitioned as it is: its dynamic islands compile per input
+  // dims as they run. (The probe is the graph profile 0's first specialization compiles.)
   std::shared_ptr<Graph> probe;
-  if (options.backend == Backend::kCpu && !impl->profiles.empty()) {
+  Status whole = Status::OK();
+  if (!impl->profiles.empty() && backend.fixed_shapes()) {
     probe = std::make_shared<Graph>(DeepCopy(*g));
     std::map<std::string, std::vector<int64_t>> opt;
     for (const auto& [name, r] : impl->profiles[0]) opt[name] = r.opt;
-    whole_at_opt = SetInputShapes(*probe, opt).WithPrefix("specializing the engine for the given input shapes");
-    if (whole_at_opt.ok()) whole_at_opt = cpu::CheckSupported(*probe);
-  }
-  if (options.backend == Backend::kCpu && !impl->profiles.empty() && whole_at_opt.ok()) {
-    // Dynamic shapes: one program per input shapes, compiled on first use; profile opt
-    // shapes right away (below), so the kernel timing happens at build.
-    KILN_RETURN_IF_ERROR(cpu::CheckPrecision(options.precision));
-    impl->cpu_dynamic = true;
-    impl->compile_options.threads = options.threads;
-    impl->compile_options.precision = options.precision;
-    impl->compile_options.strict = options.strict;
-  } else if (options.backend == Backend::kCpu) {
-    Status ok = impl->profiles.empty() ? cpu::CheckSupported(*g) : whole_at_opt;
-    cpu::CompileOptions co;
-    co.threads = options.threads;
-    co.precision = options.precision;
-    co.strict = options.strict;
-    co.timer = timer;
-    if (ok.ok()) {
-      // A plan that recorded a batch-parallel schedule compiles the slice program only.
-      if (plan_slice > 0 && options.batch_parallel != BatchParallel::kOff)
-        KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice, timer));
-      if (!impl->slice_program) {
-        cpu::CompileOptions whole = co;
-        whole.arena = plan_arena;
-        KILN_ASSIGN_OR_RETURN(impl->cpu, cpu::Compile(g, whole));
-        if (plan_slice <= 0)
-          KILN_RETURN_IF_ERROR(ChooseBatchSchedule(*impl, g, co, options.batch_parallel, plan_slice, timer));
-      }
-    } else {
-      // Per-layer fallback: CPU islands for every layer they can take, the rest on the
-      // reference kernels (strict mode refuses the latter).
-      KILN_RETURN_IF_ERROR(cpu::CheckPrecision(options.precision));
-      impl->backend_note = ok.message();
-      auto part = cpu::CompilePartitioned(*g, co);
-      if (!part.ok() && options.strict) return part.status();
-      if (part.ok()) {
-        if (options.strict) {
-          std::vector<std::string> slow;
-          for (const cpu::Island& i : part->islands)
-            if (i.program)
-              for (std::string& l : cpu::SlowSteps(*i.program)) slow.push_back(std::move(l));
-          slow.insert(slow.end(), part->host_layers.begin(), part->host_layers.end());
-          if (!slow.empty()) {
-            std::string list;
-            for (const std::string& l : slow) list += "\n  " + l;
-            return FailedPrecondition(slow.size(), " layer(s) would run on a reference implementation (strict mode; ",
-                                      part->host_layers.size(),
-                                      " of them because the cpu backend cannot take them):", list);
-          }
-        }
-        impl->partition = std::make_shared<const cpu::Partition>(std::move(*part));
-        impl->compile_options = co;
-        impl->compile_options.timer = nullptr;  // dynamic islands compile as they run, untimed
-      } else {
-        impl->backend_note += StrCat("; partitioning it failed: ", part.status().message());
-        // The reference backend reads weights row-major (a plan's may be packed).
-        auto unpacked = std::make_shared<Graph>(*g);
-        KILN_RETURN_IF_ERROR(cpu::UnpackWeights(*unpacked));
-        g = std::move(unpacked);
-      }
+    whole = SetInputShapes(*probe, opt).WithPrefix("specializing the engine for the given input shapes");
+    if (whole.ok()) whole = backend.CheckGraph(*probe);
+    if (whole.ok()) {
+      // Dynamic shapes: one program per input shapes, compiled on first use; profile opt
+      // shapes right away (PrepareDynamic), so the kernel timing happens at build.
+      impl->dynamic = true;
+      impl->compile_options = co;
+      impl->compile_options.timer = nullptr;
     }
-  } else if (options.precision != "fp32") {  // Backend::kRef
-    return InvalidArgument("precision '", options.precision, "' needs the cpu backend (the reference backend is FP32)");
+  } else {
+    whole = backend.CheckGraph(*g);
   }
+  if (!impl->dynamic) KILN_RETURN_IF_ERROR(CompileStatic(*impl, g, whole, options, co, plan_slice, timer, plan_arena));
   impl->memory = std::move(memory);
   KILN_ASSIGN_OR_RETURN(ModelSignature io, SignatureOf(*g));
   impl->inputs = std::move(io.inputs);
   impl->outputs = std::move(io.outputs);
   impl->graph = std::move(g);
-  if (impl->cpu_dynamic) {
-    for (const ShapeProfileSpec& p : impl->profiles) {
-      std::map<std::string, std::vector<int64_t>> opt;
-      for (const auto& [name, r] : p) opt[name] = r.opt;
-      KILN_RETURN_IF_ERROR(Specialize(*impl, opt, timer, std::move(probe)).status());
-    }
-    // Batch-parallel for batches > 1: the plan's choice, or decided (timed, for "auto") on
-    // profile 0's opt shapes; other batches use the same slice size when it divides them.
-    const BatchParallel mode = options.batch_parallel;
-    if (mode != BatchParallel::kOff && cpu::EffectiveThreads(options.threads) >= 2) {
-      if (plan_slice > 0) {
-        impl->dyn_slice = plan_slice;
-      } else if (plan_slice < 0 || mode == BatchParallel::kOn) {
-        std::map<std::string, std::vector<int64_t>> opt;
-        for (const auto& [name, r] : impl->profiles[0]) opt[name] = r.opt;
-        KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> whole, Specialize(*impl, opt));
-        Engine::Impl trial;
-        trial.cpu = whole;
-        cpu::CompileOptions co = impl->compile_options;
-        KILN_RETURN_IF_ERROR(ChooseBatchSchedule(trial, cpu::ProgramGraph(*whole), co, mode, -1, timer));
-        impl->batch_note = trial.batch_note;
-        if (trial.slice_program) {
-          impl->dyn_slice = trial.slice;
-          std::map<std::string, std::vector<int64_t>> small = opt;
-          for (auto& [name, d] : small) d[0] = trial.slice;
-          impl->slice_programs.emplace(small, trial.slice_program);  // the opt batch's slices, compiled already
-        }
-      }
-    }
-  }
+  if (impl->dynamic) KILN_RETURN_IF_ERROR(PrepareDynamic(*impl, options, plan_slice, timer, std::move(probe)));
   return internal::EngineAccess::Make(std::move(impl));
 }
 StatusOr<std::shared_ptr<const Engine>> Engine::Load(const std::string& path, const LoadOptions& options) {
@@ -281,47 +305,58 @@ StatusOr<ModelSignature> ReadSignature(const std::string& path) {
 const Graph& EngineGraph(const Engine& engine) { return *ImplOf(engine).graph; }
 
 const cpu::Program* EngineCpuProgram(const Engine& engine) {
-  return ImplOf(engine).cpu ? ImplOf(engine).cpu.get() : ImplOf(engine).slice_program.get();
+  const Engine::Impl& e = ImplOf(engine);
+  return cpu::AsProgram(e.program ? e.program.get() : e.slice_program.get());
 }
+
+namespace {
+std::string Upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+}  // namespace
 
 std::string EngineBackendSummary(const Engine& engine) {
   const Engine::Impl& e = ImplOf(engine);
-  if (e.cpu_dynamic) {
+  const std::string name = e.backend->name();
+  if (e.dynamic) {
     std::lock_guard<std::mutex> lock(e.mu);
-    return StrCat("cpu, dynamic shapes (", e.profiles.size(), " profiles, ", e.specialized.size(), " specializations)",
+    return StrCat(name, ", dynamic shapes (", e.profiles.size(), " profiles, ", e.specialized.size(),
+                  " specializations)",
                   e.dyn_slice > 0 ? StrCat(", batch-parallel: slices of ", e.dyn_slice, " for batches > 1") : "");
   }
-  const cpu::Program* program = e.cpu ? e.cpu.get() : e.slice_program.get();
-  std::vector<const cpu::Program*> programs;
+  if (e.backend->kind() == Backend::kRef)
+    return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
+  const BackendProgram* program = e.program ? e.program.get() : e.slice_program.get();
+  std::vector<const BackendProgram*> programs;
   if (program) programs.push_back(program);
   if (e.partition)
-    for (const cpu::Island& i : e.partition->islands)
+    for (const Island& i : e.partition->islands)
       if (i.program) programs.push_back(i.program.get());
-  if (programs.empty() && !e.partition)
-    return e.backend_note.empty() ? "reference" : StrCat("reference (", e.backend_note, ")");
   std::map<std::string, int> kinds;
   size_t steps = 0;
-  for (const cpu::Program* p : programs) {
-    steps += cpu::Steps(*p).size();
-    for (const cpu::StepInfo& s : cpu::Steps(*p)) {
+  for (const BackendProgram* p : programs) {
+    steps += p->steps().size();
+    for (const StepInfo& s : p->steps()) {
       std::string k = s.impl.substr(0, s.impl.find(' '));
       if (k == "onednn:reorder" && s.op != "Reorder") k = "onednn:" + s.op;
       ++kinds[k];
     }
   }
-  std::string out = "cpu";
+  std::string out = name;
   if (steps > 0) {
     out += StrCat(" (", steps, " steps:");
     for (const auto& [k, n] : kinds) out += StrCat(" ", n, " ", k);
     out += ")";
   }
   if (e.partition)
-    out = StrCat(
-        out, " in ", e.partition->islands.size(), " CPU island(s) holding ", e.partition->island_layers, " layers",
-        e.partition->dynamic_islands
-            ? StrCat(" (", e.partition->dynamic_islands, " of them compiled per input shapes as they run)")
-            : "",
-        ", and ", e.partition->host_layers.size(), " layer(s) on the reference backend (", e.backend_note, ")");
+    out =
+        StrCat(out, " in ", e.partition->islands.size(), " ", Upper(name), " island(s) holding ",
+               e.partition->island_layers, " layers",
+               e.partition->dynamic_islands
+                   ? StrCat(" (", e.partition->dynamic_islands, " of them compiled per input shapes as they run)")
+                   : "",
+               ", and ", e.partition->host_layers.size(), " layer(s) on the reference backend (", e.backend_note, ")");
   if (e.slice_program)
     out += StrCat(", batch-parallel: ", e.batch / e.slice, " slices of ", e.slice, " on ", e.slice_threads, " threads");
   return out;
@@ -332,25 +367,28 @@ std::string EngineBatchNote(const Engine& engine) { return ImplOf(engine).batch_
 std::vector<std::string> EngineSlowPaths(const Engine& engine) {
   const Engine::Impl& e = ImplOf(engine);
   std::vector<std::string> out;
-  if (e.cpu_dynamic) {
+  if (e.dynamic) {
     std::lock_guard<std::mutex> lock(e.mu);
     std::set<std::string> seen;  // one line per layer over all specializations compiled so far
     for (const auto& [shapes, p] : e.specialized)
       if (p)
-        for (std::string& s : cpu::SlowSteps(*p))
+        for (std::string& s : SlowStepLines(p->steps()))
           if (seen.insert(s).second) out.push_back(std::move(s));
     return out;
   }
-  const cpu::Program* program = e.cpu ? e.cpu.get() : e.slice_program.get();
-  if (program) return cpu::SlowSteps(*program);
-  if (e.partition) {
-    for (const cpu::Island& i : e.partition->islands)
-      if (i.program)
-        for (std::string& s : cpu::SlowSteps(*i.program)) out.push_back(std::move(s));
-    out.insert(out.end(), e.partition->host_layers.begin(), e.partition->host_layers.end());
+  if (e.backend->kind() == Backend::kRef) {
+    // Asked for (the oracle), it is no slow path; a fallback to it is.
+    if (!e.backend_note.empty()) out.push_back(StrCat("every layer (reference backend): ", e.backend_note));
     return out;
   }
-  if (!e.backend_note.empty()) out.push_back(StrCat("every layer (reference backend): ", e.backend_note));
+  const BackendProgram* program = e.program ? e.program.get() : e.slice_program.get();
+  if (program) return SlowStepLines(program->steps());
+  if (e.partition) {
+    for (const Island& i : e.partition->islands)
+      if (i.program)
+        for (std::string& s : SlowStepLines(i.program->steps())) out.push_back(std::move(s));
+    out.insert(out.end(), e.partition->host_layers.begin(), e.partition->host_layers.end());
+  }
   return out;
 }
 
@@ -366,17 +404,16 @@ std::unique_ptr<ExecutionContext> Engine::CreateContext() const {
   s->engine = impl_;
   s->inputs.resize(impl_->inputs.size());
   s->bound.assign(impl_->inputs.size(), false);
-  if (impl_->cpu) {
-    s->cpu = std::make_unique<cpu::Context>(impl_->cpu);
-    s->cpu_program = impl_->cpu.get();
+  if (impl_->program) {
+    s->main = impl_->program->CreateContext();
+    s->main_program = impl_->program.get();
   }
   if (impl_->slice_program)
-    for (int t = 0; t < impl_->slice_threads; ++t)
-      s->slices.push_back(std::make_unique<cpu::Context>(impl_->slice_program));
+    for (int t = 0; t < impl_->slice_threads; ++t) s->slices.push_back(impl_->slice_program->CreateContext());
   s->slices_program = impl_->slice_program.get();
   if (impl_->partition) {
-    for (const cpu::Island& i : impl_->partition->islands)
-      s->islands.push_back(i.program ? std::make_unique<cpu::Context>(i.program) : nullptr);
+    for (const Island& i : impl_->partition->islands)
+      s->islands.push_back(i.program ? i.program->CreateContext() : nullptr);
     s->dynamic_islands.resize(impl_->partition->islands.size());
     s->island_last.resize(impl_->partition->islands.size());
   }

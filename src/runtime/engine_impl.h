@@ -12,8 +12,8 @@
 #include <tuple>
 #include <vector>
 
-#include "backends/cpu/cpu_backend.h"
-#include "backends/cpu/partition.h"
+#include "backends/backend.h"
+#include "backends/partition.h"
 #include "base/tactic_timer.h"
 #include "ir/graph.h"
 #include "ir/rvalue.h"
@@ -27,29 +27,32 @@ struct Engine::Impl {
   std::shared_ptr<const Graph> graph;
   MemoryPlan memory;
   std::vector<TensorInfo> inputs, outputs;
-  std::shared_ptr<const cpu::Program> cpu;  // null: the reference backend runs the graph
-  std::string backend_note;                 // why the reference backend runs it, when it does
-  // Per-layer fallback (cpu/partition.h): CPU islands inside a host graph the reference
-  // executor runs; set when the CPU backend cannot take the whole graph.
-  std::shared_ptr<const cpu::Partition> partition;
+  // The engine's backend (runtime/backend_registry.h), and its program for the whole graph
+  // (null: a dynamic, batch-parallel or partitioned engine — below).
+  const ExecutionBackend* backend = nullptr;
+  std::shared_ptr<const BackendProgram> program;
+  std::string backend_note;  // why the backend does not take the whole graph, when it does not
+  // Per-layer fallback (backends/partition.h): the backend's islands inside a host graph the
+  // reference executor runs; set when the backend cannot take the whole graph.
+  std::shared_ptr<const Partition> partition;
   // Its dynamic islands' programs per (island, input dims), compiled on first use (null: not
   // compilable for those dims; the reference kernels run it). Guarded by `mu`.
   // (The key: island, input dims, and the values of its baked inputs.)
   mutable std::map<std::tuple<int, std::vector<std::vector<int64_t>>, std::vector<int64_t>>,
-                   std::shared_ptr<const cpu::Program>>
+                   std::shared_ptr<const BackendProgram>>
       island_programs;
   mutable std::map<int, std::string> island_failures;  // why an island last failed to compile (profiles)
-  // Dynamic shapes: the profiles, and the CPU programs specialized per input shapes so far
-  // (the engine stays immutable to its users; this cache is guarded by `mu`).
+  // Dynamic shapes: the profiles, and the programs specialized per input shapes so far (the
+  // engine stays immutable to its users; this cache is guarded by `mu`).
   std::vector<ShapeProfileSpec> profiles;
-  bool cpu_dynamic = false;  // specialize for the CPU backend (else the reference runs)
-  cpu::CompileOptions compile_options;
+  bool dynamic = false;  // specialize the whole graph per input shapes
+  BackendOptions compile_options;
   mutable std::mutex mu;
-  mutable std::map<std::map<std::string, std::vector<int64_t>>, std::shared_ptr<const cpu::Program>> specialized;
+  mutable std::map<std::map<std::string, std::vector<int64_t>>, std::shared_ptr<const BackendProgram>> specialized;
   // Batch-parallel schedule (batch_parallel.h): `slice_program` runs `slice` samples on one
-  // thread; a run executes batch/slice of them on `slice_threads` threads. `cpu` is then
-  // null. `batch_note` says why the schedule is not used, when it was considered.
-  std::shared_ptr<const cpu::Program> slice_program;
+  // thread; a run executes batch/slice of them on `slice_threads` threads. `program` is
+  // then null. `batch_note` says why the schedule is not used, when it was considered.
+  std::shared_ptr<const BackendProgram> slice_program;
   int64_t batch = 0, slice = 0;
   int slice_threads = 1;
   std::string batch_note;
@@ -57,27 +60,27 @@ struct Engine::Impl {
   // profile 0's opt shapes, or recorded in the plan), and per input shapes the slice program
   // (null: those shapes run whole, e.g. a batch the slice does not divide). Guarded by `mu`.
   int64_t dyn_slice = 0;
-  mutable std::map<std::map<std::string, std::vector<int64_t>>, std::shared_ptr<const cpu::Program>> dyn_slices;
-  mutable std::map<std::map<std::string, std::vector<int64_t>>, std::shared_ptr<const cpu::Program>> slice_programs;
+  mutable std::map<std::map<std::string, std::vector<int64_t>>, std::shared_ptr<const BackendProgram>> dyn_slices;
+  mutable std::map<std::map<std::string, std::vector<int64_t>>, std::shared_ptr<const BackendProgram>> slice_programs;
 };
 
 struct ExecutionContext::State {
   std::shared_ptr<const Engine::Impl> engine;
   std::vector<RValue> inputs;  // bound views of the caller's buffers
   std::vector<bool> bound;
-  std::vector<RValue> outputs;  // results of the last Run()
-  std::unique_ptr<cpu::Context> cpu;
-  const cpu::Program* cpu_program = nullptr;               // what `cpu` runs (dynamic engines switch)
-  std::vector<HostTensor> bound_outputs;                   // SetOutput(); undefined = not bound
-  std::map<std::string, std::vector<int64_t>> cpu_shapes;  // input shapes `cpu` was specialized for
-  std::vector<std::unique_ptr<cpu::Context>> slices;       // batch-parallel: one per thread
-  const cpu::Program* slices_program = nullptr;            // what `slices` run
-  std::shared_ptr<const cpu::Program> dyn_slice_program;   // dynamic engines: this shape's slices
-  std::vector<std::unique_ptr<cpu::Context>> islands;      // partitioned engines: one per CPU island
+  std::vector<RValue> outputs;                              // results of the last Run()
+  std::unique_ptr<BackendContext> main;                     // runs `main_program`
+  const BackendProgram* main_program = nullptr;             // the engine's, or this shape's (dynamic)
+  std::vector<HostTensor> bound_outputs;                    // SetOutput(); undefined = not bound
+  std::map<std::string, std::vector<int64_t>> shapes;       // input shapes `main` was specialized for
+  std::vector<std::unique_ptr<BackendContext>> slices;      // batch-parallel: one per thread
+  const BackendProgram* slices_program = nullptr;           // what `slices` run
+  std::shared_ptr<const BackendProgram> dyn_slice_program;  // dynamic engines: this shape's slices
+  std::vector<std::unique_ptr<BackendContext>> islands;     // partitioned engines: one per island
   // Partitioned engines: per dynamic island, a context per specialization it ran (bounded);
   // per island, the program and context of its last run (profiles).
-  std::vector<std::map<const cpu::Program*, std::unique_ptr<cpu::Context>>> dynamic_islands;
-  std::vector<std::pair<const cpu::Program*, cpu::Context*>> island_last;
+  std::vector<std::map<const BackendProgram*, std::unique_ptr<BackendContext>>> dynamic_islands;
+  std::vector<std::pair<const BackendProgram*, BackendContext*>> island_last;
   bool profiling = false;                          // SetProfiling
   std::vector<std::pair<NodeId, double>> host_ms;  // reference executor's node times (profiling)
 };
@@ -119,23 +122,25 @@ struct EngineOptions {
   BatchParallel batch_parallel = BatchParallel::kAuto;
 };
 EngineOptions ToEngineOptions(const LoadOptions& options);
-// An engine over an optimized graph: the CPU program(s) compiled, or the reference backend.
+// An engine over an optimized graph: the backend's program(s) compiled, or its islands in a
+// partition the reference executor hosts.
 // `plan_slice`: the batch-parallel slice a plan recorded (0: none); < 0 while building.
 // `timer`: the builder's (kernels and schedules are timed); null when loading a plan (the
 // plan's recorded tactics, or the kernel libraries' own choices). `plan_arena`: the CPU
 // program's arena a plan stored (the whole graph's program uses it when it fits).
+// The backend comes from the registry (an error when it is not compiled in).
 StatusOr<std::shared_ptr<const Engine>> MakeEngine(std::shared_ptr<const Graph> g, MemoryPlan memory,
                                                    const EngineOptions& options, std::vector<ShapeProfileSpec> profiles,
                                                    int64_t plan_slice, TacticTimer* timer,
                                                    const BackendArena* plan_arena = nullptr);
-// The CPU program for these input shapes (a dynamic engine): compiled on first use, cached.
+// The program for these input shapes (a dynamic engine): compiled on first use, cached.
 // Kernels are timed (with `timer`) for the profiles' opt shapes at build; other shapes compile
 // without timing (the first viable candidate), so that a new shape costs milliseconds.
 // `prepared`: the graph specialized for `shapes` already (MakeEngine's probe), or null.
-StatusOr<std::shared_ptr<const cpu::Program>> Specialize(const Engine::Impl& e,
-                                                         const std::map<std::string, std::vector<int64_t>>& shapes,
-                                                         TacticTimer* timer = nullptr,
-                                                         std::shared_ptr<Graph> prepared = nullptr);
+StatusOr<std::shared_ptr<const BackendProgram>> Specialize(const Engine::Impl& e,
+                                                           const std::map<std::string, std::vector<int64_t>>& shapes,
+                                                           TacticTimer* timer = nullptr,
+                                                           std::shared_ptr<Graph> prepared = nullptr);
 // What the runtime does with an ONNX model when the builder is linked (libkiln): the
 // builder registers it (api/engine_build.cc); the runtime alone refuses such files.
 struct OnnxSupport {
@@ -148,17 +153,17 @@ bool RegisterOnnxSupport(OnnxSupport support);
 // Runs the batch as batch/slice slices on up to `threads` threads, slice s on the context
 // of the thread that takes it; each slice reads its rows of the inputs in place and writes
 // its rows of the outputs (out_ptrs: whole-batch buffers, out_bytes: their sizes).
-Status RunSlices(std::vector<std::unique_ptr<cpu::Context>>& contexts, int threads, int64_t batch, int64_t slice,
+Status RunSlices(std::vector<std::unique_ptr<BackendContext>>& contexts, int threads, int64_t batch, int64_t slice,
                  const std::vector<const Tensor*>& inputs, const std::vector<void*>& out_ptrs,
                  const std::vector<size_t>& out_bytes);
-// Decides the batch-parallel schedule of a static CPU engine whose whole-batch program
-// is `impl.cpu` (null when a plan recorded `plan_slice` > 0: only that is compiled then).
+// Decides the batch-parallel schedule of a static engine whose whole-batch program is
+// `impl.program` (null when a plan recorded `plan_slice` > 0: only that is compiled then).
 // plan_slice < 0: building ("auto" times the schedules with `timer`).
-Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph>& g, const cpu::CompileOptions& co,
+Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph>& g, const BackendOptions& co,
                            BatchParallel mode, int64_t plan_slice, TacticTimer* timer);
 // A dynamic engine's slice program for these input shapes (cached), or null when they
 // run whole.
-StatusOr<std::shared_ptr<const cpu::Program>> DynamicSlices(const Engine::Impl& e,
-                                                            const std::map<std::string, std::vector<int64_t>>& shapes);
+StatusOr<std::shared_ptr<const BackendProgram>> DynamicSlices(
+    const Engine::Impl& e, const std::map<std::string, std::vector<int64_t>>& shapes);
 
 }  // namespace kiln

@@ -14,15 +14,15 @@ namespace kiln {
 
 namespace cpu {
 class Program;
-class Context;
 }  // namespace cpu
 
 // The engine's optimized graph (for inspect, bench profiles).
 const Graph& EngineGraph(const Engine& engine);
 // What executes the engine, for humans: "cpu (N steps: ...)" or "reference (why)".
 std::string EngineBackendSummary(const Engine& engine);
-// The compiled CPU program, or null when the reference backend runs the engine.
-// With a batch-parallel schedule, the slice program (what runs, one slice per thread).
+// The whole graph's program when the CPU backend compiled it (null otherwise: another
+// backend, a partitioned or a dynamic engine). With a batch-parallel schedule, the slice
+// program (what runs, one slice per thread).
 const cpu::Program* EngineCpuProgram(const Engine& engine);
 // Why the batch-parallel schedule is not used (or how it was timed); empty when not considered.
 std::string EngineBatchNote(const Engine& engine);
@@ -31,8 +31,6 @@ std::string EngineBatchNote(const Engine& engine);
 std::vector<std::string> EngineSlowPaths(const Engine& engine);
 // Profile 0's opt shapes of a dynamic engine (empty for a static one).
 std::map<std::string, std::vector<int64_t>> EngineOptShapes(const Engine& engine);
-// The context's CPU-backend state (profiling), or null.
-cpu::Context* ContextCpuState(ExecutionContext& context);
 
 // Per-step profile of a context's runs: turn it on, run, read the last run's steps (CPU
 // program steps; with a batch-parallel schedule, the first thread's slice; layers on the

@@ -1,7 +1,7 @@
 // ExecutionContext (kiln/runtime.h): a thread's bindings, results and kernel state for one
-// engine. Run() takes one of three paths: one CPU program (or the batch-parallel slices),
-// or the reference executor over the graph — the host graph of a partitioned engine, whose
-// CPU islands run here too (RunIsland).
+// engine. Run() takes one of three paths: the backend's program (the engine's, or this
+// shape's for a dynamic engine), the batch-parallel slices, or the reference executor over
+// the host graph of a partitioned engine, whose islands run here too (RunIsland).
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -107,9 +107,9 @@ namespace {
 // timing: milliseconds), cached per engine; null when the island cannot be compiled for them
 // (a shape that still depends on data), and then the reference kernels run it.
 // Baked inputs (island.bake: shapes computed elsewhere) become constants of the copy.
-StatusOr<std::shared_ptr<const cpu::Program>> SpecializeIsland(const Engine::Impl& e, int index,
-                                                               const std::vector<const Tensor*>& ins) {
-  const cpu::Island& island = e.partition->islands[static_cast<size_t>(index)];
+StatusOr<std::shared_ptr<const BackendProgram>> SpecializeIsland(const Engine::Impl& e, int index,
+                                                                 const std::vector<const Tensor*>& ins) {
+  const Island& island = e.partition->islands[static_cast<size_t>(index)];
   std::vector<std::vector<int64_t>> dims;
   std::vector<int64_t> baked;
   for (size_t i = 0; i < ins.size(); ++i) {
@@ -135,10 +135,10 @@ StatusOr<std::shared_ptr<const cpu::Program>> SpecializeIsland(const Engine::Imp
   }
   g->inputs() = kept;
   Status st = SetInputShapes(*g, shapes);
-  if (st.ok()) st = cpu::CheckSupported(*g);
-  std::shared_ptr<const cpu::Program> program;
+  if (st.ok()) st = e.backend->CheckGraph(*g);
+  std::shared_ptr<const BackendProgram> program;
   if (st.ok()) {
-    auto compiled = cpu::Compile(g, e.compile_options);
+    auto compiled = e.backend->Compile(g, e.compile_options);
     if (compiled.ok())
       program = std::move(*compiled);
     else
@@ -151,20 +151,20 @@ StatusOr<std::shared_ptr<const cpu::Program>> SpecializeIsland(const Engine::Imp
   return program;
 }
 
-// A CPU island of a partitioned engine, as the reference executor's host graph reaches it:
+// An island of a partitioned engine, as the reference executor's host graph reaches it:
 // its inputs checked against the island's types, its program (compiled at build, or for
 // these dims now) run on this context's state for it.
 Status RunIsland(ExecutionContext::State& state, const Node& node, RefContext& ctx) {
   const Engine::Impl& e = *state.engine;
-  const cpu::Partition& part = *e.partition;
-  KILN_ASSIGN_OR_RETURN(int64_t index, node.attrs.GetInt(cpu::kIslandIndexAttr, -1));
+  const Partition& part = *e.partition;
+  KILN_ASSIGN_OR_RETURN(int64_t index, node.attrs.GetInt(kIslandIndexAttr, -1));
   if (index < 0 || static_cast<size_t>(index) >= part.islands.size() ||
       static_cast<size_t>(index) >= state.islands.size())
-    return Internal("CPU island index ", index, " out of range");
+    return Internal("island index ", index, " out of range");
   const size_t k = static_cast<size_t>(index);
-  const cpu::Island& island = part.islands[k];
+  const Island& island = part.islands[k];
   const Graph& ig = *island.graph;
-  if (static_cast<size_t>(ctx.num_inputs()) != ig.inputs().size()) return Internal("CPU island input count mismatch");
+  if (static_cast<size_t>(ctx.num_inputs()) != ig.inputs().size()) return Internal("island input count mismatch");
   std::vector<const Tensor*> ins;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     KILN_RETURN_IF_ERROR(ctx.RequireTensor(i));
@@ -174,17 +174,17 @@ Status RunIsland(ExecutionContext::State& state, const Node& node, RefContext& c
     for (int d = 0; match && d < t.rank(); ++d)
       match = !want.shape.dim(d).known() || want.shape.dim(d).value == t.dim(d);
     if (!match)
-      return Internal("CPU island input '", ig.value(ig.inputs()[static_cast<size_t>(i)]).name, "' is ",
-                      t.ShapeString(), ", the island was made for ", want.ToString());
+      return Internal("island input '", ig.value(ig.inputs()[static_cast<size_t>(i)]).name, "' is ", t.ShapeString(),
+                      ", the island was made for ", want.ToString());
     ins.push_back(&t);
   }
-  std::shared_ptr<const cpu::Program> program = island.program;
-  cpu::Context* context = state.islands[k].get();
+  std::shared_ptr<const BackendProgram> program = island.program;
+  BackendContext* context = state.islands[k].get();
   if (!program) {
     KILN_ASSIGN_OR_RETURN(program, SpecializeIsland(e, index, ins));
     if (!program) {
       if (e.compile_options.strict)
-        return FailedPrecondition("CPU island ", index,
+        return FailedPrecondition(e.backend->name(), " island ", index,
                                   " cannot be compiled for these input shapes, so it would run on "
                                   "the reference kernels (strict mode)");
       std::vector<RValue> values;
@@ -200,7 +200,7 @@ Status RunIsland(ExecutionContext::State& state, const Node& node, RefContext& c
     if (it == contexts.end()) {
       constexpr size_t kMaxContexts = 8;
       if (contexts.size() >= kMaxContexts) contexts.clear();
-      it = contexts.emplace(program.get(), std::make_unique<cpu::Context>(program)).first;
+      it = contexts.emplace(program.get(), program->CreateContext()).first;
     }
     context = it->second.get();
     // Baked inputs are constants of the specialized program: it takes the others.
@@ -210,10 +210,57 @@ Status RunIsland(ExecutionContext::State& state, const Node& node, RefContext& c
     ins = std::move(rest);
   }
   context->set_profiling(state.profiling);
-  std::vector<Tensor> outs;
-  KILN_RETURN_IF_ERROR(context->Run(ins, &outs));
-  for (size_t o = 0; o < outs.size(); ++o) ctx.set_output(static_cast<int>(o), std::move(outs[o]));
+  std::vector<RValue> values;
+  values.reserve(ins.size());
+  for (const Tensor* t : ins) values.emplace_back(*t);  // (views: tensors share their bytes)
+  std::vector<RValue> outs;
+  KILN_RETURN_IF_ERROR(context->Run(values, &outs));
+  for (size_t o = 0; o < outs.size(); ++o) ctx.set_output_value(static_cast<int>(o), std::move(outs[o]));
   state.island_last[k] = {program.get(), context};
+  return Status::OK();
+}
+
+// A dynamic engine: checks the input shapes against the profiles and points the context at
+// the program (or batch slices) for them, compiled on first use.
+Status PrepareShapes(ExecutionContext::State& state) {
+  const Engine::Impl& e = *state.engine;
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (size_t i = 0; i < e.inputs.size(); ++i) shapes[e.inputs[i].name] = state.inputs[i].tensor.dims();
+  // The same shapes as the last run: the same program, no profile check or cache lookup.
+  const bool same = (state.main != nullptr || state.dyn_slice_program != nullptr) && shapes == state.shapes;
+  bool inside = same;
+  for (const ShapeProfileSpec& p : e.profiles) inside = inside || ProfileContains(p, shapes);
+  if (!inside) {
+    std::string got, profiles;
+    for (const auto& [name, d] : shapes) got += (got.empty() ? "" : ", ") + name + " " + DimsToString(d);
+    for (size_t i = 0; i < e.profiles.size(); ++i)
+      profiles += StrCat("; profile ", i, ": ", DescribeProfile(e.profiles[i]));
+    return InvalidArgument("input shapes ", got, " are outside every profile of this engine", profiles);
+  }
+  if (!e.dynamic || same) return Status::OK();
+  state.dyn_slice_program.reset();
+  if (e.dyn_slice > 0) {
+    KILN_ASSIGN_OR_RETURN(state.dyn_slice_program, DynamicSlices(e, shapes));
+  }
+  if (state.dyn_slice_program) {
+    if (state.slices_program != state.dyn_slice_program.get()) {
+      state.slices.clear();
+      const int threads = e.backend->EffectiveThreads(e.compile_options.threads);
+      for (int t = 0; t < threads; ++t) {
+        state.slices.push_back(state.dyn_slice_program->CreateContext());
+        state.slices.back()->set_profiling(state.profiling);
+      }
+      state.slices_program = state.dyn_slice_program.get();
+    }
+  } else {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<const BackendProgram> program, Specialize(e, shapes));
+    if (state.main_program != program.get()) {
+      state.main = program->CreateContext();
+      state.main->set_profiling(state.profiling);
+      state.main_program = program.get();
+    }
+  }
+  state.shapes = shapes;
   return Status::OK();
 }
 
@@ -229,46 +276,7 @@ Status ExecutionContext::Run() {
     }
     return FailedPrecondition("input '", e.inputs[i].name, "' is not set");
   }
-  if (!e.profiles.empty()) {
-    std::map<std::string, std::vector<int64_t>> shapes;
-    for (size_t i = 0; i < e.inputs.size(); ++i) shapes[e.inputs[i].name] = state_->inputs[i].tensor.dims();
-    // The same shapes as the last run: the same program, no profile check or cache lookup.
-    const bool same = (state_->cpu != nullptr || state_->dyn_slice_program != nullptr) && shapes == state_->cpu_shapes;
-    bool inside = same;
-    for (const ShapeProfileSpec& p : e.profiles) inside = inside || ProfileContains(p, shapes);
-    if (!inside) {
-      std::string got, profiles;
-      for (const auto& [name, d] : shapes) got += (got.empty() ? "" : ", ") + name + " " + DimsToString(d);
-      for (size_t i = 0; i < e.profiles.size(); ++i)
-        profiles += StrCat("; profile ", i, ": ", DescribeProfile(e.profiles[i]));
-      return InvalidArgument("input shapes ", got, " are outside every profile of this engine", profiles);
-    }
-    if (e.cpu_dynamic && !same) {
-      state_->dyn_slice_program.reset();
-      if (e.dyn_slice > 0) {
-        KILN_ASSIGN_OR_RETURN(state_->dyn_slice_program, DynamicSlices(e, shapes));
-      }
-      if (state_->dyn_slice_program) {
-        if (state_->slices_program != state_->dyn_slice_program.get()) {
-          state_->slices.clear();
-          const int threads = cpu::EffectiveThreads(e.compile_options.threads);
-          for (int t = 0; t < threads; ++t) {
-            state_->slices.push_back(std::make_unique<cpu::Context>(state_->dyn_slice_program));
-            state_->slices.back()->set_profiling(state_->profiling);
-          }
-          state_->slices_program = state_->dyn_slice_program.get();
-        }
-      } else {
-        KILN_ASSIGN_OR_RETURN(std::shared_ptr<const cpu::Program> program, Specialize(e, shapes));
-        if (state_->cpu_program != program.get()) {
-          state_->cpu = std::make_unique<cpu::Context>(program);
-          state_->cpu->set_profiling(state_->profiling);
-          state_->cpu_program = program.get();
-        }
-      }
-      state_->cpu_shapes = shapes;
-    }
-  }
+  if (!e.profiles.empty()) KILN_RETURN_IF_ERROR(PrepareShapes(*state_));
   // Bound outputs: the buffer must hold what this run produces.
   std::vector<void*> out_ptrs(e.outputs.size(), nullptr);
   bool any_bound = false;
@@ -284,19 +292,19 @@ Status ExecutionContext::Run() {
                              " but the bound buffer is ", DataTypeName(b.dtype()), " ", DimsToString(b.shape()));
     return Status::OK();
   };
-  const cpu::Program* slice_program = e.slice_program ? e.slice_program.get() : state_->dyn_slice_program.get();
+  const BackendProgram* slice_program = e.slice_program ? e.slice_program.get() : state_->dyn_slice_program.get();
   if (slice_program != nullptr) {
     // Batch-parallel: each slice writes its rows of the outputs (the caller's when bound).
     std::vector<const Tensor*> ins;
     for (const RValue& v : state_->inputs) ins.push_back(&v.tensor);
     std::vector<Tensor> types;
-    KILN_RETURN_IF_ERROR(cpu::OutputTypes(*slice_program, &types));
+    if (!slice_program->OutputTypes(&types)) return Internal("batch-parallel slices of unknown output shapes");
     std::vector<Tensor> outs;
     std::vector<void*> ptrs(e.outputs.size());
     std::vector<size_t> bytes(e.outputs.size());
     const int64_t slice = e.slice_program ? e.slice : e.dyn_slice;
     const int64_t batch = e.slice_program ? e.batch : ins.empty() ? 0 : ins[0]->dims()[0];
-    const int threads = e.slice_program ? e.slice_threads : cpu::EffectiveThreads(e.compile_options.threads);
+    const int threads = e.slice_program ? e.slice_threads : e.backend->EffectiveThreads(e.compile_options.threads);
     const int64_t n = batch / slice;
     for (size_t i = 0; i < e.outputs.size(); ++i) {
       std::vector<int64_t> dims = types[i].dims();
@@ -317,32 +325,31 @@ Status ExecutionContext::Run() {
     for (Tensor& t : outs) state_->outputs.emplace_back(std::move(t));
     return Status::OK();
   }
-  if (state_->cpu) {
-    std::vector<const Tensor*> ins;
-    ins.reserve(state_->inputs.size());
-    for (const RValue& v : state_->inputs) ins.push_back(&v.tensor);
-    std::vector<Tensor> outs;
-    if (any_bound) {
-      // Sizes first: a buffer of the wrong shape must not be written.
-      std::vector<Tensor> shapes;
-      KILN_RETURN_IF_ERROR(cpu::OutputTypes(*state_->cpu_program, &shapes));
+  if (state_->main) {
+    // Sizes first, when the program knows them: a buffer of the wrong shape must not be
+    // written. Otherwise the outputs come back and are copied (checked) below.
+    std::vector<Tensor> types;
+    const bool known = any_bound && state_->main_program->OutputTypes(&types);
+    if (known)
       for (size_t i = 0; i < out_ptrs.size(); ++i)
-        if (out_ptrs[i] != nullptr) KILN_RETURN_IF_ERROR(check_bound(i, shapes[i]));
-    }
-    KILN_RETURN_IF_ERROR(state_->cpu->Run(ins, &outs, any_bound ? &out_ptrs : nullptr));
-    state_->outputs.clear();
-    for (Tensor& t : outs) state_->outputs.emplace_back(std::move(t));
-    return Status::OK();
+        if (out_ptrs[i] != nullptr) KILN_RETURN_IF_ERROR(check_bound(i, types[i]));
+    KILN_RETURN_IF_ERROR(state_->main->Run(state_->inputs, &state_->outputs, known ? &out_ptrs : nullptr));
+  } else {
+    // A partitioned engine: the reference executor runs the host graph, the backend's
+    // islands through RunIsland.
+    RefExecutor::Options ro;
+    state_->host_ms.clear();
+    if (state_->profiling) ro.node_ms = &state_->host_ms;
+    if (!e.partition) return Internal("the engine has no program and no partition");
+    ro.external = [this](const Node& node, RefContext& ctx) { return RunIsland(*state_, node, ctx); };
+    RefExecutor ex(ro);
+    KILN_ASSIGN_OR_RETURN(state_->outputs, ex.Run(*e.partition->host, state_->inputs));
   }
-  RefExecutor::Options ro;
-  state_->host_ms.clear();
-  if (state_->profiling) ro.node_ms = &state_->host_ms;
-  if (e.partition) ro.external = [this](const Node& node, RefContext& ctx) { return RunIsland(*state_, node, ctx); };
-  RefExecutor ex(ro);
-  KILN_ASSIGN_OR_RETURN(state_->outputs, ex.Run(e.partition ? *e.partition->host : *e.graph, state_->inputs));
-  for (size_t i = 0; i < out_ptrs.size(); ++i) {
+  // Bound outputs the backend did not write in place: copied there.
+  for (size_t i = 0; i < out_ptrs.size() && i < state_->outputs.size(); ++i) {
     if (out_ptrs[i] == nullptr || !state_->outputs[i].is_tensor()) continue;
     const Tensor& t = state_->outputs[i].tensor;
+    if (t.raw_data() == out_ptrs[i]) continue;
     KILN_RETURN_IF_ERROR(check_bound(i, t));
     if (t.nbytes() > 0) std::memcpy(out_ptrs[i], t.raw_data(), t.nbytes());
     state_->outputs[i] = RValue(Tensor::FromExternal(t.dtype(), t.dims(), out_ptrs[i], nullptr));
@@ -430,16 +437,10 @@ StatusOr<bool> ExecutionContext::OutputIsNone(const std::string& name) const {
   return OutputIsNone(index);
 }
 
-cpu::Context* ContextCpuState(ExecutionContext& context) {
-  ExecutionContext::State& s = StateOf(context);
-  if (!s.cpu && !s.slices.empty()) return s.slices[0].get();  // batch-parallel: the first thread's slices
-  return s.cpu.get();
-}
-
 void SetProfiling(ExecutionContext& context, bool on) {
   ExecutionContext::State& s = StateOf(context);
   s.profiling = on;
-  if (s.cpu) s.cpu->set_profiling(on);
+  if (s.main) s.main->set_profiling(on);
   for (auto& c : s.slices) c->set_profiling(on);
   for (auto& c : s.islands)
     if (c) c->set_profiling(on);
@@ -449,16 +450,16 @@ StatusOr<std::vector<ProfiledStep>> LastRunProfile(ExecutionContext& context) {
   ExecutionContext::State& s = StateOf(context);
   const Engine::Impl& e = *s.engine;
   std::vector<ProfiledStep> out;
-  auto add_program = [&](const cpu::Program& p, const cpu::Context& c) -> Status {
-    const auto& steps = cpu::Steps(p);
+  auto add_program = [&](const BackendProgram& p, const BackendContext& c) -> Status {
+    const auto& steps = p.steps();
     if (c.step_ms().size() != steps.size()) return FailedPrecondition("no profiled run yet (SetProfiling, then Run)");
     for (size_t i = 0; i < steps.size(); ++i)
-      out.push_back(
-          {steps[i].name, steps[i].op, steps[i].impl, steps[i].tactic, c.step_ms()[i], cpu::IsSlowStep(steps[i])});
+      out.push_back({steps[i].name, steps[i].op, steps[i].impl, steps[i].tactic, c.step_ms()[i],
+                     p.backend() == Backend::kRef || IsSlowStep(steps[i])});
     return Status::OK();
   };
-  if (s.cpu && s.cpu_program) {
-    KILN_RETURN_IF_ERROR(add_program(*s.cpu_program, *s.cpu));
+  if (s.main && s.main_program) {
+    KILN_RETURN_IF_ERROR(add_program(*s.main_program, *s.main));
   } else if (!s.slices.empty() && s.slices_program) {
     KILN_RETURN_IF_ERROR(add_program(*s.slices_program, *s.slices[0]));
   } else {
@@ -467,16 +468,15 @@ StatusOr<std::vector<ProfiledStep>> LastRunProfile(ExecutionContext& context) {
     for (const auto& [id, ms] : s.host_ms) {
       const Node& n = host.node(id);
       if (n.domain == kExternalDomain && e.partition) {
-        KILN_ASSIGN_OR_RETURN(int64_t k, n.attrs.GetInt(cpu::kIslandIndexAttr, -1));
-        if (k < 0 || static_cast<size_t>(k) >= s.islands.size())
-          return Internal("CPU island index ", k, " out of range");
+        KILN_ASSIGN_OR_RETURN(int64_t k, n.attrs.GetInt(kIslandIndexAttr, -1));
+        if (k < 0 || static_cast<size_t>(k) >= s.islands.size()) return Internal("island index ", k, " out of range");
         const auto& [island_program, island_context] = s.island_last[static_cast<size_t>(k)];
         if (island_program && island_context) {
           KILN_RETURN_IF_ERROR(add_program(*island_program, *island_context));
         } else {  // a dynamic island on the reference kernels (not compilable for these shapes)
           std::lock_guard<std::mutex> lock(e.mu);
           auto why = e.island_failures.find(static_cast<int>(k));
-          out.push_back({n.name, "CpuIsland",
+          out.push_back({n.name, kIslandOp,
                          why == e.island_failures.end() ? "reference backend" : "reference backend - " + why->second,
                          "", ms, true});
         }

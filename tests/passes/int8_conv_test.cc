@@ -126,7 +126,7 @@ void Check(const std::vector<Layer>& layers, bool residual, double max_steps_off
   ASSERT_TRUE(want.ok()) << want.status().ToString();
   cpu::Context ctx(*program);
   std::vector<Tensor> got;
-  ASSERT_TRUE(ctx.Run({&x}, &got).ok());
+  ASSERT_TRUE(ctx.RunTensors({&x}, &got).ok());
   const Tensor& w = (*want)[0].tensor;
   ASSERT_EQ(w.dims(), got[0].dims());
   double max_ref = 0, max_err = 0;
@@ -360,7 +360,7 @@ TEST(Int8MatMul, LinearLayersAgainstTheFakeQuantizedReference) {
   ASSERT_TRUE(want.ok()) << want.status().ToString();
   cpu::Context ctx(*program);
   std::vector<Tensor> got;
-  ASSERT_TRUE(ctx.Run({&x}, &got).ok());
+  ASSERT_TRUE(ctx.RunTensors({&x}, &got).ok());
   const Tensor& w = (*want)[0].tensor;
   double max_ref = 0, max_err = 0;
   for (int64_t i = 0; i < w.numel(); ++i) {

@@ -134,7 +134,7 @@ cpu::CompileOptions MakeCompileOptions() {
   std::vector<const Tensor*> in;
   for (const Tensor& t : cpu_inputs) in.push_back(&t);
   std::vector<Tensor> got;
-  Status st = ctx.Run(in, &got);
+  Status st = ctx.RunTensors(in, &got);
   if (!st.ok()) return ::testing::AssertionFailure() << "cpu run: " << st.ToString();
   for (size_t i = 0; i < got.size(); ++i) {
     const Tensor& x = (*want)[i].tensor;

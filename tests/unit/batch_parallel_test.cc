@@ -9,6 +9,8 @@
 #include <random>
 
 #include "api/engine_internal.h"
+#include "api/optimize.h"
+#include "passes/pass_test_util.h"
 #include "kiln/kiln.h"
 #include "kiln/network.h"
 
@@ -169,6 +171,28 @@ TEST(BatchParallel, GraphsThatMixSamplesAreNeverSliced) {
     EXPECT_NE(note.find(c.reason), std::string::npos) << note;
     ExpectNear(Infer(**on, x), Infer(**ref, x), 1e-5f);
   }
+}
+
+// An output folded into a constant (the input's shape) is no rows of the batch: slicing
+// would have every slice write it where its rows go (a wrong [24] for a [4] shape).
+TEST(BatchParallel, ConstantOutputsAreNeverSliced) {
+  testing::GraphBuilder b("shape_out");
+  ValueId x = b.Input("input", DType::kFloat32, {kBatch, 3, 10, 10});
+  b.Output(b.Op("Relu", "relu", {x}));
+  b.Output(b.Op("Shape", "shape", {x}));
+  auto g = std::make_shared<Graph>(b.Build());
+  ASSERT_TRUE(OptimizeGraph(*g).ok());
+  ASSERT_TRUE(g->value(g->outputs()[1]).constant.has_value());  // folded
+  auto e = MakeEngineFromOptimized(g, MemoryPlan{}, Options("on"));
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_NE(EngineBatchNote(**e).find("is a constant"), std::string::npos) << EngineBatchNote(**e);
+  std::vector<float> in = Values(kBatch * 300, 12);
+  auto out = (*e)->Infer({{"input", HostTensor::Wrap(in.data(), {kBatch, 3, 10, 10})}});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const HostTensor& shape = out->at(g->value(g->outputs()[1]).name);
+  ASSERT_EQ(shape.shape(), (std::vector<int64_t>{4}));
+  EXPECT_EQ(std::vector<int64_t>(shape.data_as<int64_t>(), shape.data_as<int64_t>() + 4),
+            (std::vector<int64_t>{kBatch, 3, 10, 10}));
 }
 
 // A dynamic batch (a profile): batches > 1 run as slices of the size chosen at build for

@@ -391,7 +391,7 @@ TEST(Engine, PlannedArenaIsCheckedBeforeItRuns) {
     *from_plan = cpu::ArenaFromPlan(**p);
     cpu::Context ctx(*p);
     std::vector<Tensor> out;
-    EXPECT_TRUE(ctx.Run({&x}, &out).ok());
+    EXPECT_TRUE(ctx.RunTensors({&x}, &out).ok());
     return out[0];
   };
   bool from_plan = false;

@@ -1,4 +1,4 @@
-// Per-layer fallback (backends/cpu/partition.h): a graph the CPU backend cannot take whole
+// Per-layer fallback (backends/partition.h): a graph the CPU backend cannot take whole
 // runs its static numeric layers as CPU islands and the rest on the reference kernels —
 // same results as the reference backend, the host layers named, strict mode refusing them,
 // a plan that round-trips bit-exactly.
@@ -11,7 +11,8 @@
 
 #include "api/engine_internal.h"
 #include "api/optimize.h"
-#include "backends/cpu/partition.h"
+#include "backends/partition.h"
+#include "runtime/backend_registry.h"
 #include "kiln/kiln.h"
 #include "passes/pass_test_util.h"
 
@@ -56,9 +57,9 @@ StatusOr<std::map<std::string, HostTensor>> Infer(const Engine& e) { return e.In
 TEST(Partition, IslandsAreConvexAndHostLayersNamed) {
   Graph g = MixedGraph();
   ASSERT_TRUE(OptimizeGraph(g).ok());
-  cpu::CompileOptions co;
+  BackendOptions co;
   co.threads = 1;
-  auto part = cpu::CompilePartitioned(g, co);
+  auto part = CompilePartitioned(g, *FindBackend(Backend::kCpu), co);
   ASSERT_TRUE(part.ok()) << part.status().ToString();
   ASSERT_EQ(part->islands.size(), 2u);
   std::string host;
@@ -71,7 +72,7 @@ TEST(Partition, IslandsAreConvexAndHostLayersNamed) {
   EXPECT_EQ(part->host->num_live_nodes(), 5);
   EXPECT_TRUE(part->host->TopologicalOrder().ok());
   // Island 1 (conv_b, sigmoid, residual) reads relu from island 0 and from_text from the host.
-  const Graph& i1 = *cpu::ProgramGraph(*part->islands[1].program);
+  const Graph& i1 = *part->islands[1].program->graph();
   EXPECT_EQ(i1.inputs().size(), 2u);
   EXPECT_EQ(i1.outputs().size(), 1u);
 }

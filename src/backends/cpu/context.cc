@@ -61,10 +61,10 @@ Context::Context(std::shared_ptr<const Program> program) : program_(std::move(pr
   c.program = &p;
   c.stream = dnnl::stream(p.engine);
   try {
-    state_->arena = AlignedBuffer(p.arena_bytes);
+    state_->arena = AlignedBuffer(p.arena_size);
     state_->scratch = AlignedBuffer(p.scratch_bytes);
   } catch (const std::bad_alloc&) {
-    state_->error = StrCat("cannot allocate the activation arena (", p.arena_bytes, " bytes) and scratchpad (",
+    state_->error = StrCat("cannot allocate the activation arena (", p.arena_size, " bytes) and scratchpad (",
                            p.scratch_bytes, " bytes) of this engine");
     return;
   }
@@ -103,8 +103,30 @@ Context::Context(std::shared_ptr<const Program> program) : program_(std::move(pr
 
 Context::~Context() = default;
 
-Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+Status Context::Run(const std::vector<RValue>& inputs, std::vector<RValue>* outputs,
                     const std::vector<void*>* out_buffers) {
+  std::vector<const Tensor*> ins;
+  ins.reserve(inputs.size());
+  for (const RValue& v : inputs) {
+    if (!v.is_tensor()) return Internal("the cpu backend takes tensor inputs only");
+    ins.push_back(&v.tensor);
+  }
+  std::vector<Tensor> outs;
+  KILN_RETURN_IF_ERROR(RunTensors(ins, &outs, out_buffers));
+  outputs->clear();
+  outputs->reserve(outs.size());
+  for (Tensor& t : outs) outputs->emplace_back(std::move(t));
+  return Status::OK();
+}
+
+std::unique_ptr<BackendContext> Program::CreateContext() const {
+  return std::make_unique<Context>(std::static_pointer_cast<const Program>(shared_from_this()));
+}
+
+bool Program::OutputTypes(std::vector<Tensor>* types) const { return cpu::OutputTypes(*this, types).ok(); }
+
+Status Context::RunTensors(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+                           const std::vector<void*>* out_buffers) {
   const Program& p = *program_;
   ExecContext& c = state_->ctx;
   if (!state_->error.empty()) return InvalidArgument(state_->error);
@@ -150,8 +172,8 @@ Status Context::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor
     if (!st.ok()) {
       const StepInfo& info = p.kernels[k]->info;
       // "node 'gather_7' (Gather)", or "node #3 (Gather)" for an unnamed one, as at build.
-      if (info.node >= 0 && info.node < p.graph->num_nodes())
-        return st.WithPrefix(StrCat("node ", p.graph->node(info.node).DisplayName(info.node)));
+      if (info.node >= 0 && info.node < p.source->num_nodes())
+        return st.WithPrefix(StrCat("node ", p.source->node(info.node).DisplayName(info.node)));
       return st.WithPrefix(StrCat(info.name, " (", info.op, ")"));
     }
     if (profiling_) {

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends/backend.h"
 #include "base/status.h"
 #include "base/tactic_timer.h"
 #include "ir/graph.h"
@@ -27,53 +28,20 @@
 
 namespace kiln::cpu {
 
-struct CompileOptions {
-  int threads = 0;          // OpenMP threads for this engine's layers; 0 = all cores
-  // Times the candidate implementations of each layer (the builder's; base/tactic_timer.h).
-  // Null: no timing — a plan's recorded tactic, else oneDNN's own choice.
-  TacticTimer* timer = nullptr;
-  // "fp32", or "bf16": convolutions, matmuls and pooling in BF16 with FP32 accumulation
-  // (activations between them stay BF16); normalizations, softmax and everything on the
-  // reference kernels stay FP32. A node's "kiln.precision" attribute (from a plan) wins.
-  std::string precision = "fp32";
-  // Refuse to compile a graph that has a step on a reference implementation (kiln's or
-  // oneDNN's), naming every such step and why (`kiln build --strict`).
-  bool strict = false;
-  // A plan's arena for this program (BackendArena): its offsets are used when the program
-  // places the same buffers (same count and sizes) and they pass the lifetime check;
-  // otherwise the program places its own. Null: place them.
-  const BackendArena* arena = nullptr;
-};
+// The backend interface's types (backends/backend.h), under the names this backend's code uses.
+using CompileOptions = ::kiln::BackendOptions;
+using ::kiln::IsReferenceImpl;
+using ::kiln::IsSlowStep;
+using ::kiln::kTinyStepElements;
+using ::kiln::StepInfo;
 
-// Whether a step's implementation (StepInfo::impl, or a oneDNN impl_info_str) is a
-// reference one: kiln's reference kernels ("ref") or oneDNN's ("ref:any", ...). A step on
-// one is a slow path that the builder reports (and --strict refuses).
-bool IsReferenceImpl(const std::string& impl);
+// The CPU backend behind the backend interface (registered in runtime/backend_registry.cc).
+std::unique_ptr<ExecutionBackend> MakeBackend();
 
-// One executed step, for inspect/profiles.
-struct StepInfo {
-  StepInfo() = default;
-  StepInfo(std::string name_, std::string op_, std::string impl_, std::string tactic_ = "", double tactic_ms_ = 0,
-           int node_ = -1, std::string precision_ = "")
-      : name(std::move(name_)), op(std::move(op_)), impl(std::move(impl_)), tactic(std::move(tactic_)),
-        tactic_ms(tactic_ms_), node(node_), precision(std::move(precision_)) {}
-  std::string name;    // layer (node) name, or "reorder <value>"
-  std::string op;      // op type of the layer
-  std::string impl;    // "onednn:conv jit:avx512_core", "ref", "view", ...
-  std::string tactic;  // chosen candidate ("direct", "winograd") when there was a choice
-  double tactic_ms = 0;  // its measured time at build, when timed
-  int node = -1;         // the graph node it lowers (-1: a reorder/split of the backend's own)
-  std::string precision;  // "bf16" when the layer computes in BF16
-  std::string note;       // why a reference implementation runs it (see IsReferenceImpl)
-  int64_t elements = -1;  // reference kernels: elements of the largest output
-};
-// Reference-kernel steps whose outputs have at most this many elements (shape arithmetic,
-// a scalar gate) cost microseconds: they are not reported as slow paths.
-inline constexpr int64_t kTinyStepElements = 64;
-// A step on a reference implementation that is not tiny: a slow path.
-inline bool IsSlowStep(const StepInfo& s) {
-  return IsReferenceImpl(s.impl) && !(s.elements >= 0 && s.elements <= kTinyStepElements);
-}
+class Program;
+// The CPU program behind a backend program, or null when another backend compiled it (for
+// what only the CPU backend has: packed weights, its arena, weight repacking figures).
+const Program* AsProgram(const BackendProgram* program);
 
 // The OpenMP threads an engine built with `threads` uses (0 = all cores).
 int EffectiveThreads(int threads);
@@ -82,7 +50,6 @@ int EffectiveThreads(int threads);
 // "fp16" is refused with the reason.
 Status CheckPrecision(const std::string& precision);
 
-class Program;
 
 // Whether the graph can run on this backend at all: static shapes, tensors only, no
 // control flow. The reason when not (the engine then runs the reference backend).
@@ -144,30 +111,27 @@ BackendArena ArenaLayout(const Program& program);
 bool ArenaFromPlan(const Program& program);
 
 // Per-thread execution state over a Program: its arena, scratchpad and memory handles.
-class Context {
+class Context final : public BackendContext {
  public:
   explicit Context(std::shared_ptr<const Program> program);
-  ~Context();
+  ~Context() override;
+  // The backend interface's Run (tensor inputs; see RunTensors).
+  Status Run(const std::vector<RValue>& inputs, std::vector<RValue>* outputs,
+             const std::vector<void*>* out_buffers = nullptr) override;
   // inputs: one tensor per non-constant graph input, in graph-input order (dense,
   // row-major, already checked against the graph). Outputs are freshly allocated tensors
   // (row-major), one per graph output.
   // out_buffers (optional, one per output, null = not bound): caller memory for outputs,
   // of the output's size; the kernels write there directly where the output's buffer is
   // its own (else it is copied there). Bound outputs come back as views of that memory.
-  Status Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
-             const std::vector<void*>* out_buffers = nullptr);
-  // Per-step wall times of the last Run() in milliseconds (when profiling is on).
-  void set_profiling(bool on) { profiling_ = on; }
-  bool profiling() const { return profiling_; }
-  const std::vector<double>& step_ms() const { return step_ms_; }
+  Status RunTensors(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+                    const std::vector<void*>* out_buffers = nullptr);
 
   struct State;
 
  private:
   std::shared_ptr<const Program> program_;
   std::unique_ptr<State> state_;
-  bool profiling_ = false;
-  std::vector<double> step_ms_;
 };
 
 }  // namespace kiln::cpu

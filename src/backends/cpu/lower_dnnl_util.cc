@@ -78,19 +78,5 @@ bool OnlyOutput0Used(const Graph& g, const Node& node) {
   return true;
 }
 
-bool IsReferenceImpl(const std::string& impl) {
-  // kiln's own reference kernels ("ref"), and oneDNN's reference implementations
-  // ("ref:any", "ref_int8:any", gemm-based on the reference gemm), as a StepInfo::impl
-  // ("onednn:<primitive> <impl>") or as oneDNN's impl_info_str. kiln's own kernels
-  // ("kiln:...") never are.
-  if (impl == "ref") return true;
-  if (impl.rfind("kiln:", 0) == 0) return false;
-  std::string dnnl = impl;
-  if (impl.rfind("onednn:", 0) == 0) {
-    const size_t sp = impl.find(' ');
-    dnnl = sp == std::string::npos ? "" : impl.substr(sp + 1);
-  }
-  return dnnl.rfind("ref", 0) == 0 || dnnl.find("gemm:ref") != std::string::npos;
-}
 
 }  // namespace kiln::cpu

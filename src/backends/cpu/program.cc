@@ -408,7 +408,7 @@ Status Compiler::Run() {
     p_.output_slots.push_back(Plain(SlotOf(v)));
   }
   KILN_RETURN_IF_ERROR(PlanArena());
-  for (const auto& k : p_.kernels) p_.steps.push_back(k->info);
+  for (const auto& k : p_.kernels) p_.step_list.push_back(k->info);
   return Status::OK();
 }
 
@@ -449,7 +449,7 @@ Status Compiler::PlanArena() {
     }
     if (fits && !FindArenaOverlap(placed)) {
       for (size_t i = 0; i < roots.size(); ++i) p_.slots[static_cast<size_t>(roots[i])].offset = placed[i].offset;
-      p_.arena_bytes = planned->bytes;
+      p_.arena_size = planned->bytes;
       p_.arena_from_plan = true;
       return Status::OK();
     }
@@ -459,7 +459,7 @@ Status Compiler::PlanArena() {
   if (auto clash = FindArenaOverlap(blocks))
     return Internal("arena plan: buffers ", roots[clash->first], " and ", roots[clash->second], " are alive together and share bytes");
   for (size_t i = 0; i < roots.size(); ++i) p_.slots[static_cast<size_t>(roots[i])].offset = blocks[i].offset;
-  p_.arena_bytes = arena;
+  p_.arena_size = arena;
   return Status::OK();
 }
 
@@ -486,7 +486,7 @@ Status CheckPrecision(const std::string& precision) {
   return InvalidArgument("unknown precision '", precision, "' (expected fp32, bf16, int8 or fp16)");
 }
 
-std::shared_ptr<const Graph> ProgramGraph(const Program& program) { return program.graph; }
+std::shared_ptr<const Graph> ProgramGraph(const Program& program) { return program.source; }
 
 int EffectiveThreads(int threads) { return threads > 0 ? threads : omp_get_num_procs(); }
 
@@ -519,14 +519,14 @@ StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> gr
   KILN_RETURN_IF_ERROR(CheckSupported(*graph));
   KILN_RETURN_IF_ERROR(CheckPrecision(options.precision));
   auto p = std::make_shared<Program>();
-  p->graph = std::move(graph);
+  p->source = std::move(graph);
   Compiler c(*p, options);
   try {
     KILN_RETURN_IF_ERROR(c.Run());
   } catch (const dnnl::error& e) {
     return Internal("oneDNN: ", e.what());
   }
-  for (StepInfo& s : p->steps)
+  for (StepInfo& s : p->step_list)
     if (s.note.empty() && s.impl != "ref" && IsReferenceImpl(s.impl))
       s.note = "oneDNN has only its reference implementation for this layout / post-op combination";
   if (options.strict) {
@@ -540,19 +540,14 @@ StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> gr
   return std::shared_ptr<const Program>(std::move(p));
 }
 
-const std::vector<StepInfo>& Steps(const Program& p) { return p.steps; }
+const std::vector<StepInfo>& Steps(const Program& p) { return p.step_list; }
 
-std::vector<std::string> SlowSteps(const Program& p) {
-  std::vector<std::string> out;
-  for (const StepInfo& s : p.steps)
-    if (IsSlowStep(s)) out.push_back(StrCat(s.name, " (", s.op, "): ", s.impl, s.note.empty() ? "" : " - ", s.note));
-  return out;
-}
-int64_t ArenaBytes(const Program& p) { return p.arena_bytes; }
+std::vector<std::string> SlowSteps(const Program& p) { return SlowStepLines(p.step_list); }
+int64_t ArenaBytes(const Program& p) { return p.arena_size; }
 
 BackendArena ArenaLayout(const Program& p) {
   BackendArena a;
-  a.bytes = p.arena_bytes;
+  a.bytes = p.arena_size;
   for (const Slot& s : p.slots)
     if (s.alias_of < 0 && s.kind == Slot::Kind::kArena && s.offset >= 0) {
       a.offsets.push_back(s.offset);

@@ -50,17 +50,25 @@ class Kernel {
   virtual Status Execute(ExecContext& ctx, int index) const = 0;
 };
 
-class Program {
+class Program final : public BackendProgram {
  public:
-  std::shared_ptr<const Graph> graph;  // owns the constants that slots point to
+  // The backend interface (backends/backend.h).
+  Backend backend() const override { return Backend::kCpu; }
+  std::unique_ptr<BackendContext> CreateContext() const override;
+  const std::vector<StepInfo>& steps() const override { return step_list; }
+  std::shared_ptr<const Graph> graph() const override { return source; }
+  bool OutputTypes(std::vector<Tensor>* types) const override;
+  int64_t arena_bytes() const override { return arena_size; }
+
+  std::shared_ptr<const Graph> source;  // owns the constants that slots point to
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   int threads = 0;
   std::vector<Slot> slots;
   std::vector<std::unique_ptr<Kernel>> kernels;
-  std::vector<StepInfo> steps;
+  std::vector<StepInfo> step_list;
   std::vector<int> input_slots;   // per non-constant graph input
   std::vector<int> output_slots;  // per graph output (row-major)
-  int64_t arena_bytes = 0;
+  int64_t arena_size = 0;
   bool arena_from_plan = false;  // the offsets are a plan's (CompileOptions::arena)
   int64_t scratch_bytes = 0;
   // Weight bytes the kernels use as stored (a plan's packed weights, in place) and the ones
@@ -116,7 +124,7 @@ class Compiler {
   Status Run();
 
   // --- used by the lowering functions (lower_*.cc) ---
-  const Graph& graph() const { return *p_.graph; }
+  const Graph& graph() const { return *p_.source; }
   Program& program() { return p_; }
   const CompileOptions& options() const { return options_; }
   // The slot holding value v in its current layout (created on first use).

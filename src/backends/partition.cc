@@ -1,4 +1,4 @@
-#include "backends/cpu/partition.h"
+#include "backends/partition.h"
 
 #include <algorithm>
 #include <functional>
@@ -8,18 +8,33 @@
 #include "backends/ref/kernel.h"
 #include "ir/op_schema.h"
 
-namespace kiln::cpu {
+namespace kiln {
 
 namespace {
 
-// Why value `v` cannot be a CPU program's tensor ("" when it can).
-std::string WhyNotTensor(const Graph& g, ValueId v) {
+// Why value `v` cannot be a program's tensor ("" when it can). `dims`: its dims must be
+// known too (else a rank is enough).
+std::string WhyNotTensor(const Graph& g, ValueId v, bool dims) {
   const Value& val = g.value(v);
   const TypeInfo& t = val.type;
   if (!t.is_tensor()) return StrCat("'", val.name, "' is a ", t.ToString(), ", not a tensor");
   if (t.dtype == DType::kUndefined) return StrCat("'", val.name, "' has no known element type");
   if (t.dtype == DType::kString) return StrCat("'", val.name, "' holds strings");
-  if (!t.shape.IsStatic()) return StrCat("'", val.name, "' has dims known only as it runs (", t.ToString(), ")");
+  if (!t.shape.has_rank()) return StrCat("'", val.name, "' has no known rank (", t.ToString(), ")");
+  if (dims && !t.shape.IsStatic())
+    return StrCat("'", val.name, "' has dims known only as it runs (", t.ToString(), ")");
+  return "";
+}
+
+// The first input/output of node `n` that is not a tensor (of static shape, with `dims`).
+std::string WhyNotTensorIo(const Graph& g, NodeId n, bool dims) {
+  const Node& node = g.node(n);
+  for (ValueId v : node.inputs)
+    if (v != kNoValue)
+      if (std::string why = WhyNotTensor(g, v, dims); !why.empty()) return "input " + why;
+  for (ValueId v : node.outputs)
+    if (v != kNoValue)
+      if (std::string why = WhyNotTensor(g, v, dims); !why.empty()) return "output " + why;
   return "";
 }
 
@@ -97,58 +112,69 @@ bool HasSubgraph(const Node& node) {
 }
 }  // namespace
 
-std::string WhyNotSupported(const Graph& g, NodeId n) {
-  const Node& node = g.node(n);
-  if (HasSubgraph(node)) return "control flow (a subgraph)";
-  for (ValueId v : node.inputs)
-    if (v != kNoValue)
-      if (std::string why = WhyNotTensor(g, v); !why.empty()) return "input " + why;
-  for (ValueId v : node.outputs)
-    if (v != kNoValue)
-      if (std::string why = WhyNotTensor(g, v); !why.empty()) return "output " + why;
-  return "";
+std::string WhyNotTensorNode(const Graph& g, NodeId n) {
+  if (HasSubgraph(g.node(n))) return "control flow (a subgraph)";
+  return WhyNotTensorIo(g, n, /*dims=*/false);
 }
 
 namespace {
 
 // The inputs whose values (not only dims) set an op's output shape.
 const std::vector<int>* ShapeSettingInputs(const std::string& op) {
-  static const std::map<std::string, std::vector<int>> k = {
-      {"Reshape", {1}}, {"Expand", {1}}, {"Tile", {1}}, {"ConstantOfShape", {0}}, {"Range", {0, 1, 2}},
-      {"Slice", {1, 2, 3, 4}}, {"Resize", {1, 2, 3}}, {"Upsample", {1}}, {"Pad", {1, 3}}, {"TopK", {1}},
-      {"OneHot", {1}}, {"Squeeze", {1}}, {"Unsqueeze", {1}}, {"Split", {1}}, {"CenterCropPad", {1}},
-      {"ReduceSum", {1}}, {"ReduceMean", {1}}, {"ReduceMax", {1}}, {"ReduceMin", {1}}, {"ReduceProd", {1}},
-      {"ReduceL1", {1}}, {"ReduceL2", {1}}, {"ReduceLogSum", {1}}, {"ReduceLogSumExp", {1}},
-      {"ReduceSumSquare", {1}}, {"NonZero", {0}}, {"Unique", {0}}, {"Compress", {0, 1}},
-      {"NonMaxSuppression", {0, 1, 2, 3, 4}}};
+  static const std::map<std::string, std::vector<int>> k = {{"Reshape", {1}},
+                                                            {"Expand", {1}},
+                                                            {"Tile", {1}},
+                                                            {"ConstantOfShape", {0}},
+                                                            {"Range", {0, 1, 2}},
+                                                            {"Slice", {1, 2, 3, 4}},
+                                                            {"Resize", {1, 2, 3}},
+                                                            {"Upsample", {1}},
+                                                            {"Pad", {1, 3}},
+                                                            {"TopK", {1}},
+                                                            {"OneHot", {1}},
+                                                            {"Squeeze", {1}},
+                                                            {"Unsqueeze", {1}},
+                                                            {"Split", {1}},
+                                                            {"CenterCropPad", {1}},
+                                                            {"ReduceSum", {1}},
+                                                            {"ReduceMean", {1}},
+                                                            {"ReduceMax", {1}},
+                                                            {"ReduceMin", {1}},
+                                                            {"ReduceProd", {1}},
+                                                            {"ReduceL1", {1}},
+                                                            {"ReduceL2", {1}},
+                                                            {"ReduceLogSum", {1}},
+                                                            {"ReduceLogSumExp", {1}},
+                                                            {"ReduceSumSquare", {1}},
+                                                            {"NonZero", {0}},
+                                                            {"Unique", {0}},
+                                                            {"Compress", {0, 1}},
+                                                            {"NonMaxSuppression", {0, 1, 2, 3, 4}}};
   auto it = k.find(op);
   return it == k.end() ? nullptr : &it->second;
 }
 
 enum class Kind { kStatic, kDynamic, kHost };
 
-// What runs a node: a CPU island compiled at build (static shapes), one specialized per input
+// What runs a node: an island compiled at build (static shapes), one specialized per input
 // shapes at run time (dims unknown until then, but every output shape follows from the input
-// dims and from values computed from dims — `dim_derived`), or the reference backend.
-Kind KindOf(const Graph& g, NodeId n, const std::vector<bool>& dim_derived, std::string* why) {
-  *why = WhyNotSupported(g, n);
+// dims and from values computed from dims — `dim_derived`), or the reference backend (the
+// backend cannot run it).
+Kind KindOf(const Graph& g, NodeId n, const ExecutionBackend& backend, const std::vector<bool>& dim_derived,
+            std::string* why) {
+  *why = backend.WhyNotSupported(g, n);
+  if (why->empty()) *why = WhyNotTensorIo(g, n, /*dims=*/false);
+  if (!why->empty()) return Kind::kHost;
+  *why = WhyNotTensorIo(g, n, /*dims=*/true);
   if (why->empty()) return Kind::kStatic;
-  const Node& node = g.node(n);
-  if (HasSubgraph(node)) return Kind::kHost;
   // Only dims are missing: dynamic, unless an input's values set the output shape.
-  auto known_type = [&](ValueId v) {
-    const TypeInfo& t = g.value(v).type;
-    return t.is_tensor() && t.dtype != DType::kUndefined && t.dtype != DType::kString && t.shape.has_rank();
-  };
-  for (ValueId v : node.inputs)
-    if (v != kNoValue && !known_type(v)) return Kind::kHost;
-  for (ValueId v : node.outputs)
-    if (v != kNoValue && !known_type(v)) return Kind::kHost;
+  const Node& node = g.node(n);
   if (const std::vector<int>* ins = ShapeSettingInputs(node.op_type))
     for (int i : *ins)
       if (static_cast<size_t>(i) < node.inputs.size() && node.inputs[static_cast<size_t>(i)] != kNoValue &&
           !dim_derived[static_cast<size_t>(node.inputs[static_cast<size_t>(i)])]) {
-        *why = StrCat(*why, "; its output shape depends on the values of '", g.value(node.inputs[static_cast<size_t>(i)]).name, "'");
+        *why = StrCat(*why, "; its output shape depends on the values of '",
+                      g.value(node.inputs[static_cast<size_t>(i)]).name, "'");
         return Kind::kHost;
       }
   return Kind::kDynamic;
@@ -172,8 +198,9 @@ const Tensor* FindOuterConstant(const ConstantScope& scope, const std::string& n
 // Partitions `g` (the top-level graph, or a control-flow body when `prefix` is not empty),
 // appending its islands to `part`; *host_out: `g` with its islands' layers replaced; then the
 // same for the bodies of the layers left on the host, recursively.
-Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std::string& prefix, ConstantScope scope,
-                     Partition& part, std::shared_ptr<Graph>* host_out, std::vector<int>* island_of_out) {
+Status PartitionInto(const Graph& g_in, const ExecutionBackend& backend, const BackendOptions& options,
+                     const std::string& prefix, ConstantScope scope, Partition& part, std::shared_ptr<Graph>* host_out,
+                     std::vector<int>* island_of_out) {
   // A body reads the weights of enclosing graphs as captures: as constants here, they fold
   // into the island's kernels (packed) and count as known values.
   Graph body_copy;
@@ -182,8 +209,10 @@ Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std
     body_copy = g_in;
     std::vector<ValueId> kept;
     for (ValueId c : body_copy.captures()) {
-      if (const Tensor* t = FindOuterConstant(scope, body_copy.value(c).name)) body_copy.value(c).constant = *t;
-      else kept.push_back(c);
+      if (const Tensor* t = FindOuterConstant(scope, body_copy.value(c).name))
+        body_copy.value(c).constant = *t;
+      else
+        kept.push_back(c);
     }
     body_copy.captures() = kept;
     gp = &body_copy;
@@ -199,7 +228,7 @@ Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std
   for (ValueId v = 0; v < g.num_values(); ++v) dim_derived[static_cast<size_t>(v)] = g.value(v).constant.has_value();
   for (NodeId n : order) {
     const Node& node = g.node(n);
-    kind[static_cast<size_t>(n)] = KindOf(g, n, dim_derived, &why[static_cast<size_t>(n)]);
+    kind[static_cast<size_t>(n)] = KindOf(g, n, backend, dim_derived, &why[static_cast<size_t>(n)]);
     bool derived = node.op_type == "Shape" || node.op_type == "Size";
     if (!derived && kind[static_cast<size_t>(n)] != Kind::kHost) {
       derived = true;
@@ -214,7 +243,8 @@ Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std
       if (v == kNoValue) continue;
       const NodeId p = g.value(v).producer;
       if (p < 0 || g.node(p).dead) continue;
-      l = std::max(l, level[static_cast<size_t>(p)] + (kind[static_cast<size_t>(p)] != kind[static_cast<size_t>(n)] ? 1 : 0));
+      l = std::max(
+          l, level[static_cast<size_t>(p)] + (kind[static_cast<size_t>(p)] != kind[static_cast<size_t>(n)] ? 1 : 0));
     }
     level[static_cast<size_t>(n)] = l;
   }
@@ -255,19 +285,21 @@ Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std
       for (ValueId v : ig->inputs()) {
         const TypeInfo& t = ig->value(v).type;
         island.bake.push_back(dim_derived[static_cast<size_t>(island.value_of[static_cast<size_t>(v)])] &&
-                              (t.dtype == DType::kInt64 || t.dtype == DType::kInt32) && t.shape.has_rank() && t.shape.rank() <= 1);
+                              (t.dtype == DType::kInt64 || t.dtype == DType::kInt32) && t.shape.has_rank() &&
+                              t.shape.rank() <= 1);
       }
       ++part.dynamic_islands;
     } else {
-      CompileOptions co = options;
+      BackendOptions co = options;
       co.strict = false;  // the caller lists every slow step and host layer at once
-      auto program = Compile(ig, co);
+      auto program = backend.Compile(ig, co);
       if (!program.ok()) {
         // Strict mode refuses what would run on the reference kernels; otherwise these layers
         // stay on the host, with the reason.
-        if (options.strict) return program.status().WithPrefix(StrCat("compiling CPU island ", index));
+        if (options.strict) return program.status().WithPrefix(StrCat("compiling ", backend.name(), " island ", index));
         for (NodeId n : nodes) {
-          why[static_cast<size_t>(n)] = StrCat("its CPU island failed to compile: ", program.status().message());
+          why[static_cast<size_t>(n)] =
+              StrCat("its ", backend.name(), " island failed to compile: ", program.status().message());
           kind[static_cast<size_t>(n)] = Kind::kHost;
         }
         continue;
@@ -277,7 +309,7 @@ Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std
     }
     island.nested = !prefix.empty();
     Node node;
-    node.name = StrCat("kiln.cpu_island.", index);
+    node.name = StrCat("kiln.", backend.name(), "_island.", index);
     node.op_type = kIslandOp;
     node.domain = kIslandDomain;
     for (ValueId v : ig->inputs()) node.inputs.push_back(island.value_of[static_cast<size_t>(v)]);
@@ -293,7 +325,8 @@ Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std
   }
   for (NodeId n : order)
     if (island_of[static_cast<size_t>(n)] == -1)
-      part.host_layers.push_back(StrCat(prefix, g.node(n).DisplayName(n), ": reference backend - ", why[static_cast<size_t>(n)]));
+      part.host_layers.push_back(
+          StrCat(prefix, g.node(n).DisplayName(n), ": reference backend - ", why[static_cast<size_t>(n)]));
   // The bodies of control-flow layers left on the host: islands of their own, run by the same
   // executor hook as the body runs (a Loop's body each iteration, its dynamic islands cached).
   scope.push_back(&g);
@@ -307,8 +340,9 @@ Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std
         std::shared_ptr<Graph> sub;
         std::vector<int> unused;
         const size_t before = part.islands.size();
-        KILN_RETURN_IF_ERROR(PartitionInto(*a.g, options, StrCat(prefix, "in ", g.node(n).DisplayName(n), " ", name, ": "),
-                                           scope, part, &sub, &unused));
+        KILN_RETURN_IF_ERROR(PartitionInto(*a.g, backend, options,
+                                           StrCat(prefix, "in ", g.node(n).DisplayName(n), " ", name, ": "), scope,
+                                           part, &sub, &unused));
         if (part.islands.size() > before) changed.emplace_back(name, Attr::GraphValue(std::move(sub)));
       } else if (a.type == Attr::Type::kGraphs) {
         Attr copy = a;
@@ -318,9 +352,9 @@ Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std
           std::shared_ptr<Graph> sub;
           std::vector<int> unused;
           const size_t before = part.islands.size();
-          KILN_RETURN_IF_ERROR(PartitionInto(*copy.graphs[i], options,
-                                             StrCat(prefix, "in ", g.node(n).DisplayName(n), " ", name, "[", i, "]: "), scope,
-                                             part, &sub, &unused));
+          KILN_RETURN_IF_ERROR(PartitionInto(*copy.graphs[i], backend, options,
+                                             StrCat(prefix, "in ", g.node(n).DisplayName(n), " ", name, "[", i, "]: "),
+                                             scope, part, &sub, &unused));
           if (part.islands.size() > before) copy.graphs[i] = std::move(sub), any = true;
         }
         if (any) changed.emplace_back(name, std::move(copy));
@@ -335,12 +369,12 @@ Status PartitionInto(const Graph& g_in, const CompileOptions& options, const std
 
 }  // namespace
 
-StatusOr<Partition> CompilePartitioned(const Graph& g, const CompileOptions& options) {
+StatusOr<Partition> CompilePartitioned(const Graph& g, const ExecutionBackend& backend, const BackendOptions& options) {
   Partition part;
   std::shared_ptr<Graph> host;
-  KILN_RETURN_IF_ERROR(PartitionInto(g, options, "", {}, part, &host, &part.island_of));
+  KILN_RETURN_IF_ERROR(PartitionInto(g, backend, options, "", {}, part, &host, &part.island_of));
   part.host = std::move(host);
   return part;
 }
 
-}  // namespace kiln::cpu
+}  // namespace kiln
