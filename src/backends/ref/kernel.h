@@ -73,7 +73,7 @@ class RefKernelRegistry {
 };
 
 // Nodes of this domain are not the reference executor's: each is another backend's
-// compiled part of the graph (cpu::Partition's islands), run through Options::external.
+// compiled part of the graph (backends/partition.h: a backend's islands), run through Options::external.
 inline constexpr const char* kExternalDomain = "kiln.external";
 
 // Runs a graph with the reference kernels.
