@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "runtime/backend_registry.h"
+
 namespace kiln::testing {
 
 namespace {
@@ -11,6 +13,47 @@ ConstantEvaluator MakeEvaluator() {
     RefExecutor ex;
     return ex.EvaluateNode(g, id, ins);
   };
+}
+
+// Every registered backend besides the reference one that takes the graph (backends/
+// backend.h: CheckGraph) compiles and runs it on the same feeds; its outputs must be the
+// reference's (floats within kBackendRtol/kBackendAtol, everything else exactly). A
+// mismatch or an error is a test failure naming the backend, op and output.
+void CompareBackends(OpRun& r, const std::vector<RValue>& feeds) {
+  auto g = std::make_shared<const Graph>(r.graph);
+  for (const ExecutionBackend* backend : RegisteredBackends()) {
+    if (backend->kind() == Backend::kRef || !backend->CheckGraph(*g).ok()) continue;
+    const std::string what = StrCat(backend->name(), " backend, ", g->name, ": ");
+    BackendOptions options;
+    options.threads = 1;
+    auto program = backend->Compile(g, options);
+    if (!program.ok()) {
+      ADD_FAILURE() << what << "does not compile: " << program.status().ToString();
+      continue;
+    }
+    std::vector<RValue> got;
+    Status st = (*program)->CreateContext()->Run(feeds, &got);
+    if (!st.ok()) {
+      ADD_FAILURE() << what << "fails to run: " << st.ToString();
+      continue;
+    }
+    if (got.size() != r.outputs.size()) {
+      ADD_FAILURE() << what << got.size() << " outputs, the reference has " << r.outputs.size();
+      continue;
+    }
+    for (size_t o = 0; o < got.size(); ++o) {
+      if (!got[o].is_tensor() || !r.outputs[o].is_tensor()) continue;
+      const Tensor& want = r.outputs[o].tensor;
+      // Half-precision outputs: within a few of their ulps (another backend may round the
+      // float result once where the reference rounds each step, or the other way round).
+      const bool exact = !IsFloat(want.dtype());
+      const bool half = want.dtype() == DType::kFloat16 || want.dtype() == DType::kBFloat16;
+      const double rtol = exact ? 0.0 : half ? 1e-2 : kBackendRtol, atol = exact ? 0.0 : half ? 1e-3 : kBackendAtol;
+      ::testing::AssertionResult same = TensorsClose(got[o].tensor, want, rtol, atol);
+      if (!same) ADD_FAILURE() << what << "output " << o << ": " << same.message();
+    }
+    r.backends.push_back(backend->name());
+  }
 }
 
 OpRun Build(const std::string& op_type, const std::vector<RValue>& inputs, const std::vector<TypeInfo>& types,
@@ -62,6 +105,7 @@ OpRun Build(const std::string& op_type, const std::vector<RValue>& inputs, const
     return r;
   }
   r.outputs = std::move(*outs);
+  CompareBackends(r, feeds);
   return r;
 }
 

@@ -1,5 +1,7 @@
 // Helpers for op unit tests: run one op through type inference and the reference
-// executor (which checks every output against the inferred type).
+// executor (which checks every output against the inferred type), then on every other
+// registered backend that takes it (the CPU backend; a GPU one), whose outputs must match the
+// reference's — so every op test is a test of every backend (one harness, issue #16).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -18,7 +20,11 @@ struct OpRun {
   Status status;
   std::vector<RValue> outputs;
   Graph graph;  // after inference: graph.value(graph.outputs()[i]).type is the inferred type
+  std::vector<std::string> backends;  // the other backends that ran it and matched
 };
+// Float outputs of another backend vs the reference: |got - want| <= atol + rtol * |want|.
+inline constexpr double kBackendRtol = 1e-4;
+inline constexpr double kBackendAtol = 1e-5;
 
 // Builds a one-node graph `op_type(inputs...) -> num_outputs outputs` with `attrs`, infers
 // types, and executes it. An undefined Tensor in `inputs` means an omitted optional input.
