@@ -12,6 +12,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libfmt-dev \
   flatbuffers-compiler libflatbuffers-dev libxxhash-dev graphviz \
   libdnnl-dev libbenchmark-dev libstb-dev \
-  libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev libgrpc++-dev protobuf-compiler-grpc python3-requests python3-grpcio time pybind11-dev python3-dev clang-14 libclang-rt-14-dev libomp-14-dev clang-format-14 \
+  libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev libgrpc++-dev protobuf-compiler-grpc python3-requests python3-grpcio time pybind11-dev python3-dev clang-14 libclang-rt-14-dev libomp-14-dev clang-format-14 clang-tidy-14 \
   >/dev/null
 echo "install-deps: done"

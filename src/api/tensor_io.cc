@@ -117,7 +117,7 @@ StatusOr<Tensor> ReadNpy(const std::string& path) {
                            " in the file)");
   KILN_ASSIGN_OR_RETURN(std::string header, in.ReadRange(header_at, header_len));
   // The header is a Python dict literal: {'descr': ..., 'fortran_order': ..., 'shape': (...), }
-  const size_t open = header.find_first_not_of(" ");
+  const size_t open = header.find_first_not_of(' ');
   const size_t close = header.find_last_not_of(" \n\r\t\0");
   if (open == std::string::npos || header[open] != '{' || close == std::string::npos || header[close] != '}')
     return InvalidArgument(path, ": the .npy header is not a Python dict: '", header.substr(0, 80), "'");

@@ -84,7 +84,9 @@ Status FailedPrecondition(const Args&... args) {
     if (!kiln_status_.ok()) return kiln_status_;   \
   } while (0)
 
-// `lhs = value of expr` or return its error. lhs may be a declaration: `auto x`.
+// `lhs = value of expr` or return its error. lhs may be a declaration: `auto x` (so it
+// cannot be parenthesized).
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define KILN_ASSIGN_OR_RETURN(lhs, expr) \
   KILN_ASSIGN_OR_RETURN_IMPL_(KILN_CONCAT_(kiln_statusor_, __LINE__), lhs, expr)
 #define KILN_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
@@ -100,3 +102,4 @@ Status FailedPrecondition(const Args&... args) {
     return;                                               \
   }                                                       \
   lhs = std::move(KILN_CONCAT_(kiln_sv_, __LINE__)).value()
+// NOLINTEND(bugprone-macro-parentheses)

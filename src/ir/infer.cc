@@ -146,7 +146,7 @@ class Inferrer {
       std::vector<TypeInfo> out_types = ctx.outputs();
       if (const Attr* sizes = full_node.attrs.find(kSplitSizesAttr)) {
         KILN_ASSIGN_OR_RETURN(int64_t axis, full_node.attrs.GetInt(kSplitAxisAttr, 0));
-        const TypeInfo whole = ctx.output_type(0);
+        const TypeInfo& whole = ctx.output_type(0);
         if (!whole.shape.has_rank() || axis < 0 || axis >= whole.shape.rank() || sizes->ints.size() != full_node.outputs.size())
           return fail(Internal("bad output split"));
         out_types.clear();

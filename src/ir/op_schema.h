@@ -64,6 +64,7 @@ class InferenceContext {
   std::function<StatusOr<std::vector<TypeInfo>>(const Graph&, const std::vector<TypeInfo>&)> infer_subgraph;
 
   std::vector<TypeInfo>& outputs() { return outputs_; }
+  NodeId id() const { return id_; }  // the node's id in graph()
 
  private:
   const Graph& graph_;

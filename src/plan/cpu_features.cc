@@ -22,7 +22,7 @@ struct CpuFeature {
 // f16c, avx512fp16, avxvnni, amx-*), checked the way GCC's builtin checks them.
 bool CpuidHas(unsigned leaf, unsigned subleaf, int reg, int bit, uint64_t xcr0_mask) {
   unsigned r[4] = {0, 0, 0, 0};
-  if (__get_cpuid_max(0, nullptr) < leaf) return false;
+  if (static_cast<unsigned>(__get_cpuid_max(0, nullptr)) < leaf) return false;
   __cpuid_count(leaf, subleaf, r[0], r[1], r[2], r[3]);
   if (((r[reg] >> bit) & 1u) == 0) return false;
   unsigned a = 0, b = 0, c = 0, d = 0;

@@ -19,7 +19,7 @@ namespace {
 // The program for `slice` samples of `g` (single-threaded), or null with `why` set when
 // the graph mixes samples (or cannot be specialized for that batch).
 StatusOr<std::shared_ptr<const BackendProgram>> CompileSlice(const ExecutionBackend& backend,
-                                                             std::shared_ptr<const Graph> g, BackendOptions co,
+                                                             const std::shared_ptr<const Graph>& g, BackendOptions co,
                                                              int64_t batch, int64_t slice, std::string* why) {
   auto small = std::make_shared<Graph>(DeepCopy(*g));
   std::map<std::string, std::vector<int64_t>> shapes;

@@ -150,8 +150,9 @@ Status RefuseSlowLayers(const Partition& part) {
 // Compiles a static engine's graph on its backend: the whole graph (with a batch-parallel
 // schedule when it pays), or, when the backend cannot take it whole, its islands in a
 // partition (strict mode refuses layers left on reference kernels).
-Status CompileStatic(Engine::Impl& impl, std::shared_ptr<const Graph>& g, Status whole, const EngineOptions& options,
-                     const BackendOptions& co, int64_t plan_slice, TacticTimer* timer, const BackendArena* plan_arena) {
+Status CompileStatic(Engine::Impl& impl, std::shared_ptr<const Graph>& g, const Status& whole,
+                     const EngineOptions& options, const BackendOptions& co, int64_t plan_slice, TacticTimer* timer,
+                     const BackendArena* plan_arena) {
   const ExecutionBackend& backend = *impl.backend;
   if (whole.ok()) {
     // A plan that recorded a batch-parallel schedule compiles the slice program only.

@@ -225,7 +225,7 @@ StatusOr<bool> LowerElementwise(Compiler& c, NodeId id) {
                                         &k->const_args, &k->reads, &md));
       k->prim = m->prim;
       if (use_binary) k->const_args.push_back({DNNL_ARG_SRC_1, m->aux});
-      k->slot_args.push_back({use_binary ? DNNL_ARG_SRC_0 : DNNL_ARG_SRC, src});
+      k->slot_args.push_back({DNNL_ARG_SRC, src});  // (= DNNL_ARG_SRC_0 of a binary primitive)
       const int dst = c.NewSlot(node.outputs[0], m->dst, out_dims);
       k->info = {node.name, node.op_type, m->impl, "", 0};
       k->slot_args.push_back({DNNL_ARG_DST, dst});

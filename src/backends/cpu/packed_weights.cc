@@ -36,8 +36,11 @@ std::optional<dnnl::memory> Compiler::KernelCopy(const Node& node, const dnnl::m
   // descriptor, so a damaged one can only mean a repack.
   const Tensor* kmd = ByteAttr(node, kKernelMdAttr);
   const Tensor* kw = ByteAttr(node, kKernelWeightsAttr);
+  // The byte image the plan stored against this kernel's (oneDNN zero-fills descriptors, so
+  // padding compares equal; a difference would only cost a repack).
   if (kmd != nullptr && kw != nullptr && kmd->nbytes() == sizeof(dnnl_memory_desc_t) &&
-      std::memcmp(kmd->raw_data(), &want.data, sizeof(dnnl_memory_desc_t)) == 0 &&
+      std::memcmp(  // NOLINT(bugprone-suspicious-memory-comparison)
+kmd->raw_data(), &want.data, sizeof(dnnl_memory_desc_t)) == 0 &&
       kw->nbytes() == want.get_size() && reinterpret_cast<uintptr_t>(kw->raw_data()) % 64 == 0) {
     p_.weights_in_place_bytes += static_cast<int64_t>(want.get_size());
     return dnnl::memory(want, p_.engine, const_cast<void*>(kw->raw_data()));

@@ -90,7 +90,7 @@ class RefExecutor {
     std::vector<std::pair<NodeId, double>>* node_ms = nullptr;
   };
   RefExecutor() = default;
-  explicit RefExecutor(Options o) : options_(o) {}
+  explicit RefExecutor(Options o) : options_(std::move(o)) {}
 
   // inputs: one per graph input, in graph-input order.
   StatusOr<std::vector<RValue>> Run(const Graph& graph, std::vector<RValue> inputs);

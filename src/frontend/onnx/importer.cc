@@ -61,10 +61,10 @@ class GraphImporter {
       : opsets_(opsets), policy_(policy) {}
 
   // outer: enclosing graphs (innermost last) for name resolution of captured values.
-  Status Convert(const onnx::GraphProto& gp, Graph& g, std::vector<Graph*> outer);
+  Status Convert(const onnx::GraphProto& gp, Graph& g, const std::vector<Graph*>& outer);
 
  private:
-  StatusOr<Attr> ConvertAttr(const onnx::AttributeProto& ap, const std::string& where, std::vector<Graph*> outer);
+  StatusOr<Attr> ConvertAttr(const onnx::AttributeProto& ap, const std::string& where, const std::vector<Graph*>& outer);
   Status ConvertConstantNode(const onnx::NodeProto& np, Graph& g, const std::string& where);
   StatusOr<ValueId> ResolveInput(Graph& g, const std::string& name, const std::vector<Graph*>& outer);
 
@@ -100,7 +100,7 @@ StatusOr<ValueId> GraphImporter::ResolveInput(Graph& g, const std::string& name,
 }
 
 StatusOr<Attr> GraphImporter::ConvertAttr(const onnx::AttributeProto& ap, const std::string& where,
-                                          std::vector<Graph*> outer) {
+                                          const std::vector<Graph*>& outer) {
   using AP = onnx::AttributeProto;
   std::string what = StrCat(where, ", attribute '", ap.name(), "'");
   AP::AttributeType type = ap.type();
@@ -229,7 +229,7 @@ Status GraphImporter::ConvertConstantNode(const onnx::NodeProto& np, Graph& g, c
   return Status::OK();
 }
 
-Status GraphImporter::Convert(const onnx::GraphProto& gp, Graph& g, std::vector<Graph*> outer) {
+Status GraphImporter::Convert(const onnx::GraphProto& gp, Graph& g, const std::vector<Graph*>& outer) {
   g.name = gp.name();
   {
     size_t outputs = 0;

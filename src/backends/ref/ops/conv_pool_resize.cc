@@ -45,10 +45,9 @@ bool AxisTaps(const ResizeOptions& o, int64_t in, double scale, double x, double
   if (o.mode == "nearest") {
     first = left;
     bool right;
-    if (integral) right = true;
+    if (integral || o.nearest == "ceil") right = true;
     else if (o.nearest == "round_prefer_ceil") right = ratio >= 0.5;
     else if (o.nearest == "floor") right = false;
-    else if (o.nearest == "ceil") right = true;
     else right = ratio > 0.5;  // round_prefer_floor
     coeffs = {right ? 0.0 : 1.0, right ? 1.0 : 0.0};
   } else if (o.mode == "linear") {

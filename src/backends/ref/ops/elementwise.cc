@@ -202,7 +202,8 @@ struct BinaryArith {
   T operator()(T ta, T tb) const {
     using W = Wide<T>;
     W a = static_cast<W>(ToDouble(ta)), b = static_cast<W>(ToDouble(tb));
-    if constexpr (!kIsFloatLike<T>) { a = static_cast<W>(ta); b = static_cast<W>(tb); }
+    // (Integers sign-extend into W, as intended.)
+    if constexpr (!kIsFloatLike<T>) { a = static_cast<W>(ta); b = static_cast<W>(tb); }  // NOLINT(bugprone-signed-char-misuse)
     W r = 0;
     // Integers wrap around on overflow (two's complement, as NumPy and ONNX Runtime do);
     // signed overflow in C++ is undefined, so the arithmetic runs unsigned.
@@ -335,6 +336,8 @@ Status CompareKernel(RefContext& ctx) {
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     for (BroadcastIter it(od, {a.dims(), b.dims()}); !it.done(); it.Next()) {
+      // (One branch per type family: the same text, different types.)
+      // NOLINTNEXTLINE(bugprone-branch-clone)
       if constexpr (std::is_same_v<T, std::string>) y.data<bool>()[it.index()] = code == 0 && pa[it.offset(0)] == pb[it.offset(1)];
       else if constexpr (kIsFloatLike<T>) y.data<bool>()[it.index()] = cmp(ToDouble(pa[it.offset(0)]), ToDouble(pb[it.offset(1)]));
       else if constexpr (std::is_same_v<T, std::complex<float>> || std::is_same_v<T, std::complex<double>>) y.data<bool>()[it.index()] = code == 0 && pa[it.offset(0)] == pb[it.offset(1)];
@@ -385,7 +388,7 @@ Status ClipKernel(RefContext& ctx) {
     for (int64_t i = 0; i < x.numel(); ++i) {
       W v;
       if constexpr (kIsFloatLike<T>) v = ToDouble(x.data<T>()[i]);
-      else v = static_cast<W>(x.data<T>()[i]);
+      else v = static_cast<W>(x.data<T>()[i]);  // NOLINT(bugprone-signed-char-misuse): sign-extends, as intended
       if (!(v != v)) v = std::min(std::max(v, lo), hi);  // NaN stays NaN
       if constexpr (kIsFloatLike<T>) y.data<T>()[i] = FromDouble<T>(v);
       else y.data<T>()[i] = static_cast<T>(v);

@@ -255,7 +255,6 @@ Status LayerNormKernel(RefContext& ctx) {
   NormalizeBlocks(v, outer, inner, eps, &means, &invs);
   // Scale and bias broadcast against the normalized dims.
   const Tensor& scale = ctx.input(1);
-  std::vector<int64_t> pad_dims = norm_dims;
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> bd, ref::BroadcastDims({norm_dims, scale.dims()}));
   if (bd != norm_dims) return InvalidArgument("Scale ", scale.ShapeString(), " does not broadcast to the normalized shape");
   std::vector<double> sv(static_cast<size_t>(inner)), bv(static_cast<size_t>(inner), 0.0);
