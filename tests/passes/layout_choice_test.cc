@@ -184,6 +184,37 @@ TEST(LayoutChoice, FireModuleWithAWinogradPiece) {
   ExpectMatchesReference(g, c.program);
 }
 
+// Two Winograd convolutions (blocked nChw16c outputs) into one channel Concat. At batch 1
+// a block-aligned channel slice of a blocked buffer is one dense run of bytes: each
+// convolution writes its piece straight into the concat's buffer (a dense descriptor at a
+// byte offset; oneDNN's convolutions take no strided destination) and no concat step runs.
+// At batch 2 the slices interleave per sample: a copy concat, same results.
+TEST(LayoutChoice, BlockedPiecesWriteIntoTheConcatAtBatchOne) {
+  for (int64_t batch : {1, 2}) {
+    SCOPED_TRACE(StrCat("batch ", batch));
+    GraphBuilder b;
+    // Two inputs, so that sibling fusion does not merge w1 and w2 into one wider conv.
+    ValueId x = b.Input("x", DType::kFloat32, {batch, 16, 10, 10});
+    ValueId y = b.Input("y", DType::kFloat32, {batch, 16, 10, 10});
+    ValueId cat = b.Op("Concat", "cat", {Conv(b, "w1", x, 16, 32, 3, 1, 51), Conv(b, "w2", y, 16, 48, 3, 1, 53)},
+                       Attrs({{"axis", Attr::Int(1)}}));
+    b.Output(Conv(b, "next", cat, 80, 16, 3, 1, 55));
+    const Graph g = b.Build();
+    FixedTimer timer(/*reorder=*/0.01, /*keep=*/1.0, /*other=*/1.0, "", /*cheap=*/"winograd");
+    Compiled c = CompileWith(g, &timer);
+    ASSERT_TRUE(c.program);
+    const std::shared_ptr<const cpu::Program>* p = &c.program;
+    int winograd = 0;
+    for (const cpu::StepInfo& st : cpu::Steps(**p)) winograd += st.tactic.find("winograd") != std::string::npos;
+    if (winograd < 2) GTEST_SKIP() << "no Winograd kernel on this CPU (AVX-512 only)";
+    std::string steps;
+    for (const cpu::StepInfo& st : cpu::Steps(**p)) steps += StrCat("\n  ", st.name, " ", st.op, " ", st.impl, " ", st.tactic);
+    EXPECT_EQ(CountOp(**p, "Concat"), batch == 1 ? 0 : 1) << steps;
+    EXPECT_TRUE(cpu::SlowSteps(**p).empty());
+    ExpectMatchesReference(g, *p);
+  }
+}
+
 // A concat of pieces in mixed layouts copies in the layout most bytes are in (one reorder
 // for the small row-major piece, none for the conv outputs), and computes the concat.
 TEST(LayoutChoice, ConcatOfMixedLayoutsCopiesInTheMajorityLayout) {

@@ -79,6 +79,7 @@ Context::Context(std::shared_ptr<const Program> program) : program_(std::move(pr
     if (root.kind == Slot::Kind::kArena) ptr = state_->arena.get() + std::max<int64_t>(root.offset, 0);
     if (root.kind == Slot::Kind::kConstant) ptr = static_cast<char*>(const_cast<void*>(root.constant));
     if (root.kind == Slot::Kind::kInput) state_->input_users[static_cast<size_t>(root.input_index)].push_back(static_cast<int>(s));
+    if (ptr != nullptr) ptr += p.slots[s].alias_bytes;
     c.ptrs[s] = ptr;
     if (p.slots[s].has_md) c.mems[s] = dnnl::memory(p.slots[s].md, p.engine, ptr != nullptr ? ptr : state_->arena.get());
   }
@@ -89,7 +90,7 @@ Context::Context(std::shared_ptr<const Program> program) : program_(std::move(pr
     const Slot& root = p.slots[static_cast<size_t>(r)];
     const Slot& out = p.slots[static_cast<size_t>(s)];
     bool ok = root.kind == Slot::Kind::kArena && root.bytes == out.bytes && IsPlain(out) &&
-              (!out.has_md || out.md.data.offset0 == 0);
+              (!out.has_md || out.md.data.offset0 == 0) && out.alias_bytes == 0;
     for (size_t o2 = 0; o2 < p.output_slots.size(); ++o2)
       ok = ok && (o2 == o || p.Root(p.output_slots[o2]) != r);
     if (!ok) continue;
@@ -137,16 +138,18 @@ Status Context::RunTensors(const std::vector<const Tensor*>& inputs, std::vector
   for (size_t i = 0; i < inputs.size(); ++i) {
     char* ptr = static_cast<char*>(const_cast<void*>(inputs[i]->raw_data()));
     for (int s : state_->input_users[i]) {
-      c.ptrs[static_cast<size_t>(s)] = ptr;
-      if (p.slots[static_cast<size_t>(s)].has_md) c.mems[static_cast<size_t>(s)].set_data_handle(ptr);
+      char* at = ptr + p.slots[static_cast<size_t>(s)].alias_bytes;
+      c.ptrs[static_cast<size_t>(s)] = at;
+      if (p.slots[static_cast<size_t>(s)].has_md) c.mems[static_cast<size_t>(s)].set_data_handle(at);
     }
   }
   // Bound outputs whose buffer can be the caller's: point every slot of it there for this
   // run (restored below, so that an unbound run writes to the arena again).
   auto redirect = [&](size_t o, char* ptr) {
     for (int s : state_->output_users[o]) {
-      c.ptrs[static_cast<size_t>(s)] = ptr;
-      if (p.slots[static_cast<size_t>(s)].has_md) c.mems[static_cast<size_t>(s)].set_data_handle(ptr);
+      char* at = ptr + p.slots[static_cast<size_t>(s)].alias_bytes;
+      c.ptrs[static_cast<size_t>(s)] = at;
+      if (p.slots[static_cast<size_t>(s)].has_md) c.mems[static_cast<size_t>(s)].set_data_handle(at);
     }
   };
   const size_t n_out = p.output_slots.size();

@@ -150,6 +150,27 @@ bool Compiler::IsLastUse(ValueId v, NodeId id) const {
   return true;
 }
 
+namespace {
+
+// Whether two descriptors of the same dims address every element at the same place, up to
+// their offset: the same inner blocks and the same stride for every dim of size > 1.
+bool SameBytesAs(const dnnl::memory::desc& a, const dnnl::memory::desc& b) {
+  if (a.data.ndims != b.data.ndims || a.data.format_kind != dnnl_blocked || b.data.format_kind != dnnl_blocked ||
+      a.data.data_type != b.data.data_type)
+    return false;
+  const auto &x = a.data.format_desc.blocking, &y = b.data.format_desc.blocking;
+  if (x.inner_nblks != y.inner_nblks) return false;
+  for (int i = 0; i < x.inner_nblks; ++i)
+    if (x.inner_blks[i] != y.inner_blks[i] || x.inner_idxs[i] != y.inner_idxs[i]) return false;
+  for (int d = 0; d < a.data.ndims; ++d) {
+    if (a.data.dims[d] != b.data.dims[d] || a.data.padded_dims[d] != b.data.padded_dims[d]) return false;
+    if (a.data.dims[d] > 1 && x.strides[d] != y.strides[d]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::optional<Compiler::ConcatPart> Compiler::ConcatTarget(ValueId v, const dnnl::memory::desc& natural) {
   const Graph& g = graph();
   const Value& val = g.value(v);
@@ -216,6 +237,21 @@ std::optional<Compiler::ConcatPart> Compiler::ConcatTarget(ValueId v, const dnnl
     return std::nullopt;
   }
   if (sub.data_type() != natural.data_type()) return std::nullopt;
+  // Where the piece is one dense run of the buffer — every dim before the axis is 1 and the
+  // axis is outermost in memory (row-major, or channel-blocked at a block-aligned offset:
+  // batch 1) — the producer gets a dense descriptor and a pointer into the buffer: oneDNN's
+  // convolutions take no strided destination (they fall back to ref:any), a dense one at
+  // an offset is just a tensor. Otherwise the strided piece, for producers that take it.
+  const std::optional<dnnl::memory::format_tag> whole_tag = ActivationTag(p_.slots[static_cast<size_t>(whole)].md);
+  const dnnl::memory::desc dense = whole_tag ? dnnl::memory::desc(ToDnnl(dims), natural.data_type(), *whole_tag)
+                                             : dnnl::memory::desc();
+  if (dense.get_size() > 0 && SameBytesAs(dense, sub)) {
+    const int view = ViewMd(whole, dense, dims);
+    p_.slots[static_cast<size_t>(view)].alias_bytes =
+        sub.data.offset0 * static_cast<int64_t>(dnnl::memory::data_type_size(sub.data_type()));
+    value_slot_[v] = view;
+    return ConcatPart{view, dense};
+  }
   const int view = ViewMd(whole, sub, dims);
   value_slot_[v] = view;
   return ConcatPart{view, sub};

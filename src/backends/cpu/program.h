@@ -32,6 +32,7 @@ struct Slot {
   int input_index = -1;           // kInput: index among the non-constant graph inputs
   const void* constant = nullptr;  // kConstant: the graph's tensor data
   int alias_of = -1;               // shares the root slot's bytes (a view: same bytes, other dims)
+  int64_t alias_bytes = 0;         // a view that starts this many bytes into its root's (a concat piece)
   int64_t offset = -1;             // kArena roots: offset in the arena
   // An INT8 slot (md of type s8/u8) holding a float value quantized: real = stored * qscale.
   // 0 for every other slot. Reorders between slots convert (InLayout, Quantized).
