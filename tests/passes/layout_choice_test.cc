@@ -22,9 +22,12 @@ class FixedTimer : public TacticTimer {
  public:
   // `cheap_keep`: a key substring (a layer's weight dims) whose kept-layout candidates take
   // 0.1 ms whatever keep_ms says; `cheap`: one whose candidates (any) take 0.1 ms.
-  FixedTimer(double reorder_ms, double keep_ms, double other_ms, std::string cheap_keep = "", std::string cheap = "")
+  // Whole programs (cpu::Compile's seed choice, keys "program ... seed=X"): `seed_blocked_ms`
+  // for the blocked seed, 1 ms for the other (default: the per-layer choice wins).
+  FixedTimer(double reorder_ms, double keep_ms, double other_ms, std::string cheap_keep = "", std::string cheap = "",
+             double seed_blocked_ms = 10.0)
       : reorder_ms_(reorder_ms), keep_ms_(keep_ms), other_ms_(other_ms), cheap_keep_(std::move(cheap_keep)),
-        cheap_(std::move(cheap)) {}
+        cheap_(std::move(cheap)), seed_blocked_ms_(seed_blocked_ms) {}
   std::optional<double> Lookup(const std::string& key) const override {
     auto it = seen_.find(key);
     if (it == seen_.end()) return std::nullopt;
@@ -33,6 +36,11 @@ class FixedTimer : public TacticTimer {
   StatusOr<double> Measure(const std::string& key, const std::function<Status()>& run, const TimingBudget&) override {
     KILN_RETURN_IF_ERROR(run());
     const bool keep = key.find("@in") != std::string::npos;
+    if (key.rfind("program ", 0) == 0) {
+      const double ms = key.find("seed=blocked") != std::string::npos ? seed_blocked_ms_ : 1.0;
+      seen_[key] = ms;
+      return ms;
+    }
     const double ms = key.rfind("reorder ", 0) == 0                                      ? reorder_ms_
                       : keep && !cheap_keep_.empty() && key.find(cheap_keep_) != std::string::npos ? 0.1
                       : !cheap_.empty() && key.find(cheap_) != std::string::npos                 ? 0.1
@@ -50,6 +58,7 @@ class FixedTimer : public TacticTimer {
  private:
   double reorder_ms_, keep_ms_, other_ms_;
   std::string cheap_keep_, cheap_;
+  double seed_blocked_ms_;
   std::map<std::string, double> seen_;
 };
 
@@ -212,6 +221,49 @@ TEST(LayoutChoice, BlockedPiecesWriteIntoTheConcatAtBatchOne) {
     EXPECT_EQ(CountOp(**p, "Concat"), batch == 1 ? 0 : 1) << steps;
     EXPECT_TRUE(cpu::SlowSteps(**p).empty());
     ExpectMatchesReference(g, *p);
+  }
+}
+
+// The whole-program choice (cpu::Compile with a timer): the program is also compiled with
+// its chains seeded channel-blocked; on equal times the one with fewer layout copies wins
+// (here: the fire module's expansions write into the concat's blocked buffer, no copy, no
+// reorder but the input's). A plan's recorded tactics replay that program without a timer.
+TEST(LayoutChoice, BlockedSeedWinsATieWithFewerCopiesAndReplays) {
+  GraphBuilder b;
+  ValueId h = b.Input("x", DType::kFloat32, {1, 32, 14, 14});
+  for (int fire = 0; fire < 2; ++fire) {  // two SqueezeNet fire modules
+    const std::string f = StrCat("f", fire);
+    const uint32_t seed = 61 + 10 * static_cast<uint32_t>(fire);
+    ValueId sq = Conv(b, f + "_squeeze", h, fire == 0 ? 32 : 64, 16, 1, 1, seed);
+    h = b.Op("Concat", f + "_cat", {Conv(b, f + "_e1", sq, 16, 32, 1, 1, seed + 2), Conv(b, f + "_e3", sq, 16, 32, 3, 1, seed + 4)},
+             Attrs({{"axis", Attr::Int(1)}}));
+  }
+  b.Output(b.Op("GlobalAveragePool", "gap", {Conv(b, "next", h, 64, 16, 3, 1, 91)}));
+  const Graph g = b.Build();
+  // Per layer, oneDNN's preferred layouts win (kept ones cost 5x, reorders next to nothing);
+  // both whole programs take the same time.
+  FixedTimer timer(/*reorder=*/0.01, /*keep=*/5.0, /*other=*/1.0, "", "", /*seed_blocked=*/1.0);
+  Compiled c = CompileWith(g, &timer);
+  ASSERT_TRUE(c.program);
+  int blocked = 0;
+  for (const cpu::StepInfo& st : cpu::Steps(*c.program)) blocked += st.tactic.find("@blocked") != std::string::npos;
+  ASSERT_GT(blocked, 0) << "the blocked seed did not win the tie";  // (AVX2: nChw8c)
+  EXPECT_EQ(CountOp(*c.program, "Concat"), 0);
+  EXPECT_LE(CountOp(*c.program, "Reorder"), 2);  // the input into nChw16c, the output back
+  EXPECT_TRUE(cpu::SlowSteps(*c.program).empty());
+  ExpectMatchesReference(g, c.program);
+  // Replay: the recorded tactics, no timer: the same steps.
+  auto replay = std::make_shared<Graph>(*c.graph);
+  for (const cpu::StepInfo& s : cpu::Steps(*c.program))
+    if (s.node >= 0 && !s.tactic.empty()) replay->node(s.node).attrs.set("kiln.tactic", Attr::String(s.tactic));
+  cpu::CompileOptions opts;
+  opts.threads = 1;
+  auto p = cpu::Compile(replay, opts);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_EQ(cpu::Steps(*c.program).size(), cpu::Steps(**p).size());
+  for (size_t i = 0; i < cpu::Steps(**p).size(); ++i) {
+    EXPECT_EQ(cpu::Steps(*c.program)[i].impl, cpu::Steps(**p)[i].impl) << i;
+    EXPECT_EQ(cpu::Steps(*c.program)[i].tactic, cpu::Steps(**p)[i].tactic) << i;
   }
 }
 

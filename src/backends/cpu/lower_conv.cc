@@ -1,5 +1,6 @@
 // Lowering of convolutions onto oneDNN: Conv (with the tactic choice between direct,
 // Winograd and kiln's depthwise kernel; INT8, BF16, residual sums) and ConvTranspose.
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -270,7 +271,8 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   struct Candidate {
     const char* name;
     dnnl::algorithm alg;
-    bool keep;  // source and destination in the input's layout
+    bool keep;              // source and destination in the input's layout
+    bool blocked = false;   // destination channel-blocked (ChainSeed::kBlocked, "@blocked")
   };
   std::vector<Candidate> cands = {{"direct", dnnl::algorithm::convolution_direct, false}};
   const bool wino_shape = !bf16 && !q8 && spatial == 2 && group == 1 && kernel[0] == 3 && kernel[1] == 3 && strides[0] == 1 &&
@@ -285,6 +287,19 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   // A tactic recorded in the graph (a plan built earlier) is taken as is.
   std::string forced;
   if (const Attr* t = node.attrs.find("kiln.tactic")) forced = t->s;
+  // A chain seeded channel-blocked (ChainSeed::kBlocked): a convolution whose input is not
+  // blocked yet starts the blocked layout (its "@blocked" candidates only, when oneDNN has
+  // one); its readers then keep it (@in).
+  const std::optional<tag> in_tag = ActivationTag(c.program().slots[static_cast<size_t>(in_slot)].md);
+  const bool in_blocked = in_tag && (*in_tag == tag::aBcd16b || *in_tag == tag::aBcd8b);
+  const bool seed_blocked = c.seed() == ChainSeed::kBlocked && !in_blocked && spatial == 2 && !q8 && !bf16;
+  if (seed_blocked || forced.find("@blocked") != std::string::npos) {
+    cands.push_back({"direct@blocked", dnnl::algorithm::convolution_direct, false, true});
+    if (wino_shape) cands.push_back({"winograd@blocked", dnnl::algorithm::convolution_winograd, false, true});
+  }
+  auto blocked_dst = [&](int block) {
+    return dnnl::memory::desc(ToDnnl(out_dims), dst_t, block == 16 ? tag::aBcd16b : tag::aBcd8b);
+  };
   std::vector<int> timing_args = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
   if (bias) timing_args.push_back(DNNL_ARG_BIAS);
   for (const auto& [arg, s] : k->slot_args) timing_args.push_back(arg);
@@ -336,6 +351,11 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
     for (const Candidate& cand : cands) {
       if (!only.empty() && only != cand.name) continue;
       auto pd = cand.keep ? make_pd_from(cand.alg, chain.src, chain.dst) : make_pd(cand.alg, dst_any);
+      if (cand.blocked) {
+        pd = make_pd(cand.alg, blocked_dst(16));
+        if (!pd || IsReferenceImpl(pd->impl_info_str())) pd = make_pd(cand.alg, blocked_dst(8));
+        if (pd && IsReferenceImpl(pd->impl_info_str())) pd.reset();
+      }
       // A kept layout only where oneDNN has a real kernel for it, and only when it differs
       // from what "any" gives.
       if (pd && cand.keep && IsReferenceImpl(pd->impl_info_str())) pd.reset();
@@ -349,6 +369,17 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   collect(forced_dnnl);
   // A plan's tactic this CPU cannot run (built on another one): oneDNN's own choice.
   if (viable_pds.empty() && !forced_dnnl.empty()) collect("");
+  // Seeded blocked: only candidates whose output is channel-blocked, when there is one (the
+  // whole program stays blocked; Compile times it against the per-layer choice).
+  if (c.seed() == ChainSeed::kBlocked && forced_dnnl.empty()) {
+    auto blocked_out = [](const auto& e) {
+      const std::optional<tag> t = ActivationTag(e.second.dst_desc());
+      return t && (*t == tag::aBcd16b || *t == tag::aBcd8b);
+    };
+    if (std::any_of(viable_pds.begin(), viable_pds.end(), blocked_out))
+      viable_pds.erase(std::remove_if(viable_pds.begin(), viable_pds.end(), [&](const auto& e) { return !blocked_out(e); }),
+                       viable_pds.end());
+  }
   const bool choice = viable_pds.size() > 1 || kiln_dw_candidate;
   for (auto& [cand_ptr, pd_value] : viable_pds) {
     const Candidate& cand = *cand_ptr;
@@ -512,7 +543,7 @@ StatusOr<bool> LowerConv(Compiler& c, NodeId id) {
   k->slot_args.push_back({DNNL_ARG_DST, dst});
   k->reads.push_back(src);
   k->writes.push_back(dst);
-  k->info = {node.name, node.op_type, ImplName(pd, "conv"), viable > 1 || !forced.empty() || kiln_dw_candidate ? best_name : "", best_ms, id,
+  k->info = {node.name, node.op_type, ImplName(pd, "conv"), viable > 1 || !forced.empty() || kiln_dw_candidate || std::string(best_name) != "direct" ? best_name : "", best_ms, id,
              bf16 ? "bf16" : q8 ? "int8" : ""};
   c.AddKernel(std::move(k));
   if (split_axis >= 0) SplitInto(c, node, dst, split_axis, split_sizes, piece_scales.empty() ? nullptr : &piece_scales);

@@ -551,12 +551,13 @@ Status CheckSupported(const Graph& g) {
   return Status::OK();
 }
 
-StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options) {
-  KILN_RETURN_IF_ERROR(CheckSupported(*graph));
-  KILN_RETURN_IF_ERROR(CheckPrecision(options.precision));
+namespace {
+
+StatusOr<std::shared_ptr<const Program>> CompileSeeded(std::shared_ptr<const Graph> graph, const CompileOptions& options,
+                                                       ChainSeed seed) {
   auto p = std::make_shared<Program>();
   p->source = std::move(graph);
-  Compiler c(*p, options);
+  Compiler c(*p, options, seed);
   try {
     KILN_RETURN_IF_ERROR(c.Run());
   } catch (const dnnl::error& e) {
@@ -574,6 +575,79 @@ StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> gr
     }
   }
   return std::shared_ptr<const Program>(std::move(p));
+}
+
+// The program's run time on zeroed inputs, through the builder's timer (cached by `key`).
+StatusOr<double> TimeProgram(const std::shared_ptr<const Program>& p, const std::string& key, TacticTimer& timer) {
+  std::vector<Tensor> zeros;
+  std::vector<const Tensor*> ins;
+  for (ValueId v : p->source->inputs()) {
+    const Value& val = p->source->value(v);
+    if (val.constant) continue;
+    zeros.emplace_back(val.type.dtype, val.type.shape.Sizes());
+    if (zeros.back().nbytes() > 0) std::memset(zeros.back().raw_data(), 0, zeros.back().nbytes());
+  }
+  for (const Tensor& t : zeros) ins.push_back(&t);
+  Context ctx(p);
+  std::vector<Tensor> outs;
+  // Whole programs differ by a few percent: more runs than a kernel candidate gets.
+  return timer.Measure(key, [&] { return ctx.RunTensors(ins, &outs); }, TimingBudget{5, 15, 1000});
+}
+
+// What the whole-program timing keys on: the ops and shapes (the timing cache's problem).
+std::string ProgramKey(const Graph& g, const CompileOptions& options) {
+  std::string text;
+  for (ValueId v : g.inputs()) text += g.value(v).type.ToString() + ";";
+  for (NodeId id = 0; id < g.num_nodes(); ++id) {
+    const Node& n = g.node(id);
+    if (n.dead) continue;
+    text += n.op_type + "(";
+    for (ValueId v : n.outputs)
+      if (v != kNoValue) text += g.value(v).type.ToString() + ",";
+    text += ")";
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016zx", std::hash<std::string>{}(text));
+  return StrCat("program ", hex, " t", options.threads, " ", options.precision);
+}
+
+}  // namespace
+
+// Layouts are chosen per layer (each convolution's timed candidates, reorders priced in),
+// which cannot see that a chain is better off in another layout from its start: a
+// first-layer kernel in channels-last commits the chain to it. When the builder times
+// (a timer), the program is also compiled with its chains seeded channel-blocked and the
+// faster whole program wins (timed on zeroed inputs, cached like a tactic). A plan records
+// the tactics ("direct@blocked" where a chain started blocked), so loading replays the choice.
+StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options) {
+  KILN_RETURN_IF_ERROR(CheckSupported(*graph));
+  KILN_RETURN_IF_ERROR(CheckPrecision(options.precision));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Program> any, CompileSeeded(graph, options, ChainSeed::kAny));
+  if (options.timer == nullptr || options.precision != "fp32") return any;
+  bool choice = false;
+  for (const StepInfo& s : any->step_list) choice = choice || (s.op == "Conv" && !s.tactic.empty());
+  if (!choice) return any;  // no convolution had a choice: nothing a seed changes
+  auto blocked = CompileSeeded(graph, options, ChainSeed::kBlocked);
+  if (!blocked.ok()) return any;
+  bool differs = (*blocked)->step_list.size() != any->step_list.size();
+  for (size_t i = 0; !differs && i < any->step_list.size(); ++i)
+    differs = any->step_list[i].tactic != (*blocked)->step_list[i].tactic ||
+              any->step_list[i].impl != (*blocked)->step_list[i].impl;
+  if (!differs) return any;
+  const std::string key = ProgramKey(*graph, options);
+  KILN_ASSIGN_OR_RETURN(double any_ms, TimeProgram(any, key + " seed=any", *options.timer));
+  KILN_ASSIGN_OR_RETURN(double blocked_ms, TimeProgram(*blocked, key + " seed=blocked", *options.timer));
+  // Within 2 % (this machine's timing noise) the program with fewer layout copies wins
+  // (less memory traffic, and less that depends on one CPU's timings); then the default.
+  auto copies = [](const Program& p) {
+    int n = 0;
+    for (const StepInfo& st : p.step_list) n += st.op == "Reorder" || st.op == "Concat";
+    return n;
+  };
+  const int any_copies = copies(*any), blocked_copies = copies(**blocked);
+  if (blocked_ms < 0.98 * any_ms) return *blocked;
+  if (blocked_ms <= 1.02 * any_ms && blocked_copies < any_copies) return *blocked;
+  return any;
 }
 
 const std::vector<StepInfo>& Steps(const Program& p) { return p.step_list; }

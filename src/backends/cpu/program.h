@@ -119,9 +119,17 @@ class PrimitiveKernel : public Kernel {
 };
 
 // Holds the compile state: slot per graph value, layout conversions, constants.
+// The layout a chain of convolutions starts in, for the whole-program choice (Compile):
+// kAny lets each layer's timing pick (the chain usually takes the first convolution's
+// preferred layout, channels-last for oneDNN 2.6's brgconv); kBlocked starts every chain that
+// is not channel-blocked yet in nChw16c (nChw8c), where Winograd convolutions live and
+// batch-1 concat pieces are dense (ConcatTarget).
+enum class ChainSeed { kAny, kBlocked };
+
 class Compiler {
  public:
-  Compiler(Program& p, const CompileOptions& o) : p_(p), options_(o) {}
+  Compiler(Program& p, const CompileOptions& o, ChainSeed seed = ChainSeed::kAny) : p_(p), options_(o), seed_(seed) {}
+  ChainSeed seed() const { return seed_; }
   Status Run();
 
   // --- used by the lowering functions (lower_*.cc) ---
@@ -242,6 +250,7 @@ class Compiler {
 
   Program& p_;
   CompileOptions options_;
+  ChainSeed seed_ = ChainSeed::kAny;
   std::map<ValueId, int> value_slot_;
   std::vector<bool> lowered_;  // per node
   std::map<NodeId, int> concat_whole_;  // concat node -> its output buffer (ConcatTarget)
