@@ -2,12 +2,12 @@
 // the slice programs of dynamic engines.
 #include <malloc.h>
 #include <omp.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "backends/cpu/parallel.h"
+#include "ir/fingerprint.h"
 #include "runtime/batch_parallel.h"
 #include "runtime/engine_impl.h"
 #include "runtime/specialize.h"
@@ -55,23 +55,6 @@ std::vector<Tensor> ZeroInputs(const Graph& g) {
     out.push_back(std::move(t));
   }
   return out;
-}
-
-// A stable fingerprint of the engine's problem for the timing cache: ops and shapes.
-std::string GraphFingerprint(const Graph& g) {
-  std::string text;
-  for (ValueId v : g.inputs()) text += g.value(v).type.ToString() + ";";
-  for (NodeId id = 0; id < g.num_nodes(); ++id) {
-    const Node& n = g.node(id);
-    if (n.dead) continue;
-    text += n.op_type + "(";
-    for (ValueId v : n.outputs)
-      if (v != kNoValue) text += g.value(v).type.ToString() + ",";
-    text += ")";
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(XXH3_64bits(text.data(), text.size())));
-  return hex;
 }
 
 }  // namespace
@@ -157,7 +140,7 @@ Status ChooseBatchSchedule(Engine::Impl& impl, const std::shared_ptr<const Graph
     // Time the whole-batch program and each slice schedule on zeros (the timing cache
     // makes the choice reproducible).
     const std::string key =
-        StrCat("batch_parallel ", GraphFingerprint(*g), " threads=", threads, " precision=", co.precision);
+        StrCat("batch_parallel ", ProblemFingerprint(*g), " threads=", threads, " precision=", co.precision);
     std::vector<Tensor> zeros = ZeroInputs(*g);
     std::vector<const Tensor*> ins;
     for (const Tensor& t : zeros) ins.push_back(&t);

@@ -106,6 +106,27 @@ int CountOp(const cpu::Program& p, const std::string& op) {
   return n;
 }
 
+// A plan records the tactics; compiling its graph again without a timer (a load) must give
+// the same steps (implementation and tactic). Returns the replayed program (null on error).
+std::shared_ptr<const cpu::Program> ReplayWithoutATimer(const Compiled& c) {
+  auto replay = std::make_shared<Graph>(*c.graph);
+  for (const cpu::StepInfo& s : cpu::Steps(*c.program))
+    if (s.node >= 0 && !s.tactic.empty()) replay->node(s.node).attrs.set("kiln.tactic", Attr::String(s.tactic));
+  cpu::CompileOptions opts;
+  opts.threads = 1;
+  auto p = cpu::Compile(replay, opts);
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  if (!p.ok()) return nullptr;
+  const auto& a = cpu::Steps(*c.program);
+  const auto& b = cpu::Steps(**p);
+  EXPECT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    EXPECT_EQ(a[i].impl, b[i].impl) << a[i].name;
+    EXPECT_EQ(a[i].tactic, b[i].tactic) << a[i].name;
+  }
+  return *p;
+}
+
 void ExpectMatchesReference(const Graph& original, const std::shared_ptr<const cpu::Program>& program) {
   EXPECT_TRUE(ProgramMatchesReference(original, program, 1e-3));
 }
@@ -137,21 +158,9 @@ TEST(LayoutChoice, RecordedTacticsReplayWithoutATimer) {
   FixedTimer timer(0.5, 1.0, 1.0);
   Compiled c = CompileWith(g, &timer);
   ASSERT_TRUE(c.program);
-  auto replay = std::make_shared<Graph>(*c.graph);
-  for (const cpu::StepInfo& s : cpu::Steps(*c.program))
-    if (s.node >= 0 && !s.tactic.empty()) replay->node(s.node).attrs.set("kiln.tactic", Attr::String(s.tactic));
-  cpu::CompileOptions opts;
-  opts.threads = 1;
-  auto p = cpu::Compile(replay, opts);
-  ASSERT_TRUE(p.ok()) << p.status().ToString();
-  const auto& a = cpu::Steps(*c.program);
-  const auto& b = cpu::Steps(**p);
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].impl, b[i].impl) << a[i].name;
-    EXPECT_EQ(a[i].op, b[i].op) << a[i].name;
-  }
-  ExpectMatchesReference(g, *p);
+  const std::shared_ptr<const cpu::Program> replayed = ReplayWithoutATimer(c);
+  ASSERT_TRUE(replayed);
+  ExpectMatchesReference(g, replayed);
 }
 
 // LR-ASPP's head: a convolution whose epilogue multiplies by a per-sample, per-channel
@@ -252,19 +261,7 @@ TEST(LayoutChoice, BlockedSeedWinsATieWithFewerCopiesAndReplays) {
   EXPECT_LE(CountOp(*c.program, "Reorder"), 2);  // the input into nChw16c, the output back
   EXPECT_TRUE(cpu::SlowSteps(*c.program).empty());
   ExpectMatchesReference(g, c.program);
-  // Replay: the recorded tactics, no timer: the same steps.
-  auto replay = std::make_shared<Graph>(*c.graph);
-  for (const cpu::StepInfo& s : cpu::Steps(*c.program))
-    if (s.node >= 0 && !s.tactic.empty()) replay->node(s.node).attrs.set("kiln.tactic", Attr::String(s.tactic));
-  cpu::CompileOptions opts;
-  opts.threads = 1;
-  auto p = cpu::Compile(replay, opts);
-  ASSERT_TRUE(p.ok()) << p.status().ToString();
-  ASSERT_EQ(cpu::Steps(*c.program).size(), cpu::Steps(**p).size());
-  for (size_t i = 0; i < cpu::Steps(**p).size(); ++i) {
-    EXPECT_EQ(cpu::Steps(*c.program)[i].impl, cpu::Steps(**p)[i].impl) << i;
-    EXPECT_EQ(cpu::Steps(*c.program)[i].tactic, cpu::Steps(**p)[i].tactic) << i;
-  }
+  ReplayWithoutATimer(c);  // a plan's load: the same program
 }
 
 // A concat of pieces in mixed layouts copies in the layout most bytes are in (one reorder

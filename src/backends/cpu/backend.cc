@@ -17,7 +17,7 @@ class CpuBackend final : public ExecutionBackend {
   Status CheckPrecision(const std::string& precision) const override { return cpu::CheckPrecision(precision); }
   StatusOr<std::shared_ptr<const BackendProgram>> Compile(std::shared_ptr<const Graph> graph,
                                                           const BackendOptions& options) const override {
-    KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Program> program, cpu::Compile(std::move(graph), options));
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Program> program, cpu::Compile(graph, options));
     return std::shared_ptr<const BackendProgram>(std::move(program));
   }
   int EffectiveThreads(int threads) const override { return cpu::EffectiveThreads(threads); }

@@ -55,7 +55,7 @@ Status CheckPrecision(const std::string& precision);
 // control flow. The reason when not (the engine then runs the reference backend).
 Status CheckSupported(const Graph& graph);
 
-StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options);
+StatusOr<std::shared_ptr<const Program>> Compile(const std::shared_ptr<const Graph>& graph, const CompileOptions& options);
 
 const std::vector<StepInfo>& Steps(const Program& program);
 // The steps on reference implementations (slow paths; not tiny ones, see

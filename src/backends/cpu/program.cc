@@ -14,6 +14,7 @@
 #include "backends/cpu/int8.h"
 #include "backends/cpu/lower_dnnl_util.h"
 #include "base/arena.h"
+#include "ir/fingerprint.h"
 #include "ir/op_schema.h"
 
 namespace kiln::cpu {
@@ -553,10 +554,10 @@ Status CheckSupported(const Graph& g) {
 
 namespace {
 
-StatusOr<std::shared_ptr<const Program>> CompileSeeded(std::shared_ptr<const Graph> graph, const CompileOptions& options,
-                                                       ChainSeed seed) {
+StatusOr<std::shared_ptr<const Program>> CompileSeeded(const std::shared_ptr<const Graph>& graph,
+                                                       const CompileOptions& options, ChainSeed seed) {
   auto p = std::make_shared<Program>();
-  p->source = std::move(graph);
+  p->source = graph;
   Compiler c(*p, options, seed);
   try {
     KILN_RETURN_IF_ERROR(c.Run());
@@ -596,19 +597,7 @@ StatusOr<double> TimeProgram(const std::shared_ptr<const Program>& p, const std:
 
 // What the whole-program timing keys on: the ops and shapes (the timing cache's problem).
 std::string ProgramKey(const Graph& g, const CompileOptions& options) {
-  std::string text;
-  for (ValueId v : g.inputs()) text += g.value(v).type.ToString() + ";";
-  for (NodeId id = 0; id < g.num_nodes(); ++id) {
-    const Node& n = g.node(id);
-    if (n.dead) continue;
-    text += n.op_type + "(";
-    for (ValueId v : n.outputs)
-      if (v != kNoValue) text += g.value(v).type.ToString() + ",";
-    text += ")";
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016zx", std::hash<std::string>{}(text));
-  return StrCat("program ", hex, " t", options.threads, " ", options.precision);
+  return StrCat("program ", ProblemFingerprint(g), " t", options.threads, " ", options.precision);
 }
 
 }  // namespace
@@ -619,7 +608,7 @@ std::string ProgramKey(const Graph& g, const CompileOptions& options) {
 // (a timer), the program is also compiled with its chains seeded channel-blocked and the
 // faster whole program wins (timed on zeroed inputs, cached like a tactic). A plan records
 // the tactics ("direct@blocked" where a chain started blocked), so loading replays the choice.
-StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const Graph> graph, const CompileOptions& options) {
+StatusOr<std::shared_ptr<const Program>> Compile(const std::shared_ptr<const Graph>& graph, const CompileOptions& options) {
   KILN_RETURN_IF_ERROR(CheckSupported(*graph));
   KILN_RETURN_IF_ERROR(CheckPrecision(options.precision));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<const Program> any, CompileSeeded(graph, options, ChainSeed::kAny));
